@@ -1,0 +1,45 @@
+# Thin wrapper over CMake. `make demo` and `make test` work on a fresh Debian 12 machine as root.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+PY := /usr/bin/python3
+
+.PHONY: all deps build build-asan test unit-test system-test asan-test demo bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+unit-test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+system-test: build
+	SLUICE_BUILD=$(abspath $(BUILD)) $(PY) -m pytest -q tests/system
+
+# The same unit and system tests against the AddressSanitizer + UBSan build.
+asan-test: build-asan
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+	SLUICE_BUILD=$(abspath $(ASAN_BUILD)) SLUICE_SANITIZED=1 $(PY) -m pytest -q tests/system
+
+test: unit-test system-test asan-test
+
+demo: build
+	@$(PY) scripts/demo.py --build $(abspath $(BUILD))
+
+bench: build
+	@$(PY) bench/bench.py --build $(abspath $(BUILD))
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,80 @@
+// SCRAM-SHA-256 (RFC 5802 / RFC 7677) as PostgreSQL speaks it: both the server side
+// (clients logging in to the proxy) and the client side (the proxy logging in to servers).
+// Pure: randomness (nonces, salts) is passed in, so the RFC test vectors can be replayed.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sluice::auth {
+
+using Sha256 = std::array<uint8_t, 32>;
+
+constexpr int kDefaultScramIterations = 4096;
+
+// What a server keeps about a password: derived once per secret, never per connection.
+struct ScramVerifier {
+  std::string salt;  // raw bytes
+  int iterations = kDefaultScramIterations;
+  Sha256 stored_key{};
+  Sha256 server_key{};
+};
+
+// Derives the verifier from a password (PBKDF2-HMAC-SHA-256).
+ScramVerifier derive_scram_verifier(std::string_view password, std::string_view salt,
+                                    int iterations);
+
+// Parses PostgreSQL's stored form "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>".
+std::optional<ScramVerifier> parse_scram_verifier(std::string_view text);
+
+// Server side of one SCRAM exchange.
+class ScramServer {
+ public:
+  // `server_nonce` is the random part the server appends to the client's nonce
+  // (printable ASCII without ','; callers pass base64 of 18 random bytes).
+  ScramServer(const ScramVerifier& verifier, std::string server_nonce);
+
+  // client-first-message -> server-first-message. nullopt on a malformed message
+  // or on channel binding ("p=..."), which the proxy does not offer.
+  std::optional<std::string> handle_client_first(std::string_view client_first);
+
+  // client-final-message -> server-final-message ("v=..."). nullopt when the proof is
+  // wrong or the message malformed. The proof is compared in constant time.
+  std::optional<std::string> handle_client_final(std::string_view client_final);
+
+ private:
+  const ScramVerifier& verifier_;
+  std::string server_nonce_;
+  std::string client_first_bare_;
+  std::string server_first_;
+  std::string combined_nonce_;
+};
+
+// Client side of one SCRAM exchange.
+class ScramClient {
+ public:
+  // `client_nonce`: printable ASCII without ','; callers pass base64 of 18 random bytes.
+  ScramClient(std::string password, std::string client_nonce);
+
+  // "n,,n=,r=<nonce>" (PostgreSQL ignores the SCRAM user name; the startup packet names the user).
+  std::string client_first();
+
+  // server-first-message -> client-final-message. nullopt when malformed, when the server
+  // nonce does not start with ours, or when the iteration count is absurd (< 1 or > 10^7).
+  std::optional<std::string> handle_server_first(std::string_view server_first);
+
+  // True when the server's signature ("v=...") is the one we expect (constant-time compare).
+  bool verify_server_final(std::string_view server_final) const;
+
+ private:
+  std::string password_;
+  std::string client_nonce_;
+  std::string client_first_bare_;
+  Sha256 server_signature_{};
+  bool have_signature_ = false;
+};
+
+}  // namespace sluice::auth
