@@ -36,6 +36,7 @@ class ScramServer {
   // `server_nonce` is the random part the server appends to the client's nonce
   // (printable ASCII without ','; callers pass base64 of 18 random bytes).
   ScramServer(const ScramVerifier& verifier, std::string server_nonce);
+  ScramServer(ScramVerifier&&, std::string) = delete;  // keeps a reference: no temporaries
 
   // client-first-message -> server-first-message. nullopt on a malformed message
   // or on channel binding ("p=..."), which the proxy does not offer.
@@ -51,6 +52,8 @@ class ScramServer {
   std::string client_first_bare_;
   std::string server_first_;
   std::string combined_nonce_;
+  std::string gs2_header_;  // "n,," or "y,,"; the client-final "c=" must echo it
+  bool done_ = false;       // one client-final per exchange, right or wrong
 };
 
 // Client side of one SCRAM exchange.

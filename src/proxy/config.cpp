@@ -1,1 +1,200 @@
-// placeholder
+#include "proxy/config.hpp"
+
+#include <toml++/toml.h>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace sluice::proxy {
+namespace {
+
+std::string resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || std::filesystem::path(path).is_absolute() || base_dir.empty()) return path;
+  return (std::filesystem::path(base_dir) / path).string();
+}
+
+// Rejects keys we do not know: a typo must not silently fall back to a default.
+void check_keys(const toml::table& table, const std::string& prefix,
+                const std::set<std::string>& known) {
+  for (const auto& [key, value] : table) {
+    if (!known.contains(std::string(key.str())))
+      throw ConfigError(prefix + std::string(key.str()), "unknown key");
+  }
+}
+
+template <typename T>
+std::optional<T> get(const toml::table& table, const std::string& prefix, const char* key) {
+  const toml::node* node = table.get(key);
+  if (!node) return std::nullopt;
+  if constexpr (std::is_same_v<T, bool>) {
+    if (auto v = node->value_exact<bool>()) return *v;
+    throw ConfigError(prefix + key, "must be true or false");
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (auto v = node->value_exact<std::string>()) return *v;
+    throw ConfigError(prefix + key, "must be a string");
+  } else {
+    if (auto v = node->value_exact<int64_t>()) return *v;
+    throw ConfigError(prefix + key, "must be an integer");
+  }
+}
+
+uint32_t get_range(const toml::table& table, const std::string& prefix, const char* key,
+                   int64_t low, int64_t high, uint32_t fallback) {
+  auto v = get<int64_t>(table, prefix, key);
+  if (!v) return fallback;
+  if (*v < low || *v > high)
+    throw ConfigError(prefix + key,
+                      "must be between " + std::to_string(low) + " and " + std::to_string(high));
+  return static_cast<uint32_t>(*v);
+}
+
+HostPort get_host_port(const toml::table& table, const std::string& prefix, const char* key,
+                       HostPort fallback) {
+  auto text = get<std::string>(table, prefix, key);
+  if (!text) return fallback;
+  auto hp = parse_host_port(*text);
+  if (!hp) throw ConfigError(prefix + key, "must be HOST:PORT with a port from 1 to 65535");
+  return *hp;
+}
+
+const toml::table* get_table(const toml::table& root, const char* key) {
+  const toml::node* node = root.get(key);
+  if (!node) return nullptr;
+  if (!node->is_table()) throw ConfigError(key, "must be a table");
+  return node->as_table();
+}
+
+}  // namespace
+
+std::optional<HostPort> parse_host_port(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  const std::string port_text = text.substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  int port = std::stoi(port_text);
+  if (port < 1 || port > 65535) return std::nullopt;
+  return HostPort{host, static_cast<uint16_t>(port)};
+}
+
+Config parse_config(const std::string& toml_text, const std::string& base_dir) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream where;
+    where << "line " << e.source().begin.line;
+    throw ConfigError(where.str(), std::string(e.description()));
+  }
+  check_keys(
+      root, "",
+      {"name", "listen", "require_tls", "idle_client_timeout", "max_client_connections",
+       "max_message_size", "debug_logging", "tls", "auth", "target", "connection_pool", "metrics"});
+  Config c;
+  if (auto v = get<std::string>(root, "", "name")) {
+    if (v->empty() || v->size() > 63) throw ConfigError("name", "must be 1 to 63 characters");
+    c.name = *v;
+  }
+  c.listen = get_host_port(root, "", "listen", c.listen);
+  c.require_tls = get<bool>(root, "", "require_tls").value_or(c.require_tls);
+  c.idle_client_timeout = get_range(root, "", "idle_client_timeout", 1, 28800, 1800);
+  c.max_client_connections = get_range(root, "", "max_client_connections", 1, 1000000, 10000);
+  c.max_message_size =
+      get_range(root, "", "max_message_size", 1024, 1024LL * 1024 * 1024, c.max_message_size);
+  c.debug_logging = get<bool>(root, "", "debug_logging").value_or(false);
+
+  if (const toml::table* tls = get_table(root, "tls")) {
+    check_keys(*tls, "tls.", {"cert_file", "key_file"});
+    c.tls_cert_file = resolve(base_dir, get<std::string>(*tls, "tls.", "cert_file").value_or(""));
+    c.tls_key_file = resolve(base_dir, get<std::string>(*tls, "tls.", "key_file").value_or(""));
+    if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+      throw ConfigError(c.tls_cert_file.empty() ? "tls.cert_file" : "tls.key_file",
+                        "cert_file and key_file go together");
+  }
+
+  const toml::node* auth = root.get("auth");
+  if (!auth)
+    throw ConfigError("auth", "at least one [[auth]] entry with a secret_file is required");
+  const toml::array* auth_array = auth->as_array();
+  if (!auth_array || auth_array->empty() || auth_array->size() > 200)
+    throw ConfigError("auth", "must be 1 to 200 [[auth]] tables");
+  for (size_t i = 0; i < auth_array->size(); ++i) {
+    const std::string prefix = "auth[" + std::to_string(i) + "].";
+    const toml::table* entry = (*auth_array)[i].as_table();
+    if (!entry) throw ConfigError("auth", "entries must be tables");
+    check_keys(*entry, prefix, {"secret_file", "client_password_auth_type"});
+    AuthConfig a;
+    auto file = get<std::string>(*entry, prefix, "secret_file");
+    if (!file || file->empty()) throw ConfigError(prefix + "secret_file", "is required");
+    a.secret_file = resolve(base_dir, *file);
+    auto type = get<std::string>(*entry, prefix, "client_password_auth_type")
+                    .value_or("POSTGRES_SCRAM_SHA_256");
+    if (type == "POSTGRES_SCRAM_SHA_256")
+      a.client_password_auth_type = AuthType::kScramSha256;
+    else if (type == "POSTGRES_MD5")
+      a.client_password_auth_type = AuthType::kMd5;
+    else
+      throw ConfigError(prefix + "client_password_auth_type",
+                        "must be POSTGRES_SCRAM_SHA_256 or POSTGRES_MD5");
+    c.auth.push_back(std::move(a));
+  }
+
+  const toml::table* target = get_table(root, "target");
+  if (!target) throw ConfigError("target", "the [target] table is required");
+  check_keys(*target, "target.", {"host", "port", "tls", "ca_file"});
+  c.target.host = get<std::string>(*target, "target.", "host").value_or("127.0.0.1");
+  if (c.target.host.empty()) throw ConfigError("target.host", "must not be empty");
+  c.target.port = static_cast<uint16_t>(get_range(*target, "target.", "port", 1, 65535, 5432));
+  auto tls = get<std::string>(*target, "target.", "tls").value_or("prefer");
+  if (tls == "disable")
+    c.target_tls = TargetTls::kDisable;
+  else if (tls == "prefer")
+    c.target_tls = TargetTls::kPrefer;
+  else if (tls == "require")
+    c.target_tls = TargetTls::kRequire;
+  else if (tls == "verify-full")
+    c.target_tls = TargetTls::kVerifyFull;
+  else
+    throw ConfigError("target.tls", "must be disable, prefer, require or verify-full");
+  c.target_ca_file =
+      resolve(base_dir, get<std::string>(*target, "target.", "ca_file").value_or(""));
+
+  if (const toml::table* pool = get_table(root, "connection_pool")) {
+    const std::string p = "connection_pool.";
+    check_keys(*pool, p,
+               {"max_connections_percent", "max_idle_connections_percent",
+                "connection_borrow_timeout", "init_query", "idle_connection_seconds"});
+    c.max_connections_percent = get_range(*pool, p, "max_connections_percent", 1, 100, 100);
+    // RDS Proxy's default: half of MaxConnectionsPercent.
+    c.max_idle_connections_percent =
+        get_range(*pool, p, "max_idle_connections_percent", 0, c.max_connections_percent,
+                  c.max_connections_percent / 2);
+    c.connection_borrow_timeout = get_range(*pool, p, "connection_borrow_timeout", 0, 300, 120);
+    c.init_query = get<std::string>(*pool, p, "init_query").value_or("");
+    c.idle_connection_seconds = get_range(*pool, p, "idle_connection_seconds", 1, 86400, 300);
+  } else {
+    c.max_idle_connections_percent = 50;
+  }
+
+  if (const toml::table* metrics = get_table(root, "metrics")) {
+    check_keys(*metrics, "metrics.", {"listen"});
+    if (metrics->get("listen"))
+      c.metrics_listen = get_host_port(*metrics, "metrics.", "listen", {});
+  }
+  return c;
+}
+
+Config load_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("--config", "cannot read " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), std::filesystem::path(path).parent_path().string());
+}
+
+}  // namespace sluice::proxy

@@ -1,1 +1,51 @@
-int main() { return 0; }
+// sluice-proxy: a TLS-only PostgreSQL proxy that multiplexes many short-lived clients over a
+// small pool of server connections.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+
+#include "proxy/config.hpp"
+#include "proxy/proxy.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"sluice-proxy: a PostgreSQL connection pooler and TLS proxy"};
+  std::string config_path;
+  bool check_only = false;
+  app.add_option("--config", config_path, "configuration file (TOML)")->required();
+  app.add_flag("--check", check_only, "validate the configuration and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_default_logger(spdlog::stderr_color_st("sluice"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  sluice::proxy::Config config;
+  try {
+    config = sluice::proxy::load_config(config_path);
+    if (check_only) {
+      // Secrets must load too: a config naming a missing secret file is not valid.
+      sluice::proxy::SecretStore::load(config.auth);
+      std::cout << config_path << ": valid\n";
+      return 0;
+    }
+  } catch (const sluice::proxy::ConfigError& e) {
+    std::cerr << config_path << ": invalid configuration: " << e.what() << "\n";
+    return 2;
+  }
+  if (config.debug_logging) spdlog::set_level(spdlog::level::debug);
+  std::signal(SIGPIPE, SIG_IGN);
+  sluice::proxy::raise_file_limit();
+  try {
+    boost::asio::io_context io(1);
+    sluice::proxy::Proxy proxy(io, std::move(config));
+    return proxy.run();
+  } catch (const sluice::proxy::ConfigError& e) {
+    spdlog::critical("invalid configuration: {}", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+}

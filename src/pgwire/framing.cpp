@@ -1,0 +1,39 @@
+// Framing: finding whole typed messages and startup-phase packets in a byte buffer.
+#include "pgwire/codec.hpp"
+
+namespace sluice::pgwire {
+namespace {
+
+uint32_t read_be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+// The wire carries lengths as signed int32; anything with the sign bit set is negative.
+constexpr uint32_t kSignBit = 0x80000000u;
+
+}  // namespace
+
+FrameStatus peek_frame(Bytes buf, size_t max_message_size, Frame& frame) {
+  if (buf.size() < 5) return FrameStatus::kNeedMore;
+  const uint32_t length = read_be32(buf.data() + 1);
+  if ((length & kSignBit) != 0 || length < 4) return FrameStatus::kMalformed;
+  // length < 2^31, so 1 + length cannot overflow size_t.
+  const size_t total = size_t{1} + length;
+  if (total > max_message_size) return FrameStatus::kTooLarge;
+  if (buf.size() < total) return FrameStatus::kNeedMore;
+  frame.type = static_cast<char>(buf[0]);
+  frame.body = buf.subspan(5, total - 5);
+  return FrameStatus::kReady;
+}
+
+FrameStatus peek_startup_packet(Bytes buf, Bytes& packet) {
+  if (buf.size() < 4) return FrameStatus::kNeedMore;
+  const uint32_t length = read_be32(buf.data());
+  if ((length & kSignBit) != 0 || length < 8) return FrameStatus::kMalformed;
+  if (length > kMaxStartupPacketSize) return FrameStatus::kTooLarge;
+  if (buf.size() < length) return FrameStatus::kNeedMore;
+  packet = buf.first(length);
+  return FrameStatus::kReady;
+}
+
+}  // namespace sluice::pgwire

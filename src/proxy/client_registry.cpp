@@ -1,0 +1,69 @@
+#include "proxy/client_registry.hpp"
+
+#include <vector>
+
+#include "proxy/client_session.hpp"
+
+namespace sluice::proxy {
+namespace {
+constexpr auto kLoginTimeout = std::chrono::seconds(60);  // PostgreSQL's authentication_timeout
+}
+
+uint32_t ClientRegistry::add(ClientSession* session) {
+  // Process ids stay positive int32 values, as clients expect of PostgreSQL backends.
+  do {
+    next_process_id_ = next_process_id_ >= 0x7ffffff0u ? 1 : next_process_id_ + 1;
+  } while (sessions_.contains(next_process_id_));
+  sessions_.emplace(next_process_id_, session);
+  return next_process_id_;
+}
+
+void ClientRegistry::remove(uint32_t process_id) {
+  sessions_.erase(process_id);
+}
+
+size_t ClientRegistry::logged_in() const {
+  size_t n = 0;
+  for (auto& [pid, s] : sessions_) n += s->phase() == ClientSession::Phase::kReady;
+  return n;
+}
+
+void ClientRegistry::cancel(uint32_t process_id, uint32_t secret_key) {
+  auto it = sessions_.find(process_id);
+  if (it == sessions_.end()) return;
+  if (it->second->cancel_key() != secret_key) return;  // one word: no timing to leak
+  it->second->cancel_running_query();
+}
+
+void ClientRegistry::sweep(std::chrono::steady_clock::time_point now) {
+  const auto idle_limit = std::chrono::seconds(ctx_.config.idle_client_timeout);
+  std::vector<ClientSession*> expired;
+  for (auto& [pid, s] : sessions_) {
+    if (s->phase() == ClientSession::Phase::kStartup && now - s->accepted_at() > kLoginTimeout)
+      expired.push_back(s);
+    else if (s->phase() == ClientSession::Phase::kReady && !s->busy() &&
+             now - s->last_activity() > idle_limit)
+      expired.push_back(s);
+  }
+  for (auto* s : expired) {
+    if (s->phase() == ClientSession::Phase::kStartup)
+      s->terminate("08006", "timeout expired during login");
+    else
+      s->terminate("57P05", "terminating connection due to idle-client timeout");
+  }
+}
+
+void ClientRegistry::close_idle_for_shutdown() {
+  std::vector<ClientSession*> idle;
+  for (auto& [pid, s] : sessions_)
+    if (!s->busy() && !s->in_transaction()) idle.push_back(s);
+  for (auto* s : idle) s->terminate("57P01", "terminating connection due to administrator command");
+}
+
+void ClientRegistry::close_all_for_shutdown() {
+  std::vector<ClientSession*> all;
+  for (auto& [pid, s] : sessions_) all.push_back(s);
+  for (auto* s : all) s->terminate("57P01", "terminating connection due to administrator command");
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,587 @@
+#include "proxy/client_session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <cstring>
+#include <functional>
+
+#include "auth/crypto.hpp"
+#include "auth/md5.hpp"
+#include "auth/scram.hpp"
+#include "proxy/client_registry.hpp"
+#include "proxy/pool.hpp"
+#include "proxy/secrets.hpp"
+#include "proxy/server_connection.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+constexpr size_t kMaxAuthMessage = 10000;
+constexpr size_t kMaxServerMessage = 1024u * 1024u * 1024u;
+constexpr size_t kMaxCachedSettings = 1000;
+
+uint64_t micros_since(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
+uint32_t declared_length(pgwire::Bytes buf) {
+  return (uint32_t(buf[1]) << 24) | (uint32_t(buf[2]) << 16) | (uint32_t(buf[3]) << 8) |
+         uint32_t(buf[4]);
+}
+
+std::string_view as_text(pgwire::Bytes bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+}  // namespace
+
+ClientSession::ClientSession(ProxyContext& ctx, tcp::socket socket)
+    : ctx_(ctx), client_(std::move(socket)) {
+  accepted_at_ = last_activity_ = Clock::now();
+  cancel_pid_ = ctx_.clients->add(this);
+  std::string key = auth::random_bytes(4);
+  std::memcpy(&cancel_key_, key.data(), 4);
+  ctx_.metrics.client_connections_received.fetch_add(1, std::memory_order_relaxed);
+}
+
+ClientSession::~ClientSession() {
+  ctx_.clients->remove(cancel_pid_);
+  if (pinned_)
+    ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(*pinned_)]
+        .fetch_sub(1, std::memory_order_relaxed);
+  if (counted_) ctx_.metrics.client_connections.fetch_sub(1, std::memory_order_relaxed);
+  ctx_.metrics.client_connections_closed.fetch_add(1, std::memory_order_relaxed);
+}
+
+awaitable<void> ClientSession::run() {
+  auto self = shared_from_this();
+  pgwire::StartupMessage startup;
+  if (co_await negotiate_startup(startup)) {
+    auto& metrics = ctx_.metrics;
+    (client_.tls() ? metrics.client_connections_tls : metrics.client_connections_no_tls)
+        .fetch_add(1, std::memory_order_relaxed);
+    user_ = *startup.find("user");
+    database_ = *startup.find("database");
+    std::optional<std::string> settings_error;
+    if (ctx_.config.require_tls && !client_.tls()) {
+      co_await send_fatal("28000", "This proxy requires TLS connections.");
+    } else if (ctx_.clients->logged_in() >= ctx_.config.max_client_connections) {
+      co_await send_fatal("53300",
+                          "The maximum number of client connections to the proxy exceeded " +
+                              std::to_string(ctx_.config.max_client_connections) + ".");
+    } else if (ctx_.draining) {
+      co_await send_fatal("57P03", "the proxy is shutting down");
+    } else if ((settings_error = settings_from_startup(startup.params, settings_))) {
+      co_await send_fatal("22023", *settings_error);
+    } else {
+      const Credential* known = ctx_.secrets.find(user_);
+      const Credential& credential = known ? *known : ctx_.secrets.decoy(user_);
+      if (co_await authenticate(credential) && known && co_await finish_login()) {
+        phase_ = Phase::kReady;
+        counted_ = true;
+        metrics.client_connections.fetch_add(1, std::memory_order_relaxed);
+        metrics.client_connections_setup_succeeded.fetch_add(1, std::memory_order_relaxed);
+        co_await relay();
+      }
+    }
+  }
+  co_await leave();
+}
+
+// ------------------------------------------------------------------ startup
+
+awaitable<bool> ClientSession::send_fatal(std::string_view sqlstate, std::string_view message) {
+  std::string out;
+  pgwire::write_error(out, "FATAL", sqlstate, message);
+  co_await client_.write_all(out);
+  co_return false;
+}
+
+awaitable<bool> ClientSession::negotiate_startup(pgwire::StartupMessage& startup) {
+  // SSLRequest and GSSENCRequest may precede the StartupMessage, once each.
+  for (int round = 0; round < 3; ++round) {
+    pgwire::Bytes packet;
+    for (;;) {
+      auto status = pgwire::peek_startup_packet(inbound_.readable(), packet);
+      if (status == pgwire::FrameStatus::kReady) break;
+      if (status != pgwire::FrameStatus::kNeedMore)
+        co_return co_await send_fatal("08P01", "invalid length of startup packet");
+      if (!co_await client_.read_some(inbound_, 1024)) co_return false;
+    }
+    auto decoded = pgwire::decode_startup(packet);
+    inbound_.consume(packet.size());
+    if (auto* message = std::get_if<pgwire::StartupMessage>(&decoded)) {
+      startup = std::move(*message);
+      co_return true;
+    }
+    if (auto* violation = std::get_if<pgwire::ProtocolViolation>(&decoded))
+      co_return co_await send_fatal(violation->sqlstate, violation->message);
+    if (auto* cancel = std::get_if<pgwire::CancelRequest>(&decoded)) {
+      ctx_.clients->cancel(cancel->process_id, cancel->secret_key);
+      co_return false;
+    }
+    if (std::holds_alternative<pgwire::GssEncRequest>(decoded)) {
+      if (!co_await client_.write_all("N")) co_return false;
+      continue;
+    }
+    // SSLRequest. Bytes sent before the handshake would be plaintext smuggled into the TLS
+    // session (CVE-2021-23214): refuse them.
+    if (client_.tls() || !inbound_.empty())
+      co_return co_await send_fatal("08P01", "unexpected data around SSLRequest");
+    if (!co_await client_.write_all("S")) co_return false;
+    try {
+      co_await client_.start_tls_as_server(ctx_.client_tls);
+    } catch (const boost::system::system_error& e) {
+      spdlog::debug("TLS handshake with {} failed: {}", client_.peer(), e.code().message());
+      co_return false;
+    }
+  }
+  co_return co_await send_fatal("08P01", "too many startup negotiation packets");
+}
+
+awaitable<bool> ClientSession::read_auth_message(std::string& payload) {
+  for (;;) {
+    pgwire::Frame frame;
+    auto status = pgwire::peek_frame(inbound_.readable(), kMaxAuthMessage, frame);
+    if (status == pgwire::FrameStatus::kReady) {
+      if (frame.type != 'p') co_return false;
+      payload.assign(as_text(frame.body));
+      inbound_.consume(frame.wire_size());
+      co_return true;
+    }
+    if (status != pgwire::FrameStatus::kNeedMore) co_return false;
+    if (!co_await client_.read_some(inbound_, 1024)) co_return false;
+  }
+}
+
+awaitable<bool> ClientSession::authenticate(const Credential& credential) {
+  const bool ok = credential.client_auth == AuthType::kMd5
+                      ? co_await authenticate_md5(credential)
+                      : co_await authenticate_scram(credential);
+  if (ok && ctx_.secrets.find(user_)) co_return true;
+  ctx_.metrics.client_connections_setup_failed_auth.fetch_add(1, std::memory_order_relaxed);
+  spdlog::info("login failed for user \"{}\" from {}", user_, client_.peer());
+  // One message for a wrong password and an unknown user: nothing tells which users exist.
+  co_return co_await send_fatal("28P01",
+                                "password authentication failed for user \"" + user_ + "\"");
+}
+
+awaitable<bool> ClientSession::authenticate_scram(const Credential& credential) {
+  std::string out;
+  const std::string_view mechanisms[] = {"SCRAM-SHA-256"};
+  pgwire::write_auth_sasl(out, mechanisms);
+  if (!co_await client_.write_all(out)) co_return false;
+  std::string payload;
+  if (!co_await read_auth_message(payload)) co_return false;
+  auto initial = pgwire::decode_sasl_initial_response(
+      {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
+  if (!initial || initial->mechanism != "SCRAM-SHA-256") co_return false;
+  auth::ScramServer scram(credential.scram, auth::base64_encode(auth::random_bytes(18)));
+  auto server_first = scram.handle_client_first(initial->data);
+  if (!server_first) co_return false;
+  out.clear();
+  pgwire::write_auth_sasl_continue(out, *server_first);
+  if (!co_await client_.write_all(out)) co_return false;
+  if (!co_await read_auth_message(payload)) co_return false;
+  auto server_final = scram.handle_client_final(payload);
+  if (!server_final) co_return false;
+  pgwire::write_auth_sasl_final(to_client_, *server_final);
+  co_return true;
+}
+
+awaitable<bool> ClientSession::authenticate_md5(const Credential& credential) {
+  std::array<uint8_t, 4> salt;
+  const std::string random = auth::random_bytes(4);
+  std::memcpy(salt.data(), random.data(), 4);
+  std::string out;
+  pgwire::write_auth_md5(out, salt);
+  if (!co_await client_.write_all(out)) co_return false;
+  std::string payload;
+  if (!co_await read_auth_message(payload)) co_return false;
+  auto password =
+      pgwire::decode_password({reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
+  co_return password&& auth::md5_verify(credential.md5_hash, salt, *password);
+}
+
+awaitable<bool> ClientSession::finish_login() {
+  pgwire::write_auth_ok(to_client_);
+  pool_ = &ctx_.pools->pool_for(database_, *ctx_.secrets.find(user_));
+  const std::map<std::string, std::string>* parameters = nullptr;
+  std::string key;
+  if (settings_.empty()) {
+    if (pool_->default_parameters) parameters = &*pool_->default_parameters;
+  } else {
+    key = settings_key(settings_);
+    if (auto it = pool_->validated_settings.find(key); it != pool_->validated_settings.end())
+      parameters = &it->second;
+  }
+  std::map<std::string, std::string> learned;
+  if (!parameters) {
+    // First client of this pool, or first with these settings: let the server check them
+    // and tell us the values it reports (canonical forms such as "ISO, MDY").
+    auto borrowed = co_await ctx_.pools->acquire(
+        *pool_, Clock::now() + std::chrono::seconds(ctx_.config.connection_borrow_timeout));
+    if (!borrowed.connection) {
+      co_await flush_to_client();
+      co_return co_await send_fatal(borrowed.error->sqlstate, borrowed.error->message);
+    }
+    auto error = co_await borrowed.connection->apply_settings(settings_);
+    learned = borrowed.connection->parameters;
+    ctx_.pools->release(borrowed.connection, !borrowed.connection->broken);
+    if (error) {
+      co_await flush_to_client();
+      co_return co_await send_fatal(error->sqlstate, error->message);
+    }
+    if (settings_.empty()) {
+      pool_->default_parameters = learned;
+    } else {
+      if (pool_->validated_settings.size() >= kMaxCachedSettings) pool_->validated_settings.clear();
+      pool_->validated_settings[key] = learned;
+    }
+    parameters = &learned;
+  }
+  for (const auto& [name, value] : *parameters)
+    pgwire::write_parameter_status(to_client_, name, value);
+  pgwire::write_backend_key_data(to_client_, cancel_pid_, cancel_key_);
+  pgwire::write_ready_for_query(to_client_, 'I');
+  co_return co_await flush_to_client();
+}
+
+// ------------------------------------------------------------------ relay
+
+awaitable<bool> ClientSession::flush_to_client() {
+  if (to_client_.empty()) co_return true;
+  std::string out;
+  out.swap(to_client_);
+  co_return co_await client_.write_all(out);
+}
+
+awaitable<bool> ClientSession::flush_to_server() {
+  if (to_server_.empty() || !server_) {
+    to_server_.clear();
+    co_return true;
+  }
+  auto server = server_;
+  bool ok = co_await server->transport().write_all(to_server_);
+  to_server_.clear();
+  // A failed write surfaces as a failed read in the server reader, which reports it.
+  co_return ok;
+}
+
+void ClientSession::reply_error(const ServerError& error) {
+  // Whatever the server's severity, this client's session goes on.
+  pgwire::write_error(to_client_, "ERROR", error.sqlstate, error.message);
+}
+
+awaitable<void> ClientSession::relay() {
+  const size_t max_message = ctx_.config.max_message_size;
+  for (;;) {
+    if (!co_await client_.read_some(inbound_)) co_return;
+    last_activity_ = Clock::now();
+    for (;;) {
+      pgwire::Frame frame;
+      auto status = pgwire::peek_frame(inbound_.readable(), max_message, frame);
+      if (status == pgwire::FrameStatus::kNeedMore) break;
+      if (status == pgwire::FrameStatus::kTooLarge) {
+        co_await send_fatal(
+            "08P01", "message of " + std::to_string(declared_length(inbound_.readable())) +
+                         " bytes exceeds max_message_size (" + std::to_string(max_message) + ")");
+        co_return;
+      }
+      if (status == pgwire::FrameStatus::kMalformed) {
+        co_await send_fatal("08P01", "invalid message length");
+        co_return;
+      }
+      const Step step = co_await handle_frame(frame);
+      inbound_.consume(frame.wire_size());
+      if (step == Step::kEnd) co_return;
+    }
+    if (!co_await flush_to_client()) co_return;
+    co_await flush_to_server();
+  }
+}
+
+awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& frame) {
+  auto forward = [&] {
+    to_server_.append(reinterpret_cast<const char*>(frame.body.data()) - 5, frame.wire_size());
+  };
+  auto violation = [&](const std::string& what) -> awaitable<Step> {
+    co_await flush_to_client();
+    co_await send_fatal("08P01", what);
+    co_return Step::kEnd;
+  };
+  auto count_query = [&] {
+    auto& m = ctx_.metrics;
+    m.query_requests.fetch_add(1, std::memory_order_relaxed);
+    (client_.tls() ? m.query_requests_tls : m.query_requests_no_tls)
+        .fetch_add(1, std::memory_order_relaxed);
+    if (!request_started_) request_started_ = Clock::now();
+  };
+
+  // An if-chain, not a switch: GCC 12 miscompiles co_return inside switch in coroutines.
+  const char type = frame.type;
+  if (type == 'X') co_return Step::kEnd;
+  if (type == 'Q' || type == 'F') {
+    std::optional<std::string_view> sql;
+    if (type == 'Q' && !(sql = pgwire::decode_query(frame.body)))
+      co_return co_await violation("malformed Query message");
+    count_query();
+    if (!server_ && !co_await attach()) {
+      pgwire::write_ready_for_query(to_client_, 'I');
+      co_return Step::kContinue;
+    }
+    if (sql && !pinned_)
+      if (auto reason = statement_pin_reason(*sql)) pin(*reason);
+    ++outstanding_;
+    forward();
+    co_return Step::kContinue;
+  }
+  if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C') {
+    std::optional<pgwire::ParseMessage> parse;
+    if (type == 'P' && !(parse = pgwire::decode_parse(frame.body)))
+      co_return co_await violation("malformed Parse message");
+    if (skip_until_sync_) co_return Step::kContinue;
+    if (parse) count_query();
+    if (!server_ && !co_await attach()) {
+      skip_until_sync_ = true;  // PostgreSQL discards everything up to Sync after an error
+      co_return Step::kContinue;
+    }
+    if (parse && !pinned_) {
+      if (!parse->statement.empty())
+        pin(PinReason::kNamedProtocolStatement);
+      else if (auto reason = statement_pin_reason(parse->query))
+        pin(*reason);
+    }
+    unsynced_ = true;
+    forward();
+    co_return Step::kContinue;
+  }
+  if (type == 'H') {
+    if (server_ && !skip_until_sync_) forward();
+    co_return Step::kContinue;
+  }
+  if (type == 'S') {
+    skip_until_sync_ = false;
+    if (!server_) {
+      // Nothing pending anywhere: answer for the server and keep the pool free.
+      pgwire::write_ready_for_query(to_client_, 'I');
+      co_return Step::kContinue;
+    }
+    ++outstanding_;
+    unsynced_ = false;
+    forward();
+    co_return Step::kContinue;
+  }
+  if (type == 'd' || type == 'c' || type == 'f') {
+    // Outside COPY, PostgreSQL ignores these; so does the proxy when it holds no server.
+    if (server_) forward();
+    co_return Step::kContinue;
+  }
+  if (type == 'p') co_return co_await violation("unexpected password message after authentication");
+  co_return co_await violation("invalid frontend message type " +
+                               std::to_string(static_cast<unsigned char>(type)));
+}
+
+awaitable<bool> ClientSession::attach() {
+  // Our own replies (an earlier Sync, an error) must reach the client before the server's.
+  if (!co_await flush_to_client()) co_return false;
+  const auto start = Clock::now();
+  auto borrowed = co_await ctx_.pools->acquire(
+      *pool_, start + std::chrono::seconds(ctx_.config.connection_borrow_timeout));
+  ctx_.metrics.database_connections_borrow_latency.observe(micros_since(start));
+  if (!borrowed.connection) {
+    reply_error(*borrowed.error);
+    co_return false;
+  }
+  auto connection = std::move(borrowed.connection);
+  if (connection->applied != settings_) {
+    if (auto error = co_await connection->apply_settings(settings_)) {
+      ctx_.pools->release(connection, !connection->broken);
+      reply_error(*error);
+      co_return false;
+    }
+  }
+  server_ = connection;
+  outstanding_ = 0;
+  unsynced_ = false;
+  transaction_ = 'I';
+  ctx_.metrics.database_connections_currently_borrowed.fetch_add(1, std::memory_order_relaxed);
+  asio::co_spawn(client_.socket().get_executor(), server_reader(std::move(connection)),
+                 [](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     spdlog::error("server reader failed: {}", ex.what());
+                   }
+                 });
+  co_return true;
+}
+
+void ClientSession::pin(PinReason reason) {
+  pinned_ = reason;
+  ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(reason)].fetch_add(
+      1, std::memory_order_relaxed);
+  spdlog::info(
+      "The client session was pinned to the database connection [dbConnection={}] for the "
+      "remainder of the session. The proxy can't reuse this connection until the session ends. "
+      "Reason: {}.",
+      server_ ? server_->backend_pid() : 0, pin_reason_text(reason));
+}
+
+awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> server) {
+  auto self = shared_from_this();
+  ReadBuffer& inbound = server->inbound();
+  auto& metrics = ctx_.metrics;
+  bool in_transaction_counted = false;
+  auto set_transaction = [&](char status) {
+    transaction_ = status;
+    bool now = status != 'I';
+    if (now != in_transaction_counted) {
+      metrics.database_connections_currently_in_transaction.fetch_add(now ? 1 : -1,
+                                                                      std::memory_order_relaxed);
+      in_transaction_counted = now;
+    }
+  };
+  struct Uncount {
+    std::function<void()> f;
+    ~Uncount() { f(); }
+  } uncount{[&] { set_transaction('I'); }};
+
+  for (;;) {
+    if (!co_await server->transport().read_some(inbound)) {
+      server_lost(server, false);
+      co_return;
+    }
+    if (server_ != server) co_return;
+    const pgwire::Bytes data = inbound.readable();
+    size_t forward = 0;
+    bool fatal = false;
+    bool violation = false;
+    for (;;) {
+      pgwire::Frame frame;
+      auto status = pgwire::peek_frame(data.subspan(forward), kMaxServerMessage, frame);
+      if (status == pgwire::FrameStatus::kNeedMore) break;
+      if (status != pgwire::FrameStatus::kReady) {
+        violation = true;
+        break;
+      }
+      if (frame.type == 'Z') {
+        auto tx = pgwire::decode_ready_for_query(frame.body);
+        if (!tx || outstanding_ <= 0) {
+          violation = true;  // an unrequested ReadyForQuery: the server's state is unknown
+          break;
+        }
+        --outstanding_;
+        set_transaction(*tx);
+      } else if (frame.type == 'S') {
+        if (auto ps = pgwire::decode_parameter_status(frame.body)) {
+          auto& known = server->parameters[ps->name];
+          if (known != ps->value && !pinned_) pin(PinReason::kUnexpectedParameterChange);
+          known = ps->value;
+        }
+      } else if (frame.type == 'E') {
+        auto fields = pgwire::decode_error_fields(frame.body);
+        if (fields && (fields->severity() == "FATAL" || fields->severity() == "PANIC"))
+          fatal = true;
+      }
+      forward += frame.wire_size();
+    }
+    if (forward > 0 && request_started_) {
+      const uint64_t waited = micros_since(*request_started_);
+      metrics.query_response_latency.observe(waited);
+      metrics.query_database_response_latency.observe(waited);
+      request_started_.reset();
+    }
+    if (forward > 0 && !client_gone_) {
+      if (!co_await client_.write_all(as_text(data.first(forward)))) {
+        client_gone_ = true;  // the client reader sees the closed socket and cleans up
+        client_.close();
+      }
+    }
+    inbound.consume(forward);
+    if (violation || fatal) {
+      server_lost(server, fatal);
+      co_return;
+    }
+    if (server_ != server) co_return;
+    if (outstanding_ == 0 && !unsynced_ && transaction_ == 'I' && !pinned_ && inbound.empty()) {
+      release_server();
+      co_return;
+    }
+  }
+}
+
+void ClientSession::release_server() {
+  auto server = std::move(server_);
+  server_.reset();
+  ctx_.metrics.database_connections_currently_borrowed.fetch_sub(1, std::memory_order_relaxed);
+  ctx_.pools->release(std::move(server), true);
+  if (ctx_.draining && !client_gone_)
+    terminate("57P01", "terminating connection due to administrator command");
+}
+
+void ClientSession::server_lost(const std::shared_ptr<ServerConnection>& server,
+                                bool fatal_forwarded) {
+  if (server_ != server) return;
+  server_.reset();
+  ctx_.metrics.database_connections_currently_borrowed.fetch_sub(1, std::memory_order_relaxed);
+  server->broken = true;
+  ctx_.pools->release(server, false);
+  if (client_gone_) return;
+  // The session the client had on the server is gone (its transaction, its settings):
+  // it must know, so it is disconnected as PostgreSQL would.
+  spdlog::warn("server connection {} lost while lent to client {}", server->id(), client_.peer());
+  if (fatal_forwarded)
+    client_.close();
+  else
+    terminate("08006", "the connection to the database server was lost");
+}
+
+awaitable<void> ClientSession::leave() {
+  const bool was_closed = phase_ == Phase::kClosed;
+  phase_ = Phase::kClosed;
+  client_gone_ = true;
+  if (!was_closed) client_.close();
+  if (!server_) co_return;
+  auto server = server_;
+  if (!pinned_ && !busy() && transaction_ != 'I') {
+    // Abandoned inside a transaction: roll it back; the server reader returns the
+    // connection at the ReadyForQuery that follows.
+    std::string rollback;
+    pgwire::write_query(rollback, "ROLLBACK");
+    ++outstanding_;
+    co_await server->transport().write_all(rollback);
+    co_return;
+  }
+  // A pinned session's state, or a request nobody will read: the connection cannot be reused.
+  if (busy()) server->send_cancel();
+  server_.reset();
+  ctx_.metrics.database_connections_currently_borrowed.fetch_sub(1, std::memory_order_relaxed);
+  server->broken = true;
+  ctx_.pools->release(server, false);
+}
+
+void ClientSession::terminate(std::string sqlstate, std::string message) {
+  if (phase_ == Phase::kClosed) return;
+  auto self = shared_from_this();
+  asio::co_spawn(
+      client_.socket().get_executor(),
+      [self, sqlstate = std::move(sqlstate), message = std::move(message)]() -> awaitable<void> {
+        if (self->phase_ == Phase::kClosed) co_return;
+        std::string out;
+        pgwire::write_error(out, "FATAL", sqlstate, message);
+        co_await self->client_.write_all(out);
+        self->client_.close();
+      },
+      asio::detached);
+}
+
+void ClientSession::cancel_running_query() {
+  if (server_ && busy()) server_->send_cancel();
+}
+
+}  // namespace sluice::proxy

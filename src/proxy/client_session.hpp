@@ -1,0 +1,106 @@
+// One client of the proxy, from its first byte to its last: TLS and startup negotiation,
+// authentication, then the transaction-pooled relay.
+//
+// Two coroutines carry the relay. The client reader forwards client messages to the server
+// connection it borrows on demand; while a connection is lent, a server reader forwards the
+// server's replies and returns the connection at the ReadyForQuery that ends the client's last
+// pending request outside a transaction. Both run on one executor, so the state below changes
+// only between suspension points.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "pgwire/codec.hpp"
+#include "proxy/context.hpp"
+#include "proxy/pinning.hpp"
+#include "proxy/session_settings.hpp"
+#include "proxy/transport.hpp"
+
+namespace sluice::proxy {
+
+class Pool;
+class ServerConnection;
+struct Credential;
+struct ServerError;
+
+class ClientSession : public std::enable_shared_from_this<ClientSession> {
+ public:
+  using Clock = std::chrono::steady_clock;
+  enum class Phase { kStartup, kReady, kClosed };
+
+  ClientSession(ProxyContext& ctx, tcp::socket socket);
+  ~ClientSession();
+
+  awaitable<void> run();
+
+  // Called by the registry's sweeper and on shutdown.
+  Phase phase() const { return phase_; }
+  Clock::time_point last_activity() const { return last_activity_; }
+  Clock::time_point accepted_at() const { return accepted_at_; }
+  bool holds_server() const { return server_ != nullptr; }
+  // Waiting for the server on the client's behalf (not idle, whatever the clock says).
+  bool busy() const { return outstanding_ > 0 || unsynced_; }
+  bool in_transaction() const { return transaction_ != 'I'; }
+  // Sends a FATAL and disconnects; the session's own cleanup then runs.
+  void terminate(std::string sqlstate, std::string message);
+  // A CancelRequest carrying this session's key: cancels the query it runs now, if any.
+  void cancel_running_query();
+  uint32_t cancel_pid() const { return cancel_pid_; }
+  uint32_t cancel_key() const { return cancel_key_; }
+
+ private:
+  // Startup phase.
+  awaitable<bool> negotiate_startup(pgwire::StartupMessage& startup);
+  awaitable<bool> authenticate(const Credential& credential);
+  awaitable<bool> authenticate_scram(const Credential& credential);
+  awaitable<bool> authenticate_md5(const Credential& credential);
+  awaitable<bool> read_auth_message(std::string& payload);
+  awaitable<bool> finish_login();
+  awaitable<bool> send_fatal(std::string_view sqlstate, std::string_view message);
+
+  // Relay.
+  awaitable<void> relay();
+  enum class Step { kContinue, kEnd };
+  awaitable<Step> handle_frame(const pgwire::Frame& frame);
+  awaitable<bool> attach();
+  awaitable<void> server_reader(std::shared_ptr<ServerConnection> server);
+  void pin(PinReason reason);
+  void release_server();
+  void server_lost(const std::shared_ptr<ServerConnection>& server, bool fatal_forwarded);
+  awaitable<void> leave();
+  awaitable<bool> flush_to_server();
+  awaitable<bool> flush_to_client();
+  void reply_error(const ServerError& error);
+
+  ProxyContext& ctx_;
+  Transport client_;
+  ReadBuffer inbound_;
+  std::string to_client_;  // replies the proxy makes itself, flushed before waiting
+  std::string to_server_;  // client messages batched for one write
+  Phase phase_ = Phase::kStartup;
+  Clock::time_point accepted_at_;
+  Clock::time_point last_activity_;
+  uint32_t cancel_pid_ = 0;
+  uint32_t cancel_key_ = 0;
+  bool counted_ = false;  // in client_connections
+
+  std::string user_;
+  std::string database_;
+  Settings settings_;
+  Pool* pool_ = nullptr;
+
+  std::shared_ptr<ServerConnection> server_;
+  int outstanding_ = 0;    // Query/Sync/FunctionCall sent, ReadyForQuery not yet seen
+  bool unsynced_ = false;  // extended-protocol messages sent since the last Sync
+  char transaction_ = 'I';
+  bool skip_until_sync_ = false;  // after an error in the extended protocol, as PostgreSQL does
+  std::optional<PinReason> pinned_;
+  bool client_gone_ = false;
+  std::optional<Clock::time_point> request_started_;
+};
+
+}  // namespace sluice::proxy

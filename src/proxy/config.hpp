@@ -1,0 +1,69 @@
+// sluice-proxy configuration: the TOML file, validated into plain values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sluice::proxy {
+
+enum class AuthType { kScramSha256, kMd5 };
+enum class TargetTls { kDisable, kPrefer, kRequire, kVerifyFull };
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct AuthConfig {
+  std::string secret_file;
+  AuthType client_password_auth_type = AuthType::kScramSha256;
+};
+
+struct Config {
+  std::string name = "sluice-proxy";
+  HostPort listen{"127.0.0.1", 6432};
+  bool require_tls = true;
+  uint32_t idle_client_timeout = 1800;  // seconds, 1..28800 as RDS Proxy
+  uint32_t max_client_connections = 10000;
+  uint32_t max_message_size = 16 * 1024 * 1024;
+  bool debug_logging = false;
+
+  std::string tls_cert_file;  // both empty: ephemeral self-signed certificate
+  std::string tls_key_file;
+
+  std::vector<AuthConfig> auth;
+
+  HostPort target{"127.0.0.1", 5432};
+  TargetTls target_tls = TargetTls::kPrefer;
+  std::string target_ca_file;
+
+  uint32_t max_connections_percent = 100;
+  uint32_t max_idle_connections_percent = 50;
+  uint32_t connection_borrow_timeout = 120;  // seconds
+  std::string init_query;
+  uint32_t idle_connection_seconds = 300;  // RDS Proxy: idle after 5 minutes without use
+
+  std::optional<HostPort> metrics_listen;
+};
+
+// A bad configuration: `key` is the dotted TOML key at fault.
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string key, const std::string& why)
+      : std::runtime_error(key + ": " + why), key_(std::move(key)) {}
+  const std::string& key() const { return key_; }
+
+ private:
+  std::string key_;
+};
+
+// Parses and validates; relative paths are resolved against the file's folder.
+Config load_config(const std::string& path);
+Config parse_config(const std::string& toml_text, const std::string& base_dir);
+
+std::optional<HostPort> parse_host_port(const std::string& text);
+
+}  // namespace sluice::proxy

@@ -1,0 +1,27 @@
+// What every session and pool of one proxy shares. One per worker thread: nothing in it is
+// locked (the metrics are atomics so that several workers may share them).
+#pragma once
+
+#include "proxy/asio.hpp"
+#include "proxy/config.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/secrets.hpp"
+
+namespace sluice::proxy {
+
+class PoolManager;
+class ClientRegistry;
+
+struct ProxyContext {
+  asio::io_context& io;
+  const Config& config;
+  SecretStore& secrets;
+  ssl::context& client_tls;  // the proxy as a TLS server
+  ssl::context* target_tls;  // the proxy as a TLS client; null when target.tls = disable
+  Metrics& metrics;
+  PoolManager* pools = nullptr;
+  ClientRegistry* clients = nullptr;
+  bool draining = false;
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,66 @@
+// Counters, gauges and latency histograms named after RDS Proxy's CloudWatch metrics
+// ("sluice_" + snake_case). Atomics with relaxed ordering: workers on several threads may
+// update them; readers only need eventually consistent numbers.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "proxy/pinning.hpp"
+
+namespace sluice::proxy {
+
+class Histogram {
+ public:
+  // Upper bounds in microseconds.
+  static constexpr std::array<uint64_t, 14> kBounds = {
+      50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
+  void observe(uint64_t micros);
+  void render(std::string& out, const std::string& name, const std::string& help) const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
+  std::atomic<uint64_t> sum_{0};
+  std::atomic<uint64_t> count_{0};
+};
+
+struct Metrics {
+  using Counter = std::atomic<uint64_t>;
+  using Gauge = std::atomic<int64_t>;
+
+  Gauge client_connections{0};
+  Counter client_connections_received{0};
+  Counter client_connections_setup_succeeded{0};
+  Counter client_connections_setup_failed_auth{0};
+  Counter client_connections_closed{0};
+  Counter client_connections_tls{0};
+  Counter client_connections_no_tls{0};
+
+  Gauge database_connections{0};
+  Counter database_connection_requests{0};
+  Counter database_connection_requests_with_tls{0};
+  Counter database_connections_setup_succeeded{0};
+  Counter database_connections_setup_failed{0};
+  Gauge database_connections_with_tls{0};
+  Gauge database_connections_currently_borrowed{0};
+  Gauge database_connections_currently_in_transaction{0};
+  std::array<Gauge, 11> database_connections_currently_session_pinned{};  // by PinReason
+  Gauge max_database_connections_allowed{0};
+  Counter database_connections_borrow_timeouts{0};
+
+  Counter query_requests{0};
+  Counter query_requests_tls{0};
+  Counter query_requests_no_tls{0};
+
+  Histogram database_connections_borrow_latency;
+  Histogram query_response_latency;
+  Histogram query_database_response_latency;
+
+  Gauge target_available{0};  // 1 while the last server connection attempt succeeded
+
+  std::string render_prometheus(const std::string& proxy_name) const;
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,202 @@
+#include "proxy/pool.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "proxy/secrets.hpp"
+
+namespace sluice::proxy {
+namespace {
+constexpr auto kRetryPause = std::chrono::milliseconds(250);
+}
+
+PoolManager::PoolManager(ProxyContext& ctx) : ctx_(ctx) {
+  ctx_.metrics.max_database_connections_allowed.store(static_cast<int64_t>(cap_));
+}
+
+Pool& PoolManager::pool_for(const std::string& database, const Credential& credential) {
+  auto key = std::make_pair(database, credential.username);
+  auto it = pools_.find(key);
+  if (it == pools_.end())
+    it = pools_.emplace(key, std::make_unique<Pool>(database, credential)).first;
+  return *it->second;
+}
+
+void PoolManager::update_cap(int server_max_connections) {
+  const auto& cfg = ctx_.config;
+  size_t cap = static_cast<size_t>(server_max_connections) * cfg.max_connections_percent / 100;
+  cap_ = std::max<size_t>(cap, 1);
+  idle_allowance_ =
+      static_cast<size_t>(server_max_connections) * cfg.max_idle_connections_percent / 100;
+  ctx_.metrics.max_database_connections_allowed.store(static_cast<int64_t>(cap_));
+  grant_slots();
+}
+
+awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline) {
+  auto executor = co_await asio::this_coro::executor;
+  std::optional<ServerError> last_error;
+  for (;;) {
+    while (!pool.idle.empty()) {
+      auto connection = std::move(pool.idle.back());
+      pool.idle.pop_back();
+      if (connection->broken || !connection->transport().is_open()) {
+        forget(connection);
+        continue;
+      }
+      connection->stop_watching();
+      co_return Borrowed{std::move(connection), std::nullopt};
+    }
+    bool may_open = total_ < cap_;
+    if (!may_open && close_idle_elsewhere(pool)) may_open = total_ < cap_;
+    if (!may_open) {
+      if (Clock::now() >= deadline) break;
+      auto waiter = std::make_shared<Waiter>(executor);
+      waiter->order = next_waiter_order_++;
+      waiter->wakeup.expires_at(deadline);
+      pool.waiters.push_back(waiter);
+      co_await waiter->wakeup.async_wait(as_tuple_awaitable);
+      std::erase(pool.waiters, waiter);
+      if (waiter->handed) co_return Borrowed{std::move(waiter->handed), std::nullopt};
+      if (!waiter->slot_granted) {
+        if (Clock::now() >= deadline) break;
+        continue;
+      }
+      --total_;  // the reservation; open_new takes it again, with no suspension between
+      if (Clock::now() >= deadline) {
+        grant_slots();
+        break;
+      }
+    }
+    Borrowed result = co_await open_new(pool, deadline);
+    if (result.connection) co_return result;
+    last_error = result.error;
+    if (!result.error->transient || Clock::now() + kRetryPause >= deadline) co_return result;
+    // The server may be restarting: nothing was sent for the client yet, so try again.
+    asio::steady_timer pause(executor, kRetryPause);
+    co_await pause.async_wait(as_tuple_awaitable);
+  }
+  ctx_.metrics.database_connections_borrow_timeouts.fetch_add(1, std::memory_order_relaxed);
+  co_return Borrowed{
+      nullptr,
+      ServerError{"ERROR", "08000", "Timed-out waiting to acquire database connection.", false}};
+}
+
+awaitable<Borrowed> PoolManager::open_new(Pool& pool, Clock::time_point deadline) {
+  ++total_;
+  ++pool.open;
+  auto connection = std::make_shared<ServerConnection>(ctx_, pool, next_connection_id_++);
+  auto error = co_await connection->open(deadline);
+  if (error) {
+    spdlog::warn("server connection to {}:{} for user \"{}\" failed: {}", ctx_.config.target.host,
+                 ctx_.config.target.port, pool.credential.username, error->message);
+    --total_;
+    --pool.open;
+    grant_slots();
+    co_return Borrowed{nullptr, std::move(error)};
+  }
+  if (connection->server_max_connections) update_cap(*connection->server_max_connections);
+  if (!pool.default_parameters) pool.default_parameters = connection->parameters;
+  co_return Borrowed{std::move(connection), std::nullopt};
+}
+
+void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reusable) {
+  Pool& pool = connection->pool();
+  if (!reusable || connection->broken || ctx_.draining || total_ > cap_) {
+    forget(connection);
+    return;
+  }
+  connection->last_used = Clock::now();
+  connection->inbound().shrink_if_idle();
+  if (auto waiter = first_unserved(pool)) {
+    waiter->handed = std::move(connection);
+    waiter->wakeup.cancel();
+    return;
+  }
+  // Another pool is starved at the cap: make room for it rather than park this one.
+  for (auto& [key, other] : pools_)
+    if (first_unserved(*other)) {
+      forget(connection);
+      return;
+    }
+  pool.idle.push_back(connection);
+  connection->watch_while_idle();
+}
+
+void PoolManager::idle_connection_broken(const std::shared_ptr<ServerConnection>& connection) {
+  Pool& pool = connection->pool();
+  auto it = std::find(pool.idle.begin(), pool.idle.end(), connection);
+  if (it == pool.idle.end()) return;
+  spdlog::info("idle server connection {} closed by the server", connection->id());
+  auto keep = connection;
+  pool.idle.erase(it);
+  forget(keep);
+}
+
+void PoolManager::forget(const std::shared_ptr<ServerConnection>& connection) {
+  connection->transport().close();
+  --total_;
+  --connection->pool().open;
+  grant_slots();
+}
+
+// The oldest waiter of `pool` not yet given a connection or a slot (woken waiters stay in the
+// queue until they run).
+std::shared_ptr<Waiter> PoolManager::first_unserved(Pool& pool) {
+  for (auto& w : pool.waiters)
+    if (!w->slot_granted && !w->handed) return w;
+  return nullptr;
+}
+
+// Hands freed room under the cap to the oldest waiters, across pools.
+void PoolManager::grant_slots() {
+  while (total_ < cap_) {
+    std::shared_ptr<Waiter> oldest;
+    for (auto& [key, pool] : pools_)
+      if (auto w = first_unserved(*pool); w && (!oldest || w->order < oldest->order)) oldest = w;
+    if (!oldest) return;
+    oldest->slot_granted = true;
+    ++total_;  // reserved until the waiter runs
+    oldest->wakeup.cancel();
+  }
+}
+
+bool PoolManager::close_idle_elsewhere(const Pool& except) {
+  for (auto& [key, pool] : pools_) {
+    if (pool.get() == &except || pool->idle.empty()) continue;
+    auto victim = pool->idle.front();  // the coldest
+    pool->idle.erase(pool->idle.begin());
+    victim->stop_watching();
+    forget(victim);
+    return true;
+  }
+  return false;
+}
+
+void PoolManager::reap_idle(Clock::time_point now) {
+  const auto max_idle_age = std::chrono::seconds(ctx_.config.idle_connection_seconds);
+  size_t idle_count = 0;
+  for (auto& [key, pool] : pools_) idle_count += pool->idle.size();
+  for (auto& [key, pool] : pools_) {
+    while (idle_count > idle_allowance_ && !pool->idle.empty() &&
+           now - pool->idle.front()->last_used >= max_idle_age) {
+      auto victim = pool->idle.front();
+      pool->idle.erase(pool->idle.begin());
+      victim->stop_watching();
+      forget(victim);
+      --idle_count;
+    }
+  }
+}
+
+void PoolManager::close_all_idle() {
+  for (auto& [key, pool] : pools_)
+    while (!pool->idle.empty()) {
+      auto victim = pool->idle.back();
+      pool->idle.pop_back();
+      victim->stop_watching();
+      forget(victim);
+    }
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,97 @@
+// Server connection pools: one per (database, user), under one cap on all server
+// connections, computed from the server's own max_connections.
+//
+// Waiting clients queue FIFO. A released connection goes straight to the oldest waiter of its
+// pool; when the cap is reached and another pool has waiters, the connection is closed so that
+// pool may open one. Idle connections are LIFO, so the cold ones age out.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/context.hpp"
+#include "proxy/server_connection.hpp"
+
+namespace sluice::proxy {
+
+struct Credential;
+
+struct Waiter {
+  explicit Waiter(asio::any_io_executor ex) : wakeup(ex) {}
+  asio::steady_timer wakeup;
+  uint64_t order = 0;
+  std::shared_ptr<ServerConnection> handed;  // a released connection, given directly
+  bool slot_granted = false;                 // room under the cap, reserved for this waiter
+};
+
+class Pool {
+ public:
+  Pool(std::string database, const Credential& credential)
+      : database(std::move(database)), credential(credential) {}
+  const std::string database;
+  const Credential& credential;
+  std::vector<std::shared_ptr<ServerConnection>> idle;
+  std::deque<std::shared_ptr<Waiter>> waiters;
+  size_t open = 0;  // opened or opening, idle or lent
+  // What a client that asked for no settings is told at login (the server's defaults).
+  std::optional<std::map<std::string, std::string>> default_parameters;
+  // Settings already accepted by the server, keyed by settings_key(), with what the server
+  // reported once they were applied. Bounded.
+  std::unordered_map<std::string, std::map<std::string, std::string>> validated_settings;
+};
+
+struct Borrowed {
+  std::shared_ptr<ServerConnection> connection;
+  std::optional<ServerError> error;  // set when no connection could be had
+};
+
+class PoolManager {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit PoolManager(ProxyContext& ctx);
+
+  Pool& pool_for(const std::string& database, const Credential& credential);
+
+  // A connection for `pool`, waiting in line until `deadline` if the cap is reached.
+  awaitable<Borrowed> acquire(Pool& pool, Clock::time_point deadline);
+
+  // Back from a client. Not reusable (broken, dirty, draining): it is closed.
+  void release(std::shared_ptr<ServerConnection> connection, bool reusable);
+
+  // An idle connection the server closed.
+  void idle_connection_broken(const std::shared_ptr<ServerConnection>& connection);
+
+  // Closes idle connections unused for the configured time while more than the idle
+  // allowance are open. Called periodically.
+  void reap_idle(Clock::time_point now);
+  // Closes every idle connection (shutdown).
+  void close_all_idle();
+
+  size_t cap() const { return cap_; }
+  size_t total() const { return total_; }
+
+ private:
+  awaitable<Borrowed> open_new(Pool& pool, Clock::time_point deadline);
+  void forget(const std::shared_ptr<ServerConnection>& connection);
+  void grant_slots();
+  static std::shared_ptr<Waiter> first_unserved(Pool& pool);
+  bool close_idle_elsewhere(const Pool& except);
+  void update_cap(int server_max_connections);
+
+  ProxyContext& ctx_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
+  size_t total_ = 0;
+  size_t cap_ = 1;  // until the first connection reads the server's max_connections
+  size_t idle_allowance_ = 0;
+  uint64_t next_waiter_order_ = 0;
+  uint64_t next_connection_id_ = 1;
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,48 @@
+// One running sluice-proxy: listener, sessions, pools, metrics and lifecycle.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "proxy/asio.hpp"
+#include "proxy/client_registry.hpp"
+#include "proxy/config.hpp"
+#include "proxy/context.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/metrics_server.hpp"
+#include "proxy/pool.hpp"
+#include "proxy/secrets.hpp"
+
+namespace sluice::proxy {
+
+class Proxy {
+ public:
+  // Loads secrets and TLS material; throws ConfigError or std::runtime_error.
+  Proxy(asio::io_context& io, Config config);
+  // Listens, then serves until SIGTERM/SIGINT and the drain that follows. Returns the exit code.
+  int run();
+
+ private:
+  awaitable<void> accept_loop();
+  awaitable<void> housekeeping();
+  void begin_shutdown();
+
+  asio::io_context& io_;
+  Config config_;
+  SecretStore secrets_;
+  std::unique_ptr<ssl::context> client_tls_;
+  std::unique_ptr<ssl::context> target_tls_;
+  Metrics metrics_;
+  ProxyContext ctx_;
+  PoolManager pools_;
+  ClientRegistry clients_;
+  tcp::acceptor acceptor_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  asio::signal_set signals_;
+  std::chrono::steady_clock::time_point shutdown_deadline_;
+};
+
+// Raises the open-files soft limit to the hard limit: every client and server is a descriptor.
+void raise_file_limit();
+
+}  // namespace sluice::proxy

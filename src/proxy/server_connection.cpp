@@ -1,0 +1,365 @@
+#include "proxy/server_connection.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "auth/crypto.hpp"
+#include "auth/md5.hpp"
+#include "auth/scram.hpp"
+#include "proxy/pool.hpp"
+#include "proxy/secrets.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+// Server messages can be large (wide rows); PostgreSQL's own ceiling is 1 GiB.
+constexpr size_t kMaxServerMessage = 1024u * 1024u * 1024u;
+
+bool transient_sqlstate(std::string_view code) {
+  // cannot_connect_now (starting up / shutting down), too_many_connections, admin shutdown.
+  return code == "57P03" || code == "53300" || code == "57P01" || code == "08006";
+}
+
+uint32_t read_u32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+// The first column of a DataRow as text.
+std::optional<std::string> first_column(pgwire::Bytes body) {
+  if (body.size() < 6) return std::nullopt;
+  uint32_t len = read_u32(body.data() + 2);
+  if (len == 0xffffffffu || len > body.size() - 6) return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(body.data() + 6), len);
+}
+
+// The reply to one authentication request from the server, appended to `out`.
+std::optional<ServerError> answer_authentication(const pgwire::AuthenticationRequest& request,
+                                                 const Credential& cred,
+                                                 std::optional<auth::ScramClient>& scram,
+                                                 std::string& out) {
+  auto protocol_error = [](const std::string& what) {
+    return std::optional<ServerError>(
+        ServerError{"FATAL", "08P01", "protocol error from the database server: " + what, false});
+  };
+  const std::string_view data(reinterpret_cast<const char*>(request.data.data()),
+                              request.data.size());
+  switch (request.code) {
+    case 0:
+      return std::nullopt;
+    case 3:
+      pgwire::write_password(out, cred.password);
+      return std::nullopt;
+    case 5: {
+      if (data.size() != 4) return protocol_error("malformed MD5 salt");
+      std::array<uint8_t, 4> salt;
+      std::copy_n(request.data.begin(), 4, salt.begin());
+      pgwire::write_password(out, auth::md5_client_response(cred.md5_hash, salt));
+      return std::nullopt;
+    }
+    case 10: {
+      auto mechanisms = pgwire::decode_sasl_mechanisms(request.data);
+      if (!mechanisms ||
+          std::find(mechanisms->begin(), mechanisms->end(), "SCRAM-SHA-256") == mechanisms->end())
+        return protocol_error("the server offers no SCRAM-SHA-256");
+      scram.emplace(cred.password, auth::base64_encode(auth::random_bytes(18)));
+      pgwire::write_sasl_initial_response(out, "SCRAM-SHA-256", scram->client_first());
+      return std::nullopt;
+    }
+    case 11: {
+      if (!scram) return protocol_error("SASL continue without SASL");
+      auto final_message = scram->handle_server_first(data);
+      if (!final_message) return protocol_error("malformed SCRAM server-first-message");
+      pgwire::write_sasl_response(out, *final_message);
+      return std::nullopt;
+    }
+    case 12:
+      if (!scram || !scram->verify_server_final(data))
+        return protocol_error("the server's SCRAM signature is wrong");
+      return std::nullopt;
+    default:
+      return protocol_error("unsupported authentication method " + std::to_string(request.code));
+  }
+}
+
+}  // namespace
+
+ServerError server_error_from(const pgwire::ErrorFields& fields) {
+  ServerError e;
+  e.severity = std::string(fields.severity().empty() ? "ERROR" : fields.severity());
+  e.sqlstate = std::string(fields.sqlstate().empty() ? "08006" : fields.sqlstate());
+  e.message = std::string(fields.message());
+  e.transient = transient_sqlstate(e.sqlstate);
+  return e;
+}
+
+ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id)
+    : ctx_(ctx), pool_(pool), id_(id) {}
+
+ServerConnection::~ServerConnection() {
+  if (opened) {
+    ctx_.metrics.database_connections.fetch_sub(1, std::memory_order_relaxed);
+    if (transport_ && transport_->tls())
+      ctx_.metrics.database_connections_with_tls.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+awaitable<bool> ServerConnection::read_frame(pgwire::Frame& frame) {
+  for (;;) {
+    const auto status = pgwire::peek_frame(inbound_.readable(), kMaxServerMessage, frame);
+    if (status == pgwire::FrameStatus::kReady) co_return true;
+    // A server that breaks framing is not trusted further.
+    if (status != pgwire::FrameStatus::kNeedMore) co_return false;
+    if (!co_await transport_->read_some(inbound_)) co_return false;
+  }
+}
+
+awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point deadline) {
+  auto& metrics = ctx_.metrics;
+  metrics.database_connection_requests.fetch_add(1, std::memory_order_relaxed);
+  auto executor = co_await asio::this_coro::executor;
+
+  // One watchdog bounds the whole setup: it closes the socket, which fails any pending step.
+  auto watchdog = std::make_shared<asio::steady_timer>(executor, deadline);
+  std::weak_ptr<ServerConnection> weak = weak_from_this();
+  watchdog->async_wait([weak](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto self = weak.lock(); self && self->transport_) self->transport_->close();
+  });
+  struct CancelOnExit {
+    std::shared_ptr<asio::steady_timer> t;
+    ~CancelOnExit() { t->cancel(); }
+  } cancel_on_exit{watchdog};
+
+  auto fail = [&](std::string message, bool transient) {
+    metrics.database_connections_setup_failed.fetch_add(1, std::memory_order_relaxed);
+    metrics.target_available.store(0, std::memory_order_relaxed);
+    ServerError e;
+    e.message = std::move(message);
+    e.transient = transient;
+    return std::optional<ServerError>(std::move(e));
+  };
+
+  const auto& target = ctx_.config.target;
+  tcp::socket socket(executor);
+  boost::system::error_code ec;
+  tcp::resolver resolver(executor);
+  auto [rec, endpoints] =
+      co_await resolver.async_resolve(target.host, std::to_string(target.port), as_tuple_awaitable);
+  if (rec) co_return fail("could not resolve \"" + target.host + "\": " + rec.message(), true);
+  std::tie(ec, std::ignore) = co_await asio::async_connect(socket, endpoints, as_tuple_awaitable);
+  if (ec || Clock::now() >= deadline)
+    co_return fail("could not connect to the database server at " + target.host + ":" +
+                       std::to_string(target.port) + ": " + ec.message(),
+                   true);
+  transport_ = std::make_unique<Transport>(std::move(socket));
+
+  const TargetTls mode = ctx_.config.target_tls;
+  if (mode != TargetTls::kDisable) {
+    metrics.database_connection_requests_with_tls.fetch_add(1, std::memory_order_relaxed);
+    std::string request;
+    pgwire::write_ssl_request(request);
+    if (!co_await transport_->write_all(request))
+      co_return fail("the database server closed the connection", true);
+    while (inbound_.empty())
+      if (!co_await transport_->read_some(inbound_, 64))
+        co_return fail("the database server closed the connection", true);
+    const char answer = static_cast<char>(inbound_.readable()[0]);
+    inbound_.consume(1);
+    // Bytes beyond the answer would be injected plaintext (CVE-2021-23222): refuse.
+    if (!inbound_.empty()) co_return fail("the database server sent data before TLS", false);
+    if (answer == 'S') {
+      try {
+        co_await transport_->start_tls_as_client(*ctx_.target_tls, target.host,
+                                                 mode == TargetTls::kVerifyFull);
+      } catch (const boost::system::system_error& e) {
+        co_return fail("TLS handshake with the database server failed: " + e.code().message(),
+                       false);
+      }
+    } else if (mode != TargetTls::kPrefer) {
+      co_return fail("the database server does not support TLS, and target.tls requires it", false);
+    }
+  }
+
+  if (auto error = co_await login(pool_.credential)) {
+    metrics.database_connections_setup_failed.fetch_add(1, std::memory_order_relaxed);
+    co_return error;
+  }
+  if (auto error = co_await run_setup()) {
+    metrics.database_connections_setup_failed.fetch_add(1, std::memory_order_relaxed);
+    co_return error;
+  }
+  opened = true;
+  last_used = Clock::now();
+  metrics.database_connections_setup_succeeded.fetch_add(1, std::memory_order_relaxed);
+  metrics.database_connections.fetch_add(1, std::memory_order_relaxed);
+  if (transport_->tls())
+    metrics.database_connections_with_tls.fetch_add(1, std::memory_order_relaxed);
+  metrics.target_available.store(1, std::memory_order_relaxed);
+  co_return std::nullopt;
+}
+
+awaitable<std::optional<ServerError>> ServerConnection::login(const Credential& cred) {
+  auto lost = [] {
+    return std::optional<ServerError>(ServerError{
+        "FATAL", "08006", "the database server closed the connection during login", true});
+  };
+  auto protocol_error = [](const std::string& what) {
+    return std::optional<ServerError>(
+        ServerError{"FATAL", "08P01", "protocol error from the database server: " + what, false});
+  };
+  std::string out;
+  const std::pair<std::string, std::string> params[] = {{"user", cred.username},
+                                                        {"database", pool_.database}};
+  pgwire::write_startup(out, params);
+  if (!co_await transport_->write_all(out)) co_return lost();
+
+  std::optional<auth::ScramClient> scram;
+  // No `switch` with co_return inside in coroutines: GCC 12 miscompiles it.
+  for (;;) {
+    pgwire::Frame frame;
+    if (!co_await read_frame(frame)) co_return lost();
+    out.clear();
+    const char type = frame.type;
+    if (type == 'R') {
+      auto request = pgwire::decode_authentication(frame.body);
+      if (!request) co_return protocol_error("malformed authentication request");
+      if (auto error = answer_authentication(*request, cred, scram, out)) co_return error;
+    } else if (type == 'S') {
+      if (auto ps = pgwire::decode_parameter_status(frame.body)) parameters[ps->name] = ps->value;
+    } else if (type == 'K') {
+      if (auto key = pgwire::decode_backend_key_data(frame.body)) backend_key_ = *key;
+    } else if (type == 'E') {
+      auto fields = pgwire::decode_error_fields(frame.body);
+      consume_frame(frame);
+      if (!fields) co_return protocol_error("malformed ErrorResponse");
+      co_return server_error_from(*fields);
+    } else if (type == 'Z') {
+      consume_frame(frame);
+      co_return std::nullopt;
+    } else if (type != 'N' && type != 'v') {  // notices; NegotiateProtocolVersion
+      co_return protocol_error("unexpected message during login");
+    }
+    consume_frame(frame);
+    if (!out.empty() && !co_await transport_->write_all(out)) co_return lost();
+  }
+}
+
+awaitable<std::optional<ServerError>> ServerConnection::run_setup() {
+  // init_query and the max_connections probe go in one write; two ReadyForQuery end them.
+  std::string out;
+  int expected_ready = 1;
+  if (!ctx_.config.init_query.empty()) {
+    pgwire::write_query(out, ctx_.config.init_query);
+    ++expected_ready;
+  }
+  pgwire::write_query(out, "SHOW max_connections");
+  if (!co_await transport_->write_all(out))
+    co_return ServerError{"FATAL", "08006", "the database server closed the connection", true};
+  std::optional<ServerError> error;
+  while (expected_ready > 0) {
+    pgwire::Frame frame;
+    if (!co_await read_frame(frame))
+      co_return ServerError{"FATAL", "08006", "the database server closed the connection", true};
+    if (frame.type == 'E') {
+      if (auto fields = pgwire::decode_error_fields(frame.body); fields && !error) {
+        error = server_error_from(*fields);
+        error->message = "init_query failed: " + error->message;
+      }
+    } else if (frame.type == 'D' && expected_ready == 1) {
+      if (auto value = first_column(frame.body)) {
+        try {
+          server_max_connections = std::stoi(*value);
+        } catch (const std::exception&) {
+        }
+      }
+    } else if (frame.type == 'S') {
+      if (auto ps = pgwire::decode_parameter_status(frame.body)) parameters[ps->name] = ps->value;
+    } else if (frame.type == 'Z') {
+      --expected_ready;
+    }
+    consume_frame(frame);
+  }
+  co_return error;
+}
+
+awaitable<std::optional<ServerError>> ServerConnection::apply_settings(const Settings& wanted) {
+  const std::string sql = settings_sync_sql(applied, wanted);
+  if (sql.empty()) co_return std::nullopt;
+  std::string out;
+  pgwire::write_query(out, sql);
+  ServerError lost{"FATAL", "08006", "the database server closed the connection", false};
+  if (!co_await transport_->write_all(out)) {
+    broken = true;
+    co_return lost;
+  }
+  std::optional<ServerError> error;
+  for (;;) {
+    pgwire::Frame frame;
+    if (!co_await read_frame(frame)) {
+      broken = true;
+      co_return lost;
+    }
+    if (frame.type == 'E') {
+      if (auto fields = pgwire::decode_error_fields(frame.body); fields && !error)
+        error = server_error_from(*fields);
+    } else if (frame.type == 'S') {
+      if (auto ps = pgwire::decode_parameter_status(frame.body)) parameters[ps->name] = ps->value;
+    } else if (frame.type == 'Z') {
+      auto status = pgwire::decode_ready_for_query(frame.body);
+      consume_frame(frame);
+      if (!status || *status != 'I') {
+        broken = true;
+        co_return lost;
+      }
+      break;
+    }
+    consume_frame(frame);
+  }
+  if (!error) applied = wanted;
+  co_return error;
+}
+
+void ServerConnection::watch_while_idle() {
+  const uint64_t generation = ++watch_generation_;
+  std::weak_ptr<ServerConnection> weak = weak_from_this();
+  transport_->socket().async_wait(tcp::socket::wait_read,
+                                  [weak, generation](boost::system::error_code ec) {
+                                    auto self = weak.lock();
+                                    if (!self || ec || self->watch_generation_ != generation)
+                                      return;
+                                    // An idle server only speaks to say goodbye (FATAL on shutdown)
+                                    // or when it died.
+                                    self->broken = true;
+                                    if (self->ctx_.pools)
+                                      self->ctx_.pools->idle_connection_broken(self);
+                                  });
+}
+
+void ServerConnection::stop_watching() {
+  ++watch_generation_;
+  boost::system::error_code ec;
+  transport_->socket().cancel(ec);
+}
+
+void ServerConnection::send_cancel() {
+  if (backend_key_.process_id == 0) return;
+  auto executor = transport_->socket().get_executor();
+  std::string packet;
+  pgwire::write_cancel_request(packet, backend_key_.process_id, backend_key_.secret_key);
+  boost::system::error_code ec;
+  tcp::endpoint endpoint = transport_->socket().remote_endpoint(ec);
+  if (ec) return;
+  asio::co_spawn(
+      executor,
+      [endpoint, packet]() -> awaitable<void> {
+        tcp::socket socket(co_await asio::this_coro::executor);
+        auto [ec] = co_await socket.async_connect(endpoint, as_tuple_awaitable);
+        if (ec) co_return;
+        co_await asio::async_write(socket, asio::buffer(packet), as_tuple_awaitable);
+        // The server closes once it has signalled the backend.
+        char byte;
+        co_await socket.async_read_some(asio::buffer(&byte, 1), as_tuple_awaitable);
+      },
+      asio::detached);
+}
+
+}  // namespace sluice::proxy

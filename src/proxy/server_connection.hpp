@@ -1,0 +1,87 @@
+// One connection from the proxy to PostgreSQL: login, setup, and the state the pool needs to
+// decide whether it may be lent to a client.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "pgwire/codec.hpp"
+#include "proxy/context.hpp"
+#include "proxy/session_settings.hpp"
+#include "proxy/transport.hpp"
+
+namespace sluice::proxy {
+
+struct Credential;
+class Pool;
+
+// A failure to reach or use the server, shaped as the ErrorResponse a client would get.
+struct ServerError {
+  std::string severity = "ERROR";
+  std::string sqlstate = "08006";
+  std::string message;
+  // Worth retrying until the borrow timeout (refused, starting up, too many connections).
+  bool transient = false;
+};
+
+class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id);
+  ~ServerConnection();
+
+  // Connects, negotiates TLS, logs in as the pool's user, runs init_query and reads
+  // max_connections. Gives up at `deadline`.
+  awaitable<std::optional<ServerError>> open(Clock::time_point deadline);
+
+  // Makes the session's settings equal `wanted` (one round trip, only when they differ).
+  // On an error from the server the settings are unchanged (the batch runs as one
+  // implicit transaction) and the error is returned.
+  awaitable<std::optional<ServerError>> apply_settings(const Settings& wanted);
+
+  // While idle in the pool, any byte from the server means it is going away (admin shutdown,
+  // crash): the watcher marks the connection broken and tells the pool.
+  void watch_while_idle();
+  void stop_watching();
+
+  // Asks the server to cancel whatever this connection runs (a separate connection, as
+  // PostgreSQL wants).
+  void send_cancel();
+
+  Transport& transport() { return *transport_; }
+  ReadBuffer& inbound() { return inbound_; }
+  Pool& pool() { return pool_; }
+  uint64_t id() const { return id_; }
+  uint32_t backend_pid() const { return backend_key_.process_id; }
+
+  bool broken = false;
+  bool opened = false;
+  Clock::time_point last_used;
+  std::map<std::string, std::string> parameters;  // as last reported by ParameterStatus
+  Settings applied;                               // what our SETs made of this session
+  std::optional<int> server_max_connections;
+
+ private:
+  awaitable<std::optional<ServerError>> login(const Credential& cred);
+  awaitable<std::optional<ServerError>> run_setup();
+  awaitable<bool> read_frame(pgwire::Frame& frame);
+  void consume_frame(const pgwire::Frame& frame) { inbound_.consume(frame.wire_size()); }
+
+  ProxyContext& ctx_;
+  Pool& pool_;
+  uint64_t id_;
+  std::unique_ptr<Transport> transport_;
+  ReadBuffer inbound_;
+  pgwire::BackendKeyData backend_key_;
+  uint64_t watch_generation_ = 0;
+};
+
+// Turns an ErrorResponse body from the server into a ServerError.
+ServerError server_error_from(const pgwire::ErrorFields& fields);
+
+}  // namespace sluice::proxy

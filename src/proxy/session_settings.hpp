@@ -1,0 +1,36 @@
+// A client's session settings (startup parameters and `options -c`), and the SQL that makes a
+// server connection match them. Pure.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sluice::proxy {
+
+// Case-insensitive on names, as PostgreSQL treats GUC names.
+struct GucNameLess {
+  bool operator()(const std::string& a, const std::string& b) const;
+};
+using Settings = std::map<std::string, std::string, GucNameLess>;
+
+// Builds a client's settings from its startup parameters. `user`, `database` and protocol
+// extensions (`_pq_.*`) are not settings; `options` is expanded. Returns an error message for
+// parameters the proxy cannot honour safely (replication, role, session_authorization) or that
+// are malformed.
+std::optional<std::string> settings_from_startup(
+    const std::vector<std::pair<std::string, std::string>>& params, Settings& out);
+
+// SQL that turns a connection with settings `current` into one with `wanted`:
+// SET for new or different values, RESET for settings only `current` has. Empty when equal.
+std::string settings_sync_sql(const Settings& current, const Settings& wanted);
+
+// A stable text form, to key caches of validated settings.
+std::string settings_key(const Settings& settings);
+
+bool is_valid_guc_name(std::string_view name);
+
+}  // namespace sluice::proxy

@@ -1,0 +1,66 @@
+// A byte stream to a client or a server: plain TCP, upgraded to TLS in place when the
+// peer asks (clients: SSLRequest) or we ask (servers). Owns the read buffer, and
+// serializes writes so two coroutines may send on it without interleaving bytes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pgwire/codec.hpp"
+#include "proxy/asio.hpp"
+
+namespace sluice::proxy {
+
+// Bytes received but not yet consumed. Grows only when one message needs it.
+class ReadBuffer {
+ public:
+  pgwire::Bytes readable() const { return {data_.data() + begin_, end_ - begin_}; }
+  bool empty() const { return begin_ == end_; }
+  void consume(size_t n);
+  // Room for at least `min_free` more bytes (compacting first, growing if still short).
+  asio::mutable_buffer prepare(size_t min_free);
+  void commit(size_t n) { end_ += n; }
+  // Releases memory of idle connections that once carried a large message.
+  void shrink_if_idle();
+
+ private:
+  std::vector<uint8_t> data_;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
+class Transport {
+ public:
+  explicit Transport(tcp::socket socket);
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // TLS as the server side (a client sent SSLRequest and we answered 'S').
+  awaitable<void> start_tls_as_server(ssl::context& ctx);
+  // TLS as the client side, towards a PostgreSQL server. `sni` may be empty.
+  awaitable<void> start_tls_as_client(ssl::context& ctx, const std::string& sni, bool verify_host);
+
+  // Reads at least one byte into `buffer`; false on EOF or error (the peer is gone).
+  awaitable<bool> read_some(ReadBuffer& buffer, size_t min_free = 16384);
+  // Writes all of `data`; false when the peer is gone. Safe to call from several coroutines.
+  awaitable<bool> write_all(std::string_view data);
+
+  bool tls() const { return tls_ != nullptr; }
+  bool is_open() const;
+  void close();
+  tcp::socket& socket();
+  const std::string& peer() const { return peer_; }
+
+ private:
+  tcp::socket socket_;  // moved into tls_ when TLS starts
+  std::unique_ptr<ssl::stream<tcp::socket>> tls_;
+  std::string peer_;
+  bool writing_ = false;
+  std::unique_ptr<asio::steady_timer> write_waiters_;  // lazily made; wakes queued writers
+};
+
+}  // namespace sluice::proxy
