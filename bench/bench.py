@@ -1,0 +1,230 @@
+#!/usr/bin/python3
+"""Side-by-side benchmark: PostgreSQL direct vs PgBouncer (transaction mode) vs sluice-proxy.
+
+Starts a private PostgreSQL 15 (max_connections=100, pgbench -i -s 10), a PgBouncer 1.18
+(pool_mode=transaction, default_pool_size=20, auth_type=scram-sha-256, client TLS allowed)
+and sluice-proxy (max_connections_percent=20 -> 20 server connections), then runs pgbench
+select-only (-S) workloads against each:
+
+  persistent : -c 32 -j 2 -T DURATION           (32 long-lived clients)
+  connect    : -c 32 -j 2 -T DURATION -C        (a new connection per transaction)
+
+each with TLS (sslmode=require) and without (sslmode=disable; sluice runs with require_tls=false).
+The CPU time of each proxy process (utime+stime from /proc/PID/stat) is measured around every
+run. Prints a markdown table with TPS, proxy CPU us per transaction (= per new client connection
+for -C runs) and ratios sluice/PgBouncer and sluice/direct.
+
+Usage: /usr/bin/python3 bench/bench.py --build build [--duration 10] [--only pgbouncer,sluice,tls]
+  --only takes a comma list of targets (direct, pgbouncer, sluice), modes (persistent, connect)
+  and TLS settings (tls, notls); each given group restricts that dimension.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "system"))
+
+import harness  # noqa: E402
+
+TARGETS = ["direct", "pgbouncer", "sluice"]
+MODES = ["persistent", "connect"]
+TLS = ["notls", "tls"]
+POOL = 20
+
+
+class PgBouncer:
+    def __init__(self, pg, app, server_tls, pool_size=POOL):
+        self.dir = tempfile.mkdtemp(prefix="sluice-bench-pgbouncer-")
+        os.chmod(self.dir, 0o755)
+        self.port = harness.free_port()
+        self.certs = harness.CertBundle(os.path.join(self.dir, "tls"))
+        self.logfile = os.path.join(self.dir, "pgbouncer.log")
+        self.pidfile = os.path.join(self.dir, "pgbouncer.pid")
+        userlist = os.path.join(self.dir, "userlist.txt")
+        with open(userlist, "w") as f:
+            f.write(f'"{app.app_user}" "{app.app_password}"\n')
+        ini = os.path.join(self.dir, "pgbouncer.ini")
+        with open(ini, "w") as f:
+            f.write(f"""[databases]
+{app.dbname} = host=127.0.0.1 port={pg.port} dbname={app.dbname}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {userlist}
+pool_mode = transaction
+default_pool_size = {pool_size}
+max_db_connections = {pool_size}
+min_pool_size = 0
+reserve_pool_size = 0
+max_client_conn = 1000
+logfile = {self.logfile}
+pidfile = {self.pidfile}
+log_connections = 0
+log_disconnections = 0
+client_tls_sslmode = allow
+client_tls_key_file = {self.certs.key}
+client_tls_cert_file = {self.certs.cert}
+server_tls_sslmode = {"require" if server_tls else "disable"}
+""")
+        harness.chown_tree_to_postgres(self.dir)
+        self.ini = ini
+        self.proc = None
+
+    def start(self):
+        cmd = ["runuser", "-u", harness.PG_USER, "--", "bash", "-c", 'ulimit -n 4096; exec "$@"', "bash",
+               harness.PGBOUNCER, self.ini]
+        self.proc = harness.register_proc(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                                           start_new_session=True))
+        harness.wait_port("127.0.0.1", self.port, 20, self.proc)
+        # runuser forks: the pgbouncer process is a child; measure the real pid from the pidfile
+        self.pid = int(harness.wait_for(lambda: os.path.exists(self.pidfile) and open(self.pidfile).read().strip(),
+                                        10, 0.05, "pgbouncer pidfile"))
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.kill(self.pid, 15)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait(5)
+            harness.unregister_proc(self.proc)
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_one(env, mode, duration, clients):
+    args = ["-n", "-S", "-c", str(clients), "-j", "2", "-T", str(duration)]
+    if mode == "connect":
+        args.append("-C")
+    return harness.run_pgbench(env, args, timeout=duration * 4 + 120)
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "n/a"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.environ.get("SLUICE_BUILD", "build"))
+    ap.add_argument("--duration", type=int, default=10, help="seconds per pgbench run (default 10)")
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--scale", type=int, default=10)
+    ap.add_argument("--only", default="", help="comma list from: " + ", ".join(TARGETS + MODES + TLS))
+    ap.add_argument("--server-tls", action="store_true",
+                    help="proxies use TLS towards PostgreSQL too (default: plaintext on the server side for both)")
+    args = ap.parse_args()
+
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    unknown = only - set(TARGETS + MODES + TLS)
+    if unknown:
+        ap.error(f"unknown --only items: {sorted(unknown)}")
+    targets = [t for t in TARGETS if not (only & set(TARGETS)) or t in only]
+    modes = [m for m in MODES if not (only & set(MODES)) or m in only]
+    tlss = [t for t in TLS if not (only & set(TLS)) or t in only]
+
+    binary = harness.find_proxy_binary(os.path.abspath(args.build))
+    if "sluice" in targets and not os.path.exists(binary):
+        sys.exit(f"sluice-proxy not found at {binary}")
+
+    print(f"# sluice benchmark: pgbench -S, {args.clients} clients, {args.duration}s per run, scale {args.scale}, "
+          f"server pool {POOL}, server-side TLS {'on' if args.server_tls else 'off'}, {os.cpu_count()} CPUs",
+          flush=True)
+    app = harness.AppDatabase()
+    pg = harness.PostgresServer(max_connections=100)
+    bouncer = None
+    proxies = {}
+    results = {}
+    try:
+        pg.start()
+        print(f"setting up PostgreSQL (pgbench -i -s {args.scale}) ...", flush=True)
+        harness.setup_app_database(pg, app, pgbench_scale=args.scale)
+        if "pgbouncer" in targets:
+            bouncer = PgBouncer(pg, app, args.server_tls).start()
+        if "sluice" in targets:
+            for tls in tlss:
+                p = harness.Proxy(binary, pg.port, users=[(app.app_user, app.app_password)],
+                                  require_tls=(tls == "tls"), max_client_connections=10000,
+                                  target={"tls": "require" if args.server_tls else "disable"},
+                                  connection_pool={"max_connections_percent": 20,
+                                                   "max_idle_connections_percent": 20,
+                                                   "connection_borrow_timeout": 120})
+                p.start()
+                proxies[tls] = p
+
+        for mode in modes:
+            for tls in tlss:
+                sslmode = "require" if tls == "tls" else "disable"
+                for target in targets:
+                    if target == "direct":
+                        env = pg.direct_env(app.app_user, app.app_password, app.dbname, sslmode)
+                        pid = None
+                    elif target == "pgbouncer":
+                        env = pg.direct_env(app.app_user, app.app_password, app.dbname, sslmode)
+                        env["PGPORT"] = str(bouncer.port)
+                        pid = bouncer.pid
+                    else:
+                        env = proxies[tls].env(app.app_user, app.app_password, app.dbname, sslmode)
+                        pid = proxies[tls].pid
+                    cpu0 = harness.proc_cpu_seconds(pid) if pid else None
+                    r = run_one(env, mode, args.duration, args.clients)
+                    cpu1 = harness.proc_cpu_seconds(pid) if pid else None
+                    cpu_us = None
+                    if pid and r.processed:
+                        cpu_us = (cpu1 - cpu0) * 1e6 / r.processed
+                    ok = r.returncode == 0 and r.processed > 0 and r.failed in (0, None)
+                    results[(target, mode, tls)] = dict(tps=r.tps if ok else None, cpu_us=cpu_us if ok else None,
+                                                        n=r.processed, ok=ok, out=r)
+                    status = "ok" if ok else f"FAILED (rc={r.returncode})"
+                    print(f"  {target:9} {mode:10} {tls:5}: tps={fmt(r.tps, 0)} txns={r.processed}"
+                          f" proxy_cpu_us/txn={fmt(cpu_us, 1)} {status}", flush=True)
+                    if not ok:
+                        print("    " + r.stderr.strip().replace("\n", "\n    ")[-1500:], flush=True)
+    finally:
+        for p in proxies.values():
+            p.stop()
+            p.cleanup()
+        if bouncer:
+            bouncer.stop()
+        pg.cleanup()
+
+    print()
+    print("| workload | TLS | direct TPS | PgBouncer TPS | sluice TPS | sluice/PgBouncer TPS | sluice/direct TPS |"
+          " PgBouncer CPU µs/txn | sluice CPU µs/txn | sluice/PgBouncer CPU |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for mode in modes:
+        for tls in tlss:
+            d = results.get(("direct", mode, tls), {})
+            b = results.get(("pgbouncer", mode, tls), {})
+            s = results.get(("sluice", mode, tls), {})
+            label = f"-S -c {args.clients}" + (" -C (µs/txn = µs per new client connection)" if mode == "connect"
+                                               else " persistent")
+            print(f"| {label} | {'require' if tls == 'tls' else 'disable'} | {fmt(d.get('tps'))} | {fmt(b.get('tps'))} |"
+                  f" {fmt(s.get('tps'))} | {ratio(s.get('tps'), b.get('tps'))} | {ratio(s.get('tps'), d.get('tps'))} |"
+                  f" {fmt(b.get('cpu_us'), 1)} | {fmt(s.get('cpu_us'), 1)} | {ratio(s.get('cpu_us'), b.get('cpu_us'))} |")
+    failed = [k for k, v in results.items() if not v["ok"]]
+    if failed:
+        print(f"\nFAILED runs: {failed}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+#include "proxy/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include "proxy/secrets.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+const char* kMinimal = R"(
+[[auth]]
+secret_file = "secret.json"
+[target]
+host = "db.internal"
+)";
+
+std::string key_of_error(const std::string& text) {
+  try {
+    parse_config(text, "/etc/sluice");
+  } catch (const ConfigError& e) {
+    return e.key();
+  }
+  return "(valid)";
+}
+
+TEST(Config, DefaultsFollowRdsProxy) {
+  Config c = parse_config(kMinimal, "/etc/sluice");
+  EXPECT_TRUE(c.require_tls);
+  EXPECT_EQ(c.idle_client_timeout, 1800u);
+  EXPECT_EQ(c.max_connections_percent, 100u);
+  EXPECT_EQ(c.max_idle_connections_percent, 50u);
+  EXPECT_EQ(c.connection_borrow_timeout, 120u);
+  EXPECT_EQ(c.target.port, 5432);
+  EXPECT_EQ(c.target_tls, TargetTls::kPrefer);
+  EXPECT_EQ(c.auth.at(0).secret_file, "/etc/sluice/secret.json");
+  EXPECT_EQ(c.auth.at(0).client_password_auth_type, AuthType::kScramSha256);
+  EXPECT_FALSE(c.metrics_listen);
+}
+
+TEST(Config, TheIssueExampleParses) {
+  Config c = parse_config(R"(
+name = "meal-planner-proxy"
+listen = "127.0.0.1:6432"
+require_tls = true
+idle_client_timeout = 1800
+max_client_connections = 10000
+[tls]
+cert_file = "server.crt"
+key_file = "server.key"
+[[auth]]
+secret_file = "secret.json"
+client_password_auth_type = "POSTGRES_MD5"
+[target]
+host = "127.0.0.1"
+port = 5432
+tls = "verify-full"
+[connection_pool]
+max_connections_percent = 40
+max_idle_connections_percent = 10
+connection_borrow_timeout = 5
+init_query = "SET x = 1"
+[metrics]
+listen = "127.0.0.1:9187"
+)",
+                          "/srv");
+  EXPECT_EQ(c.name, "meal-planner-proxy");
+  EXPECT_EQ(c.listen.port, 6432);
+  EXPECT_EQ(c.tls_cert_file, "/srv/server.crt");
+  EXPECT_EQ(c.auth[0].client_password_auth_type, AuthType::kMd5);
+  EXPECT_EQ(c.target_tls, TargetTls::kVerifyFull);
+  EXPECT_EQ(c.max_connections_percent, 40u);
+  EXPECT_EQ(c.max_idle_connections_percent, 10u);
+  EXPECT_EQ(c.init_query, "SET x = 1");
+  ASSERT_TRUE(c.metrics_listen);
+  EXPECT_EQ(c.metrics_listen->port, 9187);
+}
+
+TEST(Config, EachBadValueNamesItsKey) {
+  const std::string base = "[[auth]]\nsecret_file = \"s.json\"\n";
+  EXPECT_EQ(key_of_error(base + "[target]\ntls = \"sometimes\"\n"), "target.tls");
+  EXPECT_EQ(key_of_error(base + "[target]\nport = 70000\n"), "target.port");
+  EXPECT_EQ(key_of_error(base + "[target]\n[connection_pool]\nmax_connections_percent = 0\n"),
+            "connection_pool.max_connections_percent");
+  EXPECT_EQ(key_of_error(base + "[target]\n[connection_pool]\nmax_connections_percent = 101\n"),
+            "connection_pool.max_connections_percent");
+  EXPECT_EQ(key_of_error(base + "[target]\n[connection_pool]\nmax_connections_percent = 20\n"
+                                "max_idle_connections_percent = 30\n"),
+            "connection_pool.max_idle_connections_percent");
+  EXPECT_EQ(key_of_error(base + "[target]\n[connection_pool]\nconnection_borrow_timeout = 301\n"),
+            "connection_pool.connection_borrow_timeout");
+  EXPECT_EQ(key_of_error("listen = \"nowhere\"\n" + base + "[target]\n"), "listen");
+  EXPECT_EQ(key_of_error("idle_client_timeout = 0\n" + base + "[target]\n"), "idle_client_timeout");
+  EXPECT_EQ(key_of_error("require_tls = \"yes\"\n" + base + "[target]\n"), "require_tls");
+  EXPECT_EQ(key_of_error("typo_key = 1\n" + base + "[target]\n"), "typo_key");
+  EXPECT_EQ(key_of_error(base), "target");
+  EXPECT_EQ(key_of_error("[target]\n"), "auth");
+  EXPECT_EQ(key_of_error(base + "[target]\n[tls]\ncert_file = \"a.crt\"\n"), "tls.key_file");
+  EXPECT_EQ(key_of_error("[[auth]]\nsecret_file = \"s\"\nclient_password_auth_type = \"X\"\n"
+                         "[target]\n"),
+            "auth[0].client_password_auth_type");
+  EXPECT_EQ(key_of_error("[[auth]]\n[target]\n"), "auth[0].secret_file");
+  EXPECT_EQ(key_of_error("name = [1,\n"), "line 1");
+}
+
+TEST(Config, HostPort) {
+  EXPECT_EQ(parse_host_port("127.0.0.1:5432")->port, 5432);
+  EXPECT_EQ(parse_host_port("[::1]:6432")->host, "::1");
+  EXPECT_FALSE(parse_host_port("127.0.0.1"));
+  EXPECT_FALSE(parse_host_port("127.0.0.1:0"));
+  EXPECT_FALSE(parse_host_port("127.0.0.1:99999"));
+  EXPECT_FALSE(parse_host_port(":5432"));
+  EXPECT_FALSE(parse_host_port("h:5x"));
+}
+
+TEST(Secrets, ParsesSecretsManagerFormat) {
+  std::string user, password, error;
+  EXPECT_TRUE(parse_secret_json(R"({"username":"app","password":"p","engine":"postgres"})", user,
+                                password, error));
+  EXPECT_EQ(user, "app");
+  EXPECT_EQ(password, "p");
+  EXPECT_FALSE(parse_secret_json(R"({"password":"p"})", user, password, error));
+  EXPECT_FALSE(parse_secret_json(R"({"username":"a"})", user, password, error));
+  EXPECT_FALSE(parse_secret_json(R"(["a"])", user, password, error));
+  EXPECT_FALSE(parse_secret_json("not json", user, password, error));
+  EXPECT_FALSE(parse_secret_json(R"({"username":7,"password":"hunter2"})", user, password, error));
+  EXPECT_EQ(error.find("hunter2"), std::string::npos);  // errors never quote the secret
+}
+
+}  // namespace
+}  // namespace sluice::proxy

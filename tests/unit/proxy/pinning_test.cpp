@@ -1,0 +1,85 @@
+#include "proxy/pinning.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sluice::proxy {
+namespace {
+
+std::optional<PinReason> pin(std::string_view sql) {
+  return statement_pin_reason(sql);
+}
+
+TEST(Pinning, PlainQueriesDoNotPin) {
+  EXPECT_FALSE(pin("SELECT abalance FROM pgbench_accounts WHERE aid = 1;"));
+  EXPECT_FALSE(pin("BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = 2; COMMIT;"));
+  EXPECT_FALSE(pin("INSERT INTO t VALUES ($1, $2)"));
+  EXPECT_FALSE(pin("COPY t FROM STDIN"));
+  EXPECT_FALSE(pin(""));
+  EXPECT_FALSE(pin(";;"));
+}
+
+TEST(Pinning, SessionSetPinsButTransactionScopedSetDoesNot) {
+  EXPECT_EQ(pin("SET search_path = x"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("  set  TimeZone TO 'UTC'"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("SET SESSION statement_timeout = 5"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("RESET ALL"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("SELECT set_config('a.b', '1', false)"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("select pg_catalog.set_config ('a.b', '1', false)"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("BEGIN; SET ROLE other; COMMIT"), PinReason::kSetStatement);
+  EXPECT_FALSE(pin("SET LOCAL statement_timeout = 5"));
+  EXPECT_FALSE(pin("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"));
+  EXPECT_FALSE(pin("SET CONSTRAINTS ALL DEFERRED"));
+}
+
+TEST(Pinning, EachKindOfSessionState) {
+  EXPECT_EQ(pin("PREPARE p AS SELECT 1"), PinReason::kPreparedStatement);
+  EXPECT_EQ(pin("EXECUTE p"), PinReason::kPreparedStatement);
+  EXPECT_EQ(pin("DEALLOCATE p"), PinReason::kPreparedStatement);
+  EXPECT_EQ(pin("DISCARD ALL"), PinReason::kDiscard);
+  EXPECT_EQ(pin("CREATE TEMP TABLE t (a int)"), PinReason::kTemporaryObject);
+  EXPECT_EQ(pin("create global temporary table t (a int)"), PinReason::kTemporaryObject);
+  EXPECT_EQ(pin("CREATE OR REPLACE TEMP VIEW v AS SELECT 1"), PinReason::kTemporaryObject);
+  EXPECT_EQ(pin("CREATE TEMPORARY SEQUENCE s"), PinReason::kTemporaryObject);
+  EXPECT_EQ(pin("SELECT 1 INTO TEMP t"), PinReason::kTemporaryObject);
+  EXPECT_EQ(pin("DECLARE c CURSOR WITH HOLD FOR SELECT 1"), PinReason::kHoldCursor);
+  EXPECT_FALSE(pin("DECLARE c CURSOR FOR SELECT 1"));
+  EXPECT_EQ(pin("LISTEN channel"), PinReason::kListen);
+  EXPECT_FALSE(pin("UNLISTEN *"));
+  EXPECT_EQ(pin("LOAD 'auto_explain'"), PinReason::kLoad);
+  EXPECT_EQ(pin("SELECT nextval('s')"), PinReason::kSequenceFunction);
+  EXPECT_EQ(pin("SELECT setval('s', 5)"), PinReason::kSequenceFunction);
+  EXPECT_EQ(pin("SELECT pg_advisory_lock(1)"), PinReason::kAdvisoryLock);
+  EXPECT_EQ(pin("SELECT pg_try_advisory_lock_shared(1, 2)"), PinReason::kAdvisoryLock);
+  EXPECT_FALSE(pin("SELECT pg_advisory_xact_lock(1)"));
+  EXPECT_FALSE(pin("CREATE TABLE temp (a int)"));  // a table named temp is not temporary
+}
+
+TEST(Pinning, LiteralsCommentsAndQuotedNamesAreIgnored) {
+  EXPECT_FALSE(pin("SELECT 'SET x = 1'"));
+  EXPECT_FALSE(pin("SELECT 'it''s; SET x = 1'"));
+  EXPECT_FALSE(pin("SELECT E'\\'; SET x = 1'"));
+  EXPECT_FALSE(pin("SELECT \"set_config\" FROM t"));
+  EXPECT_FALSE(pin("-- SET x = 1\nSELECT 1"));
+  EXPECT_FALSE(pin("/* SET x /* nested */ = 1 */ SELECT 1"));
+  EXPECT_FALSE(pin("SELECT $$; SET x = 1$$"));
+  EXPECT_FALSE(pin("SELECT $tag$ LISTEN x; $tag$"));
+  EXPECT_FALSE(pin("SELECT nextval"));  // a column, not a call
+  EXPECT_EQ(pin("SELECT $1; SET x = 1"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("/* c */ SET x = 1"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("SELECT 1; LISTEN x"), PinReason::kListen);
+}
+
+TEST(Pinning, HostileTextNeverCrashes) {
+  for (std::string_view s : {"'", "\"", "$", "$a", "$a$", "/*", "--", "E'\\", "$1$", "'''"})
+    EXPECT_FALSE(pin(s)) << s;
+}
+
+TEST(Pinning, EveryReasonHasTextAndLabel) {
+  for (int i = 0; i <= static_cast<int>(PinReason::kUnexpectedParameterChange); ++i) {
+    EXPECT_NE(pin_reason_text(static_cast<PinReason>(i)), "unknown");
+    EXPECT_NE(pin_reason_label(static_cast<PinReason>(i)), "unknown");
+  }
+}
+
+}  // namespace
+}  // namespace sluice::proxy
