@@ -14,7 +14,7 @@ The CPU time of each proxy process (utime+stime from /proc/PID/stat) is measured
 run. Prints a markdown table with TPS, proxy CPU us per transaction (= per new client connection
 for -C runs) and ratios sluice/PgBouncer and sluice/direct.
 
-Usage: /usr/bin/python3 bench/bench.py --build build [--duration 10] [--only pgbouncer,sluice,tls]
+Usage: /usr/bin/python3 bench/bench.py --build build [--duration 8] [--rounds 3] [--only pgbouncer,sluice,tls]
   --only takes a comma list of targets (direct, pgbouncer, sluice), modes (persistent, connect)
   and TLS settings (tls, notls); each given group restricts that dimension.
 """
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from statistics import median
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "system"))
 
@@ -110,6 +111,14 @@ def run_one(env, mode, duration, clients):
     return harness.run_pgbench(env, args, timeout=duration * 4 + 120)
 
 
+def proc_user_system_seconds(pid):
+    """(utime, stime) of a process from /proc/PID/stat, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(rest[11]) / tick, int(rest[12]) / tick
+
+
 def fmt(v, digits=0):
     if v is None:
         return "n/a"
@@ -125,7 +134,9 @@ def ratio(a, b):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.environ.get("SLUICE_BUILD", "build"))
-    ap.add_argument("--duration", type=int, default=10, help="seconds per pgbench run (default 10)")
+    ap.add_argument("--duration", type=int, default=8, help="seconds per pgbench run (default 8)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved repetitions per cell; the table shows medians (default 3)")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--only", default="", help="comma list from: " + ", ".join(TARGETS + MODES + TLS))
@@ -153,6 +164,7 @@ def main():
     bouncer = None
     proxies = {}
     results = {}
+    runs = {}
     try:
         pg.start()
         print(f"setting up PostgreSQL (pgbench -i -s {args.scale}) ...", flush=True)
@@ -173,7 +185,7 @@ def main():
         for mode in modes:
             for tls in tlss:
                 sslmode = "require" if tls == "tls" else "disable"
-                for target in targets:
+                for rnd, target in [(r_, t_) for r_ in range(args.rounds) for t_ in targets]:
                     if target == "direct":
                         env = pg.direct_env(app.app_user, app.app_password, app.dbname, sslmode)
                         pid = None
@@ -184,18 +196,20 @@ def main():
                     else:
                         env = proxies[tls].env(app.app_user, app.app_password, app.dbname, sslmode)
                         pid = proxies[tls].pid
-                    cpu0 = harness.proc_cpu_seconds(pid) if pid else None
+                    cpu0 = proc_user_system_seconds(pid) if pid else None
                     r = run_one(env, mode, args.duration, args.clients)
-                    cpu1 = harness.proc_cpu_seconds(pid) if pid else None
-                    cpu_us = None
+                    cpu1 = proc_user_system_seconds(pid) if pid else None
+                    cpu_us = user_us = None
                     if pid and r.processed:
-                        cpu_us = (cpu1 - cpu0) * 1e6 / r.processed
+                        cpu_us = (sum(cpu1) - sum(cpu0)) * 1e6 / r.processed
+                        user_us = (cpu1[0] - cpu0[0]) * 1e6 / r.processed
                     ok = r.returncode == 0 and r.processed > 0 and r.failed in (0, None)
-                    results[(target, mode, tls)] = dict(tps=r.tps if ok else None, cpu_us=cpu_us if ok else None,
-                                                        n=r.processed, ok=ok, out=r)
+                    runs.setdefault((target, mode, tls), []).append(
+                        dict(tps=r.tps if ok else None, cpu_us=cpu_us if ok else None, n=r.processed, ok=ok,
+                             user_us=user_us))
                     status = "ok" if ok else f"FAILED (rc={r.returncode})"
-                    print(f"  {target:9} {mode:10} {tls:5}: tps={fmt(r.tps, 0)} txns={r.processed}"
-                          f" proxy_cpu_us/txn={fmt(cpu_us, 1)} {status}", flush=True)
+                    print(f"  {target:9} {mode:10} {tls:5} round {rnd + 1}: tps={fmt(r.tps, 0)} txns={r.processed}"
+                          f" proxy_cpu_us/txn={fmt(cpu_us, 1)} (user {fmt(user_us, 1)}) {status}", flush=True)
                     if not ok:
                         print("    " + r.stderr.strip().replace("\n", "\n    ")[-1500:], flush=True)
     finally:
@@ -206,7 +220,13 @@ def main():
             bouncer.stop()
         pg.cleanup()
 
+    for key, rs in runs.items():
+        ok = all(x["ok"] for x in rs)
+        results[key] = dict(ok=ok, tps=median([x["tps"] for x in rs]) if ok else None,
+                            cpu_us=median([x["cpu_us"] for x in rs]) if ok and rs[0]["cpu_us"] is not None else None)
+
     print()
+    print(f"Medians of {args.rounds} interleaved rounds of {args.duration}s.")
     print("| workload | TLS | direct TPS | PgBouncer TPS | sluice TPS | sluice/PgBouncer TPS | sluice/direct TPS |"
           " PgBouncer CPU µs/txn | sluice CPU µs/txn | sluice/PgBouncer CPU |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")

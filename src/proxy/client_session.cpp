@@ -39,7 +39,7 @@ std::string_view as_text(pgwire::Bytes bytes) {
 }  // namespace
 
 ClientSession::ClientSession(ProxyContext& ctx, tcp::socket socket)
-    : ctx_(ctx), client_(std::move(socket)) {
+    : ctx_(ctx), client_(std::move(socket)), server_attached_(client_.socket().get_executor()) {
   accepted_at_ = last_activity_ = Clock::now();
   cancel_pid_ = ctx_.clients->add(this);
   std::string key = auth::random_bytes(4);
@@ -278,6 +278,14 @@ void ClientSession::reply_error(const ServerError& error) {
 
 awaitable<void> ClientSession::relay() {
   const size_t max_message = ctx_.config.max_message_size;
+  asio::co_spawn(client_.socket().get_executor(), server_pump(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("server reader failed: {}", ex.what());
+    }
+  });
   for (;;) {
     if (!co_await client_.read_some(inbound_)) co_return;
     last_activity_ = Clock::now();
@@ -344,7 +352,7 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
     if (type == 'P' && !(parse = pgwire::decode_parse(frame.body)))
       co_return co_await violation("malformed Parse message");
     if (skip_until_sync_) co_return Step::kContinue;
-    if (parse) count_query();
+    if (type == 'E') count_query();  // one query per execution, prepared or not
     if (!server_ && !co_await attach()) {
       skip_until_sync_ = true;  // PostgreSQL discards everything up to Sync after an error
       co_return Step::kContinue;
@@ -409,16 +417,20 @@ awaitable<bool> ClientSession::attach() {
   unsynced_ = false;
   transaction_ = 'I';
   ctx_.metrics.database_connections_currently_borrowed.fetch_add(1, std::memory_order_relaxed);
-  asio::co_spawn(client_.socket().get_executor(), server_reader(std::move(connection)),
-                 [](std::exception_ptr e) {
-                   if (!e) return;
-                   try {
-                     std::rethrow_exception(e);
-                   } catch (const std::exception& ex) {
-                     spdlog::error("server reader failed: {}", ex.what());
-                   }
-                 });
+  server_attached_.notify();
   co_return true;
+}
+
+awaitable<void> ClientSession::server_pump() {
+  auto self = shared_from_this();
+  for (;;) {
+    if (server_)
+      co_await server_reader(server_);
+    else if (phase_ == Phase::kClosed)
+      co_return;
+    else
+      co_await server_attached_.wait();
+  }
 }
 
 void ClientSession::pin(PinReason reason) {
@@ -447,9 +459,9 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
     }
   };
   struct Uncount {
-    std::function<void()> f;
-    ~Uncount() { f(); }
-  } uncount{[&] { set_transaction('I'); }};
+    decltype(set_transaction)& reset;
+    ~Uncount() { reset('I'); }
+  } uncount{set_transaction};
 
   for (;;) {
     if (!co_await server->transport().read_some(inbound)) {
@@ -545,6 +557,7 @@ awaitable<void> ClientSession::leave() {
   const bool was_closed = phase_ == Phase::kClosed;
   phase_ = Phase::kClosed;
   client_gone_ = true;
+  server_attached_.notify();  // lets server_pump() end once no server is lent
   if (!was_closed) client_.close();
   if (!server_) co_return;
   auto server = server_;

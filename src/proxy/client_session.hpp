@@ -19,6 +19,7 @@
 #include "proxy/pinning.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/transport.hpp"
+#include "proxy/wakeup.hpp"
 
 namespace sluice::proxy {
 
@@ -67,6 +68,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   enum class Step { kContinue, kEnd };
   awaitable<Step> handle_frame(const pgwire::Frame& frame);
   awaitable<bool> attach();
+  // Runs for the whole relay: whenever a server is lent, reads it until it goes back.
+  // One coroutine per session, not one per borrow.
+  awaitable<void> server_pump();
   awaitable<void> server_reader(std::shared_ptr<ServerConnection> server);
   void pin(PinReason reason);
   void release_server();
@@ -94,8 +98,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   Pool* pool_ = nullptr;
 
   std::shared_ptr<ServerConnection> server_;
-  int outstanding_ = 0;    // Query/Sync/FunctionCall sent, ReadyForQuery not yet seen
-  bool unsynced_ = false;  // extended-protocol messages sent since the last Sync
+  Wakeup server_attached_;  // wakes server_pump()
+  int outstanding_ = 0;     // Query/Sync/FunctionCall sent, ReadyForQuery not yet seen
+  bool unsynced_ = false;   // extended-protocol messages sent since the last Sync
   char transaction_ = 'I';
   bool skip_until_sync_ = false;  // after an error in the extended protocol, as PostgreSQL does
   std::optional<PinReason> pinned_;

@@ -38,7 +38,9 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   sluice::proxy::raise_file_limit();
   try {
-    boost::asio::io_context io(1);
+    // One thread runs this io_context and only it touches its sockets, so per-socket reactor
+    // locks are pure overhead. Cross-thread posts (later: worker threads) stay locked.
+    boost::asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     sluice::proxy::Proxy proxy(io, std::move(config));
     return proxy.run();
   } catch (const sluice::proxy::ConfigError& e) {

@@ -1,10 +1,5 @@
 #include "proxy/pinning.hpp"
 
-#include <array>
-#include <cctype>
-#include <string>
-#include <vector>
-
 namespace sluice::proxy {
 
 std::string_view pin_reason_text(PinReason reason) {
@@ -65,22 +60,99 @@ std::string_view pin_reason_label(PinReason reason) {
 
 namespace {
 
-// A lexical token of interest: a lowercased bare word, or a statement separator.
-struct Token {
-  std::string word;  // empty for ';'
-  bool followed_by_paren = false;
-};
-
+// Runs on every Query and Parse, so it allocates nothing: words are views into the SQL,
+// compared case-insensitively.
 bool is_word_start(char c) {
-  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+         static_cast<unsigned char>(c) >= 0x80;
 }
 bool is_word_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$';
+  return is_word_start(c) || (c >= '0' && c <= '9') || c == '$';
+}
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-// Splits SQL into bare words and ';', skipping literals, quoted identifiers and comments.
-std::vector<Token> tokenize(std::string_view sql) {
-  std::vector<Token> tokens;
+// `word` equals the lowercase keyword `lower`, ignoring ASCII case.
+bool is(std::string_view word, std::string_view lower) {
+  if (word.size() != lower.size()) return false;
+  for (size_t i = 0; i < word.size(); ++i) {
+    char c = word[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
+
+// What one statement's words say so far.
+class StatementScan {
+ public:
+  // Feeds the next bare word. Returns a reason as soon as one is certain.
+  std::optional<PinReason> word(std::string_view w, bool followed_by_paren) {
+    const size_t index = count_++;
+    if (followed_by_paren) {
+      if (is(w, "set_config")) return PinReason::kSetStatement;
+      if (is(w, "nextval") || is(w, "setval")) return PinReason::kSequenceFunction;
+      // Session-level advisory locks; the _xact_ variants end with the transaction.
+      if (is(w, "pg_advisory_lock") || is(w, "pg_advisory_lock_shared") ||
+          is(w, "pg_try_advisory_lock") || is(w, "pg_try_advisory_lock_shared"))
+        return PinReason::kAdvisoryLock;
+    }
+    if (index == 0) {
+      first_ = w;
+      if (is(w, "reset")) return PinReason::kSetStatement;
+      if (is(w, "prepare") || is(w, "execute") || is(w, "deallocate"))
+        return PinReason::kPreparedStatement;
+      if (is(w, "discard")) return PinReason::kDiscard;
+      if (is(w, "listen")) return PinReason::kListen;
+      if (is(w, "load")) return PinReason::kLoad;
+      return std::nullopt;
+    }
+    if (is(first_, "set")) {
+      if (index != 1) return std::nullopt;
+      // Transaction-scoped forms end with the transaction: nothing to carry.
+      if (is(w, "local") || is(w, "transaction") || is(w, "constraints")) {
+        set_decided_ = true;
+        return std::nullopt;
+      }
+      return PinReason::kSetStatement;
+    }
+    if (is(first_, "declare")) {
+      if (previous_was_with_ && is(w, "hold")) return PinReason::kHoldCursor;
+      previous_was_with_ = is(w, "with");
+      return std::nullopt;
+    }
+    const bool create = is(first_, "create");
+    if ((create || is(first_, "select")) && !temp_search_over_) {
+      // CREATE [GLOBAL|LOCAL] TEMP[ORARY] …, CREATE OR REPLACE TEMP VIEW, SELECT … INTO TEMP.
+      if (is(w, "temp") || is(w, "temporary")) return PinReason::kTemporaryObject;
+      if (create && (is(w, "table") || is(w, "sequence") || is(w, "view") || is(w, "function") ||
+                     is(w, "index")))
+        temp_search_over_ = true;
+    }
+    return std::nullopt;
+  }
+
+  // The statement ended (';' or end of text).
+  std::optional<PinReason> end() {
+    std::optional<PinReason> reason;
+    if (count_ == 1 && is(first_, "set") && !set_decided_) reason = PinReason::kSetStatement;
+    *this = StatementScan();
+    return reason;
+  }
+
+ private:
+  size_t count_ = 0;
+  std::string_view first_;
+  bool set_decided_ = false;
+  bool previous_was_with_ = false;
+  bool temp_search_over_ = false;
+};
+
+}  // namespace
+
+std::optional<PinReason> statement_pin_reason(std::string_view sql) {
+  StatementScan statement;
   size_t i = 0;
   const size_t n = sql.size();
   auto skip_until = [&](std::string_view end) {
@@ -88,7 +160,7 @@ std::vector<Token> tokenize(std::string_view sql) {
     i = at == std::string_view::npos ? n : at + end.size();
   };
   while (i < n) {
-    char c = sql[i];
+    const char c = sql[i];
     if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
       skip_until("\n");
     } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
@@ -107,7 +179,7 @@ std::vector<Token> tokenize(std::string_view sql) {
       }
     } else if (c == '\'') {
       // '' inside a literal is an escaped quote; E'' strings may also use \'.
-      bool escapes = i > 0 && (sql[i - 1] == 'e' || sql[i - 1] == 'E');
+      const bool escapes = i > 0 && (sql[i - 1] == 'e' || sql[i - 1] == 'E');
       ++i;
       while (i < n) {
         if (escapes && sql[i] == '\\') {
@@ -131,101 +203,28 @@ std::vector<Token> tokenize(std::string_view sql) {
       // $tag$ … $tag$ (a bare $1 is a parameter).
       size_t j = i + 1;
       while (j < n && is_word_char(sql[j]) && sql[j] != '$') ++j;
-      if (j < n && sql[j] == '$' &&
-          (j == i + 1 || !std::isdigit(static_cast<unsigned char>(sql[i + 1])))) {
-        std::string_view tag = sql.substr(i, j - i + 1);
+      if (j < n && sql[j] == '$' && (j == i + 1 || !(sql[i + 1] >= '0' && sql[i + 1] <= '9'))) {
+        const std::string_view tag = sql.substr(i, j - i + 1);
         i = j + 1;
         skip_until(tag);
       } else {
         i = j;
       }
     } else if (c == ';') {
-      tokens.push_back({});
+      if (auto reason = statement.end()) return reason;
       ++i;
     } else if (is_word_start(c)) {
       size_t j = i;
       while (j < n && is_word_char(sql[j])) ++j;
-      Token t;
-      t.word.reserve(j - i);
-      for (size_t k = i; k < j; ++k)
-        t.word += static_cast<char>(std::tolower(static_cast<unsigned char>(sql[k])));
       size_t k = j;
-      while (k < n && std::isspace(static_cast<unsigned char>(sql[k]))) ++k;
-      t.followed_by_paren = k < n && sql[k] == '(';
-      tokens.push_back(std::move(t));
+      while (k < n && is_space(sql[k])) ++k;
+      if (auto reason = statement.word(sql.substr(i, j - i), k < n && sql[k] == '(')) return reason;
       i = j;
     } else {
       ++i;
     }
   }
-  return tokens;
-}
-
-std::optional<PinReason> leading_keyword_reason(const std::vector<Token>& stmt) {
-  if (stmt.empty()) return std::nullopt;
-  const std::string& first = stmt[0].word;
-  const std::string second = stmt.size() > 1 ? stmt[1].word : std::string();
-  if (first == "set") {
-    // Transaction-scoped forms end with the transaction: nothing to carry.
-    if (second == "local" || second == "transaction" || second == "constraints")
-      return std::nullopt;
-    return PinReason::kSetStatement;
-  }
-  if (first == "reset") return PinReason::kSetStatement;
-  if (first == "prepare" || first == "execute" || first == "deallocate")
-    return PinReason::kPreparedStatement;
-  if (first == "discard") return PinReason::kDiscard;
-  if (first == "listen") return PinReason::kListen;
-  if (first == "load") return PinReason::kLoad;
-  if (first == "declare") {
-    for (size_t i = 1; i + 1 < stmt.size(); ++i)
-      if (stmt[i].word == "with" && stmt[i + 1].word == "hold") return PinReason::kHoldCursor;
-    return std::nullopt;
-  }
-  if (first == "create" || first == "select") {
-    // CREATE [GLOBAL|LOCAL] TEMP[ORARY] …, CREATE OR REPLACE TEMP VIEW, SELECT … INTO TEMP.
-    for (size_t i = 1; i < stmt.size(); ++i) {
-      const std::string& w = stmt[i].word;
-      if (w == "temp" || w == "temporary") return PinReason::kTemporaryObject;
-      if (first == "create" &&
-          (w == "table" || w == "sequence" || w == "view" || w == "function" || w == "index"))
-        break;
-    }
-  }
-  return std::nullopt;
-}
-
-std::optional<PinReason> function_reason(const Token& t) {
-  if (!t.followed_by_paren) return std::nullopt;
-  const std::string& w = t.word;
-  if (w == "set_config") return PinReason::kSetStatement;
-  if (w == "nextval" || w == "setval") return PinReason::kSequenceFunction;
-  // Session-level advisory locks; the _xact_ variants end with the transaction.
-  if (w == "pg_advisory_lock" || w == "pg_advisory_lock_shared" || w == "pg_try_advisory_lock" ||
-      w == "pg_try_advisory_lock_shared")
-    return PinReason::kAdvisoryLock;
-  return std::nullopt;
-}
-
-}  // namespace
-
-std::optional<PinReason> statement_pin_reason(std::string_view sql) {
-  std::vector<Token> tokens = tokenize(sql);
-  std::vector<Token> stmt;
-  auto flush = [&]() -> std::optional<PinReason> {
-    auto r = leading_keyword_reason(stmt);
-    stmt.clear();
-    return r;
-  };
-  for (auto& t : tokens) {
-    if (t.word.empty()) {
-      if (auto r = flush()) return r;
-      continue;
-    }
-    if (auto r = function_reason(t)) return r;
-    stmt.push_back(std::move(t));
-  }
-  return flush();
+  return statement.end();
 }
 
 }  // namespace sluice::proxy

@@ -40,22 +40,21 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline)
     while (!pool.idle.empty()) {
       auto connection = std::move(pool.idle.back());
       pool.idle.pop_back();
-      if (connection->broken || !connection->transport().is_open()) {
+      if (connection->server_went_away()) {
+        spdlog::info("idle server connection {} was closed by the server", connection->id());
         forget(connection);
         continue;
       }
-      connection->stop_watching();
       co_return Borrowed{std::move(connection), std::nullopt};
     }
     bool may_open = total_ < cap_;
     if (!may_open && close_idle_elsewhere(pool)) may_open = total_ < cap_;
     if (!may_open) {
       if (Clock::now() >= deadline) break;
-      auto waiter = std::make_shared<Waiter>(executor);
+      auto waiter = std::make_shared<Waiter>(executor, deadline);
       waiter->order = next_waiter_order_++;
-      waiter->wakeup.expires_at(deadline);
       pool.waiters.push_back(waiter);
-      co_await waiter->wakeup.async_wait(as_tuple_awaitable);
+      co_await waiter->wakeup.wait();
       std::erase(pool.waiters, waiter);
       if (waiter->handed) co_return Borrowed{std::move(waiter->handed), std::nullopt};
       if (!waiter->slot_granted) {
@@ -110,7 +109,7 @@ void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reu
   connection->inbound().shrink_if_idle();
   if (auto waiter = first_unserved(pool)) {
     waiter->handed = std::move(connection);
-    waiter->wakeup.cancel();
+    waiter->wakeup.notify();
     return;
   }
   // Another pool is starved at the cap: make room for it rather than park this one.
@@ -119,18 +118,7 @@ void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reu
       forget(connection);
       return;
     }
-  pool.idle.push_back(connection);
-  connection->watch_while_idle();
-}
-
-void PoolManager::idle_connection_broken(const std::shared_ptr<ServerConnection>& connection) {
-  Pool& pool = connection->pool();
-  auto it = std::find(pool.idle.begin(), pool.idle.end(), connection);
-  if (it == pool.idle.end()) return;
-  spdlog::info("idle server connection {} closed by the server", connection->id());
-  auto keep = connection;
-  pool.idle.erase(it);
-  forget(keep);
+  pool.idle.push_back(std::move(connection));
 }
 
 void PoolManager::forget(const std::shared_ptr<ServerConnection>& connection) {
@@ -157,7 +145,7 @@ void PoolManager::grant_slots() {
     if (!oldest) return;
     oldest->slot_granted = true;
     ++total_;  // reserved until the waiter runs
-    oldest->wakeup.cancel();
+    oldest->wakeup.notify();
   }
 }
 
@@ -166,7 +154,6 @@ bool PoolManager::close_idle_elsewhere(const Pool& except) {
     if (pool.get() == &except || pool->idle.empty()) continue;
     auto victim = pool->idle.front();  // the coldest
     pool->idle.erase(pool->idle.begin());
-    victim->stop_watching();
     forget(victim);
     return true;
   }
@@ -178,15 +165,29 @@ void PoolManager::reap_idle(Clock::time_point now) {
   size_t idle_count = 0;
   for (auto& [key, pool] : pools_) idle_count += pool->idle.size();
   for (auto& [key, pool] : pools_) {
+    // Notice servers that went away (restart, admin shutdown) before a client borrows them.
+    std::erase_if(pool->idle, [&](const std::shared_ptr<ServerConnection>& connection) {
+      if (!connection->server_went_away()) return false;
+      spdlog::info("idle server connection {} was closed by the server", connection->id());
+      forget(connection);
+      --idle_count;
+      return true;
+    });
     while (idle_count > idle_allowance_ && !pool->idle.empty() &&
            now - pool->idle.front()->last_used >= max_idle_age) {
       auto victim = pool->idle.front();
       pool->idle.erase(pool->idle.begin());
-      victim->stop_watching();
       forget(victim);
       --idle_count;
     }
   }
+}
+
+void PoolManager::expire_waiters(Clock::time_point now) {
+  for (auto& [key, pool] : pools_)
+    for (auto& waiter : pool->waiters)
+      if (!waiter->handed && !waiter->slot_granted && waiter->deadline <= now)
+        waiter->wakeup.notify();
 }
 
 void PoolManager::close_all_idle() {
@@ -194,7 +195,6 @@ void PoolManager::close_all_idle() {
     while (!pool->idle.empty()) {
       auto victim = pool->idle.back();
       pool->idle.pop_back();
-      victim->stop_watching();
       forget(victim);
     }
 }

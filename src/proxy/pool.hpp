@@ -18,14 +18,17 @@
 
 #include "proxy/context.hpp"
 #include "proxy/server_connection.hpp"
+#include "proxy/wakeup.hpp"
 
 namespace sluice::proxy {
 
 struct Credential;
 
 struct Waiter {
-  explicit Waiter(asio::any_io_executor ex) : wakeup(ex) {}
-  asio::steady_timer wakeup;
+  Waiter(asio::any_io_executor ex, std::chrono::steady_clock::time_point deadline)
+      : wakeup(std::move(ex)), deadline(deadline) {}
+  Wakeup wakeup;
+  std::chrono::steady_clock::time_point deadline;  // enforced by expire_waiters()
   uint64_t order = 0;
   std::shared_ptr<ServerConnection> handed;  // a released connection, given directly
   bool slot_granted = false;                 // room under the cap, reserved for this waiter
@@ -65,12 +68,12 @@ class PoolManager {
   // Back from a client. Not reusable (broken, dirty, draining): it is closed.
   void release(std::shared_ptr<ServerConnection> connection, bool reusable);
 
-  // An idle connection the server closed.
-  void idle_connection_broken(const std::shared_ptr<ServerConnection>& connection);
-
-  // Closes idle connections unused for the configured time while more than the idle
-  // allowance are open. Called periodically.
+  // Drops idle connections the server closed, and closes idle connections unused for the
+  // configured time while more than the idle allowance are open. Called periodically.
   void reap_idle(Clock::time_point now);
+  // Wakes the waiters whose borrow deadline has passed (they then report the timeout).
+  // Called periodically: a timer per waiter would cost more on every borrow.
+  void expire_waiters(Clock::time_point now);
   // Closes every idle connection (shutdown).
   void close_all_idle();
 

@@ -114,6 +114,7 @@ awaitable<void> Proxy::housekeeping() {
     timer.expires_after(kHousekeepingPeriod);
     co_await timer.async_wait(as_tuple_awaitable);
     const auto now = std::chrono::steady_clock::now();
+    pools_.expire_waiters(now);
     if (ctx_.draining) {
       clients_.close_idle_for_shutdown();
       if (now >= shutdown_deadline_) clients_.close_all_for_shutdown();

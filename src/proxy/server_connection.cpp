@@ -1,5 +1,9 @@
 #include "proxy/server_connection.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <spdlog/spdlog.h>
 
 #include "auth/crypto.hpp"
@@ -318,26 +322,13 @@ awaitable<std::optional<ServerError>> ServerConnection::apply_settings(const Set
   co_return error;
 }
 
-void ServerConnection::watch_while_idle() {
-  const uint64_t generation = ++watch_generation_;
-  std::weak_ptr<ServerConnection> weak = weak_from_this();
-  transport_->socket().async_wait(tcp::socket::wait_read,
-                                  [weak, generation](boost::system::error_code ec) {
-                                    auto self = weak.lock();
-                                    if (!self || ec || self->watch_generation_ != generation)
-                                      return;
-                                    // An idle server only speaks to say goodbye (FATAL on shutdown)
-                                    // or when it died.
-                                    self->broken = true;
-                                    if (self->ctx_.pools)
-                                      self->ctx_.pools->idle_connection_broken(self);
-                                  });
-}
-
-void ServerConnection::stop_watching() {
-  ++watch_generation_;
-  boost::system::error_code ec;
-  transport_->socket().cancel(ec);
+bool ServerConnection::server_went_away() {
+  if (broken || !transport_->is_open()) return true;
+  char byte;
+  const ssize_t n = ::recv(transport_->socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+  broken = true;  // a goodbye (FATAL on shutdown), EOF or an error
+  return true;
 }
 
 void ServerConnection::send_cancel() {

@@ -45,9 +45,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   awaitable<std::optional<ServerError>> apply_settings(const Settings& wanted);
 
   // While idle in the pool, any byte from the server means it is going away (admin shutdown,
-  // crash): the watcher marks the connection broken and tells the pool.
-  void watch_while_idle();
-  void stop_watching();
+  // crash). A non-blocking peek, not a pending wait: a wait would have to be cancelled (one
+  // more handler run) on every borrow.
+  bool server_went_away();
 
   // Asks the server to cancel whatever this connection runs (a separate connection, as
   // PostgreSQL wants).
@@ -78,7 +78,6 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   std::unique_ptr<Transport> transport_;
   ReadBuffer inbound_;
   pgwire::BackendKeyData backend_key_;
-  uint64_t watch_generation_ = 0;
 };
 
 // Turns an ErrorResponse body from the server into a ServerError.

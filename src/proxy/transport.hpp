@@ -1,6 +1,12 @@
 // A byte stream to a client or a server: plain TCP, upgraded to TLS in place when the
-// peer asks (clients: SSLRequest) or we ask (servers). Owns the read buffer, and
-// serializes writes so two coroutines may send on it without interleaving bytes.
+// peer asks (clients: SSLRequest) or we ask (servers). Serializes writes so two coroutines
+// may send on it without interleaving bytes.
+//
+// TLS drives OpenSSL over two memory BIOs: ciphertext comes in through the same speculative
+// socket reads as plaintext connections, and goes out in one send per write. Asio's
+// ssl::stream layers composed operations per record, and an fd BIO would need a readiness
+// wait, which Asio's edge-triggered epoll reactor re-arms with an epoll_ctl every time; both
+// cost measurably more CPU per transaction than PgBouncer (see docs/architecture.md).
 #pragma once
 
 #include <cstdint>
@@ -56,8 +62,28 @@ class Transport {
   const std::string& peer() const { return peer_; }
 
  private:
-  tcp::socket socket_;  // moved into tls_ when TLS starts
-  std::unique_ptr<ssl::stream<tcp::socket>> tls_;
+  struct SslFree {
+    void operator()(SSL* ssl) const;
+  };
+  void start_tls(ssl::context& ctx);
+  awaitable<void> handshake();
+  // Sends whatever OpenSSL queued in the outgoing BIO. The caller holds the write turn.
+  awaitable<bool> send_tls_output();
+  // Moves received ciphertext into the incoming BIO; false when the peer is gone.
+  awaitable<bool> receive_tls_input(boost::system::error_code& error);
+  // Sends what the socket takes right now; false on a hard error.
+  bool send_now(std::string_view& data);
+  // Sends all of `data`. The caller holds the write turn.
+  awaitable<bool> send(std::string_view data);
+  awaitable<void> take_write_turn();
+  void give_write_turn();
+
+  tcp::socket socket_;
+  std::unique_ptr<SSL, SslFree> tls_;
+  BIO* tls_in_ = nullptr;   // owned by tls_
+  BIO* tls_out_ = nullptr;  // owned by tls_
+  std::string cipher_out_;  // ciphertext being sent
+  std::vector<char> cipher_in_;
   std::string peer_;
   bool writing_ = false;
   std::unique_ptr<asio::steady_timer> write_waiters_;  // lazily made; wakes queued writers
