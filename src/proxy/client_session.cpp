@@ -326,7 +326,7 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
     m.query_requests.fetch_add(1, std::memory_order_relaxed);
     (client_.tls() ? m.query_requests_tls : m.query_requests_no_tls)
         .fetch_add(1, std::memory_order_relaxed);
-    if (!request_started_) request_started_ = Clock::now();
+    if (!request_started_) request_started_ = last_activity_;  // when these bytes arrived
   };
 
   // An if-chain, not a switch: GCC 12 miscompiles co_return inside switch in coroutines.

@@ -5,7 +5,8 @@
 // would take the timer queue's lock, and its service lookup another, on every wait.
 #pragma once
 
-#include <memory>
+#include <optional>
+#include <type_traits>
 
 #include "proxy/asio.hpp"
 
@@ -21,36 +22,27 @@ class Wakeup {
   awaitable<void> wait() {
     if (!notified_)
       co_await asio::async_initiate<decltype(use_awaitable), void()>(
-          [this](auto handler) {
-            handler_ = std::make_unique<Stored<decltype(handler)>>(std::move(handler));
-          },
-          use_awaitable);
+          [this](Resume handler) { handler_.emplace(std::move(handler)); }, use_awaitable);
     notified_ = false;
   }
 
   // Resumes the waiter later on the executor (never inline: the caller is mid-update).
   void notify() {
-    if (handler_)
-      asio::post(executor_, [handler = std::move(handler_)] { handler->resume(); });
-    else
+    if (handler_) {
+      asio::post(executor_, [handler = std::move(*handler_)]() mutable { std::move(handler)(); });
+      handler_.reset();
+    } else {
       notified_ = true;
+    }
   }
 
  private:
-  // Boost 1.81's any_completion_handler recurses forever when posted; this is all we need.
-  struct Handler {
-    virtual ~Handler() = default;
-    virtual void resume() = 0;
-  };
-  template <class H>
-  struct Stored final : Handler {
-    explicit Stored(H h) : handler(std::move(h)) {}
-    void resume() override { std::move(handler)(); }
-    H handler;
-  };
+  // What resumes a coroutine suspended in wait(), stored in place (no allocation per wait).
+  // Boost 1.81's type-erased any_completion_handler recurses forever when posted.
+  using Resume = asio::async_result<std::decay_t<decltype(use_awaitable)>, void()>::handler_type;
 
   asio::any_io_executor executor_;
-  std::unique_ptr<Handler> handler_;
+  std::optional<Resume> handler_;
   bool notified_ = false;
 };
 
