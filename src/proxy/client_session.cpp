@@ -38,7 +38,7 @@ std::string_view as_text(pgwire::Bytes bytes) {
 
 }  // namespace
 
-ClientSession::ClientSession(ProxyContext& ctx, tcp::socket socket)
+ClientSession::ClientSession(ProxyContext& ctx, tcp_socket socket)
     : ctx_(ctx), client_(std::move(socket)), server_attached_(client_.socket().get_executor()) {
   accepted_at_ = last_activity_ = Clock::now();
   cancel_pid_ = ctx_.clients->add(this);

@@ -33,7 +33,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   using Clock = std::chrono::steady_clock;
   enum class Phase { kStartup, kReady, kClosed };
 
-  ClientSession(ProxyContext& ctx, tcp::socket socket);
+  ClientSession(ProxyContext& ctx, tcp_socket socket);
   ~ClientSession();
 
   awaitable<void> run();

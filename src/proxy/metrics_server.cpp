@@ -14,7 +14,7 @@ MetricsServer::MetricsServer(asio::io_context& io, const HostPort& listen,
     : acceptor_(io), render_(std::move(render)) {
   tcp::endpoint endpoint(asio::ip::make_address(listen.host), listen.port);
   acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  acceptor_.set_option(tcp_acceptor::reuse_address(true));
   acceptor_.bind(endpoint);
   acceptor_.listen();
 }
@@ -65,7 +65,7 @@ awaitable<void> MetricsServer::accept_loop() {
           response.prepare_payload();
           co_await http::async_write(stream, response, as_tuple_awaitable);
           beast::error_code ignored;
-          stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+          stream.socket().shutdown(tcp_socket::shutdown_both, ignored);
         },
         asio::detached);
   }

@@ -19,7 +19,7 @@ class MetricsServer {
 
  private:
   awaitable<void> accept_loop();
-  tcp::acceptor acceptor_;
+  tcp_acceptor acceptor_;
   std::function<std::string()> render_;
 };
 

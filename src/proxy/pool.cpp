@@ -72,7 +72,7 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline)
     last_error = result.error;
     if (!result.error->transient || Clock::now() + kRetryPause >= deadline) co_return result;
     // The server may be restarting: nothing was sent for the client yet, so try again.
-    asio::steady_timer pause(executor, kRetryPause);
+    steady_timer pause(executor, kRetryPause);
     co_await pause.async_wait(as_tuple_awaitable);
   }
   ctx_.metrics.database_connections_borrow_timeouts.fetch_add(1, std::memory_order_relaxed);

@@ -25,7 +25,7 @@ namespace sluice::proxy {
 struct Credential;
 
 struct Waiter {
-  Waiter(asio::any_io_executor ex, std::chrono::steady_clock::time_point deadline)
+  Waiter(executor ex, std::chrono::steady_clock::time_point deadline)
       : wakeup(std::move(ex)), deadline(deadline) {}
   Wakeup wakeup;
   std::chrono::steady_clock::time_point deadline;  // enforced by expire_waiters()

@@ -50,7 +50,7 @@ Proxy::Proxy(asio::io_context& io, Config config)
 int Proxy::run() {
   tcp::endpoint endpoint(asio::ip::make_address(config_.listen.host), config_.listen.port);
   acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  acceptor_.set_option(tcp_acceptor::reuse_address(true));
   acceptor_.bind(endpoint);
   acceptor_.listen(4096);
   if (config_.metrics_listen) {
@@ -92,7 +92,7 @@ awaitable<void> Proxy::accept_loop() {
       if (!acceptor_.is_open()) co_return;
       // Out of descriptors and the like: back off briefly rather than spin.
       spdlog::warn("accept failed: {}", ec.message());
-      asio::steady_timer pause(io_, std::chrono::milliseconds(50));
+      steady_timer pause(io_, std::chrono::milliseconds(50));
       co_await pause.async_wait(as_tuple_awaitable);
       continue;
     }
@@ -109,7 +109,7 @@ awaitable<void> Proxy::accept_loop() {
 }
 
 awaitable<void> Proxy::housekeeping() {
-  asio::steady_timer timer(io_);
+  steady_timer timer(io_);
   for (;;) {
     timer.expires_after(kHousekeepingPeriod);
     co_await timer.async_wait(as_tuple_awaitable);

@@ -36,7 +36,7 @@ class Proxy {
   ProxyContext ctx_;
   PoolManager pools_;
   ClientRegistry clients_;
-  tcp::acceptor acceptor_;
+  tcp_acceptor acceptor_;
   std::unique_ptr<MetricsServer> metrics_server_;
   asio::signal_set signals_;
   std::chrono::steady_clock::time_point shutdown_deadline_;

@@ -122,14 +122,14 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
   auto executor = co_await asio::this_coro::executor;
 
   // One watchdog bounds the whole setup: it closes the socket, which fails any pending step.
-  auto watchdog = std::make_shared<asio::steady_timer>(executor, deadline);
+  auto watchdog = std::make_shared<steady_timer>(executor, deadline);
   std::weak_ptr<ServerConnection> weak = weak_from_this();
   watchdog->async_wait([weak](boost::system::error_code ec) {
     if (ec) return;
     if (auto self = weak.lock(); self && self->transport_) self->transport_->close();
   });
   struct CancelOnExit {
-    std::shared_ptr<asio::steady_timer> t;
+    std::shared_ptr<steady_timer> t;
     ~CancelOnExit() { t->cancel(); }
   } cancel_on_exit{watchdog};
 
@@ -143,9 +143,9 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
   };
 
   const auto& target = ctx_.config.target;
-  tcp::socket socket(executor);
+  tcp_socket socket(executor);
   boost::system::error_code ec;
-  tcp::resolver resolver(executor);
+  tcp_resolver resolver(executor);
   auto [rec, endpoints] =
       co_await resolver.async_resolve(target.host, std::to_string(target.port), as_tuple_awaitable);
   if (rec) co_return fail("could not resolve \"" + target.host + "\": " + rec.message(), true);
@@ -342,7 +342,7 @@ void ServerConnection::send_cancel() {
   asio::co_spawn(
       executor,
       [endpoint, packet]() -> awaitable<void> {
-        tcp::socket socket(co_await asio::this_coro::executor);
+        tcp_socket socket(co_await asio::this_coro::executor);
         auto [ec] = co_await socket.async_connect(endpoint, as_tuple_awaitable);
         if (ec) co_return;
         co_await asio::async_write(socket, asio::buffer(packet), as_tuple_awaitable);

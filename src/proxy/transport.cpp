@@ -27,7 +27,7 @@ void ReadBuffer::shrink_if_idle() {
   }
 }
 
-Transport::Transport(tcp::socket socket) : socket_(std::move(socket)) {
+Transport::Transport(tcp_socket socket) : socket_(std::move(socket)) {
   boost::system::error_code ec;
   auto endpoint = socket_.remote_endpoint(ec);
   if (!ec) peer_ = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
@@ -56,7 +56,7 @@ Transport::~Transport() {
   close();
 }
 
-tcp::socket& Transport::socket() {
+tcp_socket& Transport::socket() {
   return socket_;
 }
 
@@ -66,7 +66,7 @@ bool Transport::is_open() const {
 
 void Transport::close() {
   boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.shutdown(tcp_socket::shutdown_both, ec);
   socket_.close(ec);
 }
 
@@ -106,8 +106,8 @@ awaitable<void> Transport::take_write_turn() {
   // One writer at a time: writes on a stream must not overlap.
   while (writing_) {
     if (!write_waiters_)
-      write_waiters_ = std::make_unique<asio::steady_timer>(socket_.get_executor(),
-                                                            asio::steady_timer::time_point::max());
+      write_waiters_ = std::make_unique<steady_timer>(socket_.get_executor(),
+                                                            steady_timer::time_point::max());
     co_await write_waiters_->async_wait(as_tuple_awaitable);
   }
   writing_ = true;

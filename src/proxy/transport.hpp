@@ -40,7 +40,7 @@ class ReadBuffer {
 
 class Transport {
  public:
-  explicit Transport(tcp::socket socket);
+  explicit Transport(tcp_socket socket);
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -58,7 +58,7 @@ class Transport {
   bool tls() const { return tls_ != nullptr; }
   bool is_open() const;
   void close();
-  tcp::socket& socket();
+  tcp_socket& socket();
   const std::string& peer() const { return peer_; }
 
  private:
@@ -78,7 +78,7 @@ class Transport {
   awaitable<void> take_write_turn();
   void give_write_turn();
 
-  tcp::socket socket_;
+  tcp_socket socket_;
   std::unique_ptr<SSL, SslFree> tls_;
   BIO* tls_in_ = nullptr;   // owned by tls_
   BIO* tls_out_ = nullptr;  // owned by tls_
@@ -86,7 +86,7 @@ class Transport {
   std::vector<char> cipher_in_;
   std::string peer_;
   bool writing_ = false;
-  std::unique_ptr<asio::steady_timer> write_waiters_;  // lazily made; wakes queued writers
+  std::unique_ptr<steady_timer> write_waiters_;  // lazily made; wakes queued writers
 };
 
 }  // namespace sluice::proxy

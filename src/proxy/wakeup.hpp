@@ -14,7 +14,7 @@ namespace sluice::proxy {
 
 class Wakeup {
  public:
-  explicit Wakeup(asio::any_io_executor executor) : executor_(std::move(executor)) {}
+  explicit Wakeup(executor executor) : executor_(std::move(executor)) {}
   Wakeup(const Wakeup&) = delete;
   Wakeup& operator=(const Wakeup&) = delete;
 
@@ -41,7 +41,7 @@ class Wakeup {
   // Boost 1.81's type-erased any_completion_handler recurses forever when posted.
   using Resume = asio::async_result<std::decay_t<decltype(use_awaitable)>, void()>::handler_type;
 
-  asio::any_io_executor executor_;
+  executor executor_;
   std::optional<Resume> handler_;
   bool notified_ = false;
 };
