@@ -130,6 +130,16 @@ awaitable<bool> Transport::send_tls_output() {
   co_return ok;
 }
 
+awaitable<bool> Transport::send_tls_output_in_turn() {
+  if (writing_)
+    co_await take_write_turn();
+  else
+    writing_ = true;
+  const bool sent = co_await send_tls_output();
+  give_write_turn();
+  co_return sent;
+}
+
 awaitable<bool> Transport::receive_tls_input(boost::system::error_code& error) {
   auto [ec, n] = co_await socket_.async_read_some(asio::buffer(cipher_in_), as_tuple_awaitable);
   if (n > 0) BIO_write(tls_in_, cipher_in_.data(), static_cast<int>(n));
@@ -150,12 +160,7 @@ awaitable<void> Transport::handshake() {
                                           ? boost::system::error_code{}
                                           : last_tls_error();
     // Flight out first (even on failure: it may carry the alert that says why).
-    if (writing_)
-      co_await take_write_turn();
-    else
-      writing_ = true;
-    const bool sent = co_await send_tls_output();
-    give_write_turn();
+    const bool sent = co_await send_tls_output_in_turn();
     if (error) throw boost::system::system_error(error);
     if (!sent) throw boost::system::system_error(asio::error::connection_reset);
     if (reason == SSL_ERROR_NONE) co_return;
@@ -217,13 +222,7 @@ awaitable<bool> Transport::read_some(ReadBuffer& buffer, size_t min_free) {
     need_input = true;  // a partial record: more bytes are needed whatever is buffered
     if (BIO_ctrl_pending(tls_out_) > 0) {
       // Reading produced something to send (a key update answer, session tickets).
-      if (writing_)
-        co_await take_write_turn();
-      else
-        writing_ = true;
-      const bool sent = co_await send_tls_output();
-      give_write_turn();
-      if (!sent) co_return false;
+      if (!co_await send_tls_output_in_turn()) co_return false;
     }
   }
 }

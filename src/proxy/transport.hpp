@@ -69,6 +69,8 @@ class Transport {
   awaitable<void> handshake();
   // Sends whatever OpenSSL queued in the outgoing BIO. The caller holds the write turn.
   awaitable<bool> send_tls_output();
+  // The same, for callers that do not hold the write turn.
+  awaitable<bool> send_tls_output_in_turn();
   // Moves received ciphertext into the incoming BIO; false when the peer is gone.
   awaitable<bool> receive_tls_input(boost::system::error_code& error);
   // Sends what the socket takes right now; false on a hard error.
