@@ -54,6 +54,19 @@ TEST(Pinning, EachKindOfSessionState) {
   EXPECT_FALSE(pin("CREATE TABLE temp (a int)"));  // a table named temp is not temporary
 }
 
+TEST(Pinning, KeywordsAreWholeWordsInAnyCase) {
+  EXPECT_EQ(pin("sEt search_path = x"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("SELECT 1; Set work_mem = '8MB'"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("SET"), PinReason::kSetStatement);  // a syntax error, but never shared state
+  // Identifiers that merely contain a keyword, in ASCII or UTF-8, are not the keyword.
+  EXPECT_FALSE(pin("SELECT temperature FROM readings INTO TEMPerature_log"));
+  EXPECT_FALSE(pin("SELECT tempé FROM t INTO tëmp"));
+  EXPECT_FALSE(pin("SELECT reset_count, settings FROM stats"));
+  EXPECT_FALSE(pin("SELECT nextval_like(1)"));
+  // Only a function call counts, not a column named like one.
+  EXPECT_FALSE(pin("SELECT nextval FROM t"));
+}
+
 TEST(Pinning, LiteralsCommentsAndQuotedNamesAreIgnored) {
   EXPECT_FALSE(pin("SELECT 'SET x = 1'"));
   EXPECT_FALSE(pin("SELECT 'it''s; SET x = 1'"));
