@@ -27,7 +27,8 @@ struct ScramVerifier {
 ScramVerifier derive_scram_verifier(std::string_view password, std::string_view salt,
                                     int iterations);
 
-// Parses PostgreSQL's stored form "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>".
+// Parses PostgreSQL's stored form "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey
+// b64>".
 std::optional<ScramVerifier> parse_scram_verifier(std::string_view text);
 
 // Server side of one SCRAM exchange.

@@ -106,8 +106,8 @@ awaitable<void> Transport::take_write_turn() {
   // One writer at a time: writes on a stream must not overlap.
   while (writing_) {
     if (!write_waiters_)
-      write_waiters_ = std::make_unique<steady_timer>(socket_.get_executor(),
-                                                            steady_timer::time_point::max());
+      write_waiters_ =
+          std::make_unique<steady_timer>(socket_.get_executor(), steady_timer::time_point::max());
     co_await write_waiters_->async_wait(as_tuple_awaitable);
   }
   writing_ = true;
