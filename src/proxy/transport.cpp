@@ -99,7 +99,6 @@ void Transport::start_tls(ssl::context& ctx) {
   // An empty incoming BIO means "wait for more", not EOF.
   BIO_set_mem_eof_return(tls_in_, -1);
   SSL_set_bio(ssl, tls_in_, tls_out_);
-  cipher_in_.resize(17 * 1024);  // one full TLS record
 }
 
 awaitable<void> Transport::take_write_turn() {
@@ -140,9 +139,10 @@ awaitable<bool> Transport::send_tls_output_in_turn() {
   co_return sent;
 }
 
-awaitable<bool> Transport::receive_tls_input(boost::system::error_code& error) {
-  auto [ec, n] = co_await socket_.async_read_some(asio::buffer(cipher_in_), as_tuple_awaitable);
-  if (n > 0) BIO_write(tls_in_, cipher_in_.data(), static_cast<int>(n));
+awaitable<bool> Transport::receive_tls_input(asio::mutable_buffer scratch,
+                                             boost::system::error_code& error) {
+  auto [ec, n] = co_await socket_.async_read_some(scratch, as_tuple_awaitable);
+  if (n > 0) BIO_write(tls_in_, scratch.data(), static_cast<int>(n));
   if (ec && n == 0) {
     error = ec;
     co_return false;
@@ -152,6 +152,7 @@ awaitable<bool> Transport::receive_tls_input(boost::system::error_code& error) {
 
 awaitable<void> Transport::handshake() {
   SSL* ssl = tls_.get();
+  std::vector<char> scratch(16 * 1024);  // only while handshaking
   for (;;) {
     ERR_clear_error();
     const int result = SSL_do_handshake(ssl);
@@ -164,7 +165,8 @@ awaitable<void> Transport::handshake() {
     if (error) throw boost::system::system_error(error);
     if (!sent) throw boost::system::system_error(asio::error::connection_reset);
     if (reason == SSL_ERROR_NONE) co_return;
-    if (!co_await receive_tls_input(error)) throw boost::system::system_error(error);
+    if (!co_await receive_tls_input(asio::buffer(scratch), error))
+      throw boost::system::system_error(error);
   }
 }
 
@@ -206,7 +208,9 @@ awaitable<bool> Transport::read_some(ReadBuffer& buffer, size_t min_free) {
   for (;;) {
     if (need_input) {
       boost::system::error_code ec;
-      if (!co_await receive_tls_input(ec)) co_return false;
+      // Ciphertext lands in the caller's free space and is copied into the BIO at once, so
+      // the plaintext may overwrite it: no ciphertext buffer per connection.
+      if (!co_await receive_tls_input(space, ec)) co_return false;
     }
     size_t n = 0;
     const int result = SSL_read_ex(tls_.get(), space.data(), space.size(), &n);

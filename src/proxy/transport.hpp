@@ -71,8 +71,9 @@ class Transport {
   awaitable<bool> send_tls_output();
   // The same, for callers that do not hold the write turn.
   awaitable<bool> send_tls_output_in_turn();
-  // Moves received ciphertext into the incoming BIO; false when the peer is gone.
-  awaitable<bool> receive_tls_input(boost::system::error_code& error);
+  // Reads ciphertext into `scratch` and moves it into the incoming BIO; false when the peer
+  // is gone.
+  awaitable<bool> receive_tls_input(asio::mutable_buffer scratch, boost::system::error_code& error);
   // Sends what the socket takes right now; false on a hard error.
   bool send_now(std::string_view& data);
   // Sends all of `data`. The caller holds the write turn.
@@ -85,7 +86,6 @@ class Transport {
   BIO* tls_in_ = nullptr;   // owned by tls_
   BIO* tls_out_ = nullptr;  // owned by tls_
   std::string cipher_out_;  // ciphertext being sent
-  std::vector<char> cipher_in_;
   std::string peer_;
   bool writing_ = false;
   std::unique_ptr<steady_timer> write_waiters_;  // lazily made; wakes queued writers
