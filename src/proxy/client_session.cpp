@@ -39,7 +39,7 @@ std::string_view as_text(pgwire::Bytes bytes) {
 }  // namespace
 
 ClientSession::ClientSession(ProxyContext& ctx, tcp_socket socket)
-    : ctx_(ctx), client_(std::move(socket)), server_attached_(client_.socket().get_executor()) {
+    : ctx_(ctx), client_(*ctx.poller, std::move(socket)), server_attached_(client_.get_executor()) {
   accepted_at_ = last_activity_ = Clock::now();
   cancel_pid_ = ctx_.clients->add(this);
   std::string key = auth::random_bytes(4);
@@ -278,7 +278,7 @@ void ClientSession::reply_error(const ServerError& error) {
 
 awaitable<void> ClientSession::relay() {
   const size_t max_message = ctx_.config.max_message_size;
-  asio::co_spawn(client_.socket().get_executor(), server_pump(), [](std::exception_ptr e) {
+  asio::co_spawn(client_.get_executor(), server_pump(), [](std::exception_ptr e) {
     if (!e) return;
     try {
       std::rethrow_exception(e);
@@ -417,7 +417,8 @@ awaitable<bool> ClientSession::attach() {
   unsynced_ = false;
   transaction_ = 'I';
   ctx_.metrics.database_connections_currently_borrowed.fetch_add(1, std::memory_order_relaxed);
-  server_attached_.notify();
+  // The server reader starts at once and parks on the server socket, ready for the reply.
+  server_attached_.notify_now();
   co_return true;
 }
 
@@ -582,7 +583,7 @@ void ClientSession::terminate(std::string sqlstate, std::string message) {
   if (phase_ == Phase::kClosed) return;
   auto self = shared_from_this();
   asio::co_spawn(
-      client_.socket().get_executor(),
+      client_.get_executor(),
       [self, sqlstate = std::move(sqlstate), message = std::move(message)]() -> awaitable<void> {
         if (self->phase_ == Phase::kClosed) co_return;
         std::string out;

@@ -10,6 +10,7 @@
 namespace sluice::proxy {
 
 class PoolManager;
+class Poller;
 class ClientRegistry;
 
 struct ProxyContext {
@@ -19,6 +20,7 @@ struct ProxyContext {
   ssl::context& client_tls;  // the proxy as a TLS server
   ssl::context* target_tls;  // the proxy as a TLS client; null when target.tls = disable
   Metrics& metrics;
+  Poller* poller = nullptr;
   PoolManager* pools = nullptr;
   ClientRegistry* clients = nullptr;
   bool draining = false;

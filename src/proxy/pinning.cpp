@@ -84,7 +84,8 @@ bool is(std::string_view word, std::string_view lower) {
   return true;
 }
 
-// What one statement's words say so far.
+// What one statement's words say so far. The first word is classified once; later words are
+// looked at only when that word (or a following '(') makes them matter.
 class StatementScan {
  public:
   // Feeds the next bare word. Returns a reason as soon as one is certain.
@@ -98,37 +99,31 @@ class StatementScan {
           is(w, "pg_try_advisory_lock") || is(w, "pg_try_advisory_lock_shared"))
         return PinReason::kAdvisoryLock;
     }
-    if (index == 0) {
-      first_ = w;
-      if (is(w, "reset")) return PinReason::kSetStatement;
-      if (is(w, "prepare") || is(w, "execute") || is(w, "deallocate"))
-        return PinReason::kPreparedStatement;
-      if (is(w, "discard")) return PinReason::kDiscard;
-      if (is(w, "listen")) return PinReason::kListen;
-      if (is(w, "load")) return PinReason::kLoad;
-      return std::nullopt;
-    }
-    if (is(first_, "set")) {
-      if (index != 1) return std::nullopt;
-      // Transaction-scoped forms end with the transaction: nothing to carry.
-      if (is(w, "local") || is(w, "transaction") || is(w, "constraints")) {
-        set_decided_ = true;
+    if (index == 0) return first_word(w);
+    switch (lead_) {
+      case Lead::kOther:
         return std::nullopt;
-      }
-      return PinReason::kSetStatement;
-    }
-    if (is(first_, "declare")) {
-      if (previous_was_with_ && is(w, "hold")) return PinReason::kHoldCursor;
-      previous_was_with_ = is(w, "with");
-      return std::nullopt;
-    }
-    const bool create = is(first_, "create");
-    if ((create || is(first_, "select")) && !temp_search_over_) {
-      // CREATE [GLOBAL|LOCAL] TEMP[ORARY] …, CREATE OR REPLACE TEMP VIEW, SELECT … INTO TEMP.
-      if (is(w, "temp") || is(w, "temporary")) return PinReason::kTemporaryObject;
-      if (create && (is(w, "table") || is(w, "sequence") || is(w, "view") || is(w, "function") ||
-                     is(w, "index")))
-        temp_search_over_ = true;
+      case Lead::kSet:
+        if (index != 1) return std::nullopt;
+        // Transaction-scoped forms end with the transaction: nothing to carry.
+        if (is(w, "local") || is(w, "transaction") || is(w, "constraints")) {
+          set_decided_ = true;
+          return std::nullopt;
+        }
+        return PinReason::kSetStatement;
+      case Lead::kDeclare:
+        if (previous_was_with_ && is(w, "hold")) return PinReason::kHoldCursor;
+        previous_was_with_ = is(w, "with");
+        return std::nullopt;
+      case Lead::kCreate:
+      case Lead::kSelect:
+        if (temp_search_over_) return std::nullopt;
+        // CREATE [GLOBAL|LOCAL] TEMP[ORARY] …, CREATE OR REPLACE TEMP VIEW, SELECT … INTO TEMP.
+        if (is(w, "temp") || is(w, "temporary")) return PinReason::kTemporaryObject;
+        if (lead_ == Lead::kCreate && (is(w, "table") || is(w, "sequence") || is(w, "view") ||
+                                       is(w, "function") || is(w, "index")))
+          temp_search_over_ = true;
+        return std::nullopt;
     }
     return std::nullopt;
   }
@@ -136,14 +131,42 @@ class StatementScan {
   // The statement ended (';' or end of text).
   std::optional<PinReason> end() {
     std::optional<PinReason> reason;
-    if (count_ == 1 && is(first_, "set") && !set_decided_) reason = PinReason::kSetStatement;
+    if (count_ == 1 && lead_ == Lead::kSet && !set_decided_) reason = PinReason::kSetStatement;
     *this = StatementScan();
     return reason;
   }
 
  private:
+  enum class Lead { kOther, kSet, kDeclare, kCreate, kSelect };
+
+  std::optional<PinReason> first_word(std::string_view w) {
+    if (is(w, "select")) {
+      lead_ = Lead::kSelect;
+      return std::nullopt;
+    }
+    if (is(w, "set")) {
+      lead_ = Lead::kSet;
+      return std::nullopt;
+    }
+    if (is(w, "declare")) {
+      lead_ = Lead::kDeclare;
+      return std::nullopt;
+    }
+    if (is(w, "create")) {
+      lead_ = Lead::kCreate;
+      return std::nullopt;
+    }
+    if (is(w, "reset")) return PinReason::kSetStatement;
+    if (is(w, "prepare") || is(w, "execute") || is(w, "deallocate"))
+      return PinReason::kPreparedStatement;
+    if (is(w, "discard")) return PinReason::kDiscard;
+    if (is(w, "listen")) return PinReason::kListen;
+    if (is(w, "load")) return PinReason::kLoad;
+    return std::nullopt;
+  }
+
   size_t count_ = 0;
-  std::string_view first_;
+  Lead lead_ = Lead::kOther;
   bool set_decided_ = false;
   bool previous_was_with_ = false;
   bool temp_search_over_ = false;

@@ -109,7 +109,9 @@ void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reu
   connection->inbound().shrink_if_idle();
   if (auto waiter = first_unserved(pool)) {
     waiter->handed = std::move(connection);
-    waiter->wakeup.notify();
+    // Straight to the waiter: the connection carries its next query at once instead of
+    // idling while the executor's queue drains.
+    waiter->wakeup.notify_now();
     return;
   }
   // Another pool is starved at the cap: make room for it rather than park this one.

@@ -39,10 +39,12 @@ Proxy::Proxy(asio::io_context& io, Config config)
                       ? nullptr
                       : make_client_tls_context(config_.target_tls, config_.target_ca_file)),
       ctx_{io_, config_, secrets_, *client_tls_, target_tls_.get(), metrics_},
+      poller_(io_.get_executor()),
       pools_(ctx_),
       clients_(ctx_),
       acceptor_(io_),
       signals_(io_, SIGTERM, SIGINT) {
+  ctx_.poller = &poller_;
   ctx_.pools = &pools_;
   ctx_.clients = &clients_;
 }
@@ -96,7 +98,13 @@ awaitable<void> Proxy::accept_loop() {
       co_await pause.async_wait(as_tuple_awaitable);
       continue;
     }
-    auto session = std::make_shared<ClientSession>(ctx_, std::move(socket));
+    std::shared_ptr<ClientSession> session;
+    try {
+      session = std::make_shared<ClientSession>(ctx_, std::move(socket));
+    } catch (const std::exception& ex) {  // out of memory or descriptors for the poller
+      spdlog::error("could not take a client connection: {}", ex.what());
+      continue;
+    }
     asio::co_spawn(io_, session->run(), [](std::exception_ptr e) {
       if (!e) return;
       try {

@@ -10,6 +10,7 @@
 #include "proxy/context.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/metrics_server.hpp"
+#include "proxy/poller.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/secrets.hpp"
 
@@ -34,6 +35,7 @@ class Proxy {
   std::unique_ptr<ssl::context> target_tls_;
   Metrics metrics_;
   ProxyContext ctx_;
+  Poller poller_;  // before everything that owns sockets
   PoolManager pools_;
   ClientRegistry clients_;
   tcp_acceptor acceptor_;

@@ -154,7 +154,7 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
     co_return fail("could not connect to the database server at " + target.host + ":" +
                        std::to_string(target.port) + ": " + ec.message(),
                    true);
-  transport_ = std::make_unique<Transport>(std::move(socket));
+  transport_ = std::make_unique<Transport>(*ctx_.poller, std::move(socket));
 
   const TargetTls mode = ctx_.config.target_tls;
   if (mode != TargetTls::kDisable) {
@@ -324,21 +324,18 @@ awaitable<std::optional<ServerError>> ServerConnection::apply_settings(const Set
 
 bool ServerConnection::server_went_away() {
   if (broken || !transport_->is_open()) return true;
-  char byte;
-  const ssize_t n = ::recv(transport_->socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+  if (!transport_->peer_sent_something()) return false;
   broken = true;  // a goodbye (FATAL on shutdown), EOF or an error
   return true;
 }
 
 void ServerConnection::send_cancel() {
   if (backend_key_.process_id == 0) return;
-  auto executor = transport_->socket().get_executor();
+  auto executor = transport_->get_executor();
   std::string packet;
   pgwire::write_cancel_request(packet, backend_key_.process_id, backend_key_.secret_key);
-  boost::system::error_code ec;
-  tcp::endpoint endpoint = transport_->socket().remote_endpoint(ec);
-  if (ec) return;
+  const tcp::endpoint endpoint = transport_->remote_endpoint();
+  if (endpoint.port() == 0) return;
   asio::co_spawn(
       executor,
       [endpoint, packet]() -> awaitable<void> {

@@ -1,5 +1,9 @@
 #include "proxy/transport.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 
 namespace sluice::proxy {
@@ -27,47 +31,94 @@ void ReadBuffer::shrink_if_idle() {
   }
 }
 
-Transport::Transport(tcp_socket socket) : socket_(std::move(socket)) {
+Transport::Transport(Poller& poller, tcp_socket socket)
+    : poller_(poller), executor_(socket.get_executor()) {
   boost::system::error_code ec;
-  auto endpoint = socket_.remote_endpoint(ec);
-  if (!ec) peer_ = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-  socket_.set_option(tcp::no_delay(true), ec);
-  // Writes try a plain send first and wait only if the socket buffer is full.
-  socket_.non_blocking(true, ec);
-}
-
-bool Transport::send_now(std::string_view& data) {
-  boost::system::error_code ec;
-  const size_t sent = socket_.write_some(asio::buffer(data), ec);
-  data.remove_prefix(sent);
-  return !ec || ec == asio::error::would_block || ec == asio::error::try_again;
-}
-
-awaitable<bool> Transport::send(std::string_view data) {
-  // Almost always done in one non-blocking send, without an async operation whose
-  // completion would be queued and resumed later.
-  if (!send_now(data)) co_return false;
-  if (data.empty()) co_return true;
-  auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(data), as_tuple_awaitable);
-  co_return !ec;
+  remote_ = socket.remote_endpoint(ec);
+  if (!ec) peer_ = remote_.address().to_string() + ":" + std::to_string(remote_.port());
+  socket.set_option(tcp::no_delay(true), ec);
+  socket.non_blocking(true, ec);
+  fd_ = socket.release(ec);
+  if (ec) throw boost::system::system_error(ec);
+  watch_.fd = fd_;
+  try {
+    poller_.add(watch_);
+  } catch (...) {
+    ::close(fd_);
+    throw;
+  }
 }
 
 Transport::~Transport() {
   close();
 }
 
-tcp_socket& Transport::socket() {
-  return socket_;
-}
-
-bool Transport::is_open() const {
-  return socket_.is_open();
-}
-
 void Transport::close() {
-  boost::system::error_code ec;
-  socket_.shutdown(tcp_socket::shutdown_both, ec);
-  socket_.close(ec);
+  if (fd_ < 0) return;
+  poller_.remove(watch_);
+  ::shutdown(fd_, SHUT_RDWR);
+  ::close(fd_);
+  fd_ = -1;
+}
+
+ssize_t Transport::receive(asio::mutable_buffer space) {
+  for (;;) {
+    if (fd_ < 0) return 0;
+    if (!watch_.readable) return -1;
+    const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
+    if (n > 0) {
+      // A short read drained the socket: the next byte brings a new edge.
+      if (static_cast<size_t>(n) < space.size()) watch_.readable = false;
+      return n;
+    }
+    if (n == 0) return 0;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      watch_.readable = false;
+      return -1;
+    }
+    return 0;
+  }
+}
+
+bool Transport::peer_sent_something() {
+  if (fd_ < 0) return true;
+  if (!watch_.readable) return false;
+  char byte;
+  const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    watch_.readable = false;
+    return false;
+  }
+  return true;
+}
+
+bool Transport::send_now(std::string_view& data) {
+  while (!data.empty()) {
+    if (fd_ < 0) return false;
+    if (!watch_.writable) return true;
+    const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      watch_.writable = false;
+      return true;
+    }
+    return false;
+  }
+  return true;
+}
+
+awaitable<bool> Transport::send(std::string_view data) {
+  // Almost always done in one non-blocking send, without a wait.
+  for (;;) {
+    if (!send_now(data)) co_return false;
+    if (data.empty()) co_return true;
+    co_await poller_.writable(watch_);
+  }
 }
 
 void Transport::SslFree::operator()(SSL* ssl) const {
@@ -105,8 +156,7 @@ awaitable<void> Transport::take_write_turn() {
   // One writer at a time: writes on a stream must not overlap.
   while (writing_) {
     if (!write_waiters_)
-      write_waiters_ =
-          std::make_unique<steady_timer>(socket_.get_executor(), steady_timer::time_point::max());
+      write_waiters_ = std::make_unique<steady_timer>(executor_, steady_timer::time_point::max());
     co_await write_waiters_->async_wait(as_tuple_awaitable);
   }
   writing_ = true;
@@ -141,13 +191,18 @@ awaitable<bool> Transport::send_tls_output_in_turn() {
 
 awaitable<bool> Transport::receive_tls_input(asio::mutable_buffer scratch,
                                              boost::system::error_code& error) {
-  auto [ec, n] = co_await socket_.async_read_some(scratch, as_tuple_awaitable);
-  if (n > 0) BIO_write(tls_in_, scratch.data(), static_cast<int>(n));
-  if (ec && n == 0) {
-    error = ec;
-    co_return false;
+  for (;;) {
+    const ssize_t n = receive(scratch);
+    if (n > 0) {
+      BIO_write(tls_in_, scratch.data(), static_cast<int>(n));
+      co_return true;
+    }
+    if (n == 0) {
+      error = asio::error::eof;
+      co_return false;
+    }
+    co_await poller_.readable(watch_);
   }
-  co_return true;
 }
 
 awaitable<void> Transport::handshake() {
@@ -199,9 +254,15 @@ awaitable<void> Transport::start_tls_as_client(ssl::context& ctx, const std::str
 awaitable<bool> Transport::read_some(ReadBuffer& buffer, size_t min_free) {
   auto space = buffer.prepare(min_free);
   if (!tls_) {
-    auto [ec, n] = co_await socket_.async_read_some(space, as_tuple_awaitable);
-    buffer.commit(n);
-    co_return !ec || n > 0;
+    for (;;) {
+      const ssize_t n = receive(space);
+      if (n > 0) {
+        buffer.commit(static_cast<size_t>(n));
+        co_return true;
+      }
+      if (n == 0) co_return false;
+      co_await poller_.readable(watch_);
+    }
   }
   // Nothing buffered anywhere: wait for bytes rather than ask OpenSSL to find none.
   bool need_input = BIO_ctrl_pending(tls_in_) == 0 && !SSL_has_pending(tls_.get());

@@ -2,6 +2,9 @@
 // peer asks (clients: SSLRequest) or we ask (servers). Serializes writes so two coroutines
 // may send on it without interleaving bytes.
 //
+// The socket leaves Asio once accepted or connected: its readiness comes from the Poller
+// (see poller.hpp), and reads and writes are plain non-blocking recv()/send().
+//
 // TLS drives OpenSSL over two memory BIOs: ciphertext comes in through the same speculative
 // socket reads as plaintext connections, and goes out in one send per write. Asio's
 // ssl::stream layers composed operations per record, and an fd BIO would need a readiness
@@ -17,6 +20,7 @@
 
 #include "pgwire/codec.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/poller.hpp"
 
 namespace sluice::proxy {
 
@@ -40,7 +44,8 @@ class ReadBuffer {
 
 class Transport {
  public:
-  explicit Transport(tcp_socket socket);
+  // Takes the socket over from Asio.
+  Transport(Poller& poller, tcp_socket socket);
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -56,9 +61,13 @@ class Transport {
   awaitable<bool> write_all(std::string_view data);
 
   bool tls() const { return tls_ != nullptr; }
-  bool is_open() const;
+  bool is_open() const { return fd_ >= 0; }
   void close();
-  tcp_socket& socket();
+  // Bytes (or EOF) may have arrived since the last read found the socket drained. Peeks only
+  // when the poller saw an edge since, so asking costs nothing on a quiet socket.
+  bool peer_sent_something();
+  const executor& get_executor() const { return executor_; }
+  const tcp::endpoint& remote_endpoint() const { return remote_; }
   const std::string& peer() const { return peer_; }
 
  private:
@@ -81,7 +90,14 @@ class Transport {
   awaitable<void> take_write_turn();
   void give_write_turn();
 
-  tcp_socket socket_;
+  // Reads into `space`: >0 bytes, 0 on EOF or error, -1 when drained (then wait for an edge).
+  ssize_t receive(asio::mutable_buffer space);
+
+  Poller& poller_;
+  executor executor_;
+  int fd_ = -1;
+  Poller::Watch watch_;
+  tcp::endpoint remote_;
   std::unique_ptr<SSL, SslFree> tls_;
   BIO* tls_in_ = nullptr;   // owned by tls_
   BIO* tls_out_ = nullptr;  // owned by tls_

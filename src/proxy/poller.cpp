@@ -1,0 +1,113 @@
+#include "proxy/poller.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace sluice::proxy {
+
+namespace {
+constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+constexpr uint32_t kWriteEvents = EPOLLOUT | EPOLLHUP | EPOLLERR;
+
+boost::system::system_error last_system_error() {
+  return boost::system::system_error(errno, boost::system::system_category());
+}
+}  // namespace
+
+Poller::Poller(executor ex)
+    : executor_(ex), epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)), descriptor_(ex) {
+  if (epoll_fd_ < 0) throw last_system_error();
+  descriptor_.assign(epoll_fd_);
+  arm();
+}
+
+Poller::~Poller() {
+  boost::system::error_code ignored;
+  descriptor_.close(ignored);  // closes epoll_fd_
+}
+
+void Poller::add(Watch& watch) {
+  // EPOLLOUT stays registered: with edge triggering it fires only after a send found the
+  // socket buffer full and room came back, so it costs nothing while writes succeed.
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  event.data.ptr = &watch;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, watch.fd, &event) != 0) throw last_system_error();
+  watch.closed = false;
+}
+
+void Poller::remove(Watch& watch) {
+  if (watch.closed) return;
+  watch.closed = true;
+  epoll_event unused{};
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, watch.fd, &unused);
+  // The watch may be destroyed before the batch reaches it.
+  for (int i = batch_next_; i < batch_size_; ++i)
+    if (events_[i].data.ptr == &watch) events_[i].data.ptr = nullptr;
+  post_resume(watch.on_readable);
+  post_resume(watch.on_writable);
+}
+
+void Poller::post_resume(std::optional<Resume>& waiter) {
+  if (!waiter) return;
+  asio::post(executor_, [resume = std::move(*waiter)]() mutable { std::move(resume)(); });
+  waiter.reset();
+}
+
+awaitable<void> Poller::readable(Watch& watch) {
+  if (watch.closed) co_return;
+  co_await asio::async_initiate<decltype(use_awaitable), void()>(
+      [&watch](Resume resume) { watch.on_readable.emplace(std::move(resume)); }, use_awaitable);
+}
+
+awaitable<void> Poller::writable(Watch& watch) {
+  if (watch.closed) co_return;
+  co_await asio::async_initiate<decltype(use_awaitable), void()>(
+      [&watch](Resume resume) { watch.on_writable.emplace(std::move(resume)); }, use_awaitable);
+}
+
+void Poller::arm() {
+  descriptor_.async_wait(asio::posix::descriptor_base::wait_read,
+                         [this](boost::system::error_code ec) {
+                           if (ec) return;  // shutting down
+                           dispatch();
+                           arm();
+                         });
+}
+
+void Poller::dispatch() {
+  for (;;) {
+    const int n = ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), 0);
+    if (n <= 0) return;  // drained (EINTR: the re-armed wait comes back at once)
+    batch_size_ = n;
+    for (batch_next_ = 0; batch_next_ < batch_size_;) {
+      const epoll_event event = events_[batch_next_++];
+      auto* watch = static_cast<Watch*>(event.data.ptr);
+      if (!watch) continue;
+      // Both waiters are taken out before either runs: a resumed coroutine may close the
+      // socket, or finish and free the transport once nobody else waits on it.
+      std::optional<Resume> reader, writer;
+      if (event.events & kReadEvents) {
+        watch->readable = true;
+        if (watch->on_readable) {
+          reader.emplace(std::move(*watch->on_readable));
+          watch->on_readable.reset();
+        }
+      }
+      if (event.events & kWriteEvents) {
+        watch->writable = true;
+        if (watch->on_writable) {
+          writer.emplace(std::move(*watch->on_writable));
+          watch->on_writable.reset();
+        }
+      }
+      if (reader) std::move(*reader)();
+      if (writer) std::move(*writer)();
+    }
+    batch_size_ = batch_next_ = 0;
+    if (n < static_cast<int>(events_.size())) return;
+  }
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,67 @@
+// Readiness of the proxy's client and server sockets, from one edge-triggered epoll set of
+// our own that itself waits inside Asio as a single descriptor.
+//
+// Why not Asio's reactor for these sockets: Boost 1.81 retries a read speculatively after
+// every successful one, so a request/response relay pays one recv() that fails with EAGAIN per
+// message, and its readiness-only waits re-arm with an epoll_ctl() each time. Here a short
+// read marks the socket drained and the next read waits for the next edge, as PgBouncer's
+// loop does; a batch of ready sockets costs one epoll_wait() and one re-arm, and each waiting
+// coroutine is resumed directly from the batch instead of through a queued completion.
+// Timers, the acceptor, connects and everything else stay on Asio.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <array>
+#include <optional>
+#include <type_traits>
+
+#include "proxy/asio.hpp"
+
+namespace sluice::proxy {
+
+class Poller {
+ public:
+  // What resumes a coroutine suspended in a wait, stored in place.
+  using Resume = asio::async_result<std::decay_t<decltype(use_awaitable)>, void()>::handler_type;
+
+  // One socket's readiness. Owned by the socket's Transport, registered while the socket is
+  // open.
+  struct Watch {
+    int fd = -1;
+    bool readable = true;  // not known to be drained: a read may find bytes
+    bool writable = true;  // not known to be full
+    bool closed = false;
+    std::optional<Resume> on_readable;
+    std::optional<Resume> on_writable;
+  };
+
+  explicit Poller(executor ex);
+  ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  // Starts watching `watch.fd` (non-blocking). Throws on failure.
+  void add(Watch& watch);
+  // Stops watching before the fd is closed. Waiters are resumed later (posted) and find
+  // `closed` set. Safe to call while a batch is being dispatched.
+  void remove(Watch& watch);
+
+  // Return at the next edge (or at once if the watch was closed).
+  awaitable<void> readable(Watch& watch);
+  awaitable<void> writable(Watch& watch);
+
+ private:
+  void arm();
+  void dispatch();
+  void post_resume(std::optional<Resume>& waiter);
+
+  executor executor_;
+  int epoll_fd_ = -1;
+  asio::posix::basic_stream_descriptor<executor> descriptor_;  // epoll_fd_, as Asio sees it
+  std::array<epoll_event, 256> events_{};
+  int batch_size_ = 0;  // events_ being dispatched; entries of removed watches are nulled
+  int batch_next_ = 0;
+};
+
+}  // namespace sluice::proxy

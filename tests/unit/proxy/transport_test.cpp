@@ -1,0 +1,136 @@
+// Transport over the Poller, on real loopback TCP connections: reads wait for edges and are
+// not lost between them, large writes finish once the peer drains, close wakes waiters.
+#include "proxy/transport.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace sluice::proxy {
+namespace {
+
+struct Pair {
+  std::unique_ptr<Transport> ours;
+  tcp_socket theirs;
+};
+
+// A connected pair: `ours` is a Transport, `theirs` a plain blocking Asio socket.
+Pair connected_pair(asio::io_context& io, Poller& poller) {
+  tcp_acceptor acceptor(io.get_executor(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  tcp_socket client(io.get_executor());
+  client.connect(acceptor.local_endpoint());
+  tcp_socket server = acceptor.accept();
+  return Pair{std::make_unique<Transport>(poller, std::move(server)), std::move(client)};
+}
+
+template <class T>
+T run(asio::io_context& io, awaitable<T> task) {
+  auto future = asio::co_spawn(io, std::move(task), asio::use_future);
+  io.restart();
+  while (future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    if (io.run_one_for(std::chrono::seconds(5)) == 0) ADD_FAILURE() << "timed out";
+  }
+  return future.get();
+}
+
+std::string text(const ReadBuffer& buffer) {
+  auto bytes = buffer.readable();
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+TEST(Transport, ReadsWhatArrivesAfterTheSocketWasDrained) {
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  auto [ours, theirs] = connected_pair(io, poller);
+  ReadBuffer inbound;
+
+  asio::write(theirs, asio::buffer(std::string("first")));
+  EXPECT_TRUE(run(io, ours->read_some(inbound)));
+  EXPECT_EQ(text(inbound), "first");
+  inbound.consume(5);
+
+  // The short read marked the socket drained; the next bytes must still be seen.
+  auto later = asio::co_spawn(io, ours->read_some(inbound), asio::use_future);
+  io.restart();
+  io.poll();
+  EXPECT_EQ(later.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  asio::write(theirs, asio::buffer(std::string("second")));
+  while (later.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+    ASSERT_NE(io.run_one_for(std::chrono::seconds(5)), 0u) << "the edge was lost";
+  EXPECT_TRUE(later.get());
+  EXPECT_EQ(text(inbound), "second");
+}
+
+TEST(Transport, ReportsTheEndOfTheStream) {
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  auto [ours, theirs] = connected_pair(io, poller);
+  ReadBuffer inbound;
+  asio::write(theirs, asio::buffer(std::string("bye")));
+  theirs.close();
+  EXPECT_TRUE(run(io, ours->read_some(inbound)));
+  EXPECT_EQ(text(inbound), "bye");
+  EXPECT_FALSE(run(io, ours->read_some(inbound)));
+}
+
+TEST(Transport, WriteLargerThanTheSocketBuffersCompletesAsThePeerReads) {
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  auto [ours, theirs] = connected_pair(io, poller);
+  const std::string big(16 * 1024 * 1024, 'x');
+  auto written = asio::co_spawn(io, ours->write_all(big), asio::use_future);
+  io.restart();
+  io.poll();
+  ASSERT_EQ(written.wait_for(std::chrono::seconds(0)), std::future_status::timeout)
+      << "16 MB fit in the socket buffers; the test proves nothing";
+  theirs.non_blocking(true);
+  size_t received = 0;
+  std::vector<char> chunk(1 << 20);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (written.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up);
+    boost::system::error_code ec;
+    received += theirs.read_some(asio::buffer(chunk), ec);
+    io.poll();
+  }
+  EXPECT_TRUE(written.get());
+  theirs.non_blocking(false);
+  while (received < big.size()) received += theirs.read_some(asio::buffer(chunk));
+  EXPECT_EQ(received, big.size());
+}
+
+TEST(Transport, CloseWakesAPendingReader) {
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  auto [ours, theirs] = connected_pair(io, poller);
+  ReadBuffer inbound;
+  auto pending = asio::co_spawn(io, ours->read_some(inbound), asio::use_future);
+  io.restart();
+  io.poll();
+  ASSERT_EQ(pending.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  ours->close();
+  while (pending.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+    ASSERT_NE(io.run_one_for(std::chrono::seconds(5)), 0u);
+  EXPECT_FALSE(pending.get());
+  EXPECT_FALSE(ours->is_open());
+}
+
+TEST(Transport, PeerSentSomethingOnlyAfterBytesArrive) {
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  auto [ours, theirs] = connected_pair(io, poller);
+  EXPECT_FALSE(ours->peer_sent_something());
+  asio::write(theirs, asio::buffer(std::string("X")));
+  // The poller learns of the edge when the loop runs.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!ours->peer_sent_something()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up);
+    io.restart();
+    io.run_one_for(std::chrono::milliseconds(100));
+  }
+  theirs.close();
+  EXPECT_TRUE(ours->peer_sent_something());
+}
+
+}  // namespace
+}  // namespace sluice::proxy
