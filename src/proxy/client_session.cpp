@@ -253,22 +253,22 @@ awaitable<bool> ClientSession::finish_login() {
 // ------------------------------------------------------------------ relay
 
 awaitable<bool> ClientSession::flush_to_client() {
-  if (to_client_.empty()) co_return true;
-  std::string out;
-  out.swap(to_client_);
-  co_return co_await client_.write_all(out);
+  if (!send_to_client()) co_return false;
+  if (!client_.has_backlog()) co_return true;
+  co_return co_await client_.flush();
 }
 
-awaitable<bool> ClientSession::flush_to_server() {
-  if (to_server_.empty() || !server_) {
-    to_server_.clear();
-    co_return true;
-  }
-  auto server = server_;
-  bool ok = co_await server->transport().write_all(to_server_);
-  to_server_.clear();
+bool ClientSession::send_to_client() {
+  if (to_client_.empty()) return true;
+  const bool ok = client_.write(to_client_);
+  to_client_.clear();
+  return ok;
+}
+
+void ClientSession::send_to_server() {
   // A failed write surfaces as a failed read in the server reader, which reports it.
-  co_return ok;
+  if (server_ && !to_server_.empty()) server_->transport().write(to_server_);
+  to_server_.clear();
 }
 
 void ClientSession::reply_error(const ServerError& error) {
@@ -287,7 +287,12 @@ awaitable<void> ClientSession::relay() {
     }
   });
   for (;;) {
-    if (!co_await client_.read_some(inbound_)) co_return;
+    const ReadStatus status = client_.read_now(inbound_);
+    if (status == ReadStatus::kClosed) co_return;
+    if (status == ReadStatus::kWouldBlock) {
+      co_await client_.readable();
+      continue;
+    }
     last_activity_ = Clock::now();
     for (;;) {
       pgwire::Frame frame;
@@ -307,8 +312,17 @@ awaitable<void> ClientSession::relay() {
       inbound_.consume(frame.wire_size());
       if (step == Step::kEnd) co_return;
     }
-    if (!co_await flush_to_client()) co_return;
-    co_await flush_to_server();
+    // Writes go out at once; only a peer whose socket is full makes this reader wait, which
+    // is how a client that does not read its replies, or a server slow to take a COPY
+    // stream, slows the sender down.
+    const bool own_replies = !to_client_.empty();
+    if (!send_to_client()) co_return;
+    if (own_replies && client_.has_backlog() && !co_await client_.flush()) co_return;
+    send_to_server();
+    if (server_ && server_->transport().has_backlog()) {
+      auto server = server_;
+      co_await server->transport().flush();
+    }
   }
 }
 
@@ -394,8 +408,8 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
 }
 
 awaitable<bool> ClientSession::attach() {
-  // Our own replies (an earlier Sync, an error) must reach the client before the server's.
-  if (!co_await flush_to_client()) co_return false;
+  // Our own replies (an earlier Sync, an error) go ahead of the server's.
+  if (!send_to_client()) co_return false;
   const auto start = Clock::now();
   auto borrowed = co_await ctx_.pools->acquire(
       *pool_, start + std::chrono::seconds(ctx_.config.connection_borrow_timeout));
@@ -464,12 +478,18 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
     ~Uncount() { reset('I'); }
   } uncount{set_transaction};
 
+  Transport& transport = server->transport();
   for (;;) {
-    if (!co_await server->transport().read_some(inbound)) {
+    const ReadStatus status = transport.read_now(inbound);
+    if (status == ReadStatus::kWouldBlock) {
+      co_await transport.readable();
+      if (server_ != server) co_return;
+      continue;
+    }
+    if (status == ReadStatus::kClosed) {
       server_lost(server, false);
       co_return;
     }
-    if (server_ != server) co_return;
     const pgwire::Bytes data = inbound.readable();
     size_t forward = 0;
     bool fatal = false;
@@ -510,7 +530,10 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
       request_started_.reset();
     }
     if (forward > 0 && !client_gone_) {
-      if (!co_await client_.write_all(as_text(data.first(forward)))) {
+      bool sent = client_.write(as_text(data.first(forward)));
+      // A client slower than its server: stop reading the server until it catches up.
+      if (sent && client_.has_backlog()) sent = co_await client_.flush();
+      if (!sent) {
         client_gone_ = true;  // the client reader sees the closed socket and cleans up
         client_.close();
       }

@@ -76,7 +76,11 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void release_server();
   void server_lost(const std::shared_ptr<ServerConnection>& server, bool fatal_forwarded);
   awaitable<void> leave();
-  awaitable<bool> flush_to_server();
+  // Queue our own replies, or the client's batched messages, on the transport (sent at once
+  // as far as the socket takes them, in order with everything else written).
+  bool send_to_client();
+  void send_to_server();
+  // send_to_client(), then waits until the client took everything.
   awaitable<bool> flush_to_client();
   void reply_error(const ServerError& error);
 

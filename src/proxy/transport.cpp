@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -112,15 +113,6 @@ bool Transport::send_now(std::string_view& data) {
   return true;
 }
 
-awaitable<bool> Transport::send(std::string_view data) {
-  // Almost always done in one non-blocking send, without a wait.
-  for (;;) {
-    if (!send_now(data)) co_return false;
-    if (data.empty()) co_return true;
-    co_await poller_.writable(watch_);
-  }
-}
-
 void Transport::SslFree::operator()(SSL* ssl) const {
   SSL_free(ssl);
 }
@@ -167,42 +159,70 @@ void Transport::give_write_turn() {
   if (write_waiters_) write_waiters_->cancel();
 }
 
-awaitable<bool> Transport::send_tls_output() {
-  bool ok = true;
-  while (ok && BIO_ctrl_pending(tls_out_) > 0) {
-    // Copied out first: a concurrent SSL_read may append to the BIO while this send waits.
-    cipher_out_.resize(BIO_ctrl_pending(tls_out_));
-    const int n = BIO_read(tls_out_, cipher_out_.data(), static_cast<int>(cipher_out_.size()));
-    if (n <= 0) break;
-    ok = co_await send(std::string_view(cipher_out_.data(), static_cast<size_t>(n)));
+void Transport::take_tls_output() {
+  const size_t pending = BIO_ctrl_pending(tls_out_);
+  if (pending == 0) return;
+  const size_t old = backlog_.size();
+  backlog_.resize(old + pending);
+  const int n = BIO_read(tls_out_, backlog_.data() + old, static_cast<int>(pending));
+  backlog_.resize(old + static_cast<size_t>(std::max(n, 0)));
+}
+
+bool Transport::send_backlog_now() {
+  if (backlog_.empty()) return fd_ >= 0;
+  std::string_view rest(backlog_.data() + backlog_sent_, backlog_.size() - backlog_sent_);
+  if (!send_now(rest)) return false;
+  backlog_sent_ = backlog_.size() - rest.size();
+  if (rest.empty()) {
+    backlog_.clear();
+    backlog_sent_ = 0;
+    // Memory of a large result goes back once it is out.
+    if (backlog_.capacity() > 64 * 1024) backlog_.shrink_to_fit();
   }
-  co_return ok;
+  return true;
 }
 
-awaitable<bool> Transport::send_tls_output_in_turn() {
-  if (writing_)
-    co_await take_write_turn();
-  else
-    writing_ = true;
-  const bool sent = co_await send_tls_output();
-  give_write_turn();
-  co_return sent;
+bool Transport::write(std::string_view data) {
+  if (fd_ < 0) return false;
+  if (tls_) {
+    // Into the memory BIO, which never blocks, then out with the backlog.
+    size_t written = 0;
+    if (!data.empty() && SSL_write_ex(tls_.get(), data.data(), data.size(), &written) != 1) {
+      last_tls_error();
+      return false;
+    }
+    take_tls_output();
+    return send_backlog_now();
+  }
+  if (backlog_.empty()) {
+    // The common case: straight from the caller's buffer, no copy.
+    if (!send_now(data)) return false;
+    if (data.empty()) return true;
+  }
+  backlog_.append(data);
+  return send_backlog_now();
 }
 
-awaitable<bool> Transport::receive_tls_input(asio::mutable_buffer scratch,
-                                             boost::system::error_code& error) {
+awaitable<bool> Transport::flush() {
   for (;;) {
-    const ssize_t n = receive(scratch);
-    if (n > 0) {
-      BIO_write(tls_in_, scratch.data(), static_cast<int>(n));
-      co_return true;
+    if (!send_backlog_now()) co_return false;
+    if (backlog_.empty()) co_return true;
+    if (writing_) {
+      // Another coroutine already waits for room: wait for it, then look again.
+      co_await take_write_turn();
+      give_write_turn();
+      continue;
     }
-    if (n == 0) {
-      error = asio::error::eof;
-      co_return false;
-    }
-    co_await poller_.readable(watch_);
+    writing_ = true;
+    co_await poller_.writable(watch_);
+    give_write_turn();
   }
+}
+
+awaitable<bool> Transport::write_all(std::string_view data) {
+  if (!write(data)) co_return false;
+  if (backlog_.empty()) co_return true;
+  co_return co_await flush();
 }
 
 awaitable<void> Transport::handshake() {
@@ -216,12 +236,20 @@ awaitable<void> Transport::handshake() {
                                           ? boost::system::error_code{}
                                           : last_tls_error();
     // Flight out first (even on failure: it may carry the alert that says why).
-    const bool sent = co_await send_tls_output_in_turn();
+    take_tls_output();
+    const bool sent = co_await flush();
     if (error) throw boost::system::system_error(error);
     if (!sent) throw boost::system::system_error(asio::error::connection_reset);
     if (reason == SSL_ERROR_NONE) co_return;
-    if (!co_await receive_tls_input(asio::buffer(scratch), error))
-      throw boost::system::system_error(error);
+    for (;;) {
+      const ssize_t n = receive(asio::buffer(scratch));
+      if (n > 0) {
+        BIO_write(tls_in_, scratch.data(), static_cast<int>(n));
+        break;
+      }
+      if (n == 0) throw boost::system::system_error(asio::error::eof);
+      co_await readable();
+    }
   }
 }
 
@@ -251,65 +279,55 @@ awaitable<void> Transport::start_tls_as_client(ssl::context& ctx, const std::str
   co_await handshake();
 }
 
-awaitable<bool> Transport::read_some(ReadBuffer& buffer, size_t min_free) {
+ReadStatus Transport::read_now(ReadBuffer& buffer, size_t min_free) {
   auto space = buffer.prepare(min_free);
   if (!tls_) {
-    for (;;) {
-      const ssize_t n = receive(space);
-      if (n > 0) {
-        buffer.commit(static_cast<size_t>(n));
-        co_return true;
-      }
-      if (n == 0) co_return false;
-      co_await poller_.readable(watch_);
+    const ssize_t n = receive(space);
+    if (n > 0) {
+      buffer.commit(static_cast<size_t>(n));
+      return ReadStatus::kData;
     }
+    return n == 0 ? ReadStatus::kClosed : ReadStatus::kWouldBlock;
   }
-  // Nothing buffered anywhere: wait for bytes rather than ask OpenSSL to find none.
-  bool need_input = BIO_ctrl_pending(tls_in_) == 0 && !SSL_has_pending(tls_.get());
+  SSL* ssl = tls_.get();
+  // Nothing buffered anywhere: read the socket rather than ask OpenSSL to find none.
+  bool need_input = BIO_ctrl_pending(tls_in_) == 0 && !SSL_has_pending(ssl);
   for (;;) {
     if (need_input) {
-      boost::system::error_code ec;
       // Ciphertext lands in the caller's free space and is copied into the BIO at once, so
       // the plaintext may overwrite it: no ciphertext buffer per connection.
-      if (!co_await receive_tls_input(space, ec)) co_return false;
+      const ssize_t n = receive(space);
+      if (n == 0) return ReadStatus::kClosed;
+      if (n < 0) return ReadStatus::kWouldBlock;
+      BIO_write(tls_in_, space.data(), static_cast<int>(n));
     }
     size_t n = 0;
-    const int result = SSL_read_ex(tls_.get(), space.data(), space.size(), &n);
+    const int result = SSL_read_ex(ssl, space.data(), space.size(), &n);
+    if (BIO_ctrl_pending(tls_out_) > 0) {
+      // Reading produced something to send (a key update answer, session tickets): it goes
+      // now if the socket takes it, else ahead of the next write.
+      take_tls_output();
+      if (!send_backlog_now()) return ReadStatus::kClosed;
+    }
     if (result == 1) {
       buffer.commit(n);
-      co_return true;
+      return ReadStatus::kData;
     }
-    const int reason = SSL_get_error(tls_.get(), result);
-    if (reason != SSL_ERROR_WANT_READ) {  // close_notify, or a TLS error
+    if (SSL_get_error(ssl, result) != SSL_ERROR_WANT_READ) {  // close_notify, or a TLS error
       ERR_clear_error();
-      co_return false;
+      return ReadStatus::kClosed;
     }
     need_input = true;  // a partial record: more bytes are needed whatever is buffered
-    if (BIO_ctrl_pending(tls_out_) > 0) {
-      // Reading produced something to send (a key update answer, session tickets).
-      if (!co_await send_tls_output_in_turn()) co_return false;
-    }
   }
 }
 
-awaitable<bool> Transport::write_all(std::string_view data) {
-  if (writing_)
-    co_await take_write_turn();
-  else
-    writing_ = true;
-  boost::system::error_code ec;
-  if (tls_) {
-    // Into the memory BIO, which never blocks, then out in one send.
-    size_t written = 0;
-    const bool encrypted =
-        data.empty() || SSL_write_ex(tls_.get(), data.data(), data.size(), &written) == 1;
-    if (!encrypted) ec = last_tls_error();
-    if (!co_await send_tls_output() && !ec) ec = asio::error::connection_reset;
-  } else if (!co_await send(data)) {
-    ec = asio::error::connection_reset;
+awaitable<bool> Transport::read_some(ReadBuffer& buffer, size_t min_free) {
+  for (;;) {
+    const ReadStatus status = read_now(buffer, min_free);
+    if (status == ReadStatus::kData) co_return true;
+    if (status == ReadStatus::kClosed) co_return false;
+    co_await readable();
   }
-  give_write_turn();
-  co_return !ec;
 }
 
 }  // namespace sluice::proxy

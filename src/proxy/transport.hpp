@@ -42,6 +42,8 @@ class ReadBuffer {
   size_t end_ = 0;
 };
 
+enum class ReadStatus { kData, kWouldBlock, kClosed };
+
 class Transport {
  public:
   // Takes the socket over from Asio.
@@ -55,9 +57,26 @@ class Transport {
   // TLS as the client side, towards a PostgreSQL server. `sni` may be empty.
   awaitable<void> start_tls_as_client(ssl::context& ctx, const std::string& sni, bool verify_host);
 
+  // Reading. The hot path is read_now() and, when it would block, `co_await readable()`:
+  // no coroutine frame of our own per message. read_some() wraps both.
+  //
+  // Reads what is there now into `buffer` (plaintext, for TLS), without waiting.
+  ReadStatus read_now(ReadBuffer& buffer, size_t min_free = 16384);
+  // Returns once a read may find something (or the transport was closed).
+  awaitable<void> readable() { return poller_.readable(watch_); }
   // Reads at least one byte into `buffer`; false on EOF or error (the peer is gone).
   awaitable<bool> read_some(ReadBuffer& buffer, size_t min_free = 16384);
-  // Writes all of `data`; false when the peer is gone. Safe to call from several coroutines.
+
+  // Writing. write() sends at once what the socket takes and keeps the rest, in order, in a
+  // backlog; whoever wrote co_awaits flush() when has_backlog() says so, which is how a slow
+  // reader slows down its writer. Writes never interleave, whichever coroutine makes them.
+  //
+  // False when the peer is gone.
+  bool write(std::string_view data);
+  bool has_backlog() const { return !backlog_.empty(); }
+  // Waits until the backlog is sent; false when the peer is gone.
+  awaitable<bool> flush();
+  // write() and flush().
   awaitable<bool> write_all(std::string_view data);
 
   bool tls() const { return tls_ != nullptr; }
@@ -76,17 +95,12 @@ class Transport {
   };
   void start_tls(ssl::context& ctx);
   awaitable<void> handshake();
-  // Sends whatever OpenSSL queued in the outgoing BIO. The caller holds the write turn.
-  awaitable<bool> send_tls_output();
-  // The same, for callers that do not hold the write turn.
-  awaitable<bool> send_tls_output_in_turn();
-  // Reads ciphertext into `scratch` and moves it into the incoming BIO; false when the peer
-  // is gone.
-  awaitable<bool> receive_tls_input(asio::mutable_buffer scratch, boost::system::error_code& error);
-  // Sends what the socket takes right now; false on a hard error.
+  // Moves what OpenSSL wrote into the outgoing BIO to the end of the backlog.
+  void take_tls_output();
+  // Sends what the socket takes of the backlog right now; false on a hard error.
+  bool send_backlog_now();
+  // Sends what the socket takes of `data` right now (consuming it); false on a hard error.
   bool send_now(std::string_view& data);
-  // Sends all of `data`. The caller holds the write turn.
-  awaitable<bool> send(std::string_view data);
   awaitable<void> take_write_turn();
   void give_write_turn();
 
@@ -101,10 +115,11 @@ class Transport {
   std::unique_ptr<SSL, SslFree> tls_;
   BIO* tls_in_ = nullptr;   // owned by tls_
   BIO* tls_out_ = nullptr;  // owned by tls_
-  std::string cipher_out_;  // ciphertext being sent
+  std::string backlog_;     // written, not yet taken by the socket (ciphertext for TLS)
+  size_t backlog_sent_ = 0;
   std::string peer_;
-  bool writing_ = false;
-  std::unique_ptr<steady_timer> write_waiters_;  // lazily made; wakes queued writers
+  bool writing_ = false;                         // a coroutine waits for room in the socket
+  std::unique_ptr<steady_timer> write_waiters_;  // lazily made; wakes queued flushers
 };
 
 }  // namespace sluice::proxy

@@ -19,11 +19,17 @@ class Wakeup {
   Wakeup& operator=(const Wakeup&) = delete;
 
   // Returns at the next notify(), or at once if one came since the last wait.
+  // Not a coroutine itself (one frame less per wait): the initiation parks the caller.
   awaitable<void> wait() {
-    if (!notified_)
-      co_await asio::async_initiate<decltype(use_awaitable), void()>(
-          [this](Resume handler) { handler_.emplace(std::move(handler)); }, use_awaitable);
-    notified_ = false;
+    return asio::async_initiate<decltype(use_awaitable), void()>(
+        [this](Resume handler) {
+          handler_.emplace(std::move(handler));
+          if (notified_) {
+            notified_ = false;
+            notify();
+          }
+        },
+        use_awaitable);
   }
 
   // Resumes the waiter now, inside this call, until it next suspends. Only for callers whose
