@@ -135,17 +135,20 @@ std::optional<std::vector<std::string>> decode_sasl_mechanisms(Bytes data);
 // Query ('Q'): the SQL text.
 std::optional<std::string_view> decode_query(Bytes body);
 
-// Parse ('P'): statement name and SQL text (parameter types are not needed by the proxy).
+// Parse ('P'): statement name and SQL text. `definition` is everything after the name (the
+// SQL, its NUL and the parameter types): what makes two statements the same.
 struct ParseMessage {
   std::string_view statement;
   std::string_view query;
+  Bytes definition;
 };
 std::optional<ParseMessage> decode_parse(Bytes body);
 
-// Bind ('B'): portal and statement names (the rest is passed through untouched).
+// Bind ('B'): portal and statement names; `rest` (parameters and formats) is passed through.
 struct BindMessage {
   std::string_view portal;
   std::string_view statement;
+  Bytes rest;
 };
 std::optional<BindMessage> decode_bind(Bytes body);
 
@@ -200,6 +203,8 @@ void write_backend_key_data(std::string& out, uint32_t process_id, uint32_t secr
 void write_ready_for_query(std::string& out, char status);
 void write_command_complete(std::string& out, std::string_view tag);
 void write_empty_query_response(std::string& out);
+void write_parse_complete(std::string& out);
+void write_close_complete(std::string& out);
 
 // Frontend messages (sent by the proxy to servers).
 void write_startup(std::string& out,
@@ -212,6 +217,13 @@ void write_sasl_initial_response(std::string& out, std::string_view mechanism,
                                  std::string_view data);
 void write_sasl_response(std::string& out, std::string_view data);
 void write_sync(std::string& out);
+// Parse of a statement `definition` (as in ParseMessage) under `name`.
+void write_parse(std::string& out, std::string_view name, Bytes definition);
+// Bind with the parameters and formats `rest` (as in BindMessage).
+void write_bind(std::string& out, std::string_view portal, std::string_view statement, Bytes rest);
+// Describe and Close: `kind` 'S' (statement) or 'P' (portal).
+void write_describe(std::string& out, char kind, std::string_view name);
+void write_close(std::string& out, char kind, std::string_view name);
 void write_terminate(std::string& out);
 
 }  // namespace sluice::pgwire

@@ -144,13 +144,14 @@ std::optional<ParseMessage> decode_parse(Bytes body) {
   Reader r(body);
   auto statement = r.cstring();
   if (!statement) return std::nullopt;
+  const Bytes definition = body.subspan(statement->size() + 1);
   auto query = r.cstring();
   if (!query) return std::nullopt;
   auto nparams = r.u16();
   if (!nparams) return std::nullopt;
   // Parameter type OIDs: exactly nparams int32s and nothing else.
   if (r.remaining() != size_t{*nparams} * 4) return std::nullopt;
-  return ParseMessage{*statement, *query};
+  return ParseMessage{*statement, *query, definition};
 }
 
 std::optional<BindMessage> decode_bind(Bytes body) {
@@ -159,7 +160,7 @@ std::optional<BindMessage> decode_bind(Bytes body) {
   if (!portal) return std::nullopt;
   auto statement = r.cstring();
   if (!statement) return std::nullopt;
-  return BindMessage{*portal, *statement};
+  return BindMessage{*portal, *statement, body.subspan(portal->size() + statement->size() + 2)};
 }
 
 std::optional<TargetMessage> decode_describe_or_close(Bytes body) {

@@ -231,4 +231,45 @@ void write_terminate(std::string& out) {
   write_empty(out, 'X');
 }
 
+void write_parse(std::string& out, std::string_view name, Bytes definition) {
+  MessageWriter w(out);
+  w.begin('P');
+  w.cstring(name);
+  w.bytes({reinterpret_cast<const char*>(definition.data()), definition.size()});
+  w.end();
+}
+
+void write_bind(std::string& out, std::string_view portal, std::string_view statement, Bytes rest) {
+  MessageWriter w(out);
+  w.begin('B');
+  w.cstring(portal);
+  w.cstring(statement);
+  w.bytes({reinterpret_cast<const char*>(rest.data()), rest.size()});
+  w.end();
+}
+
+void write_describe(std::string& out, char kind, std::string_view name) {
+  MessageWriter w(out);
+  w.begin('D');
+  w.byte(kind);
+  w.cstring(name);
+  w.end();
+}
+
+void write_close(std::string& out, char kind, std::string_view name) {
+  MessageWriter w(out);
+  w.begin('C');
+  w.byte(kind);
+  w.cstring(name);
+  w.end();
+}
+
+void write_parse_complete(std::string& out) {
+  write_empty(out, '1');
+}
+
+void write_close_complete(std::string& out) {
+  write_empty(out, '3');
+}
+
 }  // namespace sluice::pgwire

@@ -357,7 +357,13 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
     }
     if (sql && !pinned_)
       if (auto reason = statement_pin_reason(*sql)) pin(*reason);
+    if (sql && drops_all_statements(*sql)) {
+      // DEALLOCATE ALL or DISCARD ALL: the client's named statements go, and the server's.
+      statements_.clear();
+      server_->statements.clear();
+    }
     ++outstanding_;
+    expected_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
     forward();
     co_return Step::kContinue;
   }
@@ -367,18 +373,30 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
       co_return co_await violation("malformed Parse message");
     if (skip_until_sync_) co_return Step::kContinue;
     if (type == 'E') count_query();  // one query per execution, prepared or not
+    if (type == 'C' && statements_enabled()) {
+      // A client's own named statement: closed by the proxy, wherever the client stands.
+      auto target = pgwire::decode_describe_or_close(frame.body);
+      if (!target) co_return co_await violation("malformed Close message");
+      if (target->kind == 'S' && !target->name.empty()) {
+        close_statement(target->name);
+        unsynced_ = true;
+        co_return Step::kContinue;
+      }
+    }
     if (!server_ && !co_await attach()) {
       skip_until_sync_ = true;  // PostgreSQL discards everything up to Sync after an error
       co_return Step::kContinue;
     }
     if (parse && !pinned_) {
-      if (!parse->statement.empty())
+      if (!parse->statement.empty() && !statements_enabled())
         pin(PinReason::kNamedProtocolStatement);
       else if (auto reason = statement_pin_reason(parse->query))
         pin(*reason);
     }
     unsynced_ = true;
-    forward();
+    if (!relay_extended(frame, parse))
+      co_return co_await violation("malformed " + std::string(pgwire::frontend_message_name(type)) +
+                                   " message");
     co_return Step::kContinue;
   }
   if (type == 'H') {
@@ -394,6 +412,7 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
     }
     ++outstanding_;
     unsynced_ = false;
+    expected_.expect({ResponseTracker::Kind::kSync, nullptr, {}});
     forward();
     co_return Step::kContinue;
   }
@@ -427,6 +446,7 @@ awaitable<bool> ClientSession::attach() {
     }
   }
   server_ = connection;
+  expected_.clear();
   outstanding_ = 0;
   unsynced_ = false;
   transaction_ = 'I';
@@ -446,6 +466,108 @@ awaitable<void> ClientSession::server_pump() {
     else
       co_await server_attached_.wait();
   }
+}
+
+bool ClientSession::relay_extended(const pgwire::Frame& frame,
+                                   const std::optional<pgwire::ParseMessage>& parse) {
+  using Kind = ResponseTracker::Kind;
+  auto forward = [&](Kind kind) {
+    to_server_.append(reinterpret_cast<const char*>(frame.body.data()) - 5, frame.wire_size());
+    expected_.expect({kind, nullptr, {}});
+    return true;
+  };
+  const bool named = statements_enabled();
+  switch (frame.type) {
+    case 'P': {
+      if (!named || parse->statement.empty()) return forward(Kind::kParse);
+      if (statements_.contains(parse->statement)) {
+        fail_as("42P05",
+                "prepared statement \"" + std::string(parse->statement) + "\" already exists");
+        return true;
+      }
+      auto statement = ctx_.statements->intern(parse->definition);
+      statements_.emplace(std::string(parse->statement), statement);
+      if (server_->statements.has(*statement)) {
+        // Already prepared on this connection (by this client or another): answer for it.
+        expected_.answer({Kind::kParseComplete, statement, std::string(parse->statement)},
+                         to_client_);
+        return true;
+      }
+      close_evicted(server_->statements.add(statement));
+      pgwire::write_parse(to_server_, statement->server_name, parse->definition);
+      expected_.expect({Kind::kParse, statement, std::string(parse->statement)});
+      return true;
+    }
+    case 'B': {
+      auto bind = pgwire::decode_bind(frame.body);
+      if (!bind) return false;
+      if (!named || bind->statement.empty()) return forward(Kind::kBind);
+      auto it = statements_.find(bind->statement);
+      if (it == statements_.end()) {
+        fail_as("26000",
+                "prepared statement \"" + std::string(bind->statement) + "\" does not exist");
+        return true;
+      }
+      ensure_prepared(it->second);
+      pgwire::write_bind(to_server_, bind->portal, it->second->server_name, bind->rest);
+      expected_.expect({Kind::kBind, nullptr, {}});
+      return true;
+    }
+    case 'D': {
+      auto target = pgwire::decode_describe_or_close(frame.body);
+      if (!target) return false;
+      if (!named || target->kind == 'P' || target->name.empty()) return forward(Kind::kDescribe);
+      auto it = statements_.find(target->name);
+      if (it == statements_.end()) {
+        fail_as("26000", "prepared statement \"" + std::string(target->name) + "\" does not exist");
+        return true;
+      }
+      ensure_prepared(it->second);
+      pgwire::write_describe(to_server_, 'S', it->second->server_name);
+      expected_.expect({Kind::kDescribe, nullptr, {}});
+      return true;
+    }
+    case 'C':
+      if (!pgwire::decode_describe_or_close(frame.body)) return false;
+      return forward(Kind::kClose);
+    default:  // 'E'
+      return forward(Kind::kExecute);
+  }
+}
+
+void ClientSession::ensure_prepared(const StatementRef& statement) {
+  if (server_->statements.has(*statement)) return;
+  close_evicted(server_->statements.add(statement));
+  pgwire::write_parse(to_server_, statement->server_name,
+                      {reinterpret_cast<const uint8_t*>(statement->definition.data()),
+                       statement->definition.size()});
+  expected_.expect({ResponseTracker::Kind::kSwallowParse, statement, {}});
+}
+
+void ClientSession::close_evicted(StatementRef evicted) {
+  if (!evicted) return;
+  pgwire::write_close(to_server_, 'S', evicted->server_name);
+  expected_.expect({ResponseTracker::Kind::kSwallowClose, std::move(evicted), {}});
+}
+
+void ClientSession::fail_as(std::string_view sqlstate, const std::string& message) {
+  // A Bind of a statement no server has: the server fails, and skips to Sync, exactly as
+  // PostgreSQL would for the client's request; its error is replaced by the one it would give.
+  static constexpr uint8_t kNoParameters[6] = {0, 0, 0, 0, 0, 0};
+  pgwire::write_bind(to_server_, "", kMissingStatement, kNoParameters);
+  expected_.expect({ResponseTracker::Kind::kFailAs, nullptr, error_body(sqlstate, message)});
+}
+
+void ClientSession::close_statement(std::string_view name) {
+  StatementRef closed;
+  if (auto it = statements_.find(name); it != statements_.end()) {
+    closed = std::move(it->second);
+    statements_.erase(it);
+  }
+  // Closing a name that does not exist is not an error in PostgreSQL either. The server keeps
+  // the statement for other clients until its LRU lets it go.
+  expected_.answer({ResponseTracker::Kind::kCloseComplete, std::move(closed), std::string(name)},
+                   to_client_);
 }
 
 void ClientSession::pin(PinReason reason) {
@@ -494,6 +616,9 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
     size_t forward = 0;
     bool fatal = false;
     bool violation = false;
+    // Replies are forwarded as they came, in one write, unless the tracker drops, replaces or
+    // inserts a message; then the batch is rebuilt in reshaped_.
+    bool reshaping = false;
     for (;;) {
       pgwire::Frame frame;
       auto status = pgwire::peek_frame(data.subspan(forward), kMaxServerMessage, frame);
@@ -521,6 +646,28 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
         if (fields && (fields->severity() == "FATAL" || fields->severity() == "PANIC"))
           fatal = true;
       }
+      answers_before_.clear();
+      answers_after_.clear();
+      const auto verdict =
+          expected_.on_server_message(frame.type, answers_before_, answers_after_, replacement_,
+                                      statements_, server->statements);
+      if (!reshaping && (verdict != ResponseTracker::Verdict::kForward ||
+                         !answers_before_.empty() || !answers_after_.empty())) {
+        reshaping = true;
+        reshaped_.assign(as_text(data.first(forward)));
+      }
+      if (reshaping) {
+        reshaped_ += answers_before_;
+        if (verdict == ResponseTracker::Verdict::kForward) {
+          reshaped_ += as_text(data.subspan(forward, frame.wire_size()));
+        } else if (verdict == ResponseTracker::Verdict::kReplace) {
+          pgwire::MessageWriter w(reshaped_);
+          w.begin('E');
+          w.bytes(replacement_);
+          w.end();
+        }
+        reshaped_ += answers_after_;
+      }
       forward += frame.wire_size();
     }
     if (forward > 0 && request_started_) {
@@ -529,8 +676,10 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
       metrics.query_database_response_latency.observe(waited);
       request_started_.reset();
     }
-    if (forward > 0 && !client_gone_) {
-      bool sent = client_.write(as_text(data.first(forward)));
+    const std::string_view out =
+        reshaping ? std::string_view(reshaped_) : as_text(data.first(forward));
+    if (!out.empty() && !client_gone_) {
+      bool sent = client_.write(out);
       // A client slower than its server: stop reading the server until it catches up.
       if (sent && client_.has_backlog()) sent = co_await client_.flush();
       if (!sent) {
@@ -544,7 +693,8 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
       co_return;
     }
     if (server_ != server) co_return;
-    if (outstanding_ == 0 && !unsynced_ && transaction_ == 'I' && !pinned_ && inbound.empty()) {
+    if (outstanding_ == 0 && !unsynced_ && transaction_ == 'I' && !pinned_ && inbound.empty() &&
+        expected_.empty()) {
       release_server();
       co_return;
     }
@@ -564,6 +714,7 @@ void ClientSession::server_lost(const std::shared_ptr<ServerConnection>& server,
                                 bool fatal_forwarded) {
   if (server_ != server) return;
   server_.reset();
+  expected_.clear();
   ctx_.metrics.database_connections_currently_borrowed.fetch_sub(1, std::memory_order_relaxed);
   server->broken = true;
   ctx_.pools->release(server, false);
@@ -591,6 +742,7 @@ awaitable<void> ClientSession::leave() {
     std::string rollback;
     pgwire::write_query(rollback, "ROLLBACK");
     ++outstanding_;
+    expected_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
     co_await server->transport().write_all(rollback);
     co_return;
   }

@@ -17,6 +17,7 @@
 #include "pgwire/codec.hpp"
 #include "proxy/context.hpp"
 #include "proxy/pinning.hpp"
+#include "proxy/prepared_statements.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/transport.hpp"
 #include "proxy/wakeup.hpp"
@@ -72,6 +73,17 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // One coroutine per session, not one per borrow.
   awaitable<void> server_pump();
   awaitable<void> server_reader(std::shared_ptr<ServerConnection> server);
+  // Extended-protocol messages once a server is attached: named statements are renamed to the
+  // server's names and prepared on demand; every message is recorded in expected_. False for a
+  // malformed message.
+  bool relay_extended(const pgwire::Frame& frame, const std::optional<pgwire::ParseMessage>& parse);
+  bool statements_enabled() const { return ctx_.config.max_prepared_statements > 0; }
+  void ensure_prepared(const StatementRef& statement);
+  void close_evicted(StatementRef evicted);
+  // Makes the server fail the current request as PostgreSQL would have, with this error.
+  void fail_as(std::string_view sqlstate, const std::string& message);
+  // The client's Close of its own named statement: answered by the proxy.
+  void close_statement(std::string_view name);
   void pin(PinReason reason);
   void release_server();
   void server_lost(const std::shared_ptr<ServerConnection>& server, bool fatal_forwarded);
@@ -108,6 +120,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   char transaction_ = 'I';
   bool skip_until_sync_ = false;  // after an error in the extended protocol, as PostgreSQL does
   std::optional<PinReason> pinned_;
+  ClientStatements statements_;  // named statements, by the client's names
+  ResponseTracker expected_;     // what the lent server still owes, and how to pass it on
+  // Scratch for the server reader when replies must be reshaped (kept: no allocation per batch).
+  std::string answers_before_, answers_after_, replacement_, reshaped_;
   bool client_gone_ = false;
   std::optional<Clock::time_point> request_started_;
 };

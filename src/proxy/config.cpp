@@ -166,9 +166,10 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
 
   if (const toml::table* pool = get_table(root, "connection_pool")) {
     const std::string p = "connection_pool.";
-    check_keys(*pool, p,
-               {"max_connections_percent", "max_idle_connections_percent",
-                "connection_borrow_timeout", "init_query", "idle_connection_seconds"});
+    check_keys(
+        *pool, p,
+        {"max_connections_percent", "max_idle_connections_percent", "connection_borrow_timeout",
+         "init_query", "idle_connection_seconds", "max_prepared_statements"});
     c.max_connections_percent = get_range(*pool, p, "max_connections_percent", 1, 100, 100);
     // RDS Proxy's default: half of MaxConnectionsPercent.
     c.max_idle_connections_percent =
@@ -177,6 +178,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     c.connection_borrow_timeout = get_range(*pool, p, "connection_borrow_timeout", 0, 300, 120);
     c.init_query = get<std::string>(*pool, p, "init_query").value_or("");
     c.idle_connection_seconds = get_range(*pool, p, "idle_connection_seconds", 1, 86400, 300);
+    c.max_prepared_statements = get_range(*pool, p, "max_prepared_statements", 0, 100000, 200);
   } else {
     c.max_idle_connections_percent = 50;
   }

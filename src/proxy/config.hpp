@@ -45,6 +45,9 @@ struct Config {
   uint32_t connection_borrow_timeout = 120;  // seconds
   std::string init_query;
   uint32_t idle_connection_seconds = 300;  // RDS Proxy: idle after 5 minutes without use
+  // Named statements each server connection keeps prepared (LRU); 0 pins sessions that
+  // prepare named statements instead, as RDS Proxy does.
+  uint32_t max_prepared_statements = 200;
 
   std::optional<HostPort> metrics_listen;
 };

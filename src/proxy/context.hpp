@@ -11,6 +11,7 @@ namespace sluice::proxy {
 
 class PoolManager;
 class Poller;
+class StatementRegistry;
 class ClientRegistry;
 
 struct ProxyContext {
@@ -21,6 +22,7 @@ struct ProxyContext {
   ssl::context* target_tls;  // the proxy as a TLS client; null when target.tls = disable
   Metrics& metrics;
   Poller* poller = nullptr;
+  StatementRegistry* statements = nullptr;
   PoolManager* pools = nullptr;
   ClientRegistry* clients = nullptr;
   bool draining = false;

@@ -172,10 +172,10 @@ class StatementScan {
   bool temp_search_over_ = false;
 };
 
-}  // namespace
-
-std::optional<PinReason> statement_pin_reason(std::string_view sql) {
-  StatementScan statement;
+// Walks the bare words of `sql` (outside literals, quoted names and comments), statement by
+// statement. `on_word(word, followed_by_paren)` and `on_end()` return true to stop early.
+template <class OnWord, class OnEnd>
+void walk_words(std::string_view sql, OnWord on_word, OnEnd on_end) {
   size_t i = 0;
   const size_t n = sql.size();
   auto skip_until = [&](std::string_view end) {
@@ -234,20 +234,61 @@ std::optional<PinReason> statement_pin_reason(std::string_view sql) {
         i = j;
       }
     } else if (c == ';') {
-      if (auto reason = statement.end()) return reason;
+      if (on_end()) return;
       ++i;
     } else if (is_word_start(c)) {
       size_t j = i;
       while (j < n && is_word_char(sql[j])) ++j;
       size_t k = j;
       while (k < n && is_space(sql[k])) ++k;
-      if (auto reason = statement.word(sql.substr(i, j - i), k < n && sql[k] == '(')) return reason;
+      if (on_word(sql.substr(i, j - i), k < n && sql[k] == '(')) return;
       i = j;
     } else {
       ++i;
     }
   }
-  return statement.end();
+  on_end();
+}
+
+}  // namespace
+
+std::optional<PinReason> statement_pin_reason(std::string_view sql) {
+  StatementScan statement;
+  std::optional<PinReason> reason;
+  walk_words(
+      sql,
+      [&](std::string_view word, bool followed_by_paren) {
+        reason = statement.word(word, followed_by_paren);
+        return reason.has_value();
+      },
+      [&] {
+        reason = statement.end();
+        return reason.has_value();
+      });
+  return reason;
+}
+
+bool drops_all_statements(std::string_view sql) {
+  std::string_view first, second;
+  size_t count = 0;
+  bool drops = false;
+  walk_words(
+      sql,
+      [&](std::string_view word, bool) {
+        if (count == 0) first = word;
+        if (count == 1) second = word;
+        if (count == 1 && (is(first, "discard") || is(first, "deallocate")) && is(word, "all"))
+          drops = true;
+        if (count == 2 && is(first, "deallocate") && is(second, "prepare") && is(word, "all"))
+          drops = true;
+        ++count;
+        return drops;
+      },
+      [&] {
+        count = 0;
+        return drops;
+      });
+  return drops;
 }
 
 }  // namespace sluice::proxy

@@ -29,4 +29,8 @@ std::string_view pin_reason_label(PinReason reason);
 // quoted identifiers and dollar-quoted bodies are skipped, so `SELECT 'SET x'` does not pin.
 std::optional<PinReason> statement_pin_reason(std::string_view sql);
 
+// DEALLOCATE [PREPARE] ALL or DISCARD ALL among the statements of `sql`: every prepared
+// statement of the session is gone afterwards.
+bool drops_all_statements(std::string_view sql);
+
 }  // namespace sluice::proxy

@@ -45,6 +45,7 @@ Proxy::Proxy(asio::io_context& io, Config config)
       acceptor_(io_),
       signals_(io_, SIGTERM, SIGINT) {
   ctx_.poller = &poller_;
+  ctx_.statements = &statements_;
   ctx_.pools = &pools_;
   ctx_.clients = &clients_;
 }

@@ -12,6 +12,7 @@
 #include "proxy/metrics_server.hpp"
 #include "proxy/poller.hpp"
 #include "proxy/pool.hpp"
+#include "proxy/prepared_statements.hpp"
 #include "proxy/secrets.hpp"
 
 namespace sluice::proxy {
@@ -36,6 +37,7 @@ class Proxy {
   Metrics metrics_;
   ProxyContext ctx_;
   Poller poller_;  // before everything that owns sockets
+  StatementRegistry statements_;
   PoolManager pools_;
   ClientRegistry clients_;
   tcp_acceptor acceptor_;

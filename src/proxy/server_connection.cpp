@@ -96,7 +96,7 @@ ServerError server_error_from(const pgwire::ErrorFields& fields) {
 }
 
 ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id)
-    : ctx_(ctx), pool_(pool), id_(id) {}
+    : statements(ctx.config.max_prepared_statements), ctx_(ctx), pool_(pool), id_(id) {}
 
 ServerConnection::~ServerConnection() {
   if (opened) {

@@ -11,6 +11,7 @@
 
 #include "pgwire/codec.hpp"
 #include "proxy/context.hpp"
+#include "proxy/prepared_statements.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/transport.hpp"
 
@@ -64,6 +65,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   Clock::time_point last_used;
   std::map<std::string, std::string> parameters;  // as last reported by ParameterStatus
   Settings applied;                               // what our SETs made of this session
+  StatementCache statements;                      // named statements prepared here
   std::optional<int> server_max_connections;
 
  private:

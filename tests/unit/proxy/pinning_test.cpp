@@ -96,3 +96,19 @@ TEST(Pinning, EveryReasonHasTextAndLabel) {
 
 }  // namespace
 }  // namespace sluice::proxy
+
+namespace sluice::proxy {
+namespace {
+
+TEST(DropsAllStatements, DeallocateAllAndDiscardAll) {
+  EXPECT_TRUE(drops_all_statements("DEALLOCATE ALL"));
+  EXPECT_TRUE(drops_all_statements("deallocate prepare all;"));
+  EXPECT_TRUE(drops_all_statements("select 1; DISCARD ALL"));
+  EXPECT_FALSE(drops_all_statements("DEALLOCATE s1"));
+  EXPECT_FALSE(drops_all_statements("DISCARD TEMP"));
+  EXPECT_FALSE(drops_all_statements("select 'x; discard all'"));
+  EXPECT_FALSE(drops_all_statements("select 1 -- ; deallocate all"));
+}
+
+}  // namespace
+}  // namespace sluice::proxy
