@@ -7,6 +7,7 @@ and sluice-proxy (max_connections_percent=20 -> 20 server connections), then run
 select-only (-S) workloads against each:
 
   persistent : -c 32 -j 2 -T DURATION           (32 long-lived clients)
+  prepared   : the same with -M prepared        (named prepared statements; not PgBouncer 1.18)
   connect    : -c 32 -j 2 -T DURATION -C        (a new connection per transaction)
 
 each with TLS (sslmode=require) and without (sslmode=disable; sluice runs with require_tls=false).
@@ -31,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness  # noqa: E402
 
 TARGETS = ["direct", "pgbouncer", "sluice"]
-MODES = ["persistent", "connect"]
+MODES = ["persistent", "prepared", "connect"]
 TLS = ["notls", "tls"]
 POOL = 20
 
@@ -108,6 +109,8 @@ def run_one(env, mode, duration, clients):
     args = ["-n", "-S", "-c", str(clients), "-j", "2", "-T", str(duration)]
     if mode == "connect":
         args.append("-C")
+    if mode == "prepared":
+        args += ["-M", "prepared"]
     return harness.run_pgbench(env, args, timeout=duration * 4 + 120)
 
 
@@ -186,6 +189,8 @@ def main():
             for tls in tlss:
                 sslmode = "require" if tls == "tls" else "disable"
                 for rnd, target in [(r_, t_) for r_ in range(args.rounds) for t_ in targets]:
+                    if target == "pgbouncer" and mode == "prepared":
+                        continue  # PgBouncer 1.18 has no prepared statements in transaction mode
                     if target == "direct":
                         env = pg.direct_env(app.app_user, app.app_password, app.dbname, sslmode)
                         pid = None
@@ -235,11 +240,15 @@ def main():
             d = results.get(("direct", mode, tls), {})
             b = results.get(("pgbouncer", mode, tls), {})
             s = results.get(("sluice", mode, tls), {})
-            label = f"-S -c {args.clients}" + (" -C (µs/txn = µs per new client connection)" if mode == "connect"
-                                               else " persistent")
+            label = f"-S -c {args.clients}" + {"connect": " -C (µs/txn = µs per new client connection)",
+                                               "prepared": " -M prepared persistent",
+                                               "persistent": " persistent"}[mode]
             print(f"| {label} | {'require' if tls == 'tls' else 'disable'} | {fmt(d.get('tps'))} | {fmt(b.get('tps'))} |"
                   f" {fmt(s.get('tps'))} | {ratio(s.get('tps'), b.get('tps'))} | {ratio(s.get('tps'), d.get('tps'))} |"
                   f" {fmt(b.get('cpu_us'), 1)} | {fmt(s.get('cpu_us'), 1)} | {ratio(s.get('cpu_us'), b.get('cpu_us'))} |")
+    if "prepared" in modes and "pgbouncer" in targets:
+        print("\n-M prepared: PgBouncer 1.18 (Debian 12) cannot run named prepared statements in transaction"
+              " mode (support came in 1.21), so it has no figures there.")
     failed = [k for k, v in results.items() if not v["ok"]]
     if failed:
         print(f"\nFAILED runs: {failed}")

@@ -105,6 +105,11 @@ void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reu
     forget(connection);
     return;
   }
+  if (connection->cancel_in_flight()) {
+    // Lent again only once the server has taken the cancel (ServerConnection::cancel_done).
+    connection->returned_while_cancelling = true;
+    return;
+  }
   connection->last_used = Clock::now();
   connection->inbound().shrink_if_idle();
   if (auto waiter = first_unserved(pool)) {

@@ -96,7 +96,8 @@ void ResponseTracker::skip_to_sync(ClientStatements& client, StatementCache& ser
       case Kind::kParse:
       case Kind::kParseComplete:
         if (entry.statement) {
-          if (auto it = client.find(entry.text); it != client.end() && it->second == entry.statement)
+          if (auto it = client.find(entry.text);
+              it != client.end() && it->second == entry.statement)
             client.erase(it);
           if (entry.kind == Kind::kParse) server.remove(*entry.statement);
         }

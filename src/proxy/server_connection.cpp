@@ -331,23 +331,40 @@ bool ServerConnection::server_went_away() {
 
 void ServerConnection::send_cancel() {
   if (backend_key_.process_id == 0) return;
-  auto executor = transport_->get_executor();
-  std::string packet;
-  pgwire::write_cancel_request(packet, backend_key_.process_id, backend_key_.secret_key);
   const tcp::endpoint endpoint = transport_->remote_endpoint();
   if (endpoint.port() == 0) return;
+  std::string packet;
+  pgwire::write_cancel_request(packet, backend_key_.process_id, backend_key_.secret_key);
+  ++cancels_in_flight_;
   asio::co_spawn(
-      executor,
-      [endpoint, packet]() -> awaitable<void> {
-        tcp_socket socket(co_await asio::this_coro::executor);
+      transport_->get_executor(),
+      [self = shared_from_this(), endpoint, packet]() -> awaitable<void> {
+        auto executor = co_await asio::this_coro::executor;
+        tcp_socket socket(executor);
+        // The server answers within milliseconds; a stuck one must not hold the connection.
+        steady_timer limit(executor, std::chrono::seconds(5));
+        limit.async_wait([&socket](boost::system::error_code ec) {
+          if (ec) return;
+          boost::system::error_code ignored;
+          socket.close(ignored);
+        });
         auto [ec] = co_await socket.async_connect(endpoint, as_tuple_awaitable);
-        if (ec) co_return;
-        co_await asio::async_write(socket, asio::buffer(packet), as_tuple_awaitable);
-        // The server closes once it has signalled the backend.
-        char byte;
-        co_await socket.async_read_some(asio::buffer(&byte, 1), as_tuple_awaitable);
+        if (!ec) {
+          co_await asio::async_write(socket, asio::buffer(packet), as_tuple_awaitable);
+          // The server closes once it has signalled the backend.
+          char byte;
+          co_await socket.async_read_some(asio::buffer(&byte, 1), as_tuple_awaitable);
+        }
+        limit.cancel();
+        self->cancel_done();
       },
       asio::detached);
+}
+
+void ServerConnection::cancel_done() {
+  if (--cancels_in_flight_ > 0 || !returned_while_cancelling) return;
+  returned_while_cancelling = false;
+  ctx_.pools->release(shared_from_this(), true);
 }
 
 }  // namespace sluice::proxy

@@ -51,8 +51,14 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   bool server_went_away();
 
   // Asks the server to cancel whatever this connection runs (a separate connection, as
-  // PostgreSQL wants).
+  // PostgreSQL wants). Until the server has taken the request (it closes that connection), the
+  // pool does not lend this connection again: a late signal must not cancel the next client's
+  // query.
   void send_cancel();
+  bool cancel_in_flight() const { return cancels_in_flight_ > 0; }
+  // Set by the pool when it got this connection back while a cancel was in flight: the pool
+  // takes it back once the cancel is done.
+  bool returned_while_cancelling = false;
 
   Transport& transport() { return *transport_; }
   ReadBuffer& inbound() { return inbound_; }
@@ -72,6 +78,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   awaitable<std::optional<ServerError>> login(const Credential& cred);
   awaitable<std::optional<ServerError>> run_setup();
   awaitable<bool> read_frame(pgwire::Frame& frame);
+  void cancel_done();
   void consume_frame(const pgwire::Frame& frame) { inbound_.consume(frame.wire_size()); }
 
   ProxyContext& ctx_;
@@ -80,6 +87,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   std::unique_ptr<Transport> transport_;
   ReadBuffer inbound_;
   pgwire::BackendKeyData backend_key_;
+  int cancels_in_flight_ = 0;
 };
 
 // Turns an ErrorResponse body from the server into a ServerError.

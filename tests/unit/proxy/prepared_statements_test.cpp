@@ -124,7 +124,8 @@ TEST_F(TrackerFixture, FailedParseForgetsTheStatementAndSkipsToSync) {
 }
 
 TEST_F(TrackerFixture, FailAsReplacesTheServersError) {
-  tracker.expect({Kind::kFailAs, nullptr, error_body("26000", "prepared statement \"x\" does not exist")});
+  tracker.expect(
+      {Kind::kFailAs, nullptr, error_body("26000", "prepared statement \"x\" does not exist")});
   tracker.expect({Kind::kExecute, nullptr, {}});
   tracker.expect({Kind::kSync, nullptr, {}});
   EXPECT_EQ(reply('E'), Verdict::kReplace);
