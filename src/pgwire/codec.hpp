@@ -132,6 +132,9 @@ std::optional<AuthenticationRequest> decode_authentication(Bytes body);
 // The NUL-terminated mechanism names of an AuthenticationSASL request.
 std::optional<std::vector<std::string>> decode_sasl_mechanisms(Bytes data);
 
+// DataRow ('D'): the column values (nullopt for NULL), as text or binary bytes.
+std::optional<std::vector<std::optional<std::string_view>>> decode_data_row(Bytes body);
+
 // Query ('Q'): the SQL text.
 std::optional<std::string_view> decode_query(Bytes body);
 

@@ -140,6 +140,27 @@ std::optional<std::string_view> decode_query(Bytes body) {
   return single_cstring(body);
 }
 
+std::optional<std::vector<std::optional<std::string_view>>> decode_data_row(Bytes body) {
+  Reader r(body);
+  auto count = r.u16();
+  if (!count) return std::nullopt;
+  std::vector<std::optional<std::string_view>> values;
+  values.reserve(*count);
+  for (uint16_t i = 0; i < *count; ++i) {
+    auto length = r.u32();
+    if (!length) return std::nullopt;
+    if (*length == 0xFFFFFFFFu) {
+      values.emplace_back(std::nullopt);
+      continue;
+    }
+    auto value = r.raw(*length);
+    if (!value) return std::nullopt;
+    values.emplace_back(*value);
+  }
+  if (!r.at_end()) return std::nullopt;
+  return values;
+}
+
 std::optional<ParseMessage> decode_parse(Bytes body) {
   Reader r(body);
   auto statement = r.cstring();

@@ -77,6 +77,7 @@ awaitable<void> ClientSession::run() {
     } else if ((settings_error = settings_from_startup(startup.params, settings_))) {
       co_await send_fatal("22023", *settings_error);
     } else {
+      startup_settings_ = settings_;
       const Credential* known = ctx_.secrets.find(user_);
       const Credential& credential = known ? *known : ctx_.secrets.decoy(user_);
       if (co_await authenticate(credential) && known && co_await finish_login()) {
@@ -355,8 +356,11 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
       pgwire::write_ready_for_query(to_client_, 'I');
       co_return Step::kContinue;
     }
-    if (sql && !pinned_)
-      if (auto reason = statement_pin_reason(*sql)) pin(*reason);
+    if (sql && !pinned_) {
+      const StatementEffects effects = statement_effects(*sql);
+      if (effects.pin) pin(*effects.pin);
+      if (effects.changes_settings) note_settings_change(*sql);
+    }
     if (sql && drops_all_statements(*sql)) {
       // DEALLOCATE ALL or DISCARD ALL: the client's named statements go, and the server's.
       statements_.clear();
@@ -388,10 +392,15 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
       co_return Step::kContinue;
     }
     if (parse && !pinned_) {
-      if (!parse->statement.empty() && !statements_enabled())
+      if (!parse->statement.empty() && !statements_enabled()) {
         pin(PinReason::kNamedProtocolStatement);
-      else if (auto reason = statement_pin_reason(parse->query))
-        pin(*reason);
+      } else {
+        const StatementEffects effects = statement_effects(parse->query);
+        if (effects.pin) pin(*effects.pin);
+        // An unnamed statement runs in this round; a named one whenever it is bound.
+        if (effects.changes_settings && parse->statement.empty())
+          note_settings_change(parse->query);
+      }
     }
     unsynced_ = true;
     if (!relay_extended(frame, parse))
@@ -485,7 +494,8 @@ bool ClientSession::relay_extended(const pgwire::Frame& frame,
                 "prepared statement \"" + std::string(parse->statement) + "\" already exists");
         return true;
       }
-      auto statement = ctx_.statements->intern(parse->definition);
+      auto statement = ctx_.statements->intern(parse->definition,
+                                               statement_effects(parse->query).changes_settings);
       statements_.emplace(std::string(parse->statement), statement);
       if (server_->statements.has(*statement)) {
         // Already prepared on this connection (by this client or another): answer for it.
@@ -507,6 +517,10 @@ bool ClientSession::relay_extended(const pgwire::Frame& frame,
         fail_as("26000",
                 "prepared statement \"" + std::string(bind->statement) + "\" does not exist");
         return true;
+      }
+      if (it->second->changes_settings) {
+        const std::string& definition = it->second->definition;
+        note_settings_change(std::string_view(definition.data(), definition.find('\0')));
       }
       ensure_prepared(it->second);
       pgwire::write_bind(to_server_, bind->portal, it->second->server_name, bind->rest);
@@ -570,6 +584,14 @@ void ClientSession::close_statement(std::string_view name) {
                    to_client_);
 }
 
+void ClientSession::note_settings_change(std::string_view sql) {
+  settings_changed_ = true;
+  collect_custom_setting_names(sql, custom_setting_names_);
+  // Each name is asked for at every read-back: a client that invents settings without end is
+  // pinned instead.
+  if (custom_setting_names_.size() > 64 && !pinned_) pin(PinReason::kSetStatement);
+}
+
 void ClientSession::pin(PinReason reason) {
   pinned_ = reason;
   ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(reason)].fetch_add(
@@ -601,8 +623,10 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
   } uncount{set_transaction};
 
   Transport& transport = server->transport();
+  bool buffered = false;  // replies already in `inbound`, read while the settings were read back
   for (;;) {
-    const ReadStatus status = transport.read_now(inbound);
+    const ReadStatus status = buffered ? ReadStatus::kData : transport.read_now(inbound);
+    buffered = false;
     if (status == ReadStatus::kWouldBlock) {
       co_await transport.readable();
       if (server_ != server) co_return;
@@ -638,7 +662,9 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
       } else if (frame.type == 'S') {
         if (auto ps = pgwire::decode_parameter_status(frame.body)) {
           auto& known = server->parameters[ps->name];
-          if (known != ps->value && !pinned_) pin(PinReason::kUnexpectedParameterChange);
+          // Reported changes are expected after the client's own SET (read back at release).
+          if (known != ps->value && !pinned_ && !settings_changed_)
+            pin(PinReason::kUnexpectedParameterChange);
           known = ps->value;
         }
       } else if (frame.type == 'E') {
@@ -695,6 +721,25 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
     if (server_ != server) co_return;
     if (outstanding_ == 0 && !unsynced_ && transaction_ == 'I' && !pinned_ && inbound.empty() &&
         expected_.empty()) {
+      if (settings_changed_) {
+        // SET, RESET or set_config() ran: learn what they left (a rolled-back SET is gone,
+        // SET LOCAL too) so that any connection this client borrows next gets exactly that.
+        settings_changed_ = false;
+        auto found = co_await server->read_session_settings(custom_setting_names_);
+        if (server_ != server) co_return;
+        if (!found) {
+          server_lost(server, false);
+          co_return;
+        }
+        // As in PostgreSQL, a setting no SET holds any more has the client's startup value.
+        for (const auto& [name, value] : startup_settings_) found->emplace(name, value);
+        settings_ = std::move(*found);
+        // The client may have sent more while the settings were read: then go on relaying.
+        if (outstanding_ != 0 || unsynced_ || !inbound.empty() || !expected_.empty()) {
+          buffered = !inbound.empty();
+          continue;
+        }
+      }
       release_server();
       co_return;
     }

@@ -84,6 +84,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void fail_as(std::string_view sqlstate, const std::string& message);
   // The client's Close of its own named statement: answered by the proxy.
   void close_statement(std::string_view name);
+  // A statement that changes settings was sent: read them back before the connection goes.
+  void note_settings_change(std::string_view sql);
   void pin(PinReason reason);
   void release_server();
   void server_lost(const std::shared_ptr<ServerConnection>& server, bool fatal_forwarded);
@@ -110,7 +112,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   std::string user_;
   std::string database_;
-  Settings settings_;
+  Settings settings_;              // what every borrowed connection is made to match
+  Settings startup_settings_;      // from the startup packet: what RESET returns to
+  bool settings_changed_ = false;  // SET/RESET/set_config() ran since the last read-back
+  std::vector<std::string> custom_setting_names_;  // dotted names seen in the client's SETs
   Pool* pool_ = nullptr;
 
   std::shared_ptr<ServerConnection> server_;

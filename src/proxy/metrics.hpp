@@ -46,7 +46,8 @@ struct Metrics {
   Gauge database_connections_with_tls{0};
   Gauge database_connections_currently_borrowed{0};
   Gauge database_connections_currently_in_transaction{0};
-  std::array<Gauge, 11> database_connections_currently_session_pinned{};  // by PinReason
+  std::array<Gauge, kPinReasonCount>
+      database_connections_currently_session_pinned{};  // by PinReason
   Gauge max_database_connections_allowed{0};
   Counter database_connections_borrow_timeouts{0};
 

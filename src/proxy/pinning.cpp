@@ -1,11 +1,15 @@
 #include "proxy/pinning.hpp"
 
+#include <algorithm>
+
 namespace sluice::proxy {
 
 std::string_view pin_reason_text(PinReason reason) {
   switch (reason) {
     case PinReason::kSetStatement:
       return "SET statement or set_config() in session scope";
+    case PinReason::kSetRole:
+      return "SET ROLE or SET SESSION AUTHORIZATION";
     case PinReason::kPreparedStatement:
       return "SQL PREPARE, EXECUTE or DEALLOCATE";
     case PinReason::kNamedProtocolStatement:
@@ -34,6 +38,8 @@ std::string_view pin_reason_label(PinReason reason) {
   switch (reason) {
     case PinReason::kSetStatement:
       return "set";
+    case PinReason::kSetRole:
+      return "set_role";
     case PinReason::kPreparedStatement:
       return "sql_prepare";
     case PinReason::kNamedProtocolStatement:
@@ -92,7 +98,7 @@ class StatementScan {
   std::optional<PinReason> word(std::string_view w, bool followed_by_paren) {
     const size_t index = count_++;
     if (followed_by_paren) {
-      if (is(w, "set_config")) return PinReason::kSetStatement;
+      if (is(w, "set_config")) changes_settings = true;
       if (is(w, "nextval") || is(w, "setval")) return PinReason::kSequenceFunction;
       // Session-level advisory locks; the _xact_ variants end with the transaction.
       if (is(w, "pg_advisory_lock") || is(w, "pg_advisory_lock_shared") ||
@@ -104,13 +110,21 @@ class StatementScan {
       case Lead::kOther:
         return std::nullopt;
       case Lead::kSet:
-        if (index != 1) return std::nullopt;
-        // Transaction-scoped forms end with the transaction: nothing to carry.
-        if (is(w, "local") || is(w, "transaction") || is(w, "constraints")) {
-          set_decided_ = true;
+        if (index == 1) {
+          // Transaction-scoped forms end with the transaction: nothing to carry.
+          if (is(w, "local") || is(w, "transaction") || is(w, "constraints")) {
+            set_decided_ = true;
+            return std::nullopt;
+          }
+          // Who the session is cannot be re-applied per transaction.
+          if (is(w, "role")) return PinReason::kSetRole;
+          set_session_ = is(w, "session");
+          changes_settings = true;
           return std::nullopt;
         }
-        return PinReason::kSetStatement;
+        if (index == 2 && set_session_ && (is(w, "authorization") || is(w, "role")))
+          return PinReason::kSetRole;
+        return std::nullopt;
       case Lead::kDeclare:
         if (previous_was_with_ && is(w, "hold")) return PinReason::kHoldCursor;
         previous_was_with_ = is(w, "with");
@@ -130,11 +144,14 @@ class StatementScan {
 
   // The statement ended (';' or end of text).
   std::optional<PinReason> end() {
-    std::optional<PinReason> reason;
-    if (count_ == 1 && lead_ == Lead::kSet && !set_decided_) reason = PinReason::kSetStatement;
+    if (count_ == 1 && lead_ == Lead::kSet && !set_decided_) changes_settings = true;
+    const bool changed = changes_settings;
     *this = StatementScan();
-    return reason;
+    changes_settings = changed;  // across statements
+    return std::nullopt;
   }
+
+  bool changes_settings = false;  // SET, RESET or set_config() seen: tracked, not pinned
 
  private:
   enum class Lead { kOther, kSet, kDeclare, kCreate, kSelect };
@@ -156,7 +173,10 @@ class StatementScan {
       lead_ = Lead::kCreate;
       return std::nullopt;
     }
-    if (is(w, "reset")) return PinReason::kSetStatement;
+    if (is(w, "reset")) {
+      changes_settings = true;
+      return std::nullopt;
+    }
     if (is(w, "prepare") || is(w, "execute") || is(w, "deallocate"))
       return PinReason::kPreparedStatement;
     if (is(w, "discard")) return PinReason::kDiscard;
@@ -168,6 +188,7 @@ class StatementScan {
   size_t count_ = 0;
   Lead lead_ = Lead::kOther;
   bool set_decided_ = false;
+  bool set_session_ = false;
   bool previous_was_with_ = false;
   bool temp_search_over_ = false;
 };
@@ -252,20 +273,53 @@ void walk_words(std::string_view sql, OnWord on_word, OnEnd on_end) {
 
 }  // namespace
 
-std::optional<PinReason> statement_pin_reason(std::string_view sql) {
+StatementEffects statement_effects(std::string_view sql) {
   StatementScan statement;
-  std::optional<PinReason> reason;
+  StatementEffects effects;
   walk_words(
       sql,
       [&](std::string_view word, bool followed_by_paren) {
-        reason = statement.word(word, followed_by_paren);
-        return reason.has_value();
+        effects.pin = statement.word(word, followed_by_paren);
+        return effects.pin.has_value();
       },
       [&] {
-        reason = statement.end();
-        return reason.has_value();
+        effects.pin = statement.end();
+        return effects.pin.has_value();
       });
-  return reason;
+  effects.changes_settings = statement.changes_settings;
+  return effects;
+}
+
+std::optional<PinReason> statement_pin_reason(std::string_view sql) {
+  const StatementEffects effects = statement_effects(sql);
+  if (effects.pin) return effects.pin;
+  if (effects.changes_settings) return PinReason::kSetStatement;
+  return std::nullopt;
+}
+
+void collect_custom_setting_names(std::string_view sql, std::vector<std::string>& out) {
+  auto name_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
+  size_t i = 0;
+  while (i < sql.size()) {
+    if (!name_char(sql[i])) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    bool dotted = false;
+    while (j < sql.size() && (name_char(sql[j]) || (sql[j] == '.' && j + 1 < sql.size() &&
+                                                    name_char(sql[j + 1]) && j > i))) {
+      dotted |= sql[j] == '.';
+      ++j;
+    }
+    const std::string_view name = sql.substr(i, j - i);
+    if (dotted && name.size() <= 63 && !(name[0] >= '0' && name[0] <= '9') &&
+        std::find(out.begin(), out.end(), name) == out.end())
+      out.emplace_back(name);
+    i = j;
+  }
 }
 
 bool drops_all_statements(std::string_view sql) {

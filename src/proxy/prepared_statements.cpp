@@ -4,7 +4,7 @@ namespace sluice::proxy {
 
 // ------------------------------------------------------------------ StatementRegistry
 
-StatementRef StatementRegistry::intern(pgwire::Bytes definition) {
+StatementRef StatementRegistry::intern(pgwire::Bytes definition, bool changes_settings) {
   std::string key(reinterpret_cast<const char*>(definition.data()), definition.size());
   auto& by_definition = state_->by_definition;
   if (auto it = by_definition.find(key); it != by_definition.end())
@@ -13,6 +13,7 @@ StatementRef StatementRegistry::intern(pgwire::Bytes definition) {
   statement->id = state_->next_id++;
   statement->server_name = "sluice_" + std::to_string(statement->id);
   statement->definition = key;
+  statement->changes_settings = changes_settings;
   std::weak_ptr<State> state = state_;
   StatementRef ref(statement, [state](const PreparedStatement* gone) {
     if (auto alive = state.lock()) {

@@ -25,8 +25,9 @@ namespace sluice::proxy {
 
 struct PreparedStatement {
   uint64_t id = 0;
-  std::string server_name;  // what the server knows it as
-  std::string definition;   // Parse body after the name: SQL, NUL, parameter types
+  std::string server_name;        // what the server knows it as
+  std::string definition;         // Parse body after the name: SQL, NUL, parameter types
+  bool changes_settings = false;  // SET, RESET, set_config(): executing it changes settings
 };
 using StatementRef = std::shared_ptr<const PreparedStatement>;
 
@@ -41,7 +42,7 @@ class StatementRegistry {
   StatementRegistry(const StatementRegistry&) = delete;
   StatementRegistry& operator=(const StatementRegistry&) = delete;
 
-  StatementRef intern(pgwire::Bytes definition);
+  StatementRef intern(pgwire::Bytes definition, bool changes_settings = false);
   size_t size() const;
 
  private:

@@ -322,6 +322,63 @@ awaitable<std::optional<ServerError>> ServerConnection::apply_settings(const Set
   co_return error;
 }
 
+awaitable<std::optional<Settings>> ServerConnection::read_session_settings(
+    const std::vector<std::string>& custom_names) {
+  std::string sql =
+      "SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings "
+      "WHERE source = 'session'";
+  std::string names;
+  for (const auto& name : custom_names) {
+    if (!is_valid_guc_name(name)) continue;  // [A-Za-z0-9_.]: nothing to escape
+    names += names.empty() ? "'" : ",'";
+    names += name;
+    names += '\'';
+  }
+  if (!names.empty()) {
+    // An empty value is what RESET leaves of a custom setting: the same as never set.
+    sql +=
+        " UNION ALL SELECT n, v FROM (SELECT n, pg_catalog.current_setting(n, true) AS v "
+        "FROM pg_catalog.unnest(ARRAY[" +
+        names + "]::text[]) AS n) AS custom WHERE v <> ''";
+  }
+  std::string out;
+  pgwire::write_query(out, sql);
+  if (!co_await transport_->write_all(out)) {
+    broken = true;
+    co_return std::nullopt;
+  }
+  Settings found;
+  bool failed = false;
+  for (;;) {
+    pgwire::Frame frame;
+    if (!co_await read_frame(frame)) {
+      broken = true;
+      co_return std::nullopt;
+    }
+    if (frame.type == 'D') {
+      auto row = pgwire::decode_data_row(frame.body);
+      if (row && row->size() == 2 && (*row)[0] && (*row)[1])
+        found[std::string(*(*row)[0])] = std::string(*(*row)[1]);
+      else
+        failed = true;
+    } else if (frame.type == 'E') {
+      failed = true;
+    } else if (frame.type == 'Z') {
+      auto status = pgwire::decode_ready_for_query(frame.body);
+      consume_frame(frame);
+      if (!status || *status != 'I') failed = true;
+      break;
+    }
+    consume_frame(frame);
+  }
+  if (failed) {
+    broken = true;
+    co_return std::nullopt;
+  }
+  applied = found;
+  co_return found;
+}
+
 bool ServerConnection::server_went_away() {
   if (broken || !transport_->is_open()) return true;
   if (!transport_->peer_sent_something()) return false;

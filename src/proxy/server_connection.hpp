@@ -45,6 +45,13 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // implicit transaction) and the error is returned.
   awaitable<std::optional<ServerError>> apply_settings(const Settings& wanted);
 
+  // Reads back what SET, RESET and set_config() left in this session (settings whose source is
+  // the session), in one round trip, and records it as `applied`. Nullopt if the server failed.
+  // Custom settings ("app.tenant") are not in pg_settings: those named in `custom_names` are
+  // asked for by name.
+  awaitable<std::optional<Settings>> read_session_settings(
+      const std::vector<std::string>& custom_names);
+
   // While idle in the pool, any byte from the server means it is going away (admin shutdown,
   // crash). A non-blocking peek, not a pending wait: a wait would have to be cancelled (one
   // more handler run) on every borrow.

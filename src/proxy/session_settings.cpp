@@ -72,16 +72,21 @@ std::optional<std::string> settings_from_startup(
 }
 
 std::string settings_sync_sql(const Settings& current, const Settings& wanted) {
+  // set_config() rather than SET: it parses the value as a startup parameter or the server's
+  // configuration file would, so list values ("a, b" for search_path) stay lists; SET would
+  // take a quoted list as one element.
   std::string sql;
   for (const auto& [name, value] : wanted) {
     auto it = current.find(name);
     if (it != current.end() && it->second == value) continue;
-    sql += "SET ";
-    append_identifier(sql, name);
-    sql += " TO ";
+    sql += sql.empty() || sql.back() == ';' ? "SELECT " : ",";
+    sql += "pg_catalog.set_config(";
+    append_literal(sql, name);
+    sql += ", ";
     append_literal(sql, value);
-    sql += ';';
+    sql += ", false)";
   }
+  if (!sql.empty()) sql += ';';
   for (const auto& [name, value] : current) {
     if (wanted.contains(name)) continue;
     sql += "RESET ";

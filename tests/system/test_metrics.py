@@ -70,8 +70,12 @@ def test_metrics_values(proxy_factory, pg, app):
         assert proxy.metrics().get("sluice_database_connections_currently_borrowed") == 0
 
         assert m2.get("sluice_database_connections_currently_session_pinned") == 0
-        c.execute("SET work_mem = '5MB'")
-        assert proxy.metrics().get("sluice_database_connections_currently_session_pinned") == 1
+        c.execute("SET work_mem = '5MB'")  # tracked, not pinned
+        assert proxy.metrics().get("sluice_database_connections_currently_session_pinned") == 0
+        c.execute("CREATE TEMP TABLE pin_me (a int)")
+        m3 = proxy.metrics()
+        assert m3.get("sluice_database_connections_currently_session_pinned") == 1
+        assert m3.get("sluice_database_connections_currently_session_pinned", reason="temporary_object") == 1
     finally:
         c.close()
     harness.wait_for(lambda: proxy.metrics().get("sluice_client_connections") == base_clients, 10, 0.1,

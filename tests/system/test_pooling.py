@@ -81,10 +81,11 @@ def test_borrow_timeout(proxy_factory, pg, app):
 
 
 def test_pinned_session_keeps_its_connection(proxy_factory, pg, app):
-    """A SET pins the session: with cap 1 another client times out until the pinned client leaves."""
+    """A temp table pins the session: with cap 1 another client times out until the pinned client leaves."""
     proxy = proxy_factory(connection_pool={"max_connections_percent": 1, "max_idle_connections_percent": 1, "connection_borrow_timeout": 1})
     a = proxy.connect(app.app_user, app.app_password)
     try:
+        a.execute("CREATE TEMP TABLE pinned_here (a int)")
         a.execute("SET work_mem = '7MB'")
         pid_a = a.execute("select pg_backend_pid()").fetchone()[0]
         with proxy.connect(app.app_user, app.app_password) as b:

@@ -571,3 +571,29 @@ TEST(ExtendedProtocol, FramedRoundTrip) {
 
 }  // namespace
 }  // namespace sluice::pgwire
+
+namespace sluice::pgwire {
+namespace {
+
+TEST(DataRow, DecodesValuesAndNulls) {
+  std::string body("\0\3\0\0\0\2ab\xff\xff\xff\xff\0\0\0\0", 16);
+  auto row = decode_data_row(bytes_of(body));
+  ASSERT_TRUE(row);
+  ASSERT_EQ(row->size(), 3u);
+  EXPECT_EQ((*row)[0], "ab");
+  EXPECT_FALSE((*row)[1]);
+  EXPECT_EQ((*row)[2], "");
+}
+
+TEST(DataRow, RejectsLengthsBeyondTheBody) {
+  std::string body(
+      "\0\1\0\0\0\x09"
+      "ab",
+      8);
+  EXPECT_FALSE(decode_data_row(bytes_of(body)));
+  std::string trailing("\0\0x", 3);
+  EXPECT_FALSE(decode_data_row(bytes_of(trailing)));
+}
+
+}  // namespace
+}  // namespace sluice::pgwire

@@ -25,7 +25,10 @@ TEST(Pinning, SessionSetPinsButTransactionScopedSetDoesNot) {
   EXPECT_EQ(pin("RESET ALL"), PinReason::kSetStatement);
   EXPECT_EQ(pin("SELECT set_config('a.b', '1', false)"), PinReason::kSetStatement);
   EXPECT_EQ(pin("select pg_catalog.set_config ('a.b', '1', false)"), PinReason::kSetStatement);
-  EXPECT_EQ(pin("BEGIN; SET ROLE other; COMMIT"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("BEGIN; SET ROLE other; COMMIT"), PinReason::kSetRole);
+  EXPECT_EQ(pin("SET SESSION AUTHORIZATION other"), PinReason::kSetRole);
+  EXPECT_EQ(pin("SET session ROLE other"), PinReason::kSetRole);
+  EXPECT_FALSE(pin("SET LOCAL ROLE other"));
   EXPECT_FALSE(pin("SET LOCAL statement_timeout = 5"));
   EXPECT_FALSE(pin("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"));
   EXPECT_FALSE(pin("SET CONSTRAINTS ALL DEFERRED"));
@@ -108,6 +111,47 @@ TEST(DropsAllStatements, DeallocateAllAndDiscardAll) {
   EXPECT_FALSE(drops_all_statements("DISCARD TEMP"));
   EXPECT_FALSE(drops_all_statements("select 'x; discard all'"));
   EXPECT_FALSE(drops_all_statements("select 1 -- ; deallocate all"));
+}
+
+}  // namespace
+}  // namespace sluice::proxy
+
+namespace sluice::proxy {
+namespace {
+
+TEST(StatementEffects, SettingsAreTrackedAndOtherStateStillPins) {
+  auto e = statement_effects("SET search_path = app; SELECT 1");
+  EXPECT_TRUE(e.changes_settings);
+  EXPECT_FALSE(e.pin);
+  e = statement_effects("SET x.y = 1; CREATE TEMP TABLE t (a int)");
+  EXPECT_TRUE(e.changes_settings);
+  EXPECT_EQ(e.pin, PinReason::kTemporaryObject) << "a SET must not hide what follows it";
+  e = statement_effects("select set_config('a.b', 'c', false)");
+  EXPECT_TRUE(e.changes_settings);
+  EXPECT_FALSE(e.pin);
+  e = statement_effects("SET LOCAL work_mem = '8MB'");
+  EXPECT_FALSE(e.changes_settings);
+  e = statement_effects("RESET ALL");
+  EXPECT_TRUE(e.changes_settings);
+  e = statement_effects("SELECT 'SET x = 1'");
+  EXPECT_FALSE(e.changes_settings);
+}
+
+}  // namespace
+}  // namespace sluice::proxy
+
+namespace sluice::proxy {
+namespace {
+
+TEST(CustomSettingNames, DottedNamesInTextAndLiterals) {
+  std::vector<std::string> names;
+  collect_custom_setting_names("select set_config('app.tenant_id', '42', false)", names);
+  collect_custom_setting_names("SET my.flag = on; SET work_mem = '1MB'", names);
+  collect_custom_setting_names("select set_config('app.tenant_id', '7', false)", names);
+  EXPECT_EQ(names, (std::vector<std::string>{"app.tenant_id", "my.flag"}));
+  names.clear();
+  collect_custom_setting_names("select 1.5, .x, a., 2.b", names);
+  EXPECT_TRUE(names.empty()) << names.front();
 }
 
 }  // namespace

@@ -35,14 +35,17 @@ TEST(SessionSettings, SyncSqlSetsDifferencesAndResetsLeftovers) {
   Settings current{{"application_name", "a"}, {"TimeZone", "UTC"}, {"search_path", "x"}};
   Settings wanted{{"application_name", "a"}, {"timezone", "Asia/Tokyo"}, {"DateStyle", "ISO"}};
   EXPECT_EQ(settings_sync_sql(current, wanted),
-            "SET DateStyle TO E'ISO';SET timezone TO E'Asia/Tokyo';RESET search_path;");
+            "SELECT pg_catalog.set_config(E'DateStyle', E'ISO', false),"
+            "pg_catalog.set_config(E'timezone', E'Asia/Tokyo', false);RESET search_path;");
   EXPECT_EQ(settings_sync_sql(wanted, wanted), "");
   EXPECT_EQ(settings_sync_sql({}, {}), "");
 }
 
 TEST(SessionSettings, ValuesAreQuotedSafely) {
   Settings wanted{{"application_name", "x'; DROP TABLE t; --\\"}};
-  EXPECT_EQ(settings_sync_sql({}, wanted), "SET application_name TO E'x''; DROP TABLE t; --\\\\';");
+  EXPECT_EQ(
+      settings_sync_sql({}, wanted),
+      "SELECT pg_catalog.set_config(E'application_name', E'x''; DROP TABLE t; --\\\\', false);");
 }
 
 TEST(SessionSettings, KeyIsStableAndCaseInsensitiveOnNames) {
