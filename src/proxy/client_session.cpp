@@ -356,12 +356,16 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
       pgwire::write_ready_for_query(to_client_, 'I');
       co_return Step::kContinue;
     }
+    std::optional<PinReason> pins;
     if (sql && !pinned_) {
       const StatementEffects effects = statement_effects(*sql);
+      pins = effects.pin;
       if (effects.pin) pin(*effects.pin);
       if (effects.changes_settings) note_settings_change(*sql);
     }
-    if (sql && drops_all_statements(*sql)) {
+    // Only statements that start with DISCARD or DEALLOCATE can (and then they pin).
+    if ((pins == PinReason::kDiscard || pins == PinReason::kPreparedStatement || pinned_) && sql &&
+        drops_all_statements(*sql)) {
       // DEALLOCATE ALL or DISCARD ALL: the client's named statements go, and the server's.
       statements_.clear();
       server_->statements.clear();
