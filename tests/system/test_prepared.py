@@ -319,3 +319,37 @@ def test_psycopg2_server_side_prepare_execute_pins_but_stays_correct(proxy_facto
             assert cur.fetchone()[0] == i * 3
     finally:
         conn.close()
+
+
+def test_asyncpg_default_statement_cache_without_pins(proxy_factory, app):
+    """asyncpg prepares every query as a named statement (its default statement cache) and reuses it."""
+    import asyncio
+    import ssl
+
+    import asyncpg
+
+    proxy = proxy_factory(connection_pool={"max_connections_percent": 2, "max_idle_connections_percent": 2})
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+
+    async def client(n):
+        conn = await asyncpg.connect(host=proxy.host, port=proxy.port, user=app.app_user,
+                                     password=app.app_password, database="appdb", ssl=tls)
+        try:
+            for i in range(30):
+                assert await conn.fetchval("select $1::int * $2::int", n, i) == n * i
+                row = await conn.fetchrow("select $1::text as who, $2::int + 1 as next", f"c{n}", i)
+                assert (row["who"], row["next"]) == (f"c{n}", i + 1)
+                async with conn.transaction():
+                    await conn.execute("insert into kv values ($1, $2) on conflict (k) do update set v = excluded.v",
+                                       f"apg{n}", str(i))
+                assert await conn.fetchval("select v from kv where k = $1", f"apg{n}") == str(i)
+        finally:
+            await conn.close()
+
+    async def main():
+        await asyncio.gather(*(client(n) for n in range(8)))
+
+    asyncio.run(main())
+    assert PIN_LOG not in proxy.log_text()
