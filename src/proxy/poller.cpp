@@ -79,14 +79,27 @@ void Poller::arm() {
                          [this](boost::system::error_code ec) {
                            if (ec) return;  // shutting down
                            dispatch();
-                           arm();
+                           poll_again_later();
                          });
 }
 
-void Poller::dispatch() {
+void Poller::poll_again_later() {
+  // While sockets keep becoming ready, look again after the handlers queued meanwhile have run
+  // instead of re-arming the wait: re-arming costs an epoll_ctl each time.
+  asio::post(executor_, [this] {
+    if (dispatch())
+      poll_again_later();
+    else
+      arm();
+  });
+}
+
+bool Poller::dispatch() {
+  bool any = false;
   for (;;) {
     const int n = ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), 0);
-    if (n <= 0) return;  // drained (EINTR: the re-armed wait comes back at once)
+    if (n <= 0) return any;  // drained (EINTR: the re-armed wait comes back at once)
+    any = true;
     batch_size_ = n;
     for (batch_next_ = 0; batch_next_ < batch_size_;) {
       const epoll_event event = events_[batch_next_++];
@@ -113,7 +126,7 @@ void Poller::dispatch() {
       if (writer) std::move (*writer)();
     }
     batch_size_ = batch_next_ = 0;
-    if (n < static_cast<int>(events_.size())) return;
+    if (n < static_cast<int>(events_.size())) return any;
   }
 }
 

@@ -53,7 +53,9 @@ class Poller {
 
  private:
   void arm();
-  void dispatch();
+  void poll_again_later();
+  // Resumes the waiters of every ready socket; false when none was ready.
+  bool dispatch();
   void post_resume(std::optional<Resume>& waiter);
 
   executor executor_;

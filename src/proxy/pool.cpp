@@ -110,7 +110,7 @@ void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reu
     connection->returned_while_cancelling = true;
     return;
   }
-  connection->last_used = Clock::now();
+  connection->last_used = ctx_.coarse_now;
   connection->inbound().shrink_if_idle();
   if (auto waiter = first_unserved(pool)) {
     waiter->handed = std::move(connection);

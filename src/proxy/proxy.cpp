@@ -123,6 +123,7 @@ awaitable<void> Proxy::housekeeping() {
     timer.expires_after(kHousekeepingPeriod);
     co_await timer.async_wait(as_tuple_awaitable);
     const auto now = std::chrono::steady_clock::now();
+    ctx_.coarse_now = now;
     pools_.expire_waiters(now);
     if (ctx_.draining) {
       clients_.close_idle_for_shutdown();

@@ -353,3 +353,18 @@ def test_asyncpg_default_statement_cache_without_pins(proxy_factory, app):
 
     asyncio.run(main())
     assert PIN_LOG not in proxy.log_text()
+
+
+def test_jdbc_prepare_threshold_1_without_pins(proxy_factory, app):
+    """pgjdbc with prepareThreshold=1 uses named server statements from the first execution."""
+    import os
+    import subprocess
+    proxy = proxy_factory(require_tls=False,
+                          connection_pool={"max_connections_percent": 2, "max_idle_connections_percent": 2})
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "drivers", "JdbcWorkload.java")
+    url = f"jdbc:postgresql://{proxy.host}:{proxy.port}/appdb"
+    r = subprocess.run(["java", "-cp", "/usr/share/java/postgresql.jar", source, url, app.app_user,
+                        app.app_password, "6", "30"], capture_output=True, text=True, timeout=180 * harness.SLOW)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert r.stdout.strip().endswith("ok")
+    assert PIN_LOG not in proxy.log_text()
