@@ -988,6 +988,25 @@ def run_pgbench(env: Dict[str, str], args: List[str], timeout: float = 300) -> P
     return PgbenchResult(r.returncode, r.stdout, r.stderr)
 
 
+def rotating_holders(proxy: "Proxy", user: str, password: str, rounds: int, keep: int = 2):
+    """Yields `rounds` times. Before each, another client takes a server connection inside an open
+    transaction (at most `keep` at once, the oldest let go first), so a client that runs between the
+    yields is pushed from one server connection to another."""
+    holders = []
+    try:
+        for i in range(rounds):
+            h = proxy.connect(user, password)
+            h.execute("BEGIN")
+            h.execute("select 1")
+            holders.append(h)
+            yield i
+            if len(holders) >= keep:
+                holders.pop(0).close()
+    finally:
+        for h in holders:
+            h.close()
+
+
 class ActivitySampler(threading.Thread):
     """Polls pg_stat_activity for the number of client backends of a user; records the peak."""
 

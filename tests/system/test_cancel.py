@@ -7,7 +7,6 @@ import time
 import psycopg
 import pytest
 
-import harness
 
 
 def send_cancel(proxy, pid: int, key: int) -> None:

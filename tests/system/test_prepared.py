@@ -5,7 +5,6 @@ client from one server connection to another (or shares one with other clients) 
 import struct
 import threading
 
-import psycopg
 import pytest
 
 import harness
@@ -124,24 +123,12 @@ def test_statement_survives_moving_to_another_server_connection(proxy_factory, p
     with raw_client(proxy, app) as a:
         exchange(a, parse("pid_and_value", "select pg_backend_pid(), $1::int * 2", [23]), SYNC)
         pids = set()
-        holders = []
-        try:
-            for i in range(6):
-                # Other clients hold connections inside transactions, so A is pushed elsewhere.
-                h = psycopg.connect(proxy.dsn(app.app_user, app.app_password), autocommit=True)
-                h.execute("BEGIN")
-                h.execute("select 1")
-                holders.append(h)
-                replies = run_prepared(a, "pid_and_value", i)
-                assert error(replies) is None, replies
-                pid, doubled = rows(replies)[0]
-                assert int(doubled) == 2 * i
-                pids.add(pid)
-                if len(holders) >= 2:
-                    holders.pop(0).close()
-        finally:
-            for h in holders:
-                h.close()
+        for i in harness.rotating_holders(proxy, app.app_user, app.app_password, 6):
+            replies = run_prepared(a, "pid_and_value", i)
+            assert error(replies) is None, replies
+            pid, doubled = rows(replies)[0]
+            assert int(doubled) == 2 * i
+            pids.add(pid)
         assert len(pids) >= 2, f"A always ran on backend {pids}: the test did not move it"
     assert PIN_LOG not in proxy.log_text()
 

@@ -90,21 +90,10 @@ def test_list_values_survive_moving_to_another_connection(proxy_factory, app):
         a.execute('SET search_path TO public, "Odd Schema"')
         expected = setting(a, "search_path")
         pids = set()
-        holders = []
-        try:
-            for _ in range(5):
-                h = proxy.connect(app.app_user, app.app_password)
-                h.execute("BEGIN")
-                h.execute("select 1")
-                holders.append(h)
-                pid, path = a.execute("select pg_backend_pid(), current_setting('search_path')").fetchone()
-                assert path == expected
-                pids.add(pid)
-                if len(holders) >= 2:
-                    holders.pop(0).close()
-        finally:
-            for h in holders:
-                h.close()
+        for _ in harness.rotating_holders(proxy, app.app_user, app.app_password, 5):
+            pid, path = a.execute("select pg_backend_pid(), current_setting('search_path')").fetchone()
+            assert path == expected
+            pids.add(pid)
         assert len(pids) >= 2, "A never moved: the test proves nothing"
     assert PIN_LOG not in proxy.log_text()
 
