@@ -597,6 +597,13 @@ void ClientSession::note_settings_change(std::string_view sql) {
   if (custom_setting_names_.size() > 64 && !pinned_) pin(PinReason::kSetStatement);
 }
 
+void ClientSession::unpin() {
+  if (!pinned_) return;
+  ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(*pinned_)]
+      .fetch_sub(1, std::memory_order_relaxed);
+  pinned_.reset();
+}
+
 void ClientSession::pin(PinReason reason) {
   pinned_ = reason;
   ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(reason)].fetch_add(
@@ -668,7 +675,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
         if (auto ps = pgwire::decode_parameter_status(frame.body)) {
           auto& known = server->parameters[ps->name];
           // Reported changes are expected after the client's own SET (read back at release).
-          if (known != ps->value && !pinned_ && !settings_changed_)
+          if (known != ps->value && !pinned_ && !settings_changed_ && !discarding_)
             pin(PinReason::kUnexpectedParameterChange);
           known = ps->value;
         }
@@ -676,6 +683,8 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
         auto fields = pgwire::decode_error_fields(frame.body);
         if (fields && (fields->severity() == "FATAL" || fields->severity() == "PANIC"))
           fatal = true;
+        // The cleanup of a pinned session failed: its state is unknown, so it is closed.
+        if (discarding_) server->broken = true;
       }
       answers_before_.clear();
       answers_after_.clear();
@@ -726,6 +735,12 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
     if (server_ != server) co_return;
     if (outstanding_ == 0 && !unsynced_ && transaction_ == 'I' && !pinned_ && inbound.empty() &&
         expected_.empty()) {
+      if (discarding_) {
+        // DISCARD ALL left the server session as new: nothing applied, nothing prepared.
+        server->applied.clear();
+        server->statements.clear();
+        settings_changed_ = false;
+      }
       if (settings_changed_) {
         // SET, RESET or set_config() ran: learn what they left (a rolled-back SET is gone,
         // SET LOCAL too) so that any connection this client borrows next gets exactly that.
@@ -796,7 +811,26 @@ awaitable<void> ClientSession::leave() {
     co_await server->transport().write_all(rollback);
     co_return;
   }
-  // A pinned session's state, or a request nobody will read: the connection cannot be reused.
+  if (pinned_ && *pinned_ != PinReason::kLoad && !busy()) {
+    // A pinned session's state is wiped on the server and the connection goes back to the pool
+    // at the ReadyForQuery that follows, instead of being closed. DISCARD ALL closes cursors,
+    // drops temporary objects, resets settings and the role, deallocates statements, unlistens
+    // and releases session advisory locks. A loaded library cannot be unloaded: LOAD closes.
+    std::string cleanup;
+    if (transaction_ != 'I') {
+      pgwire::write_query(cleanup, "ROLLBACK");
+      ++outstanding_;
+      expected_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+    }
+    pgwire::write_query(cleanup, "DISCARD ALL");
+    ++outstanding_;
+    expected_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+    unpin();
+    discarding_ = true;
+    co_await server->transport().write_all(cleanup);
+    co_return;
+  }
+  // A request nobody will read, or state that cannot be wiped: the connection cannot be reused.
   if (busy()) server->send_cancel();
   server_.reset();
   ctx_.metrics.database_connections_currently_borrowed.fetch_sub(1, std::memory_order_relaxed);

@@ -87,6 +87,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // A statement that changes settings was sent: read them back before the connection goes.
   void note_settings_change(std::string_view sql);
   void pin(PinReason reason);
+  void unpin();
   void release_server();
   void server_lost(const std::shared_ptr<ServerConnection>& server, bool fatal_forwarded);
   awaitable<void> leave();
@@ -125,6 +126,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   char transaction_ = 'I';
   bool skip_until_sync_ = false;  // after an error in the extended protocol, as PostgreSQL does
   std::optional<PinReason> pinned_;
+  bool discarding_ = false;      // the client left a pinned session; DISCARD ALL is running
   ClientStatements statements_;  // named statements, by the client's names
   ResponseTracker expected_;     // what the lent server still owes, and how to pass it on
   // Scratch for the server reader when replies must be reshaped (kept: no allocation per batch).

@@ -198,3 +198,40 @@ def test_abandoned_transaction_is_rolled_back_not_inherited(proxy_factory, pg, a
     assert pg.scalar("select count(*) from kv where k = %s", "appdb", [key + "-b"]) == 1
     assert pg.scalar("select count(*) from pg_stat_activity where usename = %s and state like 'idle in transaction%%'",
                      "postgres", [app.app_user]) == 0
+
+
+def test_pinned_connection_is_wiped_and_reused_not_reopened(proxy_factory, pg, app):
+    """When a pinned client leaves, DISCARD ALL wipes every kind of session state and the same backend
+    serves the next client: no reconnect, no leak."""
+    proxy = cap1_proxy(proxy_factory, borrow_timeout=10)
+    defaults = _defaults(pg, app)
+    with proxy.connect(app.app_user, app.app_password, prepare_threshold=None) as a:
+        pid_a = a.execute("select pg_backend_pid()").fetchone()[0]
+        a.execute("CREATE TEMP TABLE wiped_tmp (x int)")
+        a.execute("SELECT pg_advisory_lock(5151)")
+        a.execute("LISTEN wiped_channel")
+        a.execute("BEGIN")
+        a.execute("DECLARE wiped_cursor CURSOR WITH HOLD FOR SELECT 1")
+        a.execute("COMMIT")
+        a.execute("PREPARE wiped_stmt AS SELECT 1")
+        a.execute("SET work_mem = '9MB'")
+        a.execute(f"SET ROLE {app.app_user}")
+        a.execute("BEGIN")  # and leave inside a transaction
+        a.execute("select 1")
+
+    def probe(b):
+        return b.execute(
+            "select pg_backend_pid(), current_setting('search_path'), current_setting('TimeZone'),"
+            " current_setting('work_mem'), current_setting('application_name'),"
+            " to_regclass('pg_temp.wiped_tmp') is null,"
+            " (select count(*) from pg_locks where locktype = 'advisory' and objid = 5151),"
+            " (select count(*) from pg_listening_channels()),"
+            " (select count(*) from pg_cursors),"
+            " (select count(*) from pg_prepared_statements),"
+            " current_user = session_user").fetchone()
+
+    row = _borrow_after_leave(proxy, app, probe)
+    assert row[0] == pid_a, "the pinned connection was closed and reopened instead of wiped"
+    assert row[1:5] == defaults, f"settings leaked: {row[1:5]} vs {defaults}"
+    assert row[5:] == (True, 0, 0, 0, 0, True), f"state leaked: {row[5:]}"
+    assert proxy.metrics().get("sluice_database_connections_currently_session_pinned") == 0
