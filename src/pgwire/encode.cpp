@@ -248,20 +248,23 @@ void write_bind(std::string& out, std::string_view portal, std::string_view stat
   w.end();
 }
 
-void write_describe(std::string& out, char kind, std::string_view name) {
+namespace {
+// Describe and Close share one layout: 'S' or 'P', then the name.
+void write_targeted(std::string& out, char type, char kind, std::string_view name) {
   MessageWriter w(out);
-  w.begin('D');
+  w.begin(type);
   w.byte(kind);
   w.cstring(name);
   w.end();
 }
+}  // namespace
+
+void write_describe(std::string& out, char kind, std::string_view name) {
+  write_targeted(out, 'D', kind, name);
+}
 
 void write_close(std::string& out, char kind, std::string_view name) {
-  MessageWriter w(out);
-  w.begin('C');
-  w.byte(kind);
-  w.cstring(name);
-  w.end();
+  write_targeted(out, 'C', kind, name);
 }
 
 void write_parse_complete(std::string& out) {

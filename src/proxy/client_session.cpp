@@ -356,16 +356,13 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
       pgwire::write_ready_for_query(to_client_, 'I');
       co_return Step::kContinue;
     }
-    std::optional<PinReason> pins;
     if (sql && !pinned_) {
       const StatementEffects effects = statement_effects(*sql);
-      pins = effects.pin;
       if (effects.pin) pin(*effects.pin);
       if (effects.changes_settings) note_settings_change(*sql);
     }
-    // Only statements that start with DISCARD or DEALLOCATE can (and then they pin).
-    if ((pins == PinReason::kDiscard || pins == PinReason::kPreparedStatement || pinned_) && sql &&
-        drops_all_statements(*sql)) {
+    // DISCARD and DEALLOCATE pin, so only a pinned session needs this second look.
+    if (pinned_ && sql && drops_all_statements(*sql)) {
       // DEALLOCATE ALL or DISCARD ALL: the client's named statements go, and the server's.
       statements_.clear();
       server_->statements.clear();
@@ -506,29 +503,22 @@ bool ClientSession::relay_extended(const pgwire::Frame& frame,
         // Already prepared on this connection (by this client or another): answer for it.
         expected_.answer({Kind::kParseComplete, statement, std::string(parse->statement)},
                          to_client_);
-        return true;
+      } else {
+        prepare_on_server(statement, {Kind::kParse, statement, std::string(parse->statement)});
       }
-      close_evicted(server_->statements.add(statement));
-      pgwire::write_parse(to_server_, statement->server_name, parse->definition);
-      expected_.expect({Kind::kParse, statement, std::string(parse->statement)});
       return true;
     }
     case 'B': {
       auto bind = pgwire::decode_bind(frame.body);
       if (!bind) return false;
       if (!named || bind->statement.empty()) return forward(Kind::kBind);
-      auto it = statements_.find(bind->statement);
-      if (it == statements_.end()) {
-        fail_as("26000",
-                "prepared statement \"" + std::string(bind->statement) + "\" does not exist");
-        return true;
-      }
-      if (it->second->changes_settings) {
-        const std::string& definition = it->second->definition;
+      const PreparedStatement* statement = use_statement(bind->statement);
+      if (!statement) return true;
+      if (statement->changes_settings) {
+        const std::string& definition = statement->definition;
         note_settings_change(std::string_view(definition.data(), definition.find('\0')));
       }
-      ensure_prepared(it->second);
-      pgwire::write_bind(to_server_, bind->portal, it->second->server_name, bind->rest);
+      pgwire::write_bind(to_server_, bind->portal, statement->server_name, bind->rest);
       expected_.expect({Kind::kBind, nullptr, {}});
       return true;
     }
@@ -536,13 +526,9 @@ bool ClientSession::relay_extended(const pgwire::Frame& frame,
       auto target = pgwire::decode_describe_or_close(frame.body);
       if (!target) return false;
       if (!named || target->kind == 'P' || target->name.empty()) return forward(Kind::kDescribe);
-      auto it = statements_.find(target->name);
-      if (it == statements_.end()) {
-        fail_as("26000", "prepared statement \"" + std::string(target->name) + "\" does not exist");
-        return true;
-      }
-      ensure_prepared(it->second);
-      pgwire::write_describe(to_server_, 'S', it->second->server_name);
+      const PreparedStatement* statement = use_statement(target->name);
+      if (!statement) return true;
+      pgwire::write_describe(to_server_, 'S', statement->server_name);
       expected_.expect({Kind::kDescribe, nullptr, {}});
       return true;
     }
@@ -554,19 +540,28 @@ bool ClientSession::relay_extended(const pgwire::Frame& frame,
   }
 }
 
-void ClientSession::ensure_prepared(const StatementRef& statement) {
-  if (server_->statements.has(*statement)) return;
-  close_evicted(server_->statements.add(statement));
+const PreparedStatement* ClientSession::use_statement(std::string_view name) {
+  auto it = statements_.find(name);
+  if (it == statements_.end()) {
+    fail_as("26000", "prepared statement \"" + std::string(name) + "\" does not exist");
+    return nullptr;
+  }
+  const StatementRef& statement = it->second;
+  if (!server_->statements.has(*statement))
+    prepare_on_server(statement, {ResponseTracker::Kind::kSwallowParse, statement, {}});
+  return statement.get();
+}
+
+void ClientSession::prepare_on_server(const StatementRef& statement,
+                                      ResponseTracker::Entry expectation) {
+  if (StatementRef evicted = server_->statements.add(statement)) {
+    pgwire::write_close(to_server_, 'S', evicted->server_name);
+    expected_.expect({ResponseTracker::Kind::kSwallowClose, std::move(evicted), {}});
+  }
   pgwire::write_parse(to_server_, statement->server_name,
                       {reinterpret_cast<const uint8_t*>(statement->definition.data()),
                        statement->definition.size()});
-  expected_.expect({ResponseTracker::Kind::kSwallowParse, statement, {}});
-}
-
-void ClientSession::close_evicted(StatementRef evicted) {
-  if (!evicted) return;
-  pgwire::write_close(to_server_, 'S', evicted->server_name);
-  expected_.expect({ResponseTracker::Kind::kSwallowClose, std::move(evicted), {}});
+  expected_.expect(std::move(expectation));
 }
 
 void ClientSession::fail_as(std::string_view sqlstate, const std::string& message) {

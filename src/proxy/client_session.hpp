@@ -78,8 +78,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // malformed message.
   bool relay_extended(const pgwire::Frame& frame, const std::optional<pgwire::ParseMessage>& parse);
   bool statements_enabled() const { return ctx_.config.max_prepared_statements > 0; }
-  void ensure_prepared(const StatementRef& statement);
-  void close_evicted(StatementRef evicted);
+  // The client's statement `name`, prepared on the lent connection (a Parse goes ahead if the
+  // connection lacks it); null, with PostgreSQL's 26000 on its way, when there is none.
+  const PreparedStatement* use_statement(std::string_view name);
+  // Sends Parse for `statement` (after a Close of the LRU's victim, if any) and expects its
+  // reply as `expectation` says.
+  void prepare_on_server(const StatementRef& statement, ResponseTracker::Entry expectation);
   // Makes the server fail the current request as PostgreSQL would have, with this error.
   void fail_as(std::string_view sqlstate, const std::string& message);
   // The client's Close of its own named statement: answered by the proxy.

@@ -56,20 +56,11 @@ void Poller::post_resume(std::optional<Resume>& waiter) {
 }
 
 // Not coroutines themselves (one frame less per wait): the initiation parks the caller.
-awaitable<void> Poller::readable(Watch& watch) {
+awaitable<void> Poller::park(Watch& watch, std::optional<Resume>& slot) {
   return asio::async_initiate<decltype(use_awaitable), void()>(
-      [this, &watch](Resume resume) {
-        watch.on_readable.emplace(std::move(resume));
-        if (watch.closed) post_resume(watch.on_readable);
-      },
-      use_awaitable);
-}
-
-awaitable<void> Poller::writable(Watch& watch) {
-  return asio::async_initiate<decltype(use_awaitable), void()>(
-      [this, &watch](Resume resume) {
-        watch.on_writable.emplace(std::move(resume));
-        if (watch.closed) post_resume(watch.on_writable);
+      [this, &watch, &slot](Resume resume) {
+        slot.emplace(std::move(resume));
+        if (watch.closed) post_resume(slot);
       },
       use_awaitable);
 }

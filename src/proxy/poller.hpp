@@ -48,10 +48,12 @@ class Poller {
   void remove(Watch& watch);
 
   // Return at the next edge (or at once if the watch was closed).
-  awaitable<void> readable(Watch& watch);
-  awaitable<void> writable(Watch& watch);
+  awaitable<void> readable(Watch& watch) { return park(watch, watch.on_readable); }
+  awaitable<void> writable(Watch& watch) { return park(watch, watch.on_writable); }
 
  private:
+  // Stores the caller's resumption in `slot` (one of watch's), or resumes it soon if closed.
+  awaitable<void> park(Watch& watch, std::optional<Resume>& slot);
   void arm();
   void poll_again_later();
   // Resumes the waiters of every ready socket; false when none was ready.

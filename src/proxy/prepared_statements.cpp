@@ -133,6 +133,14 @@ ResponseTracker::Verdict ResponseTracker::on_server_message(char type, std::stri
     entries_.pop_front();
     return true;
   };
+  // ParseComplete and CloseComplete answer either the proxy's own message (dropped) or the
+  // client's (forwarded).
+  auto completes = [&](Kind proxys, Kind clients) {
+    if (pop_if(proxys))
+      verdict = Verdict::kDrop;
+    else
+      pop_if(clients);
+  };
   switch (type) {
     case 'E':
       // In a simple query the statement fails but the query goes on to ReadyForQuery.
@@ -159,19 +167,13 @@ ResponseTracker::Verdict ResponseTracker::on_server_message(char type, std::stri
       }
       break;
     case '1':
-      if (pop_if(Kind::kSwallowParse))
-        verdict = Verdict::kDrop;
-      else
-        pop_if(Kind::kParse);
+      completes(Kind::kSwallowParse, Kind::kParse);
       break;
     case '2':
       pop_if(Kind::kBind);
       break;
     case '3':
-      if (pop_if(Kind::kSwallowClose))
-        verdict = Verdict::kDrop;
-      else
-        pop_if(Kind::kClose);
+      completes(Kind::kSwallowClose, Kind::kClose);
       break;
     case 'T':
     case 'n':

@@ -23,18 +23,6 @@ bool transient_sqlstate(std::string_view code) {
   return code == "57P03" || code == "53300" || code == "57P01" || code == "08006";
 }
 
-uint32_t read_u32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
-
-// The first column of a DataRow as text.
-std::optional<std::string> first_column(pgwire::Bytes body) {
-  if (body.size() < 6) return std::nullopt;
-  uint32_t len = read_u32(body.data() + 2);
-  if (len == 0xffffffffu || len > body.size() - 6) return std::nullopt;
-  return std::string(reinterpret_cast<const char*>(body.data() + 6), len);
-}
-
 // The reply to one authentication request from the server, appended to `out`.
 std::optional<ServerError> answer_authentication(const pgwire::AuthenticationRequest& request,
                                                  const Credential& cred,
@@ -269,9 +257,9 @@ awaitable<std::optional<ServerError>> ServerConnection::run_setup() {
         error->message = "init_query failed: " + error->message;
       }
     } else if (frame.type == 'D' && expected_ready == 1) {
-      if (auto value = first_column(frame.body)) {
+      if (auto row = pgwire::decode_data_row(frame.body); row && !row->empty() && (*row)[0]) {
         try {
-          server_max_connections = std::stoi(*value);
+          server_max_connections = std::stoi(std::string(*(*row)[0]));
         } catch (const std::exception&) {
         }
       }
@@ -285,41 +273,47 @@ awaitable<std::optional<ServerError>> ServerConnection::run_setup() {
   co_return error;
 }
 
-awaitable<std::optional<ServerError>> ServerConnection::apply_settings(const Settings& wanted) {
-  const std::string sql = settings_sync_sql(applied, wanted);
-  if (sql.empty()) co_return std::nullopt;
+awaitable<ServerConnection::QueryOutcome> ServerConnection::simple_query(std::string_view sql) {
+  QueryOutcome outcome;
   std::string out;
   pgwire::write_query(out, sql);
-  ServerError lost{"FATAL", "08006", "the database server closed the connection", false};
-  if (!co_await transport_->write_all(out)) {
-    broken = true;
-    co_return lost;
-  }
-  std::optional<ServerError> error;
+  if (!co_await transport_->write_all(out)) co_return outcome;
   for (;;) {
     pgwire::Frame frame;
-    if (!co_await read_frame(frame)) {
-      broken = true;
-      co_return lost;
-    }
+    if (!co_await read_frame(frame)) co_return outcome;
     if (frame.type == 'E') {
-      if (auto fields = pgwire::decode_error_fields(frame.body); fields && !error)
-        error = server_error_from(*fields);
+      if (auto fields = pgwire::decode_error_fields(frame.body); fields && !outcome.error)
+        outcome.error = server_error_from(*fields);
     } else if (frame.type == 'S') {
       if (auto ps = pgwire::decode_parameter_status(frame.body)) parameters[ps->name] = ps->value;
+    } else if (frame.type == 'D') {
+      auto row = pgwire::decode_data_row(frame.body);
+      if (!row) outcome.malformed = true;
+      if (row) {
+        auto& values = outcome.rows.emplace_back();
+        for (const auto& value : *row)
+          values.push_back(value ? std::optional<std::string>(*value) : std::nullopt);
+      }
     } else if (frame.type == 'Z') {
       auto status = pgwire::decode_ready_for_query(frame.body);
       consume_frame(frame);
-      if (!status || *status != 'I') {
-        broken = true;
-        co_return lost;
-      }
-      break;
+      outcome.status = status.value_or(0);
+      co_return outcome;
     }
     consume_frame(frame);
   }
-  if (!error) applied = wanted;
-  co_return error;
+}
+
+awaitable<std::optional<ServerError>> ServerConnection::apply_settings(const Settings& wanted) {
+  const std::string sql = settings_sync_sql(applied, wanted);
+  if (sql.empty()) co_return std::nullopt;
+  QueryOutcome outcome = co_await simple_query(sql);
+  if (outcome.status != 'I') {
+    broken = true;
+    co_return ServerError{"FATAL", "08006", "the database server closed the connection", false};
+  }
+  if (!outcome.error) applied = wanted;
+  co_return outcome.error;
 }
 
 awaitable<std::optional<Settings>> ServerConnection::read_session_settings(
@@ -341,35 +335,15 @@ awaitable<std::optional<Settings>> ServerConnection::read_session_settings(
         "FROM pg_catalog.unnest(ARRAY[" +
         names + "]::text[]) AS n) AS custom WHERE v <> ''";
   }
-  std::string out;
-  pgwire::write_query(out, sql);
-  if (!co_await transport_->write_all(out)) {
-    broken = true;
-    co_return std::nullopt;
-  }
+  QueryOutcome outcome = co_await simple_query(sql);
   Settings found;
-  bool failed = false;
-  for (;;) {
-    pgwire::Frame frame;
-    if (!co_await read_frame(frame)) {
-      broken = true;
-      co_return std::nullopt;
-    }
-    if (frame.type == 'D') {
-      auto row = pgwire::decode_data_row(frame.body);
-      if (row && row->size() == 2 && (*row)[0] && (*row)[1])
-        found[std::string(*(*row)[0])] = std::string(*(*row)[1]);
-      else
-        failed = true;
-    } else if (frame.type == 'E') {
+  bool failed = outcome.status != 'I' || outcome.error || outcome.malformed;
+  for (const auto& row : outcome.rows) {
+    if (row.size() != 2 || !row[0] || !row[1]) {
       failed = true;
-    } else if (frame.type == 'Z') {
-      auto status = pgwire::decode_ready_for_query(frame.body);
-      consume_frame(frame);
-      if (!status || *status != 'I') failed = true;
       break;
     }
-    consume_frame(frame);
+    found[*row[0]] = *row[1];
   }
   if (failed) {
     broken = true;

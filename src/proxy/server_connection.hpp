@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "pgwire/codec.hpp"
 #include "proxy/context.hpp"
@@ -53,8 +54,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
       const std::vector<std::string>& custom_names);
 
   // While idle in the pool, any byte from the server means it is going away (admin shutdown,
-  // crash). A non-blocking peek, not a pending wait: a wait would have to be cancelled (one
-  // more handler run) on every borrow.
+  // crash). The poller records an edge on the idle socket; only then is it peeked at, so a
+  // borrow of a quiet connection costs no system call.
   bool server_went_away();
 
   // Asks the server to cancel whatever this connection runs (a separate connection, as
@@ -84,6 +85,15 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
  private:
   awaitable<std::optional<ServerError>> login(const Credential& cred);
   awaitable<std::optional<ServerError>> run_setup();
+  // One simple-protocol query of the proxy's own, read to its ReadyForQuery. Status 0 means the
+  // connection was lost; ParameterStatus updates `parameters`.
+  struct QueryOutcome {
+    char status = 0;
+    std::optional<ServerError> error;  // the first one
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    bool malformed = false;
+  };
+  awaitable<QueryOutcome> simple_query(std::string_view sql);
   awaitable<bool> read_frame(pgwire::Frame& frame);
   void cancel_done();
   void consume_frame(const pgwire::Frame& frame) { inbound_.consume(frame.wire_size()); }

@@ -188,7 +188,7 @@ bool Transport::write(std::string_view data) {
     // Into the memory BIO, which never blocks, then out with the backlog.
     size_t written = 0;
     if (!data.empty() && SSL_write_ex(tls_.get(), data.data(), data.size(), &written) != 1) {
-      last_tls_error();
+      last_tls_error();  // takes the error off the queue; the caller only needs "failed"
       return false;
     }
     take_tls_output();

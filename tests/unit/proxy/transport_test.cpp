@@ -33,6 +33,23 @@ T run(asio::io_context& io, awaitable<T> task) {
   return future.get();
 }
 
+// Starts `task` and runs what is ready without blocking; the task must still be waiting.
+std::future<bool> start_pending(asio::io_context& io, awaitable<bool> task) {
+  auto future = asio::co_spawn(io, std::move(task), asio::use_future);
+  io.restart();
+  io.poll();
+  EXPECT_EQ(future.wait_for(std::chrono::seconds(0)), std::future_status::timeout)
+      << "finished before anything it waits for happened";
+  return future;
+}
+
+// Runs the loop until `future` is ready; false if nothing happened for 5 s.
+bool finish(asio::io_context& io, std::future<bool>& future) {
+  while (future.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+    if (io.run_one_for(std::chrono::seconds(5)) == 0) return false;
+  return true;
+}
+
 std::string text(const ReadBuffer& buffer) {
   auto bytes = buffer.readable();
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
@@ -50,13 +67,9 @@ TEST(Transport, ReadsWhatArrivesAfterTheSocketWasDrained) {
   inbound.consume(5);
 
   // The short read marked the socket drained; the next bytes must still be seen.
-  auto later = asio::co_spawn(io, ours->read_some(inbound), asio::use_future);
-  io.restart();
-  io.poll();
-  EXPECT_EQ(later.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  auto later = start_pending(io, ours->read_some(inbound));
   asio::write(theirs, asio::buffer(std::string("second")));
-  while (later.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
-    ASSERT_NE(io.run_one_for(std::chrono::seconds(5)), 0u) << "the edge was lost";
+  ASSERT_TRUE(finish(io, later)) << "the edge was lost";
   EXPECT_TRUE(later.get());
   EXPECT_EQ(text(inbound), "second");
 }
@@ -104,13 +117,9 @@ TEST(Transport, CloseWakesAPendingReader) {
   Poller poller(io.get_executor());
   auto [ours, theirs] = connected_pair(io, poller);
   ReadBuffer inbound;
-  auto pending = asio::co_spawn(io, ours->read_some(inbound), asio::use_future);
-  io.restart();
-  io.poll();
-  ASSERT_EQ(pending.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  auto pending = start_pending(io, ours->read_some(inbound));
   ours->close();
-  while (pending.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
-    ASSERT_NE(io.run_one_for(std::chrono::seconds(5)), 0u);
+  ASSERT_TRUE(finish(io, pending)) << "close did not wake the reader";
   EXPECT_FALSE(pending.get());
   EXPECT_FALSE(ours->is_open());
 }
