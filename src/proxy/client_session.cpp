@@ -44,16 +44,16 @@ ClientSession::ClientSession(ProxyContext& ctx, tcp_socket socket)
   cancel_pid_ = ctx_.clients->add(this);
   std::string key = auth::random_bytes(4);
   std::memcpy(&cancel_key_, key.data(), 4);
-  ctx_.metrics.client_connections_received.fetch_add(1, std::memory_order_relaxed);
+  ctx_.metrics.client_connections_received.add(1);
 }
 
 ClientSession::~ClientSession() {
   ctx_.clients->remove(cancel_pid_);
   if (pinned_)
-    ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(*pinned_)]
-        .fetch_sub(1, std::memory_order_relaxed);
-  if (counted_) ctx_.metrics.client_connections.fetch_sub(1, std::memory_order_relaxed);
-  ctx_.metrics.client_connections_closed.fetch_add(1, std::memory_order_relaxed);
+    ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(*pinned_)].sub(
+        1);
+  if (counted_) ctx_.metrics.client_connections.sub(1);
+  ctx_.metrics.client_connections_closed.add(1);
 }
 
 awaitable<void> ClientSession::run() {
@@ -61,8 +61,7 @@ awaitable<void> ClientSession::run() {
   pgwire::StartupMessage startup;
   if (co_await negotiate_startup(startup)) {
     auto& metrics = ctx_.metrics;
-    (client_.tls() ? metrics.client_connections_tls : metrics.client_connections_no_tls)
-        .fetch_add(1, std::memory_order_relaxed);
+    (client_.tls() ? metrics.client_connections_tls : metrics.client_connections_no_tls).add(1);
     user_ = *startup.find("user");
     database_ = *startup.find("database");
     std::optional<std::string> settings_error;
@@ -83,8 +82,8 @@ awaitable<void> ClientSession::run() {
       if (co_await authenticate(credential) && known && co_await finish_login()) {
         phase_ = Phase::kReady;
         counted_ = true;
-        metrics.client_connections.fetch_add(1, std::memory_order_relaxed);
-        metrics.client_connections_setup_succeeded.fetch_add(1, std::memory_order_relaxed);
+        metrics.client_connections.add(1);
+        metrics.client_connections_setup_succeeded.add(1);
         co_await relay();
       }
     }
@@ -163,7 +162,7 @@ awaitable<bool> ClientSession::authenticate(const Credential& credential) {
                       ? co_await authenticate_md5(credential)
                       : co_await authenticate_scram(credential);
   if (ok && ctx_.secrets.find(user_)) co_return true;
-  ctx_.metrics.client_connections_setup_failed_auth.fetch_add(1, std::memory_order_relaxed);
+  ctx_.metrics.client_connections_setup_failed_auth.add(1);
   spdlog::info("login failed for user \"{}\" from {}", user_, client_.peer());
   // One message for a wrong password and an unknown user: nothing tells which users exist.
   co_return co_await send_fatal("28P01",
@@ -309,8 +308,18 @@ awaitable<void> ClientSession::relay() {
         co_await send_fatal("08P01", "invalid message length");
         co_return;
       }
-      const Step step = co_await handle_frame(frame);
+      // Borrowing is the only wait a message may need; everything else is decided at once.
+      if (!server_ && needs_server(frame)) {
+        std::shared_ptr<ServerConnection> idle;
+        if (!attach_now(idle)) co_await attach(std::move(idle));
+      }
+      const Step step = handle_frame(frame);
       inbound_.consume(frame.wire_size());
+      if (step == Step::kViolation) {
+        co_await flush_to_client();
+        co_await send_fatal("08P01", violation_);
+        co_return;
+      }
       if (step == Step::kEnd) co_return;
     }
     // Writes go out at once; only a peer whose socket is full makes this reader wait, which
@@ -327,34 +336,46 @@ awaitable<void> ClientSession::relay() {
   }
 }
 
-awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& frame) {
+bool ClientSession::needs_server(const pgwire::Frame& frame) const {
+  const char type = frame.type;
+  if (type == 'Q' || type == 'F') return true;
+  if (type == 'P' || type == 'B' || type == 'D' || type == 'E') return !skip_until_sync_;
+  if (type == 'C') {
+    if (skip_until_sync_) return false;
+    if (!statements_enabled()) return true;
+    // The client's own named statement is closed by the proxy; a malformed Close is refused.
+    auto target = pgwire::decode_describe_or_close(frame.body);
+    return target && !(target->kind == 'S' && !target->name.empty());
+  }
+  return false;
+}
+
+ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
   auto forward = [&] {
     to_server_.append(reinterpret_cast<const char*>(frame.body.data()) - 5, frame.wire_size());
   };
-  auto violation = [&](const std::string& what) -> awaitable<Step> {
-    co_await flush_to_client();
-    co_await send_fatal("08P01", what);
-    co_return Step::kEnd;
+  auto violation = [&](std::string what) {
+    violation_ = std::move(what);
+    return Step::kViolation;
   };
   auto count_query = [&] {
     auto& m = ctx_.metrics;
-    m.query_requests.fetch_add(1, std::memory_order_relaxed);
-    (client_.tls() ? m.query_requests_tls : m.query_requests_no_tls)
-        .fetch_add(1, std::memory_order_relaxed);
+    m.query_requests.add(1);
+    (client_.tls() ? m.query_requests_tls : m.query_requests_no_tls).add(1);
     if (!request_started_) request_started_ = last_activity_;  // when these bytes arrived
   };
 
-  // An if-chain, not a switch: GCC 12 miscompiles co_return inside switch in coroutines.
   const char type = frame.type;
-  if (type == 'X') co_return Step::kEnd;
+  if (type == 'X') return Step::kEnd;
   if (type == 'Q' || type == 'F') {
     std::optional<std::string_view> sql;
     if (type == 'Q' && !(sql = pgwire::decode_query(frame.body)))
-      co_return co_await violation("malformed Query message");
+      return violation("malformed Query message");
     count_query();
-    if (!server_ && !co_await attach()) {
+    if (!server_) {
+      // No connection could be had: attach() queued the error; the request ends there.
       pgwire::write_ready_for_query(to_client_, 'I');
-      co_return Step::kContinue;
+      return Step::kContinue;
     }
     if (sql && !pinned_) {
       const StatementEffects effects = statement_effects(*sql);
@@ -370,27 +391,28 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
     ++outstanding_;
     expected_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
     forward();
-    co_return Step::kContinue;
+    return Step::kContinue;
   }
   if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C') {
     std::optional<pgwire::ParseMessage> parse;
     if (type == 'P' && !(parse = pgwire::decode_parse(frame.body)))
-      co_return co_await violation("malformed Parse message");
-    if (skip_until_sync_) co_return Step::kContinue;
+      return violation("malformed Parse message");
+    if (skip_until_sync_) return Step::kContinue;
     if (type == 'E') count_query();  // one query per execution, prepared or not
     if (type == 'C' && statements_enabled()) {
       // A client's own named statement: closed by the proxy, wherever the client stands.
       auto target = pgwire::decode_describe_or_close(frame.body);
-      if (!target) co_return co_await violation("malformed Close message");
+      if (!target) return violation("malformed Close message");
       if (target->kind == 'S' && !target->name.empty()) {
         close_statement(target->name);
         unsynced_ = true;
-        co_return Step::kContinue;
+        return Step::kContinue;
       }
     }
-    if (!server_ && !co_await attach()) {
+    if (!server_) {
+      // No connection could be had (attach() queued the error).
       skip_until_sync_ = true;  // PostgreSQL discards everything up to Sync after an error
-      co_return Step::kContinue;
+      return Step::kContinue;
     }
     if (parse && !pinned_) {
       if (!parse->statement.empty() && !statements_enabled()) {
@@ -405,78 +427,85 @@ awaitable<ClientSession::Step> ClientSession::handle_frame(const pgwire::Frame& 
     }
     unsynced_ = true;
     if (!relay_extended(frame, parse))
-      co_return co_await violation("malformed " + std::string(pgwire::frontend_message_name(type)) +
-                                   " message");
-    co_return Step::kContinue;
+      return violation("malformed " + std::string(pgwire::frontend_message_name(type)) +
+                       " message");
+    return Step::kContinue;
   }
   if (type == 'H') {
     if (server_ && !skip_until_sync_) forward();
-    co_return Step::kContinue;
+    return Step::kContinue;
   }
   if (type == 'S') {
     skip_until_sync_ = false;
     if (!server_) {
       // Nothing pending anywhere: answer for the server and keep the pool free.
       pgwire::write_ready_for_query(to_client_, 'I');
-      co_return Step::kContinue;
+      return Step::kContinue;
     }
     ++outstanding_;
     unsynced_ = false;
     expected_.expect({ResponseTracker::Kind::kSync, nullptr, {}});
     forward();
-    co_return Step::kContinue;
+    return Step::kContinue;
   }
   if (type == 'd' || type == 'c' || type == 'f') {
     // Outside COPY, PostgreSQL ignores these; so does the proxy when it holds no server.
     if (server_) forward();
-    co_return Step::kContinue;
+    return Step::kContinue;
   }
-  if (type == 'p') co_return co_await violation("unexpected password message after authentication");
-  co_return co_await violation("invalid frontend message type " +
-                               std::to_string(static_cast<unsigned char>(type)));
+  if (type == 'p') return violation("unexpected password message after authentication");
+  return violation("invalid frontend message type " +
+                   std::to_string(static_cast<unsigned char>(type)));
 }
 
-awaitable<bool> ClientSession::attach() {
+bool ClientSession::attach_now(std::shared_ptr<ServerConnection>& idle) {
+  if (!to_client_.empty()) return false;  // the proxy's own replies go first: attach() sends them
+  idle = ctx_.pools->take_idle(*pool_);
+  if (!idle || idle->applied != settings_) return false;
+  ctx_.metrics.database_connections_borrow_latency.observe(0);  // no wait at all
+  adopt(std::move(idle));
+  return true;
+}
+
+awaitable<void> ClientSession::attach(std::shared_ptr<ServerConnection> connection) {
   // Our own replies (an earlier Sync, an error) go ahead of the server's.
-  if (!send_to_client()) co_return false;
-  // From when the request arrived (microseconds earlier): one clock read less per borrow.
-  const auto start = last_activity_;
-  auto borrowed = co_await ctx_.pools->acquire(
-      *pool_, start + std::chrono::seconds(ctx_.config.connection_borrow_timeout));
-  ctx_.metrics.database_connections_borrow_latency.observe(micros_since(start));
-  if (!borrowed.connection) {
-    reply_error(*borrowed.error);
-    co_return false;
+  if (!send_to_client()) {
+    if (connection) ctx_.pools->release(std::move(connection), true);
+    co_return;
   }
-  auto connection = std::move(borrowed.connection);
+  if (connection) {
+    ctx_.metrics.database_connections_borrow_latency.observe(0);
+  } else {
+    // From when the request arrived (microseconds earlier): one clock read less per borrow.
+    const auto start = last_activity_;
+    auto borrowed = co_await ctx_.pools->acquire(
+        *pool_, start + std::chrono::seconds(ctx_.config.connection_borrow_timeout));
+    ctx_.metrics.database_connections_borrow_latency.observe(micros_since(start));
+    if (!borrowed.connection) {
+      reply_error(*borrowed.error);
+      co_return;
+    }
+    connection = std::move(borrowed.connection);
+  }
   if (connection->applied != settings_) {
     if (auto error = co_await connection->apply_settings(settings_)) {
       ctx_.pools->release(connection, !connection->broken);
       reply_error(*error);
-      co_return false;
+      co_return;
     }
   }
-  server_ = connection;
+  adopt(std::move(connection));
+}
+
+void ClientSession::adopt(std::shared_ptr<ServerConnection> connection) {
+  server_ = std::move(connection);
   expected_.clear();
   outstanding_ = 0;
   unsynced_ = false;
   transaction_ = 'I';
-  ctx_.metrics.database_connections_currently_borrowed.fetch_add(1, std::memory_order_relaxed);
+  ctx_.metrics.database_connections_currently_borrowed.add(1);
   // The server reader starts at once and parks on the server socket, ready for the reply.
   server_attached_.notify_now();
-  co_return true;
-}
-
-awaitable<void> ClientSession::server_pump() {
-  auto self = shared_from_this();
-  for (;;) {
-    if (server_)
-      co_await server_reader(server_);
-    else if (phase_ == Phase::kClosed)
-      co_return;
-    else
-      co_await server_attached_.wait();
-  }
 }
 
 bool ClientSession::relay_extended(const pgwire::Frame& frame,
@@ -594,15 +623,13 @@ void ClientSession::note_settings_change(std::string_view sql) {
 
 void ClientSession::unpin() {
   if (!pinned_) return;
-  ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(*pinned_)]
-      .fetch_sub(1, std::memory_order_relaxed);
+  ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(*pinned_)].sub(1);
   pinned_.reset();
 }
 
 void ClientSession::pin(PinReason reason) {
   pinned_ = reason;
-  ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(reason)].fetch_add(
-      1, std::memory_order_relaxed);
+  ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(reason)].add(1);
   spdlog::info(
       "The client session was pinned to the database connection [dbConnection={}] for the "
       "remainder of the session. The proxy can't reuse this connection until the session ends. "
@@ -610,17 +637,15 @@ void ClientSession::pin(PinReason reason) {
       server_ ? server_->backend_pid() : 0, pin_reason_text(reason));
 }
 
-awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> server) {
+awaitable<void> ClientSession::server_pump() {
   auto self = shared_from_this();
-  ReadBuffer& inbound = server->inbound();
   auto& metrics = ctx_.metrics;
   bool in_transaction_counted = false;
   auto set_transaction = [&](char status) {
     transaction_ = status;
     bool now = status != 'I';
     if (now != in_transaction_counted) {
-      metrics.database_connections_currently_in_transaction.fetch_add(now ? 1 : -1,
-                                                                      std::memory_order_relaxed);
+      metrics.database_connections_currently_in_transaction.add(now ? 1 : -1);
       in_transaction_counted = now;
     }
   };
@@ -629,19 +654,32 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
     ~Uncount() { reset('I'); }
   } uncount{set_transaction};
 
-  Transport& transport = server->transport();
+  // The connection being read. Whenever server_ no longer matches it (released, lost, or
+  // another lent), the loop starts over with server_, or waits for the next borrow.
+  std::shared_ptr<ServerConnection> server;
   bool buffered = false;  // replies already in `inbound`, read while the settings were read back
   for (;;) {
+    if (server_ != server) {
+      set_transaction('I');
+      server = server_;
+      buffered = false;
+    }
+    if (!server) {
+      if (phase_ == Phase::kClosed) co_return;
+      co_await server_attached_.wait();
+      continue;
+    }
+    ReadBuffer& inbound = server->inbound();
+    Transport& transport = server->transport();
     const ReadStatus status = buffered ? ReadStatus::kData : transport.read_now(inbound);
     buffered = false;
     if (status == ReadStatus::kWouldBlock) {
       co_await transport.readable();
-      if (server_ != server) co_return;
       continue;
     }
     if (status == ReadStatus::kClosed) {
       server_lost(server, false);
-      co_return;
+      continue;
     }
     const pgwire::Bytes data = inbound.readable();
     size_t forward = 0;
@@ -725,9 +763,9 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
     inbound.consume(forward);
     if (violation || fatal) {
       server_lost(server, fatal);
-      co_return;
+      continue;
     }
-    if (server_ != server) co_return;
+    if (server_ != server) continue;
     if (outstanding_ == 0 && !unsynced_ && transaction_ == 'I' && !pinned_ && inbound.empty() &&
         expected_.empty()) {
       if (discarding_) {
@@ -741,10 +779,10 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
         // SET LOCAL too) so that any connection this client borrows next gets exactly that.
         settings_changed_ = false;
         auto found = co_await server->read_session_settings(custom_setting_names_);
-        if (server_ != server) co_return;
+        if (server_ != server) continue;
         if (!found) {
           server_lost(server, false);
-          co_return;
+          continue;
         }
         // As in PostgreSQL, a setting no SET holds any more has the client's startup value.
         for (const auto& [name, value] : startup_settings_) found->emplace(name, value);
@@ -756,7 +794,6 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
         }
       }
       release_server();
-      co_return;
     }
   }
 }
@@ -764,7 +801,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ServerConnection> s
 void ClientSession::release_server() {
   auto server = std::move(server_);
   server_.reset();
-  ctx_.metrics.database_connections_currently_borrowed.fetch_sub(1, std::memory_order_relaxed);
+  ctx_.metrics.database_connections_currently_borrowed.sub(1);
   ctx_.pools->release(std::move(server), true);
   if (ctx_.draining && !client_gone_)
     terminate("57P01", "terminating connection due to administrator command");
@@ -775,7 +812,7 @@ void ClientSession::server_lost(const std::shared_ptr<ServerConnection>& server,
   if (server_ != server) return;
   server_.reset();
   expected_.clear();
-  ctx_.metrics.database_connections_currently_borrowed.fetch_sub(1, std::memory_order_relaxed);
+  ctx_.metrics.database_connections_currently_borrowed.sub(1);
   server->broken = true;
   ctx_.pools->release(server, false);
   if (client_gone_) return;
@@ -828,7 +865,7 @@ awaitable<void> ClientSession::leave() {
   // A request nobody will read, or state that cannot be wiped: the connection cannot be reused.
   if (busy()) server->send_cancel();
   server_.reset();
-  ctx_.metrics.database_connections_currently_borrowed.fetch_sub(1, std::memory_order_relaxed);
+  ctx_.metrics.database_connections_currently_borrowed.sub(1);
   server->broken = true;
   ctx_.pools->release(server, false);
 }

@@ -66,13 +66,24 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   // Relay.
   awaitable<void> relay();
-  enum class Step { kContinue, kEnd };
-  awaitable<Step> handle_frame(const pgwire::Frame& frame);
-  awaitable<bool> attach();
-  // Runs for the whole relay: whenever a server is lent, reads it until it goes back.
-  // One coroutine per session, not one per borrow.
+  enum class Step { kContinue, kEnd, kViolation /* protocol violation: violation_ says what */ };
+  // Whether `frame` is relayed to a server, so one must be borrowed before handle_frame().
+  bool needs_server(const pgwire::Frame& frame) const;
+  // Acts on one client message, without waiting: a server is attached already if one was
+  // needed and could be had.
+  Step handle_frame(const pgwire::Frame& frame);
+  // Borrowing without suspending: an idle connection that already carries the client's
+  // settings is adopted at once. Otherwise the connection taken, if any, is left in `idle`
+  // for attach().
+  bool attach_now(std::shared_ptr<ServerConnection>& idle);
+  // Borrows (or takes `connection`), applies the client's settings and adopts the connection.
+  // On failure the error is queued for the client and no server is attached.
+  awaitable<void> attach(std::shared_ptr<ServerConnection> connection);
+  void adopt(std::shared_ptr<ServerConnection> connection);
+  // The server reader. Runs for the whole relay: whenever a server is lent, it forwards the
+  // server's replies and returns the connection at the ReadyForQuery that ends the client's
+  // last pending request outside a transaction. One coroutine per session, not one per borrow.
   awaitable<void> server_pump();
-  awaitable<void> server_reader(std::shared_ptr<ServerConnection> server);
   // Extended-protocol messages once a server is attached: named statements are renamed to the
   // server's names and prepared on demand; every message is recorded in expected_. False for a
   // malformed message.
@@ -136,6 +147,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Scratch for the server reader when replies must be reshaped (kept: no allocation per batch).
   std::string answers_before_, answers_after_, replacement_, reshaped_;
   bool client_gone_ = false;
+  std::string violation_;  // what handle_frame() found wrong
   std::optional<Clock::time_point> request_started_;
 };
 

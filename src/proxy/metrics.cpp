@@ -7,23 +7,22 @@ namespace sluice::proxy {
 void Histogram::observe(uint64_t micros) {
   size_t i = 0;
   while (i < kBounds.size() && micros > kBounds[i]) ++i;
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
-  sum_.fetch_add(micros, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
+  buckets_[i].add(1);
+  sum_.add(micros);
+  count_.add(1);
 }
 
 void Histogram::render(std::string& out, const std::string& name, const std::string& help) const {
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
   uint64_t cumulative = 0;
   for (size_t i = 0; i < kBounds.size(); ++i) {
-    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    cumulative += buckets_[i].load();
     fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {}\n", name, kBounds[i],
                    cumulative);
   }
-  cumulative += buckets_[kBounds.size()].load(std::memory_order_relaxed);
+  cumulative += buckets_[kBounds.size()].load();
   fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n",
-                 name, cumulative, name, sum_.load(std::memory_order_relaxed), name,
-                 count_.load(std::memory_order_relaxed));
+                 name, cumulative, name, sum_.load(), name, count_.load());
 }
 
 std::string Metrics::render_prometheus(const std::string& proxy_name) const {
@@ -35,10 +34,10 @@ std::string Metrics::render_prometheus(const std::string& proxy_name) const {
                    type, name, value);
   };
   auto counter = [&](const char* name, const char* help, const Counter& c) {
-    one(name, "counter", help, static_cast<int64_t>(c.load(std::memory_order_relaxed)));
+    one(name, "counter", help, static_cast<int64_t>(c.load()));
   };
   auto gauge = [&](const char* name, const char* help, const Gauge& g) {
-    one(name, "gauge", help, g.load(std::memory_order_relaxed));
+    one(name, "gauge", help, g.load());
   };
   fmt::format_to(std::back_inserter(out),
                  "# HELP sluice_proxy_info The proxy's name.\n"
@@ -77,7 +76,7 @@ std::string Metrics::render_prometheus(const std::string& proxy_name) const {
       "# TYPE sluice_database_connections_currently_session_pinned gauge\n";
   int64_t pinned_total = 0;
   for (size_t i = 0; i < database_connections_currently_session_pinned.size(); ++i) {
-    int64_t v = database_connections_currently_session_pinned[i].load(std::memory_order_relaxed);
+    int64_t v = database_connections_currently_session_pinned[i].load();
     pinned_total += v;
     fmt::format_to(std::back_inserter(out),
                    "sluice_database_connections_currently_session_pinned{{reason=\"{}\"}} {}\n",
@@ -93,7 +92,7 @@ std::string Metrics::render_prometheus(const std::string& proxy_name) const {
   counter("query_requests_tls", "Queries received over TLS.", query_requests_tls);
   counter("query_requests_no_tls", "Queries received without TLS.", query_requests_no_tls);
   one("availability_percentage", "gauge", "100 while the target accepts connections, else 0.",
-      target_available.load(std::memory_order_relaxed) ? 100 : 0);
+      target_available.load() ? 100 : 0);
   database_connections_borrow_latency.render(
       out, "sluice_database_connections_borrow_latency",
       "Microseconds a client waited to borrow a server connection.");

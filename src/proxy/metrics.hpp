@@ -1,6 +1,10 @@
 // Counters, gauges and latency histograms named after RDS Proxy's CloudWatch metrics
-// ("sluice_" + snake_case). Atomics with relaxed ordering: workers on several threads may
-// update them; readers only need eventually consistent numbers.
+// ("sluice_" + snake_case).
+//
+// Each set of metrics has one writer: the worker thread whose sessions and pools it counts
+// (with several workers, each keeps its own set and the exporter adds them up). So an update
+// is a relaxed load and store, not a locked read-modify-write: a dozen happen per
+// transaction. They are still atomics so that another thread may read them at any time.
 #pragma once
 
 #include <array>
@@ -12,6 +16,24 @@
 
 namespace sluice::proxy {
 
+// One number with a single writer (see above).
+template <class T>
+class Cell {
+ public:
+  constexpr Cell(T value = 0) : value_(value) {}
+  void add(T n) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(T n) {
+    value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
+  void store(T value) { value_.store(value, std::memory_order_relaxed); }
+  T load() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<T> value_;
+};
+
 class Histogram {
  public:
   // Upper bounds in microseconds.
@@ -21,14 +43,14 @@ class Histogram {
   void render(std::string& out, const std::string& name, const std::string& help) const;
 
  private:
-  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
-  std::atomic<uint64_t> sum_{0};
-  std::atomic<uint64_t> count_{0};
+  std::array<Cell<uint64_t>, kBounds.size() + 1> buckets_{};
+  Cell<uint64_t> sum_{0};
+  Cell<uint64_t> count_{0};
 };
 
 struct Metrics {
-  using Counter = std::atomic<uint64_t>;
-  using Gauge = std::atomic<int64_t>;
+  using Counter = Cell<uint64_t>;
+  using Gauge = Cell<int64_t>;
 
   Gauge client_connections{0};
   Counter client_connections_received{0};

@@ -1,6 +1,8 @@
 #include "proxy/pinning.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 
 namespace sluice::proxy {
 
@@ -66,17 +68,27 @@ std::string_view pin_reason_label(PinReason reason) {
 
 namespace {
 
-// Runs on every Query and Parse, so it allocates nothing: words are views into the SQL,
-// compared case-insensitively.
-bool is_word_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-         static_cast<unsigned char>(c) >= 0x80;
-}
-bool is_word_char(char c) {
-  return is_word_start(c) || (c >= '0' && c <= '9') || c == '$';
-}
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+// Runs on every Query and Parse, so it allocates nothing and classifies each byte with one
+// table lookup: words are views into the SQL, compared case-insensitively.
+enum CharClass : uint8_t {
+  kWordStart = 1,  // letters, '_', and every non-ASCII byte (PostgreSQL allows them in names)
+  kWordChar = 2,   // inside a word: the above, digits and '$'
+  kSpace = 4,
+  kSpecial = 8,  // may open a comment, literal, quoted name or dollar quote, or end a statement
+};
+constexpr std::array<uint8_t, 256> kCharClass = [] {
+  std::array<uint8_t, 256> table{};
+  for (int c = 0; c < 256; ++c) {
+    const bool start = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+    if (start) table[c] |= kWordStart | kWordChar;
+    if ((c >= '0' && c <= '9') || c == '$') table[c] |= kWordChar;
+  }
+  for (char c : {' ', '\t', '\n', '\r', '\f', '\v'}) table[static_cast<uint8_t>(c)] |= kSpace;
+  for (char c : {'-', '/', '\'', '"', '$', ';'}) table[static_cast<uint8_t>(c)] |= kSpecial;
+  return table;
+}();
+bool has(char c, CharClass cls) {
+  return kCharClass[static_cast<uint8_t>(c)] & cls;
 }
 
 // `word` equals the lowercase keyword `lower`, ignoring ASCII case.
@@ -205,6 +217,19 @@ void walk_words(std::string_view sql, OnWord on_word, OnEnd on_end) {
   };
   while (i < n) {
     const char c = sql[i];
+    if (has(c, kWordStart)) {
+      size_t j = i + 1;
+      while (j < n && has(sql[j], kWordChar)) ++j;
+      size_t k = j;
+      while (k < n && has(sql[k], kSpace)) ++k;
+      if (on_word(sql.substr(i, j - i), k < n && sql[k] == '(')) return;
+      i = j;
+      continue;
+    }
+    if (!has(c, kSpecial)) {
+      ++i;
+      continue;
+    }
     if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
       skip_until("\n");
     } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
@@ -246,7 +271,7 @@ void walk_words(std::string_view sql, OnWord on_word, OnEnd on_end) {
     } else if (c == '$') {
       // $tag$ … $tag$ (a bare $1 is a parameter).
       size_t j = i + 1;
-      while (j < n && is_word_char(sql[j]) && sql[j] != '$') ++j;
+      while (j < n && has(sql[j], kWordChar) && sql[j] != '$') ++j;
       if (j < n && sql[j] == '$' && (j == i + 1 || !(sql[i + 1] >= '0' && sql[i + 1] <= '9'))) {
         const std::string_view tag = sql.substr(i, j - i + 1);
         i = j + 1;
@@ -257,13 +282,6 @@ void walk_words(std::string_view sql, OnWord on_word, OnEnd on_end) {
     } else if (c == ';') {
       if (on_end()) return;
       ++i;
-    } else if (is_word_start(c)) {
-      size_t j = i;
-      while (j < n && is_word_char(sql[j])) ++j;
-      size_t k = j;
-      while (k < n && is_space(sql[k])) ++k;
-      if (on_word(sql.substr(i, j - i), k < n && sql[k] == '(')) return;
-      i = j;
     } else {
       ++i;
     }

@@ -33,20 +33,22 @@ void PoolManager::update_cap(int server_max_connections) {
   grant_slots();
 }
 
+std::shared_ptr<ServerConnection> PoolManager::take_idle(Pool& pool) {
+  while (!pool.idle.empty()) {
+    auto connection = std::move(pool.idle.back());
+    pool.idle.pop_back();
+    if (!connection->server_went_away()) return connection;
+    spdlog::info("idle server connection {} was closed by the server", connection->id());
+    forget(connection);
+  }
+  return nullptr;
+}
+
 awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline) {
   auto executor = co_await asio::this_coro::executor;
   std::optional<ServerError> last_error;
   for (;;) {
-    while (!pool.idle.empty()) {
-      auto connection = std::move(pool.idle.back());
-      pool.idle.pop_back();
-      if (connection->server_went_away()) {
-        spdlog::info("idle server connection {} was closed by the server", connection->id());
-        forget(connection);
-        continue;
-      }
-      co_return Borrowed{std::move(connection), std::nullopt};
-    }
+    if (auto connection = take_idle(pool)) co_return Borrowed{std::move(connection), std::nullopt};
     bool may_open = total_ < cap_;
     if (!may_open && close_idle_elsewhere(pool)) may_open = total_ < cap_;
     if (!may_open) {
@@ -75,7 +77,7 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline)
     steady_timer pause(executor, kRetryPause);
     co_await pause.async_wait(as_tuple_awaitable);
   }
-  ctx_.metrics.database_connections_borrow_timeouts.fetch_add(1, std::memory_order_relaxed);
+  ctx_.metrics.database_connections_borrow_timeouts.add(1);
   co_return Borrowed{
       nullptr,
       ServerError{"ERROR", "08000", "Timed-out waiting to acquire database connection.", false}};

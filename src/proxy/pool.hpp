@@ -62,6 +62,8 @@ class PoolManager {
 
   Pool& pool_for(const std::string& database, const Credential& credential);
 
+  // An idle connection of `pool`, or null. Never suspends: the common case of a borrow.
+  std::shared_ptr<ServerConnection> take_idle(Pool& pool);
   // A connection for `pool`, waiting in line until `deadline` if the cap is reached.
   awaitable<Borrowed> acquire(Pool& pool, Clock::time_point deadline);
 

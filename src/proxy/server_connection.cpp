@@ -88,9 +88,8 @@ ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id)
 
 ServerConnection::~ServerConnection() {
   if (opened) {
-    ctx_.metrics.database_connections.fetch_sub(1, std::memory_order_relaxed);
-    if (transport_ && transport_->tls())
-      ctx_.metrics.database_connections_with_tls.fetch_sub(1, std::memory_order_relaxed);
+    ctx_.metrics.database_connections.sub(1);
+    if (transport_ && transport_->tls()) ctx_.metrics.database_connections_with_tls.sub(1);
   }
 }
 
@@ -106,7 +105,7 @@ awaitable<bool> ServerConnection::read_frame(pgwire::Frame& frame) {
 
 awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point deadline) {
   auto& metrics = ctx_.metrics;
-  metrics.database_connection_requests.fetch_add(1, std::memory_order_relaxed);
+  metrics.database_connection_requests.add(1);
   auto executor = co_await asio::this_coro::executor;
 
   // One watchdog bounds the whole setup: it closes the socket, which fails any pending step.
@@ -122,8 +121,8 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
   } cancel_on_exit{watchdog};
 
   auto fail = [&](std::string message, bool transient) {
-    metrics.database_connections_setup_failed.fetch_add(1, std::memory_order_relaxed);
-    metrics.target_available.store(0, std::memory_order_relaxed);
+    metrics.database_connections_setup_failed.add(1);
+    metrics.target_available.store(0);
     ServerError e;
     e.message = std::move(message);
     e.transient = transient;
@@ -146,7 +145,7 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
 
   const TargetTls mode = ctx_.config.target_tls;
   if (mode != TargetTls::kDisable) {
-    metrics.database_connection_requests_with_tls.fetch_add(1, std::memory_order_relaxed);
+    metrics.database_connection_requests_with_tls.add(1);
     std::string request;
     pgwire::write_ssl_request(request);
     if (!co_await transport_->write_all(request))
@@ -172,20 +171,19 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
   }
 
   if (auto error = co_await login(pool_.credential)) {
-    metrics.database_connections_setup_failed.fetch_add(1, std::memory_order_relaxed);
+    metrics.database_connections_setup_failed.add(1);
     co_return error;
   }
   if (auto error = co_await run_setup()) {
-    metrics.database_connections_setup_failed.fetch_add(1, std::memory_order_relaxed);
+    metrics.database_connections_setup_failed.add(1);
     co_return error;
   }
   opened = true;
   last_used = Clock::now();
-  metrics.database_connections_setup_succeeded.fetch_add(1, std::memory_order_relaxed);
-  metrics.database_connections.fetch_add(1, std::memory_order_relaxed);
-  if (transport_->tls())
-    metrics.database_connections_with_tls.fetch_add(1, std::memory_order_relaxed);
-  metrics.target_available.store(1, std::memory_order_relaxed);
+  metrics.database_connections_setup_succeeded.add(1);
+  metrics.database_connections.add(1);
+  if (transport_->tls()) metrics.database_connections_with_tls.add(1);
+  metrics.target_available.store(1);
   co_return std::nullopt;
 }
 
