@@ -504,8 +504,11 @@ void ClientSession::adopt(std::shared_ptr<ServerConnection> connection) {
   unsynced_ = false;
   transaction_ = 'I';
   ctx_.metrics.database_connections_currently_borrowed.add(1);
-  // The server reader starts at once and parks on the server socket, ready for the reply.
-  server_attached_.notify_now();
+  // The server reader, waiting for a connection, waits for this one's first reply: it runs
+  // only when that comes (or at once if the socket may hold something already).
+  server_attached_.notify_via([this](std::optional<Wakeup::Resume>& reader) {
+    return server_->transport().wait_readable_instead(reader);
+  });
 }
 
 bool ClientSession::relay_extended(const pgwire::Frame& frame,

@@ -289,9 +289,41 @@ void walk_words(std::string_view sql, OnWord on_word, OnEnd on_end) {
   on_end();
 }
 
+// The common statement decided without the full scan: one statement, no function call (so no
+// '(' anywhere) and a first word that cannot change the session. Anything else, and anything
+// that merely looks special (a ';' or '(' inside a literal or a comment), takes the full scan.
+bool plainly_stateless(std::string_view sql) {
+  size_t end = sql.size();
+  while (end > 0 && has(sql[end - 1], kSpace)) --end;
+  if (end > 0 && sql[end - 1] == ';') --end;  // the usual terminator
+  sql = sql.substr(0, end);
+  // memchr each (find_first_of would test every byte against the set).
+  if (sql.find('(') != std::string_view::npos || sql.find(';') != std::string_view::npos)
+    return false;
+  size_t i = 0;
+  while (i < sql.size() && has(sql[i], kSpace)) ++i;
+  size_t j = i;
+  while (j < sql.size() && has(sql[j], kWordChar)) ++j;
+  const std::string_view first = sql.substr(i, j - i);
+  if (first.empty() || !has(first[0], kWordStart)) return false;
+  if (is(first, "select")) {
+    // SELECT … INTO TEMP creates a table: any INTO at all goes to the full scan.
+    for (char i : {'i', 'I'})
+      for (size_t k = sql.find(i, j); k != std::string_view::npos; k = sql.find(i, k + 1))
+        if (is(sql.substr(k, 4), "into")) return false;
+    return true;
+  }
+  for (std::string_view word :
+       {"insert", "update", "delete", "begin", "commit", "rollback", "end", "start", "abort",
+        "savepoint", "release", "show", "fetch", "move", "values", "copy", "lock", "truncate"})
+    if (is(first, word)) return true;
+  return false;
+}
+
 }  // namespace
 
 StatementEffects statement_effects(std::string_view sql) {
+  if (plainly_stateless(sql)) return {};
   StatementScan statement;
   StatementEffects effects;
   walk_words(

@@ -65,6 +65,13 @@ awaitable<void> Poller::park(Watch& watch, std::optional<Resume>& slot) {
       use_awaitable);
 }
 
+bool Poller::wait_readable_instead(Watch& watch, std::optional<Resume>& waiter) {
+  if (!waiter || watch.readable || watch.closed || watch.on_readable) return false;
+  watch.on_readable.emplace(std::move(*waiter));
+  waiter.reset();
+  return true;
+}
+
 void Poller::arm() {
   descriptor_.async_wait(asio::posix::descriptor_base::wait_read,
                          [this](boost::system::error_code ec) {

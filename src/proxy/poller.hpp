@@ -50,6 +50,10 @@ class Poller {
   // Return at the next edge (or at once if the watch was closed).
   awaitable<void> readable(Watch& watch) { return park(watch, watch.on_readable); }
   awaitable<void> writable(Watch& watch) { return park(watch, watch.on_writable); }
+  // Makes a coroutine already suspended elsewhere wait for `watch`'s next read edge instead:
+  // its resumption moves from `waiter` to the watch. False (and `waiter` untouched) when the
+  // socket may have bytes already or is closed, so the caller resumes it now instead.
+  bool wait_readable_instead(Watch& watch, std::optional<Resume>& waiter);
 
  private:
   // Stores the caller's resumption in `slot` (one of watch's), or resumes it soon if closed.

@@ -1,6 +1,7 @@
 #include "proxy/transport.hpp"
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,19 @@
 #include <cstring>
 
 namespace sluice::proxy {
+namespace {
+
+// glibc's recv() and send() are thread cancellation points: each call flips the thread's
+// cancellation state with two atomic operations around the system call. The proxy never
+// cancels threads, and these run twice per message, so the system calls are made directly.
+ssize_t raw_recv(int fd, void* data, size_t size, int flags) {
+  return ::syscall(SYS_recvfrom, fd, data, size, flags, nullptr, nullptr);
+}
+ssize_t raw_send(int fd, const void* data, size_t size, int flags) {
+  return ::syscall(SYS_sendto, fd, data, size, flags, nullptr, 0);
+}
+
+}  // namespace
 
 void ReadBuffer::consume(size_t n) {
   begin_ += n;
@@ -66,7 +80,7 @@ ssize_t Transport::receive(asio::mutable_buffer space) {
   for (;;) {
     if (fd_ < 0) return 0;
     if (!watch_.readable) return -1;
-    const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
+    const ssize_t n = raw_recv(fd_, space.data(), space.size(), 0);
     if (n > 0) {
       // A short read drained the socket: the next byte brings a new edge.
       if (static_cast<size_t>(n) < space.size()) watch_.readable = false;
@@ -98,7 +112,7 @@ bool Transport::send_now(std::string_view& data) {
   while (!data.empty()) {
     if (fd_ < 0) return false;
     if (!watch_.writable) return true;
-    const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+    const ssize_t n = raw_send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
     if (n >= 0) {
       data.remove_prefix(static_cast<size_t>(n));
       continue;

@@ -64,6 +64,10 @@ class Transport {
   ReadStatus read_now(ReadBuffer& buffer, size_t min_free = 16384);
   // Returns once a read may find something (or the transport was closed).
   awaitable<void> readable() { return poller_.readable(watch_); }
+  // See Poller::wait_readable_instead().
+  bool wait_readable_instead(std::optional<Poller::Resume>& waiter) {
+    return poller_.wait_readable_instead(watch_, waiter);
+  }
   // Reads at least one byte into `buffer`; false on EOF or error (the peer is gone).
   awaitable<bool> read_some(ReadBuffer& buffer, size_t min_free = 16384);
 

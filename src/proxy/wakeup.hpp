@@ -14,6 +14,10 @@ namespace sluice::proxy {
 
 class Wakeup {
  public:
+  // What resumes a coroutine suspended in wait(), stored in place (no allocation per wait).
+  // Boost 1.81's type-erased any_completion_handler recurses forever when posted.
+  using Resume = asio::async_result<std::decay_t<decltype(use_awaitable)>, void()>::handler_type;
+
   explicit Wakeup(executor executor) : executor_(std::move(executor)) {}
   Wakeup(const Wakeup&) = delete;
   Wakeup& operator=(const Wakeup&) = delete;
@@ -45,6 +49,15 @@ class Wakeup {
     }
   }
 
+  // Resumes the waiter on whatever `resume_elsewhere(handler)` chooses: it takes the stored
+  // resumption (from its std::optional) and returns true, or returns false and leaves it, and
+  // then the waiter is resumed now as by notify_now().
+  template <class Redirect>
+  void notify_via(Redirect resume_elsewhere) {
+    if (handler_ && resume_elsewhere(handler_)) return;
+    notify_now();
+  }
+
   // Resumes the waiter later on the executor (never inline: the caller is mid-update).
   void notify() {
     if (handler_) {
@@ -56,10 +69,6 @@ class Wakeup {
   }
 
  private:
-  // What resumes a coroutine suspended in wait(), stored in place (no allocation per wait).
-  // Boost 1.81's type-erased any_completion_handler recurses forever when posted.
-  using Resume = asio::async_result<std::decay_t<decltype(use_awaitable)>, void()>::handler_type;
-
   executor executor_;
   std::optional<Resume> handler_;
   bool notified_ = false;

@@ -18,6 +18,23 @@ TEST(Pinning, PlainQueriesDoNotPin) {
   EXPECT_FALSE(pin(";;"));
 }
 
+// Single statements without '(' are decided from their first word (a shortcut); the ones that
+// look the same but are not plain must still be caught.
+TEST(Pinning, ShortcutForPlainStatementsMissesNothing) {
+  EXPECT_FALSE(pin("  select a from b ;  "));
+  EXPECT_FALSE(pin("UPDATE t SET a = 1 WHERE id = 2"));
+  EXPECT_FALSE(pin("select intox, a from t"));
+  EXPECT_EQ(pin("SELECT * INTO TEMPORARY t FROM u"), PinReason::kTemporaryObject);
+  EXPECT_EQ(pin("select * into temp t from u;"), PinReason::kTemporaryObject);
+  EXPECT_EQ(pin("SELECT 1; SET a.b = 1"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("SELECT 1 ;LISTEN c"), PinReason::kListen);
+  EXPECT_EQ(pin("INSERT INTO t VALUES (nextval('s'))"), PinReason::kSequenceFunction);
+  EXPECT_EQ(pin("/* x */ SET a.b = 1"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("-- note\nLISTEN c"), PinReason::kListen);
+  EXPECT_EQ(pin("\tSET a.b = 1;"), PinReason::kSetStatement);
+  EXPECT_EQ(pin("set_x"), std::nullopt);
+}
+
 TEST(Pinning, SessionSetPinsButTransactionScopedSetDoesNot) {
   EXPECT_EQ(pin("SET search_path = x"), PinReason::kSetStatement);
   EXPECT_EQ(pin("  set  TimeZone TO 'UTC'"), PinReason::kSetStatement);
