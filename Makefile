@@ -37,6 +37,7 @@ demo: build
 
 bench: build
 	@$(PY) bench/bench.py --build $(abspath $(BUILD))
+	@$(PY) bench/instructions.py --build $(abspath $(BUILD))
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -119,11 +119,9 @@ void ResponseTracker::skip_to_sync(ClientStatements& client, StatementCache& ser
   }
 }
 
-ResponseTracker::Verdict ResponseTracker::on_server_message(char type, std::string& before,
-                                                            std::string& after,
-                                                            std::string& replacement,
-                                                            ClientStatements& client,
-                                                            StatementCache& server) {
+ResponseTracker::Verdict ResponseTracker::settle(char type, std::string& before, std::string& after,
+                                                 std::string& replacement, ClientStatements& client,
+                                                 StatementCache& server) {
   emit_due(before);
   if (entries_.empty()) return Verdict::kForward;  // asynchronous: notices, notifications
   Verdict verdict = Verdict::kForward;

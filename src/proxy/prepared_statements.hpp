@@ -125,9 +125,19 @@ class ResponseTracker {
   // connection's statement records are corrected for requests the server skipped.
   Verdict on_server_message(char type, std::string& before, std::string& after,
                             std::string& replacement, ClientStatements& client,
-                            StatementCache& server);
+                            StatementCache& server) {
+    // Most replies settle nothing: rows, notices, and everything inside a simple query's reply
+    // until its ReadyForQuery. Between calls no answer of the proxy's is at the head (each is
+    // emitted as soon as it gets there), so these are forwarded as they are.
+    if (type == 'D' || type == 'N' || type == 'A' || type == 'S' || entries_.empty() ||
+        (type != 'Z' && entries_.front().kind == Kind::kSimpleQuery))
+      return Verdict::kForward;
+    return settle(type, before, after, replacement, client, server);
+  }
 
  private:
+  Verdict settle(char type, std::string& before, std::string& after, std::string& replacement,
+                 ClientStatements& client, StatementCache& server);
   void emit_due(std::string& out);
   // After an error in the extended protocol the server discards everything up to Sync.
   void skip_to_sync(ClientStatements& client, StatementCache& server);
