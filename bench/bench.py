@@ -8,6 +8,8 @@ select-only (-S) workloads against each:
 
   persistent : -c 32 -j 2 -T DURATION           (32 long-lived clients)
   prepared   : the same with -M prepared        (named prepared statements; not PgBouncer 1.18)
+  jdbc       : 32 pgjdbc connections (prepareThreshold=1), each preparing pgbench's select once
+               and executing it over and over (bench/JdbcBench.java; not PgBouncer 1.18)
   connect    : -c 32 -j 2 -T DURATION -C        (a new connection per transaction)
 
 each with TLS (sslmode=require) and without (sslmode=disable; sluice runs with require_tls=false).
@@ -21,6 +23,7 @@ Usage: /usr/bin/python3 bench/bench.py --build build [--duration 8] [--rounds 3]
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -32,7 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness  # noqa: E402
 
 TARGETS = ["direct", "pgbouncer", "sluice"]
-MODES = ["persistent", "prepared", "connect"]
+MODES = ["persistent", "prepared", "jdbc", "connect"]
 TLS = ["notls", "tls"]
 POOL = 20
 
@@ -111,7 +114,29 @@ server_tls_sslmode = {"require" if server_tls else "disable"}
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_one(env, mode, duration, clients):
+class JdbcResult:
+    """The JDBC workload's outcome, shaped like harness.PgbenchResult."""
+
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+        m = re.search(r"transactions=(\d+) seconds=([\d.]+) failures=(\d+)", stdout)
+        self.processed = int(m.group(1)) if m else 0
+        self.tps = self.processed / float(m.group(2)) if m and float(m.group(2)) > 0 else 0.0
+        self.failed = int(m.group(3)) if m else None
+
+
+def run_jdbc(env, duration, clients, rows):
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "JdbcBench.java")
+    url = f"jdbc:postgresql://{env['PGHOST']}:{env['PGPORT']}/{env['PGDATABASE']}"
+    r = subprocess.run(["java", "-cp", "/usr/share/java/postgresql.jar", source, url, env["PGUSER"],
+                        env["PGPASSWORD"], env.get("PGSSLMODE", "disable"), str(clients), str(duration),
+                        str(rows)], capture_output=True, text=True, timeout=duration * 4 + 120)
+    return JdbcResult(r.returncode, r.stdout, r.stderr)
+
+
+def run_one(env, mode, duration, clients, scale=10):
+    if mode == "jdbc":
+        return run_jdbc(env, duration, clients, 100000 * scale)
     args = ["-n", "-S", "-c", str(clients), "-j", "2", "-T", str(duration)]
     if mode == "connect":
         args.append("-C")
@@ -195,7 +220,7 @@ def main():
             for tls in tlss:
                 sslmode = "require" if tls == "tls" else "disable"
                 for rnd, target in [(r_, t_) for r_ in range(args.rounds) for t_ in targets]:
-                    if target == "pgbouncer" and mode == "prepared":
+                    if target == "pgbouncer" and mode in ("prepared", "jdbc"):
                         continue  # PgBouncer 1.18 has no prepared statements in transaction mode
                     if target == "direct":
                         env = pg.direct_env(app.app_user, app.app_password, app.dbname, sslmode)
@@ -208,7 +233,7 @@ def main():
                         env = proxies[tls].env(app.app_user, app.app_password, app.dbname, sslmode)
                         pid = proxies[tls].pid
                     cpu0 = proc_user_system_seconds(pid) if pid else None
-                    r = run_one(env, mode, args.duration, args.clients)
+                    r = run_one(env, mode, args.duration, args.clients, args.scale)
                     cpu1 = proc_user_system_seconds(pid) if pid else None
                     cpu_us = user_us = None
                     if pid and r.processed:
@@ -246,15 +271,16 @@ def main():
             d = results.get(("direct", mode, tls), {})
             b = results.get(("pgbouncer", mode, tls), {})
             s = results.get(("sluice", mode, tls), {})
-            label = f"-S -c {args.clients}" + {"connect": " -C (µs/txn = µs per new client connection)",
+            label = f"JDBC, {args.clients} connections, prepare once, execute many" if mode == "jdbc" else \
+                f"-S -c {args.clients}" + {"connect": " -C (µs/txn = µs per new client connection)",
                                                "prepared": " -M prepared persistent",
                                                "persistent": " persistent"}[mode]
             print(f"| {label} | {'require' if tls == 'tls' else 'disable'} | {fmt(d.get('tps'))} | {fmt(b.get('tps'))} |"
                   f" {fmt(s.get('tps'))} | {ratio(s.get('tps'), b.get('tps'))} | {ratio(s.get('tps'), d.get('tps'))} |"
                   f" {fmt(b.get('cpu_us'), 1)} | {fmt(s.get('cpu_us'), 1)} | {ratio(s.get('cpu_us'), b.get('cpu_us'))} |")
-    if "prepared" in modes and "pgbouncer" in targets:
-        print("\n-M prepared: PgBouncer 1.18 (Debian 12) cannot run named prepared statements in transaction"
-              " mode (support came in 1.21), so it has no figures there.")
+    if ("prepared" in modes or "jdbc" in modes) and "pgbouncer" in targets:
+        print("\n-M prepared and JDBC: PgBouncer 1.18 (Debian 12) cannot run named prepared statements in"
+              " transaction mode (support came in 1.21), so it has no figures there.")
     failed = [k for k, v in results.items() if not v["ok"]]
     if failed:
         print(f"\nFAILED runs: {failed}")

@@ -355,3 +355,27 @@ def test_jdbc_prepare_threshold_1_without_pins(proxy_factory, app):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert r.stdout.strip().endswith("ok")
     assert PIN_LOG not in proxy.log_text()
+
+
+def test_node_postgres_named_queries_without_pins(proxy_factory, pg, app):
+    """node-postgres prepares a query object that has a `name` once per connection and then only
+    binds it: 8 clients through 2 server connections, TLS on."""
+    import os
+    import shutil
+    import subprocess
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "drivers", "node")
+    assert shutil.which("node"), "node is missing: run scripts/install-deps"
+    assert os.path.exists(os.path.join(here, "node_modules", "pg")), "npm pg is missing: run scripts/install-deps"
+    proxy = proxy_factory(connection_pool={"max_connections_percent": 2, "max_idle_connections_percent": 2})
+    sampler = harness.ActivitySampler(pg, app.app_user)
+    sampler.start()
+    try:
+        r = subprocess.run(["node", os.path.join(here, "workload.js"), proxy.host, str(proxy.port), app.app_user,
+                            app.app_password, "8", "30"], capture_output=True, text=True, timeout=180 * harness.SLOW)
+    finally:
+        peak = sampler.stop()
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert r.stdout.strip().endswith("ok")
+    assert 1 <= peak <= 2, f"peak server connections {peak}, cap 2"
+    assert PIN_LOG not in proxy.log_text()
+    assert proxy.metrics().get("sluice_database_connections_currently_session_pinned") == 0
