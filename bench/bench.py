@@ -12,13 +12,19 @@ select-only (-S) workloads against each:
                and executing it over and over (bench/JdbcBench.java; not PgBouncer 1.18)
   connect    : -c 32 -j 2 -T DURATION -C        (a new connection per transaction)
 
+The "relay" contender is build/sluice-bench-relay (bench/relay.cpp): a single-threaded epoll loop
+that copies bytes between each client and its own server connection, with no parsing, pooling or
+TLS termination (TLS, if any, passes through to PostgreSQL). It is the floor for the extra
+loopback hop on this machine: no proxy can beat its ratio to direct by much.
+
 each with TLS (sslmode=require) and without (sslmode=disable; sluice runs with require_tls=false).
 The CPU time of each proxy process (utime+stime from /proc/PID/stat) is measured around every
 run. Prints a markdown table with TPS, proxy CPU us per transaction (= per new client connection
 for -C runs) and ratios sluice/PgBouncer and sluice/direct.
 
-Usage: /usr/bin/python3 bench/bench.py --build build [--duration 8] [--rounds 3] [--only pgbouncer,sluice,tls]
-  --only takes a comma list of targets (direct, pgbouncer, sluice), modes (persistent, connect)
+Usage: /usr/bin/python3 bench/bench.py --build build [--duration 5] [--rounds 5] [--only pgbouncer,sluice,tls]
+  --only takes a comma list of targets (direct, relay, pgbouncer, sluice), modes (persistent,
+  prepared, jdbc, connect)
   and TLS settings (tls, notls); each given group restricts that dimension.
 """
 import argparse
@@ -34,7 +40,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import harness  # noqa: E402
 
-TARGETS = ["direct", "pgbouncer", "sluice"]
+TARGETS = ["direct", "relay", "pgbouncer", "sluice"]
 MODES = ["persistent", "prepared", "jdbc", "connect"]
 TLS = ["notls", "tls"]
 POOL = 20
@@ -114,6 +120,22 @@ server_tls_sslmode = {"require" if server_tls else "disable"}
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class Relay:
+    """build/sluice-bench-relay in front of PostgreSQL: the cost of the hop alone."""
+
+    def __init__(self, binary, pg):
+        self.port = harness.free_port()
+        self.proc = harness.register_proc(subprocess.Popen([binary, str(self.port), str(pg.port)],
+                                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        harness.wait_port("127.0.0.1", self.port, 20, self.proc)
+        self.pid = self.proc.pid
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(5)
+        harness.unregister_proc(self.proc)
+
+
 class JdbcResult:
     """The JDBC workload's outcome, shaped like harness.PgbenchResult."""
 
@@ -168,9 +190,9 @@ def ratio(a, b):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.environ.get("SLUICE_BUILD", "build"))
-    ap.add_argument("--duration", type=int, default=8, help="seconds per pgbench run (default 8)")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="interleaved repetitions per cell; the table shows medians (default 3)")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per pgbench run (default 5)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="interleaved repetitions per cell; the table shows medians (default 5)")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--only", default="", help="comma list from: " + ", ".join(TARGETS + MODES + TLS))
@@ -196,6 +218,7 @@ def main():
     app = harness.AppDatabase()
     pg = harness.PostgresServer(max_connections=100)
     bouncer = None
+    relay = None
     proxies = {}
     results = {}
     runs = {}
@@ -203,6 +226,8 @@ def main():
         pg.start()
         print(f"setting up PostgreSQL (pgbench -i -s {args.scale}) ...", flush=True)
         harness.setup_app_database(pg, app, pgbench_scale=args.scale)
+        if "relay" in targets:
+            relay = Relay(os.path.join(os.path.abspath(args.build), "sluice-bench-relay"), pg)
         if "pgbouncer" in targets:
             bouncer = PgBouncer(pg, app, args.server_tls).start()
         if "sluice" in targets:
@@ -225,6 +250,10 @@ def main():
                     if target == "direct":
                         env = pg.direct_env(app.app_user, app.app_password, app.dbname, sslmode)
                         pid = None
+                    elif target == "relay":
+                        env = pg.direct_env(app.app_user, app.app_password, app.dbname, sslmode)
+                        env["PGPORT"] = str(relay.port)
+                        pid = relay.pid
                     elif target == "pgbouncer":
                         env = pg.direct_env(app.app_user, app.app_password, app.dbname, sslmode)
                         env["PGPORT"] = str(bouncer.port)
@@ -242,7 +271,7 @@ def main():
                     ok = r.returncode == 0 and r.processed > 0 and r.failed in (0, None)
                     runs.setdefault((target, mode, tls), []).append(
                         dict(tps=r.tps if ok else None, cpu_us=cpu_us if ok else None, n=r.processed, ok=ok,
-                             user_us=user_us))
+                             user_us=user_us, round=rnd))
                     status = "ok" if ok else f"FAILED (rc={r.returncode})"
                     print(f"  {target:9} {mode:10} {tls:5} round {rnd + 1}: tps={fmt(r.tps, 0)} txns={r.processed}"
                           f" proxy_cpu_us/txn={fmt(cpu_us, 1)} (user {fmt(user_us, 1)}) {status}", flush=True)
@@ -254,6 +283,8 @@ def main():
             p.cleanup()
         if bouncer:
             bouncer.stop()
+        if relay:
+            relay.stop()
         pg.cleanup()
 
     for key, rs in runs.items():
@@ -261,22 +292,36 @@ def main():
         results[key] = dict(ok=ok, tps=median([x["tps"] for x in rs]) if ok else None,
                             cpu_us=median([x["cpu_us"] for x in rs]) if ok and rs[0]["cpu_us"] is not None else None)
 
+    def paired(mode, tls, a, b):
+        """Median and range of per-round TPS ratios a/b. Runs of one round are seconds apart, so a
+        ratio within a round cancels most of the shared machine's drift; the range shows the rest."""
+        ra = {x["round"]: x["tps"] for x in runs.get((a, mode, tls), []) if x["ok"]}
+        rb = {x["round"]: x["tps"] for x in runs.get((b, mode, tls), []) if x["ok"]}
+        rs = sorted(ra[k] / rb[k] for k in ra if k in rb and rb[k])
+        if not rs:
+            return "n/a"
+        return f"{median(rs):.2f} ({rs[0]:.2f}–{rs[-1]:.2f})"
+
     print()
-    print(f"Medians of {args.rounds} interleaved rounds of {args.duration}s.")
-    print("| workload | TLS | direct TPS | PgBouncer TPS | sluice TPS | sluice/PgBouncer TPS | sluice/direct TPS |"
-          " PgBouncer CPU µs/txn | sluice CPU µs/txn | sluice/PgBouncer CPU |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"Medians of {args.rounds} interleaved rounds of {args.duration}s; ratios are medians of per-round"
+          " ratios (range in brackets). relay = bytes copied, no proxy logic: the floor for the hop.")
+    print("| workload | TLS | direct TPS | relay TPS | PgBouncer TPS | sluice TPS | sluice/PgBouncer TPS |"
+          " sluice/direct TPS | relay/direct TPS | PgBouncer CPU µs/txn | sluice CPU µs/txn | sluice/PgBouncer CPU |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mode in modes:
         for tls in tlss:
             d = results.get(("direct", mode, tls), {})
+            rl = results.get(("relay", mode, tls), {})
             b = results.get(("pgbouncer", mode, tls), {})
             s = results.get(("sluice", mode, tls), {})
             label = f"JDBC, {args.clients} connections, prepare once, execute many" if mode == "jdbc" else \
                 f"-S -c {args.clients}" + {"connect": " -C (µs/txn = µs per new client connection)",
                                                "prepared": " -M prepared persistent",
                                                "persistent": " persistent"}[mode]
-            print(f"| {label} | {'require' if tls == 'tls' else 'disable'} | {fmt(d.get('tps'))} | {fmt(b.get('tps'))} |"
-                  f" {fmt(s.get('tps'))} | {ratio(s.get('tps'), b.get('tps'))} | {ratio(s.get('tps'), d.get('tps'))} |"
+            print(f"| {label} | {'require' if tls == 'tls' else 'disable'} | {fmt(d.get('tps'))} |"
+                  f" {fmt(rl.get('tps'))} | {fmt(b.get('tps'))} | {fmt(s.get('tps'))} |"
+                  f" {paired(mode, tls, 'sluice', 'pgbouncer')} | {paired(mode, tls, 'sluice', 'direct')} |"
+                  f" {paired(mode, tls, 'relay', 'direct')} |"
                   f" {fmt(b.get('cpu_us'), 1)} | {fmt(s.get('cpu_us'), 1)} | {ratio(s.get('cpu_us'), b.get('cpu_us'))} |")
     if ("prepared" in modes or "jdbc" in modes) and "pgbouncer" in targets:
         print("\n-M prepared and JDBC: PgBouncer 1.18 (Debian 12) cannot run named prepared statements in"

@@ -13,6 +13,7 @@
 #include "proxy/pool.hpp"
 #include "proxy/secrets.hpp"
 #include "proxy/server_connection.hpp"
+#include "proxy/sql_prepared.hpp"
 
 namespace sluice::proxy {
 namespace {
@@ -338,7 +339,8 @@ awaitable<void> ClientSession::relay() {
 
 bool ClientSession::needs_server(const pgwire::Frame& frame) const {
   const char type = frame.type;
-  if (type == 'Q' || type == 'F') return true;
+  if (type == 'Q') return !answered_without_server(frame);
+  if (type == 'F') return true;
   if (type == 'P' || type == 'B' || type == 'D' || type == 'E') return !skip_until_sync_;
   if (type == 'C') {
     if (skip_until_sync_) return false;
@@ -372,6 +374,10 @@ ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
     if (type == 'Q' && !(sql = pgwire::decode_query(frame.body)))
       return violation("malformed Query message");
     count_query();
+    if (sql && statements_enabled())
+      if (auto command = parse_sql_prepared_command(*sql);
+          command && relay_sql_prepared(*command, *sql))
+        return Step::kContinue;
     if (!server_) {
       // No connection could be had: attach() queued the error; the request ends there.
       pgwire::write_ready_for_query(to_client_, 'I');
@@ -414,7 +420,46 @@ ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
       skip_until_sync_ = true;  // PostgreSQL discards everything up to Sync after an error
       return Step::kContinue;
     }
-    if (parse && !pinned_) {
+    // "EXECUTE <one of the client's statements>" through the extended protocol (psycopg 3 with
+    // parameters, say): the same translation as in a simple query.
+    std::string rewritten;
+    StatementRef runs;
+    bool translated = false;
+    if (parse && statements_enabled()) {
+      if (auto command = parse_sql_prepared_command(parse->query)) {
+        using CommandKind = SqlPreparedCommand::Kind;
+        auto it = statements_.find(command->name);
+        if (command->kind == CommandKind::kExecute && it != statements_.end()) {
+          runs = it->second;
+          if (!ensure_on_server(runs, command->name)) {
+            unsynced_ = true;
+            return Step::kContinue;
+          }
+          rewritten.append(parse->query.substr(0, command->name_begin));
+          rewritten += runs->server_name;
+          rewritten.append(parse->query.substr(command->name_end));
+          // The parameter types after the SQL's NUL stay as they were.
+          const auto* types = parse->definition.data() + parse->query.size();
+          rewritten.append(reinterpret_cast<const char*>(types),
+                           parse->definition.size() - parse->query.size());
+          parse->query = std::string_view(rewritten.data(), rewritten.find('\0'));
+          parse->definition = {reinterpret_cast<const uint8_t*>(rewritten.data()),
+                               rewritten.size()};
+          if (runs->changes_settings && parse->statement.empty())
+            note_settings_change(runs->text());
+          translated = true;
+        } else if (command->kind == CommandKind::kDeallocateAll) {
+          // psycopg 3 sends this after a rollback. It runs on the server as written; the
+          // tracker forgets the client's and the connection's statements when it succeeds.
+          translated = true;
+        }
+      }
+    }
+    if (parse && !pinned_ && translated) {
+      // Only what the arguments do; EXECUTE itself is translated.
+      const StatementEffects effects = statement_effects(parse->query);
+      if (effects.pin && *effects.pin != PinReason::kPreparedStatement) pin(*effects.pin);
+    } else if (parse && !pinned_) {
       if (!parse->statement.empty() && !statements_enabled()) {
         pin(PinReason::kNamedProtocolStatement);
       } else {
@@ -426,7 +471,7 @@ ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
       }
     }
     unsynced_ = true;
-    if (!relay_extended(frame, parse))
+    if (!relay_extended(frame, parse, runs))
       return violation("malformed " + std::string(pgwire::frontend_message_name(type)) +
                        " message");
     return Step::kContinue;
@@ -512,7 +557,8 @@ void ClientSession::adopt(std::shared_ptr<ServerConnection> connection) {
 }
 
 bool ClientSession::relay_extended(const pgwire::Frame& frame,
-                                   const std::optional<pgwire::ParseMessage>& parse) {
+                                   const std::optional<pgwire::ParseMessage>& parse,
+                                   const StatementRef& runs) {
   using Kind = ResponseTracker::Kind;
   auto forward = [&](Kind kind) {
     to_server_.append(reinterpret_cast<const char*>(frame.body.data()) - 5, frame.wire_size());
@@ -522,19 +568,25 @@ bool ClientSession::relay_extended(const pgwire::Frame& frame,
   const bool named = statements_enabled();
   switch (frame.type) {
     case 'P': {
+      if (runs && parse->statement.empty()) {
+        pgwire::write_parse(to_server_, "", parse->definition);  // the rewritten text
+        expected_.expect({Kind::kParse});
+        return true;
+      }
       if (!named || parse->statement.empty()) return forward(Kind::kParse);
       if (statements_.contains(parse->statement)) {
         fail_as("42P05",
                 "prepared statement \"" + std::string(parse->statement) + "\" already exists");
         return true;
       }
-      auto statement = ctx_.statements->intern(parse->definition,
-                                               statement_effects(parse->query).changes_settings);
+      auto statement = ctx_.statements->intern(
+          parse->definition,
+          runs ? runs->changes_settings : statement_effects(parse->query).changes_settings, runs);
       statements_.emplace(std::string(parse->statement), statement);
       if (server_->statements.has(*statement)) {
         // Already prepared on this connection (by this client or another): answer for it.
         expected_.answer({Kind::kParseComplete, statement, std::string(parse->statement)},
-                         to_client_);
+                         to_client_, statements_);
       } else {
         prepare_on_server(statement, {Kind::kParse, statement, std::string(parse->statement)});
       }
@@ -572,6 +624,129 @@ bool ClientSession::relay_extended(const pgwire::Frame& frame,
   }
 }
 
+bool ClientSession::answered_without_server(const pgwire::Frame& frame) const {
+  if (!statements_enabled()) return false;
+  auto sql = pgwire::decode_query(frame.body);
+  if (!sql) return false;
+  auto command = parse_sql_prepared_command(*sql);
+  if (!command) return false;
+  using CommandKind = SqlPreparedCommand::Kind;
+  return command->kind == CommandKind::kDeallocateAll ||
+         (command->kind == CommandKind::kDeallocate && statements_.contains(command->name));
+}
+
+bool ClientSession::relay_sql_prepared(const SqlPreparedCommand& command, std::string_view sql) {
+  using Kind = ResponseTracker::Kind;
+  using CommandKind = SqlPreparedCommand::Kind;
+  auto it = statements_.find(command.name);
+  const bool known = it != statements_.end();
+  // A pinned session may hold statements under the client's own names (a PREPARE sent through
+  // the extended protocol pins and goes through as written): those are the server's business.
+  if (pinned_ && (command.kind == CommandKind::kDeallocateAll ||
+                  (command.kind != CommandKind::kPrepare && !known)))
+    return false;
+  if (command.kind == CommandKind::kDeallocateAll) {
+    expected_.answer({Kind::kLocalDeallocateAll}, to_client_, statements_);
+    return true;
+  }
+  if (command.kind == CommandKind::kDeallocate && known) {
+    expected_.answer({Kind::kLocalDeallocate, it->second, command.name}, to_client_, statements_);
+    return true;
+  }
+  if (!server_) return false;  // attach() failed and queued its error
+  const std::string quoted = "\"" + command.name + "\"";
+  if (command.kind == CommandKind::kPrepare && known) {
+    fail_as_query("42P05", "prepared statement " + quoted + " already exists");
+    return true;
+  }
+  if (command.kind != CommandKind::kPrepare && !known) {
+    fail_as_query("26000", "prepared statement " + quoted + " does not exist");
+    return true;
+  }
+
+  std::string prefix;  // the proxy's own statements in front of the client's
+  auto make_room = [&](const StatementRef& statement) {
+    if (StatementRef evicted = server_->statements.add(statement)) {
+      prefix += "DEALLOCATE " + evicted->server_name + ";\n";
+      expected_.expect({Kind::kSwallowSqlDeallocate, std::move(evicted)});
+    }
+  };
+  StatementRef statement;
+  if (command.kind == CommandKind::kPrepare) {
+    const StatementEffects effects = statement_effects(command.body);
+    if (effects.pin && !pinned_) pin(*effects.pin);
+    if (command.declares_types) {
+      // Only the server knows what the type names mean: this statement is the client's own.
+      const std::string_view tail =
+          sql.substr(command.name_end, command.statement_end - command.name_end);
+      statement = ctx_.statements->make_sql(std::string(tail), effects.changes_settings);
+    } else {
+      // The same as a protocol Parse of the body with no declared types: shared with it.
+      std::string definition(command.body);
+      definition.append("\0\0\0", 3);
+      statement = ctx_.statements->intern(
+          {reinterpret_cast<const uint8_t*>(definition.data()), definition.size()},
+          effects.changes_settings);
+    }
+    statements_.emplace(command.name, statement);
+    if (server_->statements.has(*statement)) {
+      expected_.answer({Kind::kLocalPrepare, statement, command.name}, to_client_, statements_);
+      return true;
+    }
+    make_room(statement);
+    expected_.expect({Kind::kSqlPrepare, statement, command.name});
+  } else {  // EXECUTE, alone or inside EXPLAIN or CREATE TABLE AS
+    statement = it->second;
+    // What the rest of the query does (arguments may call functions; CREATE may make a
+    // temporary table). EXECUTE itself is what is translated here.
+    for (std::string_view part :
+         {sql.substr(0, command.keyword_begin), sql.substr(command.name_end)}) {
+      const StatementEffects effects = statement_effects(part);
+      if (effects.pin && !pinned_) pin(*effects.pin);
+      if (effects.changes_settings) note_settings_change(part);
+    }
+    if (statement->changes_settings) note_settings_change(statement->text());
+    if (!server_->statements.has(*statement)) {
+      const std::string tail = statement->sql_prepare_tail();
+      if (tail.empty()) {
+        fail_as_query("0A000", "prepared statement " + quoted +
+                                   " declares parameter types by OID in a protocol Parse; sluice "
+                                   "runs it on this server connection only through Bind");
+        return true;
+      }
+      make_room(statement);
+      // A newline first: the tail may end in a line comment.
+      prefix += "PREPARE " + statement->server_name + " " + tail + "\n;\n";
+      expected_.expect({Kind::kSwallowSqlPrepare, statement});
+    }
+  }
+  std::string text = prefix;
+  text.append(sql.substr(0, command.name_begin));
+  text += statement->server_name;
+  text.append(sql.substr(command.name_end));
+  ResponseTracker::Rewrite rewrite;
+  rewrite.prefix = character_count(prefix);
+  rewrite.name_at = character_count(sql.substr(0, command.name_begin));
+  rewrite.server_name = character_count(statement->server_name);
+  rewrite.client_name =
+      character_count(sql.substr(command.name_begin, command.name_end - command.name_begin));
+  ++outstanding_;
+  // The names, for error messages that quote the statement: the server's, NUL, the client's.
+  expected_.expect(
+      {Kind::kSimpleQuery, nullptr, statement->server_name + '\0' + command.name, rewrite});
+  pgwire::write_query(to_server_, text);
+  return true;
+}
+
+void ClientSession::fail_as_query(std::string_view sqlstate, const std::string& message) {
+  // A query the server fails (as it would the client's, in a failed transaction too) with an
+  // error the tracker replaces by PostgreSQL's own for the client's query.
+  ++outstanding_;
+  expected_.expect({ResponseTracker::Kind::kFailAsQuery, nullptr, error_body(sqlstate, message)});
+  expected_.expect({ResponseTracker::Kind::kSimpleQuery});
+  pgwire::write_query(to_server_, "EXECUTE " + std::string(kMissingStatement));
+}
+
 const PreparedStatement* ClientSession::use_statement(std::string_view name) {
   auto it = statements_.find(name);
   if (it == statements_.end()) {
@@ -579,9 +754,43 @@ const PreparedStatement* ClientSession::use_statement(std::string_view name) {
     return nullptr;
   }
   const StatementRef& statement = it->second;
-  if (!server_->statements.has(*statement))
-    prepare_on_server(statement, {ResponseTracker::Kind::kSwallowParse, statement, {}});
+  if (!ensure_on_server(statement, name)) return nullptr;
   return statement.get();
+}
+
+bool ClientSession::ensure_on_server(const StatementRef& statement, std::string_view name) {
+  if (statement->runs && !ensure_on_server(statement->runs, name)) return false;
+  if (server_->statements.has(*statement)) return true;
+  if (!statement->definition.empty()) {
+    prepare_on_server(statement, {ResponseTracker::Kind::kSwallowParse, statement, {}});
+    return true;
+  }
+  // A SQL PREPARE with a type list: only SQL can prepare it, so the proxy runs that SQL as an
+  // extended-protocol statement of its own. The helper's name is closed first (closing a name
+  // that does not exist is no error), as a failed attempt may have left it behind; the client's
+  // unnamed statement and portal are left alone.
+  using Kind = ResponseTracker::Kind;
+  constexpr std::string_view kHelper = "sluice_sql_prepare";
+  if (StatementRef evicted = server_->statements.add(statement)) {
+    pgwire::write_close(to_server_, 'S', evicted->server_name);
+    expected_.expect({Kind::kSwallowClose, std::move(evicted)});
+  }
+  pgwire::write_close(to_server_, 'P', kHelper);
+  pgwire::write_close(to_server_, 'S', kHelper);
+  std::string definition = "PREPARE " + statement->server_name + " " + statement->sql_tail;
+  definition.append("\0\0\0", 3);
+  pgwire::write_parse(to_server_, kHelper,
+                      {reinterpret_cast<const uint8_t*>(definition.data()), definition.size()});
+  static constexpr uint8_t kNoParameters[6] = {0, 0, 0, 0, 0, 0};
+  pgwire::write_bind(to_server_, kHelper, kHelper, kNoParameters);
+  pgwire::MessageWriter w(to_server_);
+  w.begin('E');
+  w.cstring(kHelper);
+  w.int32(0);
+  w.end();
+  for (int i = 0; i < 4; ++i) expected_.expect({Kind::kSwallowReply});
+  expected_.expect({Kind::kSwallowSqlPrepareExecute, statement});
+  return true;
 }
 
 void ClientSession::prepare_on_server(const StatementRef& statement,
@@ -613,7 +822,7 @@ void ClientSession::close_statement(std::string_view name) {
   // Closing a name that does not exist is not an error in PostgreSQL either. The server keeps
   // the statement for other clients until its LRU lets it go.
   expected_.answer({ResponseTracker::Kind::kCloseComplete, std::move(closed), std::string(name)},
-                   to_client_);
+                   to_client_, statements_);
 }
 
 void ClientSession::note_settings_change(std::string_view sql) {
@@ -707,6 +916,7 @@ awaitable<void> ClientSession::server_pump() {
         }
         --outstanding_;
         set_transaction(*tx);
+        expected_.note_ready(*tx);
       } else if (frame.type == 'S') {
         if (auto ps = pgwire::decode_parameter_status(frame.body)) {
           auto& known = server->parameters[ps->name];
@@ -725,8 +935,8 @@ awaitable<void> ClientSession::server_pump() {
       answers_before_.clear();
       answers_after_.clear();
       const auto verdict =
-          expected_.on_server_message(frame.type, answers_before_, answers_after_, replacement_,
-                                      statements_, server->statements);
+          expected_.on_server_message(frame.type, frame.body, answers_before_, answers_after_,
+                                      replacement_, statements_, server->statements);
       if (!reshaping && (verdict != ResponseTracker::Verdict::kForward ||
                          !answers_before_.empty() || !answers_after_.empty())) {
         reshaping = true;

@@ -28,6 +28,7 @@ class Pool;
 class ServerConnection;
 struct Credential;
 struct ServerError;
+struct SqlPreparedCommand;
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
@@ -87,7 +88,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Extended-protocol messages once a server is attached: named statements are renamed to the
   // server's names and prepared on demand; every message is recorded in expected_. False for a
   // malformed message.
-  bool relay_extended(const pgwire::Frame& frame, const std::optional<pgwire::ParseMessage>& parse);
+  bool relay_extended(const pgwire::Frame& frame, const std::optional<pgwire::ParseMessage>& parse,
+                      const StatementRef& runs);
   bool statements_enabled() const { return ctx_.config.max_prepared_statements > 0; }
   // The client's statement `name`, prepared on the lent connection (a Parse goes ahead if the
   // connection lacks it); null, with PostgreSQL's 26000 on its way, when there is none.
@@ -97,6 +99,16 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void prepare_on_server(const StatementRef& statement, ResponseTracker::Entry expectation);
   // Makes the server fail the current request as PostgreSQL would have, with this error.
   void fail_as(std::string_view sqlstate, const std::string& message);
+  // Prepares `statement` (and what it runs) on the lent connection unless it is there. False,
+  // with the request made to fail, when only SQL can prepare it.
+  bool ensure_on_server(const StatementRef& statement, std::string_view name);
+  // The same for a simple query.
+  void fail_as_query(std::string_view sqlstate, const std::string& message);
+  // A query that is one SQL PREPARE, EXECUTE or DEALLOCATE: translated to the server's names
+  // and sent, or answered by the proxy. False when it needs a server and none could be had.
+  bool relay_sql_prepared(const SqlPreparedCommand& command, std::string_view sql);
+  // DEALLOCATE of a name the client has, or DEALLOCATE ALL: nothing to borrow a server for.
+  bool answered_without_server(const pgwire::Frame& frame) const;
   // The client's Close of its own named statement: answered by the proxy.
   void close_statement(std::string_view name);
   // A statement that changes settings was sent: read them back before the connection goes.

@@ -1,5 +1,7 @@
 #include "proxy/pinning.hpp"
 
+#include "proxy/sql_lexer.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -68,39 +70,12 @@ std::string_view pin_reason_label(PinReason reason) {
 
 namespace {
 
-// Runs on every Query and Parse, so it allocates nothing and classifies each byte with one
-// table lookup: words are views into the SQL, compared case-insensitively.
-enum CharClass : uint8_t {
-  kWordStart = 1,  // letters, '_', and every non-ASCII byte (PostgreSQL allows them in names)
-  kWordChar = 2,   // inside a word: the above, digits and '$'
-  kSpace = 4,
-  kSpecial = 8,  // may open a comment, literal, quoted name or dollar quote, or end a statement
-};
-constexpr std::array<uint8_t, 256> kCharClass = [] {
-  std::array<uint8_t, 256> table{};
-  for (int c = 0; c < 256; ++c) {
-    const bool start = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
-    if (start) table[c] |= kWordStart | kWordChar;
-    if ((c >= '0' && c <= '9') || c == '$') table[c] |= kWordChar;
-  }
-  for (char c : {' ', '\t', '\n', '\r', '\f', '\v'}) table[static_cast<uint8_t>(c)] |= kSpace;
-  for (char c : {'-', '/', '\'', '"', '$', ';'}) table[static_cast<uint8_t>(c)] |= kSpecial;
-  return table;
-}();
-bool has(char c, CharClass cls) {
-  return kCharClass[static_cast<uint8_t>(c)] & cls;
-}
-
-// `word` equals the lowercase keyword `lower`, ignoring ASCII case.
-bool is(std::string_view word, std::string_view lower) {
-  if (word.size() != lower.size()) return false;
-  for (size_t i = 0; i < word.size(); ++i) {
-    char c = word[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != lower[i]) return false;
-  }
-  return true;
-}
+using sql::has;
+using sql::is;
+using sql::kSpace;
+using sql::kSpecial;
+using sql::kWordChar;
+using sql::kWordStart;
 
 // What one statement's words say so far. The first word is classified once; later words are
 // looked at only when that word (or a following '(') makes them matter.
@@ -211,10 +186,6 @@ template <class OnWord, class OnEnd>
 void walk_words(std::string_view sql, OnWord on_word, OnEnd on_end) {
   size_t i = 0;
   const size_t n = sql.size();
-  auto skip_until = [&](std::string_view end) {
-    size_t at = sql.find(end, i);
-    i = at == std::string_view::npos ? n : at + end.size();
-  };
   while (i < n) {
     const char c = sql[i];
     if (has(c, kWordStart)) {
@@ -230,61 +201,13 @@ void walk_words(std::string_view sql, OnWord on_word, OnEnd on_end) {
       ++i;
       continue;
     }
-    if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      skip_until("\n");
-    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      // Block comments nest in PostgreSQL.
-      int depth = 0;
-      while (i < n) {
-        if (sql.compare(i, 2, "/*") == 0) {
-          ++depth;
-          i += 2;
-        } else if (sql.compare(i, 2, "*/") == 0) {
-          i += 2;
-          if (--depth == 0) break;
-        } else {
-          ++i;
-        }
-      }
-    } else if (c == '\'') {
-      // '' inside a literal is an escaped quote; E'' strings may also use \'.
-      const bool escapes = i > 0 && (sql[i - 1] == 'e' || sql[i - 1] == 'E');
-      ++i;
-      while (i < n) {
-        if (escapes && sql[i] == '\\') {
-          i += 2;
-          continue;
-        }
-        if (sql[i] == '\'') {
-          if (i + 1 < n && sql[i + 1] == '\'') {
-            i += 2;
-            continue;
-          }
-          ++i;
-          break;
-        }
-        ++i;
-      }
-    } else if (c == '"') {
-      ++i;
-      skip_until("\"");
-    } else if (c == '$') {
-      // $tag$ … $tag$ (a bare $1 is a parameter).
-      size_t j = i + 1;
-      while (j < n && has(sql[j], kWordChar) && sql[j] != '$') ++j;
-      if (j < n && sql[j] == '$' && (j == i + 1 || !(sql[i + 1] >= '0' && sql[i + 1] <= '9'))) {
-        const std::string_view tag = sql.substr(i, j - i + 1);
-        i = j + 1;
-        skip_until(tag);
-      } else {
-        i = j;
-      }
-    } else if (c == ';') {
+    if (c == ';') {
       if (on_end()) return;
       ++i;
-    } else {
-      ++i;
+      continue;
     }
+    const size_t past = sql::skip_quoted_or_comment(sql, i);
+    i = past == i ? i + 1 : past;
   }
   on_end();
 }

@@ -107,7 +107,7 @@ def test_pinned_session_keeps_its_connection(proxy_factory, pg, app):
     assert row[0] == "4MB"
 
 
-def test_pinned_by_named_prepared_statement(proxy_factory, app):
+def test_sql_prepared_statement_stays_its_clients_without_pinning(proxy_factory, app):
     proxy = proxy_factory(connection_pool={"max_connections_percent": 2, "connection_borrow_timeout": 10})
     with proxy.connect(app.app_user, app.app_password) as a, proxy.connect(app.app_user, app.app_password) as b:
         a.execute("PREPARE getbal(int) AS SELECT balance FROM accounts WHERE id = $1")
@@ -117,6 +117,7 @@ def test_pinned_by_named_prepared_statement(proxy_factory, app):
             assert a.execute("EXECUTE getbal(1)").fetchone()[0] is not None
         with pytest.raises(psycopg.errors.InvalidSqlStatementName):
             b.execute("EXECUTE getbal(1)")
+    assert "was pinned" not in proxy.log_text()
 
 
 def test_money_transfers_consistent(proxy_factory, pg, app, tmp_path):

@@ -292,8 +292,8 @@ def test_psycopg3_prepares_everything_without_pins(proxy_factory, app):
     assert PIN_LOG not in proxy.log_text()
 
 
-def test_psycopg2_server_side_prepare_execute_pins_but_stays_correct(proxy_factory, app):
-    """psycopg2 has no protocol-level prepare; SQL PREPARE/EXECUTE still pins (for now), and works."""
+def test_psycopg2_server_side_prepare_execute_without_pins(proxy_factory, app):
+    """psycopg2 has no protocol-level prepare: SQL PREPARE/EXECUTE, which the proxy translates."""
     import psycopg2
     proxy = proxy_factory(connection_pool={"max_connections_percent": 2, "max_idle_connections_percent": 2})
     conn = psycopg2.connect(proxy.dsn(app.app_user, app.app_password))
@@ -306,6 +306,7 @@ def test_psycopg2_server_side_prepare_execute_pins_but_stays_correct(proxy_facto
             assert cur.fetchone()[0] == i * 3
     finally:
         conn.close()
+    assert PIN_LOG not in proxy.log_text()
 
 
 def test_asyncpg_default_statement_cache_without_pins(proxy_factory, app):
