@@ -146,6 +146,8 @@ struct ParseMessage {
   Bytes definition;
 };
 std::optional<ParseMessage> decode_parse(Bytes body);
+// Execute ('E'): the portal's name (the row limit stays in the message).
+std::optional<std::string_view> decode_execute_portal(Bytes body);
 
 // Bind ('B'): portal and statement names; `rest` (parameters and formats) is passed through.
 struct BindMessage {

@@ -140,6 +140,13 @@ std::optional<std::string_view> decode_query(Bytes body) {
   return single_cstring(body);
 }
 
+std::optional<std::string_view> decode_execute_portal(Bytes body) {
+  Reader r(body);
+  auto portal = r.cstring();
+  if (!portal || !r.u32() || !r.at_end()) return std::nullopt;
+  return portal;
+}
+
 std::optional<std::vector<std::optional<std::string_view>>> decode_data_row(Bytes body) {
   Reader r(body);
   auto count = r.u16();

@@ -429,7 +429,14 @@ ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
       if (auto command = parse_sql_prepared_command(parse->query)) {
         using CommandKind = SqlPreparedCommand::Kind;
         auto it = statements_.find(command->name);
-        if (command->kind == CommandKind::kExecute && it != statements_.end()) {
+        const bool execute = command->kind == CommandKind::kExecute;
+        // DEALLOCATE: psycopg 3 sends it when its own statement cache overflows. The records
+        // change when the server reports it done, in case Bind and Execute never follow.
+        const bool deallocate =
+            command->kind == CommandKind::kDeallocate && parse->statement.empty();
+        if ((execute || deallocate) && it != statements_.end()) {
+          // The server's name in the client's (the statement prepared first if need be); the
+          // parameter types after the SQL's NUL stay as they were.
           runs = it->second;
           if (!ensure_on_server(runs, command->name)) {
             unsynced_ = true;
@@ -438,14 +445,14 @@ ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
           rewritten.append(parse->query.substr(0, command->name_begin));
           rewritten += runs->server_name;
           rewritten.append(parse->query.substr(command->name_end));
-          // The parameter types after the SQL's NUL stay as they were.
           const auto* types = parse->definition.data() + parse->query.size();
           rewritten.append(reinterpret_cast<const char*>(types),
                            parse->definition.size() - parse->query.size());
           parse->query = std::string_view(rewritten.data(), rewritten.find('\0'));
           parse->definition = {reinterpret_cast<const uint8_t*>(rewritten.data()),
                                rewritten.size()};
-          if (runs->changes_settings && parse->statement.empty())
+          if (deallocate) unnamed_deallocates_ = {runs, command->name};
+          if (execute && runs->changes_settings && parse->statement.empty())
             note_settings_change(runs->text());
           translated = true;
         } else if (command->kind == CommandKind::kDeallocateAll) {
@@ -568,6 +575,8 @@ bool ClientSession::relay_extended(const pgwire::Frame& frame,
   const bool named = statements_enabled();
   switch (frame.type) {
     case 'P': {
+      if (parse->statement.empty() && unnamed_deallocates_.statement != runs)
+        unnamed_deallocates_ = {};  // a new unnamed statement replaces the DEALLOCATE
       if (runs && parse->statement.empty()) {
         pgwire::write_parse(to_server_, "", parse->definition);  // the rewritten text
         expected_.expect({Kind::kParse});
@@ -595,6 +604,8 @@ bool ClientSession::relay_extended(const pgwire::Frame& frame,
     case 'B': {
       auto bind = pgwire::decode_bind(frame.body);
       if (!bind) return false;
+      if (bind->portal.empty())
+        portal_deallocates_ = bind->statement.empty() ? unnamed_deallocates_ : Deallocation{};
       if (!named || bind->statement.empty()) return forward(Kind::kBind);
       const PreparedStatement* statement = use_statement(bind->statement);
       if (!statement) return true;
@@ -619,8 +630,17 @@ bool ClientSession::relay_extended(const pgwire::Frame& frame,
     case 'C':
       if (!pgwire::decode_describe_or_close(frame.body)) return false;
       return forward(Kind::kClose);
-    default:  // 'E'
+    default: {  // 'E'
+      auto portal = pgwire::decode_execute_portal(frame.body);
+      if (portal && portal->empty() && portal_deallocates_.statement) {
+        // Its CommandComplete tells the tracker the client's statement is gone.
+        to_server_.append(reinterpret_cast<const char*>(frame.body.data()) - 5, frame.wire_size());
+        expected_.expect({Kind::kExecute, portal_deallocates_.statement, portal_deallocates_.name});
+        portal_deallocates_ = {};
+        return true;
+      }
       return forward(Kind::kExecute);
+    }
   }
 }
 

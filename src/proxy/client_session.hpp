@@ -155,7 +155,14 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::optional<PinReason> pinned_;
   bool discarding_ = false;      // the client left a pinned session; DISCARD ALL is running
   ClientStatements statements_;  // named statements, by the client's names
-  ResponseTracker expected_;     // what the lent server still owes, and how to pass it on
+  // A DEALLOCATE of one of the client's statements sent through the extended protocol, as the
+  // unnamed statement and then as the unnamed portal bound from it.
+  struct Deallocation {
+    StatementRef statement;
+    std::string name;
+  };
+  Deallocation unnamed_deallocates_, portal_deallocates_;
+  ResponseTracker expected_;  // what the lent server still owes, and how to pass it on
   // Scratch for the server reader when replies must be reshaped (kept: no allocation per batch).
   std::string answers_before_, answers_after_, replacement_, reshaped_;
   bool client_gone_ = false;

@@ -305,6 +305,13 @@ ResponseTracker::Verdict ResponseTracker::settle(char type, pgwire::Bytes body, 
         break;
       }
       if (pop_if(Kind::kSqlPrepare)) break;
+      if (head.kind == Kind::kExecute && head.statement &&
+          as_text(body) == std::string_view("DEALLOCATE\0", 11)) {
+        // A DEALLOCATE of the client's statement, renamed: gone for the client and the server.
+        if (auto it = client.find(head.text); it != client.end() && it->second == head.statement)
+          client.erase(it);
+        server.remove(*head.statement);
+      }
       if (head.kind == Kind::kExecute &&
           as_text(body) == std::string_view("DEALLOCATE ALL\0", 15)) {
         // The client's own DEALLOCATE ALL ran on the server (psycopg 3 sends it after a

@@ -105,6 +105,27 @@ def wait_port(host: str, port: int, timeout: float, proc: Optional[subprocess.Po
     raise TimeoutError(f"{host}:{port} did not accept connections within {timeout}s ({last_err})")
 
 
+def run_concurrently(worker, count: int, timeout: float = 120) -> List[str]:
+    """Runs worker(0) … worker(count - 1) on threads at once; returns what went wrong, one line per
+    failed worker (an exception it raised, or that it was still running after `timeout`)."""
+    failures: List[str] = []
+
+    def guarded(n):
+        try:
+            worker(n)
+        except Exception as e:  # noqa: BLE001 - reported to the caller
+            failures.append(f"worker {n}: {e!r}")
+
+    threads = [threading.Thread(target=guarded, args=(n,), daemon=True) for n in range(count)]
+    for t in threads:
+        t.start()
+    for n, t in enumerate(threads):
+        t.join(timeout)
+        if t.is_alive():
+            failures.append(f"worker {n}: still running after {timeout} s")
+    return failures
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     """Polls predicate() until it returns a truthy value; returns that value."""
     deadline = time.monotonic() + timeout

@@ -266,50 +266,60 @@ def test_pgbench_prepared_mode_multiplexes_without_pins(proxy_factory, pg, app):
     assert PIN_LOG not in proxy.log_text()
 
 
-def test_psycopg3_prepares_everything_without_pins(proxy_factory, app):
+def test_psycopg3_prepares_everything_without_pins(proxy_factory, pg, app):
     proxy = proxy_factory(connection_pool={"max_connections_percent": 2, "max_idle_connections_percent": 2})
-    failures = []
+    sampler = harness.ActivitySampler(pg, app.app_user)
+    sampler.start()
 
     def worker(n):
-        try:
-            with proxy.connect(app.app_user, app.app_password, prepare_threshold=0) as c:
-                for i in range(40):
-                    got = c.execute("select %s::int * %s::int, %s::text", (n, i, f"w{n}")).fetchone()
-                    assert got == (n * i, f"w{n}"), got
-                    with c.transaction():
-                        c.execute("insert into kv values (%s, %s) on conflict (k) do update set v = excluded.v",
-                                  (f"prep{n}", str(i)))
-                    assert c.execute("select v from kv where k = %s", (f"prep{n}",)).fetchone()[0] == str(i)
-        except Exception as e:  # noqa: BLE001 - reported below
-            failures.append(f"worker {n}: {e!r}")
+        with proxy.connect(app.app_user, app.app_password, prepare_threshold=0) as c:
+            for i in range(40):
+                got = c.execute("select %s::int * %s::int, %s::text", (n, i, f"w{n}")).fetchone()
+                assert got == (n * i, f"w{n}"), got
+                with c.transaction():
+                    c.execute("insert into kv values (%s, %s) on conflict (k) do update set v = excluded.v",
+                              (f"prep{n}", str(i)))
+                assert c.execute("select v from kv where k = %s", (f"prep{n}",)).fetchone()[0] == str(i)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    failures = harness.run_concurrently(worker, 8)
+    peak = sampler.stop()
     assert not failures, failures
+    assert 1 <= peak <= 2, f"peak server connections {peak}, cap 2"
     assert PIN_LOG not in proxy.log_text()
 
 
-def test_psycopg2_server_side_prepare_execute_without_pins(proxy_factory, app):
+def test_psycopg2_server_side_prepare_execute_without_pins(proxy_factory, pg, app):
     """psycopg2 has no protocol-level prepare: SQL PREPARE/EXECUTE, which the proxy translates."""
     import psycopg2
     proxy = proxy_factory(connection_pool={"max_connections_percent": 2, "max_idle_connections_percent": 2})
-    conn = psycopg2.connect(proxy.dsn(app.app_user, app.app_password))
-    try:
-        conn.autocommit = True
-        cur = conn.cursor()
-        cur.execute("PREPARE q(int) AS SELECT $1 * 3")
-        for i in range(5):
-            cur.execute("EXECUTE q(%s)", (i,))
-            assert cur.fetchone()[0] == i * 3
-    finally:
-        conn.close()
+    sampler = harness.ActivitySampler(pg, app.app_user)
+    sampler.start()
+
+    def worker(n):
+        conn = psycopg2.connect(proxy.dsn(app.app_user, app.app_password))
+        try:
+            conn.autocommit = True
+            cur = conn.cursor()
+            cur.execute(f"PREPARE q(int) AS SELECT $1 * 3 + {n}")
+            for i in range(20):
+                cur.execute("EXECUTE q(%s)", (i,))
+                assert cur.fetchone()[0] == i * 3 + n
+                cur.execute("BEGIN")
+                cur.execute("EXECUTE q(%s)", (i + 1,))
+                assert cur.fetchone()[0] == (i + 1) * 3 + n
+                cur.execute("COMMIT")
+            cur.execute("DEALLOCATE q")
+        finally:
+            conn.close()
+
+    failures = harness.run_concurrently(worker, 6)
+    peak = sampler.stop()
+    assert not failures, failures
+    assert 1 <= peak <= 2, f"peak server connections {peak}, cap 2"
     assert PIN_LOG not in proxy.log_text()
 
 
-def test_asyncpg_default_statement_cache_without_pins(proxy_factory, app):
+def test_asyncpg_default_statement_cache_without_pins(proxy_factory, pg, app):
     """asyncpg prepares every query as a named statement (its default statement cache) and reuses it."""
     import asyncio
     import ssl
@@ -339,11 +349,15 @@ def test_asyncpg_default_statement_cache_without_pins(proxy_factory, app):
     async def main():
         await asyncio.gather(*(client(n) for n in range(8)))
 
+    sampler = harness.ActivitySampler(pg, app.app_user)
+    sampler.start()
     asyncio.run(main())
+    peak = sampler.stop()
+    assert 1 <= peak <= 2, f"peak server connections {peak}, cap 2"
     assert PIN_LOG not in proxy.log_text()
 
 
-def test_jdbc_prepare_threshold_1_without_pins(proxy_factory, app):
+def test_jdbc_prepare_threshold_1_without_pins(proxy_factory, pg, app):
     """pgjdbc with prepareThreshold=1 uses named server statements from the first execution."""
     import os
     import subprocess
@@ -351,9 +365,13 @@ def test_jdbc_prepare_threshold_1_without_pins(proxy_factory, app):
                           connection_pool={"max_connections_percent": 2, "max_idle_connections_percent": 2})
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "drivers", "JdbcWorkload.java")
     url = f"jdbc:postgresql://{proxy.host}:{proxy.port}/appdb"
+    sampler = harness.ActivitySampler(pg, app.app_user)
+    sampler.start()
     r = subprocess.run(["java", "-cp", "/usr/share/java/postgresql.jar", source, url, app.app_user,
                         app.app_password, "6", "30"], capture_output=True, text=True, timeout=180 * harness.SLOW)
+    peak = sampler.stop()
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert 1 <= peak <= 2, f"peak server connections {peak}, cap 2"
     assert r.stdout.strip().endswith("ok")
     assert PIN_LOG not in proxy.log_text()
 

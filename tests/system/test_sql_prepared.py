@@ -5,7 +5,6 @@ whatever server connection the client borrows. These tests run the same script s
 PostgreSQL and through the proxy, while other clients push the scripted client from one server
 connection to another, and require the very same outcome: rows, command tags, and errors with
 their SQLSTATE, message and position."""
-import threading
 
 import psycopg
 import pytest
@@ -97,34 +96,26 @@ def test_many_clients_share_a_small_pool_without_pins(proxy_factory, pg, app):
     proxy = proxy_factory(connection_pool={"max_connections_percent": 2, "max_idle_connections_percent": 2})
     sampler = harness.ActivitySampler(pg, app.app_user)
     sampler.start()
-    failures = []
 
     def client(n):
-        try:
-            with proxy.connect(app.app_user, app.app_password) as c:
-                bound_here = psycopg.ClientCursor(c)  # parameters merged into a simple query
-                c.execute("PREPARE shared AS SELECT $1::int + 1000")
-                c.execute(f"PREPARE mine (int, int) AS SELECT $1 * $2 + {n}")
-                for i in range(25):
-                    assert c.execute(f"EXECUTE shared({i})").fetchone()[0] == i + 1000
-                    assert bound_here.execute("EXECUTE mine(%s, %s)", (i, 2)).fetchone()[0] == 2 * i + n
-                    # Binary results make psycopg use the extended protocol; from the 5th time on
-                    # it runs its own named statement of this text.
-                    assert c.execute("EXECUTE mine(2, 3)", binary=True).fetchone()[0] == 6 + n
-                    with c.transaction():
-                        assert c.execute("EXECUTE shared(7)", binary=True).fetchone()[0] == 1007
-                c.execute("DEALLOCATE mine")
-                with pytest.raises(psycopg.errors.InvalidSqlStatementName):
-                    c.execute("EXECUTE mine(1, 1)")
-                assert c.execute("EXECUTE shared(1)").fetchone()[0] == 1001
-        except Exception as e:  # reported below
-            failures.append(f"client {n}: {e!r}")
+        with proxy.connect(app.app_user, app.app_password) as c:
+            bound_here = psycopg.ClientCursor(c)  # parameters merged into a simple query
+            c.execute("PREPARE shared AS SELECT $1::int + 1000")
+            c.execute(f"PREPARE mine (int, int) AS SELECT $1 * $2 + {n}")
+            for i in range(25):
+                assert c.execute(f"EXECUTE shared({i})").fetchone()[0] == i + 1000
+                assert bound_here.execute("EXECUTE mine(%s, %s)", (i, 2)).fetchone()[0] == 2 * i + n
+                # Binary results make psycopg use the extended protocol; from the 5th time on
+                # it runs its own named statement of this text.
+                assert c.execute("EXECUTE mine(2, 3)", binary=True).fetchone()[0] == 6 + n
+                with c.transaction():
+                    assert c.execute("EXECUTE shared(7)", binary=True).fetchone()[0] == 1007
+            c.execute("DEALLOCATE mine")
+            with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+                c.execute("EXECUTE mine(1, 1)")
+            assert c.execute("EXECUTE shared(1)").fetchone()[0] == 1001
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    failures = harness.run_concurrently(client, 6)
     peak = sampler.stop()
     assert not failures, failures
     assert peak <= 2, f"{peak} server connections for a cap of 2"
@@ -160,3 +151,29 @@ def test_others_cannot_execute_a_clients_statement(proxy_factory, app):
             with pytest.raises(psycopg.errors.InvalidSqlStatementName):
                 b.execute(f"EXECUTE {name}")
         assert a.execute("EXECUTE secret").fetchone()[0] == "only for A"
+
+
+def test_psycopg_statement_cache_maintenance_does_not_pin(proxy_factory, pg, app):
+    """psycopg 3 deallocates its own statements through the extended protocol: one by one when its
+    cache (prepared_max) overflows, and all of them after a ROLLBACK. Neither may pin, and the
+    statements it keeps must go on working on any server connection."""
+    proxy = proxy_factory(connection_pool={"max_connections_percent": 2, "max_idle_connections_percent": 2})
+    sampler = harness.ActivitySampler(pg, app.app_user)
+    sampler.start()
+
+    def client(n):
+        with proxy.connect(app.app_user, app.app_password, prepare_threshold=0) as c:
+            c.prepared_max = 2
+            for i in range(30):
+                k = i % 4  # four texts through a cache of two: a DEALLOCATE per statement
+                assert c.execute(f"select %s::int + {k}", (i,)).fetchone()[0] == i + k
+                if i % 7 == 3:
+                    c.execute("BEGIN")
+                    c.execute("select %s::int", (i,))
+                    c.execute("ROLLBACK")  # psycopg then sends DEALLOCATE ALL
+
+    failures = harness.run_concurrently(client, 4)
+    peak = sampler.stop()
+    assert not failures, failures
+    assert peak <= 2, f"{peak} server connections for a cap of 2"
+    assert PIN_LOG not in proxy.log_text()

@@ -446,6 +446,22 @@ TEST(SyncAndTerminate, Layout) {
   EXPECT_EQ(out, "S" + be32(4) + "X" + be32(4));
 }
 
+TEST(Execute, DecodePortal) {
+  const std::string named = std::string("p1\0", 3) + be32(0);
+  auto portal = decode_execute_portal(bytes_of(named));
+  ASSERT_TRUE(portal);
+  EXPECT_EQ(*portal, "p1");
+  const std::string unnamed = std::string("\0", 1) + be32(10);
+  portal = decode_execute_portal(bytes_of(unnamed));
+  ASSERT_TRUE(portal);
+  EXPECT_EQ(*portal, "");
+  const std::string no_limit("p1\0", 3);
+  EXPECT_FALSE(decode_execute_portal(bytes_of(no_limit)));
+  const std::string trailing = named + "x";
+  EXPECT_FALSE(decode_execute_portal(bytes_of(trailing)));
+  EXPECT_FALSE(decode_execute_portal(bytes_of("p1")));
+}
+
 TEST(Parse, Decode) {
   const std::string head = std::string("stmt1\0select $1, $2\0", 20);
   const std::string good = head + be16(2) + be32(23) + be32(25);

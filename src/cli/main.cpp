@@ -1,0 +1,81 @@
+// `sluice`: the control plane's command line. `sluice serve` runs the local region.
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio.hpp>
+#include <cstdlib>
+#include <filesystem>
+
+#include "cloud/control_plane.hpp"
+#include "cloud/server.hpp"
+
+namespace {
+
+std::string default_home() {
+  if (const char* home = std::getenv("SLUICE_HOME"); home && *home) return home;
+  if (const char* data = std::getenv("XDG_DATA_HOME"); data && *data)
+    return std::string(data) + "/sluice";
+  const char* user_home = std::getenv("HOME");
+  return std::string(user_home && *user_home ? user_home : ".") + "/.local/share/sluice";
+}
+
+int serve(const std::string& home, const std::string& listen, const std::string& account_id) {
+  namespace asio = boost::asio;
+  ::umask(077);  // the key, the state and everything else here: the owner's alone
+  std::filesystem::create_directories(home);
+  ::chmod(home.c_str(), 0700);
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    spdlog::error("--listen must be HOST:PORT, not \"{}\"", listen);
+    return 2;
+  }
+  boost::system::error_code error;
+  const auto address = asio::ip::make_address(listen.substr(0, colon), error);
+  const int port = std::atoi(listen.c_str() + colon + 1);
+  if (error || port < 0 || port > 65535) {
+    spdlog::error("--listen must be HOST:PORT with an IP address, not \"{}\"", listen);
+    return 2;
+  }
+  sluice::cloud::ControlPlane plane({home, account_id});
+  asio::io_context io;
+  sluice::cloud::ApiServer server(io, {address, static_cast<unsigned short>(port)},
+                                  [&](sluice::cloud::ApiRequest& r) { return plane.handle(r); });
+  server.start();
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int signal) {
+    spdlog::info("signal {}: stopping", signal);
+    server.stop();
+    io.stop();
+  });
+  spdlog::info("sluice serve: API on http://{}:{}, state in {}", address.to_string(), server.port(),
+               home);
+  io.run();
+  spdlog::info("sluice serve stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sluice: a local AWS region where RDS Proxy, Aurora Serverless and Lambda are real"};
+  app.require_subcommand(1);
+  std::string home = default_home();
+  std::string listen = "127.0.0.1:4566";
+  std::string account_id = "000000000000";
+  auto* serve_command = app.add_subcommand("serve", "run the API and the resources behind it");
+  serve_command->add_option("--home", home,
+                            "state folder (default $SLUICE_HOME, else ~/.local/share/sluice)");
+  serve_command->add_option("--listen", listen, "HOST:PORT of the AWS-compatible API")
+      ->capture_default_str();
+  serve_command->add_option("--account-id", account_id, "account in ARNs")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  try {
+    if (serve_command->parsed()) return serve(home, listen, account_id);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

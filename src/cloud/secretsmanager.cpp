@@ -1,0 +1,333 @@
+#include "cloud/secretsmanager.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include "auth/crypto.hpp"
+#include "cloud/api.hpp"
+
+namespace sluice::cloud {
+namespace json = boost::json;
+namespace {
+
+constexpr std::string_view kKind = "secret";
+
+double now_seconds() {
+  using namespace std::chrono;
+  const auto ms = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  return static_cast<double>(ms) / 1000.0;
+}
+
+// A string parameter, or nothing; a parameter of another type is the caller's error.
+std::optional<std::string> text(const json::object& input, std::string_view name) {
+  auto it = input.find(name);
+  if (it == input.end() || it->value().is_null()) return std::nullopt;
+  if (!it->value().is_string())
+    throw ApiError("InvalidParameterException",
+                   "The parameter " + std::string(name) + " must be a string.");
+  return std::string(it->value().as_string());
+}
+
+std::string required(const json::object& input, std::string_view name) {
+  auto value = text(input, name);
+  if (!value || value->empty())
+    throw ApiError("InvalidParameterException",
+                   "You must provide a value for the " + std::string(name) + " parameter.");
+  return *value;
+}
+
+// Secret names: 1-512 of letters, digits and /_+=.@-, as Secrets Manager allows.
+void check_name(const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 512;
+  for (char c : name)
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) ||
+                std::string_view("/_+=.@-").find(c) != std::string_view::npos);
+  if (!ok)
+    throw ApiError(
+        "InvalidParameterException",
+        "Invalid name. Must be a valid name containing alphanumeric characters, or any of "
+        "the following: -/_+=.@!");
+}
+
+std::string random_suffix() {
+  static constexpr std::string_view kAlphabet =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string out;
+  for (unsigned char b : auth::random_bytes(6)) out += kAlphabet[b % kAlphabet.size()];
+  return out;
+}
+
+std::string uuid4() {
+  std::string raw = auth::random_bytes(16);
+  raw[6] = static_cast<char>((raw[6] & 0x0f) | 0x40);
+  raw[8] = static_cast<char>((raw[8] & 0x3f) | 0x80);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kHex[static_cast<unsigned char>(raw[i]) >> 4];
+    out += kHex[static_cast<unsigned char>(raw[i]) & 15];
+  }
+  return out;
+}
+
+json::array stages_of(const json::object& version) {
+  return version.at("Stages").as_array();
+}
+
+bool has_stage(const json::object& version, std::string_view stage) {
+  for (const auto& s : version.at("Stages").as_array())
+    if (s.as_string() == stage) return true;
+  return false;
+}
+
+}  // namespace
+
+json::object SecretsManager::handle(std::string_view operation, const json::object& input,
+                                    std::string_view region) {
+  if (operation == "CreateSecret") return create(input, region);
+  if (operation == "GetSecretValue") return get_value(input);
+  if (operation == "PutSecretValue") return put_value(input);
+  if (operation == "DescribeSecret") return describe(input);
+  if (operation == "ListSecrets") return list(input);
+  if (operation == "DeleteSecret") return remove(input);
+  throw ApiError("UnknownOperationException",
+                 "sluice does not implement secretsmanager " + std::string(operation) + ".");
+}
+
+json::object SecretsManager::find(std::string_view id, bool deleted_ok) {
+  std::string name(id);
+  // An ARN names the secret by its name plus the random suffix.
+  if (id.starts_with("arn:")) {
+    const size_t at = id.find(":secret:");
+    if (at == std::string_view::npos)
+      throw ApiError("ResourceNotFoundException",
+                     "Secrets Manager can't find the specified secret.");
+    name = std::string(id.substr(at + 8));
+    if (name.size() > 7 && name[name.size() - 7] == '-') name.resize(name.size() - 7);
+  }
+  auto document = store_.get(kKind, name);
+  if (!document)
+    throw ApiError("ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
+  json::object secret = json::parse(*document).as_object();
+  if (id.starts_with("arn:") && secret.at("ARN").as_string() != id)
+    throw ApiError("ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
+  if (!deleted_ok && secret.contains("DeletedDate"))
+    throw ApiError(
+        "InvalidRequestException",
+        "You can't perform this operation on the secret because it was marked for deletion.");
+  return secret;
+}
+
+void SecretsManager::save(const json::object& secret) {
+  store_.put(kKind, std::string(secret.at("Name").as_string()), json::serialize(secret));
+}
+
+std::string SecretsManager::add_version(json::object& secret, const json::object& input) {
+  auto string_value = text(input, "SecretString");
+  auto binary_value = text(input, "SecretBinary");  // base64 on the wire
+  if (string_value && binary_value)
+    throw ApiError("InvalidParameterException",
+                   "You can't specify both a binary secret value and a string secret value in the "
+                   "same secret.");
+  if (!string_value && !binary_value)
+    throw ApiError("InvalidRequestException",
+                   "You must provide either SecretString or SecretBinary.");
+  std::string plaintext = string_value ? *string_value : "";
+  if (binary_value) {
+    auto raw = auth::base64_decode(*binary_value);
+    if (!raw) throw ApiError("InvalidParameterException", "SecretBinary is not valid base64.");
+    plaintext = std::move(*raw);
+  }
+  if (plaintext.size() > 65536)
+    throw ApiError("InvalidParameterException", "The secret value exceeds the 65536-byte limit.");
+  const std::string version_id = text(input, "ClientRequestToken").value_or(uuid4());
+  json::array& versions = secret["Versions"].as_array();
+  for (auto& v : versions) {
+    json::object& version = v.as_object();
+    if (version.at("VersionId").as_string() == version_id)
+      throw ApiError("ResourceExistsException",
+                     "You can't modify an existing version, you can only create new versions.");
+  }
+  // AWSCURRENT moves to the new version; the old current becomes AWSPREVIOUS.
+  json::array kept;
+  for (auto& v : versions) {
+    json::object& version = v.as_object();
+    json::array stages;
+    for (const auto& s : version.at("Stages").as_array()) {
+      if (s.as_string() == "AWSCURRENT")
+        stages.emplace_back("AWSPREVIOUS");
+      else if (s.as_string() != "AWSPREVIOUS")
+        stages.push_back(s);
+    }
+    version["Stages"] = stages;
+    if (!stages.empty()) kept.push_back(version);  // unstaged versions are deprecated: dropped
+  }
+  const std::string arn(secret.at("ARN").as_string());
+  json::object version;
+  version["VersionId"] = version_id;
+  version["Stages"] = json::array{"AWSCURRENT"};
+  version["CreatedDate"] = now_seconds();
+  version["Binary"] = binary_value.has_value();
+  version["Sealed"] = auth::base64_encode(key_.seal(plaintext, arn + "/" + version_id));
+  kept.push_back(version);
+  versions = kept;
+  secret["LastChangedDate"] = now_seconds();
+  return version_id;
+}
+
+json::object SecretsManager::create(const json::object& input, std::string_view region) {
+  const std::string name = required(input, "Name");
+  check_name(name);
+  if (store_.get(kKind, name))
+    throw ApiError("ResourceExistsException",
+                   "The operation failed because the secret " + name + " already exists.");
+  json::object secret;
+  secret["Name"] = name;
+  secret["ARN"] = "arn:aws:secretsmanager:" + std::string(region) + ":" + account_id_ +
+                  ":secret:" + name + "-" + random_suffix();
+  if (auto description = text(input, "Description")) secret["Description"] = *description;
+  if (auto it = input.find("Tags"); it != input.end() && it->value().is_array())
+    secret["Tags"] = it->value();
+  secret["CreatedDate"] = now_seconds();
+  secret["LastChangedDate"] = secret["CreatedDate"];
+  secret["Versions"] = json::array();
+  json::object out{{"ARN", secret["ARN"]}, {"Name", name}};
+  // A secret may be created without a value; its first version comes with PutSecretValue.
+  if (input.contains("SecretString") || input.contains("SecretBinary"))
+    out["VersionId"] = add_version(secret, input);
+  if (!store_.insert(kKind, name, json::serialize(secret)))
+    throw ApiError("ResourceExistsException",
+                   "The operation failed because the secret " + name + " already exists.");
+  return out;
+}
+
+json::object SecretsManager::get_value(const json::object& input) {
+  json::object secret = find(required(input, "SecretId"));
+  const auto version_id = text(input, "VersionId");
+  const std::string stage = text(input, "VersionStage").value_or(version_id ? "" : "AWSCURRENT");
+  for (const auto& v : secret.at("Versions").as_array()) {
+    const json::object& version = v.as_object();
+    if ((version_id && version.at("VersionId").as_string() != *version_id) ||
+        (!stage.empty() && !has_stage(version, stage)))
+      continue;
+    const std::string arn(secret.at("ARN").as_string());
+    auto sealed = auth::base64_decode(version.at("Sealed").as_string());
+    auto plaintext =
+        sealed ? key_.open(*sealed, arn + "/" + std::string(version.at("VersionId").as_string()))
+               : std::nullopt;
+    if (!plaintext)
+      throw ApiError(
+          "DecryptionFailure",
+          "Secrets Manager can't decrypt the protected secret text using the provided KMS key.");
+    json::object out{{"ARN", arn},
+                     {"Name", secret.at("Name")},
+                     {"VersionId", version.at("VersionId")},
+                     {"VersionStages", stages_of(version)},
+                     {"CreatedDate", version.at("CreatedDate")}};
+    if (version.at("Binary").as_bool())
+      out["SecretBinary"] = auth::base64_encode(*plaintext);
+    else
+      out["SecretString"] = *plaintext;
+    return out;
+  }
+  throw ApiError(
+      "ResourceNotFoundException",
+      "Secrets Manager can't find the specified secret value for " +
+          std::string(version_id ? "VersionId: " + *version_id : "staging label: " + stage));
+}
+
+json::object SecretsManager::put_value(const json::object& input) {
+  json::object secret = find(required(input, "SecretId"));
+  const std::string version_id = add_version(secret, input);
+  save(secret);
+  return {{"ARN", secret.at("ARN")},
+          {"Name", secret.at("Name")},
+          {"VersionId", version_id},
+          {"VersionStages", json::array{"AWSCURRENT"}}};
+}
+
+namespace {
+
+json::object described(const json::object& secret) {
+  json::object out{{"ARN", secret.at("ARN")},
+                   {"Name", secret.at("Name")},
+                   {"CreatedDate", secret.at("CreatedDate")},
+                   {"LastChangedDate", secret.at("LastChangedDate")}};
+  for (std::string_view key : {"Description", "Tags", "DeletedDate"})
+    if (auto it = secret.find(key); it != secret.end()) out[key] = it->value();
+  json::object stages;
+  for (const auto& v : secret.at("Versions").as_array())
+    stages[v.as_object().at("VersionId").as_string()] = v.as_object().at("Stages");
+  out["VersionIdsToStages"] = stages;
+  return out;
+}
+
+}  // namespace
+
+json::object SecretsManager::describe(const json::object& input) {
+  return described(find(required(input, "SecretId"), /*deleted_ok=*/true));
+}
+
+json::object SecretsManager::list(const json::object& input) {
+  const bool include_deleted = input.contains("IncludePlannedDeletion") &&
+                               input.at("IncludePlannedDeletion").is_bool() &&
+                               input.at("IncludePlannedDeletion").as_bool();
+  json::array entries;
+  for (const auto& [name, document] : store_.list(kKind)) {
+    json::object secret = json::parse(document).as_object();
+    if (secret.contains("DeletedDate") && !include_deleted) continue;
+    json::object entry = described(secret);
+    entry["SecretVersionsToStages"] = entry["VersionIdsToStages"];
+    entry.erase("VersionIdsToStages");
+    entries.push_back(entry);
+  }
+  return {{"SecretList", entries}};
+}
+
+json::object SecretsManager::remove(const json::object& input) {
+  json::object secret = find(required(input, "SecretId"), /*deleted_ok=*/true);
+  const bool force = input.contains("ForceDeleteWithoutRecovery") &&
+                     input.at("ForceDeleteWithoutRecovery").is_bool() &&
+                     input.at("ForceDeleteWithoutRecovery").as_bool();
+  const bool has_window = input.contains("RecoveryWindowInDays");
+  if (force && has_window)
+    throw ApiError(
+        "InvalidParameterException",
+        "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.");
+  int64_t days = 30;
+  if (has_window) {
+    const auto& window = input.at("RecoveryWindowInDays");
+    if (!window.is_number() || (days = window.to_number<int64_t>()) < 7 || days > 30)
+      throw ApiError("InvalidParameterException",
+                     "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).");
+  }
+  const double now = now_seconds();
+  json::object out{{"ARN", secret.at("ARN")}, {"Name", secret.at("Name")}};
+  if (force) {
+    store_.remove(kKind, std::string(secret.at("Name").as_string()));
+    out["DeletionDate"] = now;
+    return out;
+  }
+  if (secret.contains("DeletedDate"))
+    throw ApiError(
+        "InvalidRequestException",
+        "You can't perform this operation on the secret because it was marked for deletion.");
+  secret["DeletedDate"] = now;
+  secret["DeletionDate"] = now + static_cast<double>(days) * 86400.0;
+  save(secret);
+  out["DeletionDate"] = secret["DeletionDate"];
+  return out;
+}
+
+std::optional<std::string> SecretsManager::current_string(std::string_view secret_id) {
+  try {
+    json::object out = get_value({{"SecretId", secret_id}});
+    if (auto it = out.find("SecretString"); it != out.end())
+      return std::string(it->value().as_string());
+  } catch (const ApiError&) {
+  }
+  return std::nullopt;
+}
+
+}  // namespace sluice::cloud

@@ -1,0 +1,175 @@
+"""`sluice serve` as Secrets Manager, driven by the real aws CLI and boto3 with --endpoint-url.
+
+Values are sealed with AES-GCM under a key file only the owner may read; the state survives a
+restart; errors carry the service's own codes."""
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+
+import pytest
+
+import harness
+
+ARN = re.compile(r"^arn:aws:secretsmanager:us-east-1:000000000000:secret:(?P<name>.+)-[A-Za-z0-9]{6}$")
+
+
+class Serve:
+    """`build/sluice serve` on a free port with its own home folder."""
+
+    def __init__(self, home=None):
+        self.home = home or tempfile.mkdtemp(prefix="sluice-serve-")
+        self.port = harness.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = os.path.join(tempfile.gettempdir(), f"sluice-serve-{self.port}.log")
+        binary = os.path.join(os.path.dirname(harness.find_proxy_binary()), "sluice")
+        self.proc = harness.register_proc(subprocess.Popen(
+            [binary, "serve", "--home", self.home, "--listen", f"127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "w")))
+        harness.wait_port("127.0.0.1", self.port, 20, self.proc)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(20)
+        harness.unregister_proc(self.proc)
+        return code
+
+    def aws(self, *args, check=True):
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIDLOCAL", AWS_SECRET_ACCESS_KEY="local-secret",
+                   AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+        r = subprocess.run(["aws", "--endpoint-url", self.url, "--output", "json", *args],
+                           capture_output=True, text=True, env=env, timeout=60)
+        if check:
+            assert r.returncode == 0, r.stderr
+            return json.loads(r.stdout) if r.stdout.strip() else None
+        return r
+
+    def post(self, target, body: bytes):
+        request = urllib.request.Request(self.url + "/", data=body, method="POST", headers={
+            "X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+
+@pytest.fixture
+def serve():
+    s = Serve()
+    yield s
+    if s.proc.poll() is None:
+        assert s.stop() == 0
+    shutil.rmtree(s.home, ignore_errors=True)
+
+
+def test_secret_lifecycle_with_the_aws_cli(serve):
+    created = serve.aws("secretsmanager", "create-secret", "--name", "meal-planner-db-secret",
+                        "--secret-string", '{"username":"postgres","password":"first"}')
+    m = ARN.match(created["ARN"])
+    assert m and m.group("name") == "meal-planner-db-secret", created
+    first_version = created["VersionId"]
+
+    got = serve.aws("secretsmanager", "get-secret-value", "--secret-id", "meal-planner-db-secret")
+    assert json.loads(got["SecretString"]) == {"username": "postgres", "password": "first"}
+    assert got["VersionStages"] == ["AWSCURRENT"] and got["ARN"] == created["ARN"]
+    # By ARN too.
+    assert serve.aws("secretsmanager", "get-secret-value", "--secret-id", created["ARN"])["Name"] == \
+        "meal-planner-db-secret"
+
+    put = serve.aws("secretsmanager", "put-secret-value", "--secret-id", "meal-planner-db-secret",
+                    "--secret-string", '{"username":"postgres","password":"second"}')
+    assert put["VersionId"] != first_version
+    assert "second" in serve.aws("secretsmanager", "get-secret-value", "--secret-id",
+                                 "meal-planner-db-secret")["SecretString"]
+    previous = serve.aws("secretsmanager", "get-secret-value", "--secret-id", "meal-planner-db-secret",
+                         "--version-stage", "AWSPREVIOUS")
+    assert "first" in previous["SecretString"] and previous["VersionId"] == first_version
+
+    described = serve.aws("secretsmanager", "describe-secret", "--secret-id", "meal-planner-db-secret")
+    assert described["VersionIdsToStages"] == {first_version: ["AWSPREVIOUS"], put["VersionId"]: ["AWSCURRENT"]}
+    assert "SecretString" not in described
+    listed = serve.aws("secretsmanager", "list-secrets")["SecretList"]
+    assert [s["Name"] for s in listed] == ["meal-planner-db-secret"]
+
+    dup = serve.aws("secretsmanager", "create-secret", "--name", "meal-planner-db-secret",
+                    "--secret-string", "x", check=False)
+    assert dup.returncode != 0 and "ResourceExistsException" in dup.stderr
+    missing = serve.aws("secretsmanager", "get-secret-value", "--secret-id", "nope", check=False)
+    assert missing.returncode != 0 and "ResourceNotFoundException" in missing.stderr
+    assert "can't find the specified secret" in missing.stderr
+
+    deleted = serve.aws("secretsmanager", "delete-secret", "--secret-id", "meal-planner-db-secret",
+                        "--recovery-window-in-days", "7")
+    assert deleted["Name"] == "meal-planner-db-secret" and "DeletionDate" in deleted
+    gone = serve.aws("secretsmanager", "get-secret-value", "--secret-id", "meal-planner-db-secret", check=False)
+    assert gone.returncode != 0 and "InvalidRequestException" in gone.stderr
+    assert serve.aws("secretsmanager", "list-secrets")["SecretList"] == []
+    serve.aws("secretsmanager", "delete-secret", "--secret-id", "meal-planner-db-secret",
+              "--force-delete-without-recovery")
+    after = serve.aws("secretsmanager", "describe-secret", "--secret-id", "meal-planner-db-secret", check=False)
+    assert after.returncode != 0 and "ResourceNotFoundException" in after.stderr
+
+
+def test_values_are_sealed_at_rest_and_survive_a_restart(serve):
+    marker = "plaintext-marker-7f3a9c"
+    serve.aws("secretsmanager", "create-secret", "--name", "sealed", "--secret-string", marker)
+    assert os.stat(os.path.join(serve.home, "secrets.key")).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.join(serve.home, "state.db")).st_mode & 0o777 == 0o600
+    assert serve.stop() == 0
+    for path in glob.glob(os.path.join(serve.home, "*")):
+        with open(path, "rb") as f:
+            assert marker.encode() not in f.read(), f"the secret value is readable in {path}"
+    again = Serve(home=serve.home)
+    try:
+        got = again.aws("secretsmanager", "get-secret-value", "--secret-id", "sealed")
+        assert got["SecretString"] == marker
+    finally:
+        assert again.stop() == 0
+    assert "plaintext-marker" not in open(again.log).read()
+
+
+def test_boto3(serve):
+    """The same calls through boto3 (from the python3 first on PATH, or Debian's)."""
+    script = f"""
+import boto3, json
+sm = boto3.client("secretsmanager", endpoint_url="{serve.url}", region_name="us-east-1",
+                  aws_access_key_id="AKIDLOCAL", aws_secret_access_key="local-secret")
+arn = sm.create_secret(Name="from-boto3", SecretString=json.dumps({{"password": "b3"}}))["ARN"]
+value = sm.get_secret_value(SecretId=arn)
+print(json.dumps({{"arn": arn, "value": value["SecretString"], "created": str(value["CreatedDate"])}}))
+try:
+    sm.describe_secret(SecretId="nope")
+except sm.exceptions.ResourceNotFoundException as e:
+    print(json.dumps({{"error": e.response["Error"]["Code"]}}))
+"""
+    python = next(p for p in (shutil.which("python3"), "/usr/bin/python3")
+                  if p and subprocess.run([p, "-c", "import boto3"], capture_output=True).returncode == 0)
+    r = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    first, second = [json.loads(line) for line in r.stdout.strip().splitlines()]
+    assert ARN.match(first["arn"]) and json.loads(first["value"]) == {"password": "b3"}
+    assert first["created"].startswith("20")  # a real datetime, parsed by botocore
+    assert second == {"error": "ResourceNotFoundException"}
+
+
+def test_bad_requests_get_the_services_errors(serve):
+    status, body = serve.post("secretsmanager.CreateSecret", b'{"SecretString": "x"}')
+    assert status == 400 and body["__type"] == "InvalidParameterException"
+    assert "Name" in body["Message"]
+    status, body = serve.post("secretsmanager.CreateSecret", b"{not json")
+    assert status == 400 and body["__type"] == "SerializationException"
+    status, body = serve.post("secretsmanager.RotateSecret", b'{"SecretId": "x"}')
+    assert status == 400 and body["__type"] == "UnknownOperationException"
+    status, body = serve.post("secretsmanager.CreateSecret",
+                              b'{"Name": "both", "SecretString": "x", "SecretBinary": "eA=="}')
+    assert status == 400 and body["__type"] == "InvalidParameterException"
+    # Nothing half-created.
+    assert serve.aws("secretsmanager", "list-secrets")["SecretList"] == []

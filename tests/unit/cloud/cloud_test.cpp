@@ -1,0 +1,156 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+
+#include "cloud/api.hpp"
+#include "cloud/sealed.hpp"
+#include "cloud/secretsmanager.hpp"
+#include "cloud/sigv4.hpp"
+#include "cloud/store.hpp"
+
+namespace sluice::cloud {
+namespace {
+namespace json = boost::json;
+
+struct TempDir {
+  TempDir() {
+    char pattern[] = "/tmp/sluice-cloud-test-XXXXXX";
+    path = ::mkdtemp(pattern);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string path;
+};
+
+TEST(SigV4, ReadsTheCredentialScope) {
+  auto scope = parse_authorization(
+      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261127/us-west-2/secretsmanager/aws4_request, "
+      "SignedHeaders=host;x-amz-date, Signature=abcdef");
+  ASSERT_TRUE(scope);
+  EXPECT_EQ(scope->access_key, "AKIDEXAMPLE");
+  EXPECT_EQ(scope->date, "20261127");
+  EXPECT_EQ(scope->region, "us-west-2");
+  EXPECT_EQ(scope->service, "secretsmanager");
+  EXPECT_FALSE(parse_authorization("Basic dXNlcjpwYXNz"));
+  EXPECT_FALSE(parse_authorization("AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/rds"));
+  EXPECT_FALSE(parse_authorization("AWS4-HMAC-SHA256 Credential=AKID//us-east-1/rds/aws4_request"));
+  EXPECT_FALSE(parse_authorization("AWS4-HMAC-SHA256 SignedHeaders=host"));
+}
+
+TEST(SealingKey, RoundTripAndTamperEvidence) {
+  TempDir dir;
+  const std::string path = dir.path + "/secrets.key";
+  SealingKey key = SealingKey::load_or_create(path);
+  struct stat info {};
+  ASSERT_EQ(::stat(path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
+  const std::string sealed = key.seal("hunter2", "arn/v1");
+  EXPECT_EQ(sealed.find("hunter2"), std::string::npos);
+  EXPECT_EQ(key.open(sealed, "arn/v1"), "hunter2");
+  EXPECT_FALSE(key.open(sealed, "arn/v2")) << "another record's context must not open it";
+  std::string flipped = sealed;
+  flipped[14] ^= 1;
+  EXPECT_FALSE(key.open(flipped, "arn/v1"));
+  EXPECT_FALSE(key.open("short", "arn/v1"));
+  // The same file gives the same key.
+  EXPECT_EQ(SealingKey::load_or_create(path).open(sealed, "arn/v1"), "hunter2");
+}
+
+TEST(Store, DocumentsByKindAndId) {
+  TempDir dir;
+  Store store(dir.path + "/state.db");
+  EXPECT_TRUE(store.insert("secret", "a", "{\"n\":1}"));
+  EXPECT_FALSE(store.insert("secret", "a", "{\"n\":2}"));
+  EXPECT_TRUE(store.insert("secret", "b", "{}"));
+  EXPECT_TRUE(store.insert("role", "a", "{}"));
+  EXPECT_EQ(store.get("secret", "a"), "{\"n\":1}");
+  store.put("secret", "a", "{\"n\":3}");
+  EXPECT_EQ(store.get("secret", "a"), "{\"n\":3}");
+  auto listed = store.list("secret");
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].first, "a");
+  EXPECT_TRUE(store.remove("secret", "a"));
+  EXPECT_FALSE(store.remove("secret", "a"));
+  EXPECT_FALSE(store.get("secret", "a"));
+}
+
+struct SecretsFixture : ::testing::Test {
+  TempDir dir;
+  Store store{dir.path + "/state.db"};
+  SealingKey key = SealingKey::load_or_create(dir.path + "/secrets.key");
+  SecretsManager secrets{store, key, "512662829295"};
+
+  json::object call(std::string_view operation, json::object input) {
+    return secrets.handle(operation, input, "us-east-1");
+  }
+  std::string error_of(std::string_view operation, json::object input) {
+    try {
+      call(operation, std::move(input));
+    } catch (const ApiError& e) {
+      return e.code;
+    }
+    return "no error";
+  }
+};
+
+TEST_F(SecretsFixture, CreateGetPutDescribeDelete) {
+  auto created =
+      call("CreateSecret", {{"Name", "db-creds"}, {"SecretString", "{\"password\":\"p1\"}"}});
+  const std::string arn(created.at("ARN").as_string());
+  EXPECT_TRUE(arn.starts_with("arn:aws:secretsmanager:us-east-1:512662829295:secret:db-creds-"))
+      << arn;
+  EXPECT_EQ(
+      arn.size(),
+      std::string("arn:aws:secretsmanager:us-east-1:512662829295:secret:db-creds-").size() + 6);
+  EXPECT_EQ(call("GetSecretValue", {{"SecretId", "db-creds"}}).at("SecretString"),
+            "{\"password\":\"p1\"}");
+  EXPECT_EQ(call("GetSecretValue", {{"SecretId", arn}}).at("Name"), "db-creds");
+  EXPECT_EQ(error_of("GetSecretValue", {{"SecretId", arn.substr(0, arn.size() - 1) + "x"}}),
+            "ResourceNotFoundException");
+
+  auto put = call("PutSecretValue", {{"SecretId", "db-creds"}, {"SecretString", "p2"}});
+  EXPECT_EQ(call("GetSecretValue", {{"SecretId", "db-creds"}}).at("SecretString"), "p2");
+  EXPECT_EQ(call("GetSecretValue", {{"SecretId", "db-creds"}, {"VersionStage", "AWSPREVIOUS"}})
+                .at("SecretString"),
+            "{\"password\":\"p1\"}");
+  auto described = call("DescribeSecret", {{"SecretId", "db-creds"}});
+  EXPECT_EQ(described.at("VersionIdsToStages").as_object().size(), 2u);
+  EXPECT_EQ(secrets.current_string("db-creds"), "p2");
+
+  // Nothing in the store shows the value.
+  for (const auto& [id, document] : store.list("secret"))
+    EXPECT_EQ(document.find("p2"), std::string::npos);
+
+  EXPECT_EQ(error_of("CreateSecret", {{"Name", "db-creds"}, {"SecretString", "x"}}),
+            "ResourceExistsException");
+  EXPECT_EQ(error_of("DeleteSecret", {{"SecretId", "db-creds"}, {"RecoveryWindowInDays", 3}}),
+            "InvalidParameterException");
+  call("DeleteSecret", {{"SecretId", "db-creds"}, {"RecoveryWindowInDays", 7}});
+  EXPECT_EQ(error_of("GetSecretValue", {{"SecretId", "db-creds"}}), "InvalidRequestException");
+  EXPECT_EQ(call("ListSecrets", {}).at("SecretList").as_array().size(), 0u);
+  EXPECT_EQ(
+      call("ListSecrets", {{"IncludePlannedDeletion", true}}).at("SecretList").as_array().size(),
+      1u);
+  call("DeleteSecret", {{"SecretId", "db-creds"}, {"ForceDeleteWithoutRecovery", true}});
+  EXPECT_EQ(error_of("DescribeSecret", {{"SecretId", "db-creds"}}), "ResourceNotFoundException");
+  EXPECT_FALSE(secrets.current_string("db-creds"));
+}
+
+TEST_F(SecretsFixture, BadInputGetsTheServicesErrors) {
+  EXPECT_EQ(error_of("CreateSecret", {{"SecretString", "x"}}), "InvalidParameterException");
+  EXPECT_EQ(error_of("CreateSecret", {{"Name", "bad name!"}}), "InvalidParameterException");
+  EXPECT_EQ(
+      error_of("CreateSecret", {{"Name", "n"}, {"SecretString", "x"}, {"SecretBinary", "eA=="}}),
+      "InvalidParameterException");
+  EXPECT_EQ(error_of("CreateSecret", {{"Name", 42}}), "InvalidParameterException");
+  EXPECT_FALSE(store.get("secret", "n")) << "nothing half-created";
+  EXPECT_EQ(error_of("GetSecretValue", {}), "InvalidParameterException");
+  EXPECT_EQ(error_of("GetSecretValue", {{"SecretId", "nope"}}), "ResourceNotFoundException");
+  EXPECT_EQ(error_of("RotateSecret", {{"SecretId", "nope"}}), "UnknownOperationException");
+  call("CreateSecret", {{"Name", "bin"}, {"SecretBinary", "AAEC"}});
+  EXPECT_EQ(call("GetSecretValue", {{"SecretId", "bin"}}).at("SecretBinary"), "AAEC");
+}
+
+}  // namespace
+}  // namespace sluice::cloud
