@@ -14,6 +14,11 @@ bool constant_time_equals(std::string_view a, std::string_view b);
 std::string base64_encode(std::string_view raw);
 std::optional<std::string> base64_decode(std::string_view text);  // nullopt when invalid
 
+// SHA-256 and HMAC-SHA-256 of arbitrary byte strings (32 raw bytes out), and lower-case hex.
+std::string sha256(std::string_view data);
+std::string hmac_sha256(std::string_view key, std::string_view message);
+std::string hex(std::string_view raw);
+
 // Cryptographically secure random bytes (OpenSSL RAND_bytes).
 std::string random_bytes(size_t n);
 

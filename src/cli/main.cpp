@@ -1,4 +1,5 @@
 // `sluice`: the control plane's command line. `sluice serve` runs the local region.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -20,7 +21,8 @@ std::string default_home() {
   return std::string(user_home && *user_home ? user_home : ".") + "/.local/share/sluice";
 }
 
-int serve(const std::string& home, const std::string& listen, const std::string& account_id) {
+int serve(const std::string& home, const std::string& listen,
+          sluice::cloud::ControlPlaneOptions options) {
   namespace asio = boost::asio;
   ::umask(077);  // the key, the state and everything else here: the owner's alone
   std::filesystem::create_directories(home);
@@ -37,7 +39,9 @@ int serve(const std::string& home, const std::string& listen, const std::string&
     spdlog::error("--listen must be HOST:PORT with an IP address, not \"{}\"", listen);
     return 2;
   }
-  sluice::cloud::ControlPlane plane({home, account_id});
+  options.home = home;
+  if (options.access_keys.empty()) options.access_keys = home + "/access-keys";
+  sluice::cloud::ControlPlane plane(options);
   asio::io_context io;
   sluice::cloud::ApiServer server(io, {address, static_cast<unsigned short>(port)},
                                   [&](sluice::cloud::ApiRequest& r) { return plane.handle(r); });
@@ -62,17 +66,24 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string home = default_home();
   std::string listen = "127.0.0.1:4566";
-  std::string account_id = "000000000000";
+  sluice::cloud::ControlPlaneOptions options;
   auto* serve_command = app.add_subcommand("serve", "run the API and the resources behind it");
   serve_command->add_option("--home", home,
                             "state folder (default $SLUICE_HOME, else ~/.local/share/sluice)");
   serve_command->add_option("--listen", listen, "HOST:PORT of the AWS-compatible API")
       ->capture_default_str();
-  serve_command->add_option("--account-id", account_id, "account in ARNs")->capture_default_str();
+  serve_command->add_option("--account-id", options.account_id, "account in ARNs")
+      ->capture_default_str();
+  serve_command->add_flag("--strict-auth", options.strict_auth,
+                          "verify SigV4 signatures against the access keys (default: accept any)");
+  serve_command->add_option(
+      "--access-keys", options.access_keys,
+      "file of \"ACCESS_KEY_ID SECRET\" lines for --strict-auth (default HOME/access-keys)");
   CLI11_PARSE(app, argc, argv);
+  spdlog::set_default_logger(spdlog::stderr_color_st("sluice"));  // logs on stderr, as sluice-proxy
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   try {
-    if (serve_command->parsed()) return serve(home, listen, account_id);
+    if (serve_command->parsed()) return serve(home, listen, options);
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;

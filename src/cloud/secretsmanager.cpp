@@ -5,6 +5,7 @@
 
 #include "auth/crypto.hpp"
 #include "cloud/api.hpp"
+#include "cloud/ids.hpp"
 
 namespace sluice::cloud {
 namespace json = boost::json;
@@ -50,25 +51,7 @@ void check_name(const std::string& name) {
 }
 
 std::string random_suffix() {
-  static constexpr std::string_view kAlphabet =
-      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  std::string out;
-  for (unsigned char b : auth::random_bytes(6)) out += kAlphabet[b % kAlphabet.size()];
-  return out;
-}
-
-std::string uuid4() {
-  std::string raw = auth::random_bytes(16);
-  raw[6] = static_cast<char>((raw[6] & 0x0f) | 0x40);
-  raw[8] = static_cast<char>((raw[8] & 0x3f) | 0x80);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    out += kHex[static_cast<unsigned char>(raw[i]) >> 4];
-    out += kHex[static_cast<unsigned char>(raw[i]) & 15];
-  }
-  return out;
+  return random_chars("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 6);
 }
 
 json::array stages_of(const json::object& version) {

@@ -2,6 +2,8 @@
 // Pure: it parses text and checks nothing.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,5 +19,17 @@ struct CredentialScope {
 
 // "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/secretsmanager/aws4_request, …"
 std::optional<CredentialScope> parse_authorization(std::string_view header);
+
+// What a signature check found (`sluice serve --strict-auth`).
+enum class SignatureCheck { kValid, kMissing, kUnknownKey, kMismatch };
+
+// Recomputes the request's SigV4 signature as the SDKs compute it (canonical request, string
+// to sign, the HMAC key chain) with the secret `secret_for(access key)` gives, and compares it
+// in constant time. `target` is the path and query as sent (still percent-encoded); `headers`
+// has lower-case names.
+SignatureCheck verify_signature(
+    std::string_view method, std::string_view target,
+    const std::map<std::string, std::string>& headers, std::string_view body,
+    const std::function<std::optional<std::string>(std::string_view)>& secret_for);
 
 }  // namespace sluice::cloud

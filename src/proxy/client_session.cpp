@@ -374,7 +374,7 @@ ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
     if (type == 'Q' && !(sql = pgwire::decode_query(frame.body)))
       return violation("malformed Query message");
     count_query();
-    if (sql && statements_enabled())
+    if (sql && statements_enabled() && may_be_sql_prepared_command(*sql))
       if (auto command = parse_sql_prepared_command(*sql);
           command && relay_sql_prepared(*command, *sql))
         return Step::kContinue;
@@ -425,7 +425,7 @@ ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
     std::string rewritten;
     StatementRef runs;
     bool translated = false;
-    if (parse && statements_enabled()) {
+    if (parse && statements_enabled() && may_be_sql_prepared_command(parse->query)) {
       if (auto command = parse_sql_prepared_command(parse->query)) {
         using CommandKind = SqlPreparedCommand::Kind;
         auto it = statements_.find(command->name);
@@ -645,7 +645,8 @@ bool ClientSession::relay_extended(const pgwire::Frame& frame,
 }
 
 bool ClientSession::answered_without_server(const pgwire::Frame& frame) const {
-  if (!statements_enabled()) return false;
+  const std::string_view body(reinterpret_cast<const char*>(frame.body.data()), frame.body.size());
+  if (!statements_enabled() || !may_be_sql_prepared_command(body)) return false;
   auto sql = pgwire::decode_query(frame.body);
   if (!sql) return false;
   auto command = parse_sql_prepared_command(*sql);

@@ -100,8 +100,9 @@ std::optional<std::string> name_of(std::string_view text, const Token& token) {
 }  // namespace
 
 std::optional<SqlPreparedCommand> parse_sql_prepared_command(std::string_view text) {
-  // The first word decides whether the full look is needed at all.
+  if (!may_be_sql_prepared_command(text)) return std::nullopt;
   size_t i = 0;
+  // The first word decides whether the full look is needed at all.
   while (i < text.size()) {
     if (has(text[i], sql::kSpace)) {
       ++i;

@@ -37,4 +37,24 @@ struct SqlPreparedCommand {
 // `sql` as one of the commands above, or nothing. Cheap when the first word rules it out.
 std::optional<SqlPreparedCommand> parse_sql_prepared_command(std::string_view sql);
 
+// False when `sql` cannot be one of them: it starts (after spaces) with another letter. Inline,
+// as it runs on every query: nearly all of them stop here.
+inline bool may_be_sql_prepared_command(std::string_view sql) {
+  size_t i = 0;
+  while (i < sql.size() && (sql[i] == ' ' || (sql[i] >= '\t' && sql[i] <= '\r')))
+    ++i;  // \t \n \v \f \r
+  if (i == sql.size()) return false;
+  switch (sql[i] | 0x20) {  // ASCII lower case; '-' and '/' (comments) stay as they are
+    case 'p':               // PREPARE
+    case 'e':               // EXECUTE, EXPLAIN
+    case 'd':               // DEALLOCATE
+    case 'c':               // CREATE
+    case '-':
+    case '/':
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace sluice::proxy

@@ -7,67 +7,11 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import tempfile
-import urllib.error
-import urllib.request
 
-import pytest
-
-import harness
+from cloud import Serve, serve  # noqa: F401 - the fixture
 
 ARN = re.compile(r"^arn:aws:secretsmanager:us-east-1:000000000000:secret:(?P<name>.+)-[A-Za-z0-9]{6}$")
-
-
-class Serve:
-    """`build/sluice serve` on a free port with its own home folder."""
-
-    def __init__(self, home=None):
-        self.home = home or tempfile.mkdtemp(prefix="sluice-serve-")
-        self.port = harness.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = os.path.join(tempfile.gettempdir(), f"sluice-serve-{self.port}.log")
-        binary = os.path.join(os.path.dirname(harness.find_proxy_binary()), "sluice")
-        self.proc = harness.register_proc(subprocess.Popen(
-            [binary, "serve", "--home", self.home, "--listen", f"127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "w")))
-        harness.wait_port("127.0.0.1", self.port, 20, self.proc)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(20)
-        harness.unregister_proc(self.proc)
-        return code
-
-    def aws(self, *args, check=True):
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIDLOCAL", AWS_SECRET_ACCESS_KEY="local-secret",
-                   AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",
-                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-        r = subprocess.run(["aws", "--endpoint-url", self.url, "--output", "json", *args],
-                           capture_output=True, text=True, env=env, timeout=60)
-        if check:
-            assert r.returncode == 0, r.stderr
-            return json.loads(r.stdout) if r.stdout.strip() else None
-        return r
-
-    def post(self, target, body: bytes):
-        request = urllib.request.Request(self.url + "/", data=body, method="POST", headers={
-            "X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
-
-
-@pytest.fixture
-def serve():
-    s = Serve()
-    yield s
-    if s.proc.poll() is None:
-        assert s.stop() == 0
-    shutil.rmtree(s.home, ignore_errors=True)
 
 
 def test_secret_lifecycle_with_the_aws_cli(serve):

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "cloud/api.hpp"
+#include "cloud/ids.hpp"
 #include "cloud/sealed.hpp"
 #include "cloud/secretsmanager.hpp"
 #include "cloud/sigv4.hpp"
@@ -22,6 +23,20 @@ struct TempDir {
   ~TempDir() { std::filesystem::remove_all(path); }
   std::string path;
 };
+
+TEST(Ids, FormatsAndAlphabets) {
+  const std::string id = uuid4();
+  ASSERT_EQ(id.size(), 36u);
+  EXPECT_EQ(id[8], '-');
+  EXPECT_EQ(id[14], '4');                                          // version 4
+  EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos);  // RFC 4122 variant
+  EXPECT_NE(uuid4(), id);
+  const std::string chars = random_chars("ab", 64);
+  EXPECT_EQ(chars.size(), 64u);
+  EXPECT_EQ(chars.find_first_not_of("ab"), std::string::npos);
+  EXPECT_NE(chars.find('a'), std::string::npos);
+  EXPECT_NE(chars.find('b'), std::string::npos);
+}
 
 TEST(SigV4, ReadsTheCredentialScope) {
   auto scope = parse_authorization(

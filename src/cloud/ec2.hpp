@@ -1,0 +1,58 @@
+// Amazon EC2's network pieces (EC2 query protocol): VPCs, subnets and security groups with their
+// rules. The rules are data here; `ingress_allows` is the check the local network enforces
+// for whoever connects to a resource in a group (a proxy endpoint, later a function).
+#pragma once
+
+#include <boost/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cloud/api.hpp"
+#include "cloud/query_protocol.hpp"
+#include "cloud/store.hpp"
+
+namespace sluice::cloud {
+
+class Ec2 {
+ public:
+  static constexpr std::string_view kXmlns = "http://ec2.amazonaws.com/doc/2016-11-15/";
+
+  Ec2(Store& store, std::string account_id) : store_(store), account_id_(std::move(account_id)) {}
+
+  // The XML members of `action`'s response (after requestId). Throws ApiError.
+  std::string handle(std::string_view action, const QueryParams& params, std::string_view region);
+
+  // Whether one of `groups` admits TCP to `port` from a source in `source_groups` (its own
+  // security groups) or at `source_ipv4`.
+  bool ingress_allows(const std::vector<std::string>& groups,
+                      const std::vector<std::string>& source_groups, std::string_view source_ipv4,
+                      int port);
+
+  // The VPC of a subnet (for Lambda's VpcConfig), or "" when the subnet does not exist.
+  std::string vpc_of_subnet(const std::string& subnet_id);
+  // Whether the security group exists (in `vpc_id`, unless that is empty).
+  bool group_in_vpc(const std::string& group_id, const std::string& vpc_id);
+
+ private:
+  std::string create_vpc(const QueryParams& params);
+  std::string create_subnet(const QueryParams& params, std::string_view region);
+  std::string create_security_group(const QueryParams& params);
+  std::string change_rules(const QueryParams& params, bool egress, bool authorize);
+  std::string describe(std::string_view kind, const QueryParams& params);
+  std::string describe_rules(const QueryParams& params);
+  std::string remove(std::string_view kind, const std::string& id);
+
+  boost::json::object load(std::string_view kind, const std::string& id);
+  void save(std::string_view kind, const boost::json::object& resource);
+  std::string make_security_group(const std::string& vpc_id, const std::string& name,
+                                  const std::string& description, bool self_ingress);
+
+  Store& store_;
+  std::string account_id_;
+};
+
+// A dotted IPv4 CIDR as (network address, prefix length), or nothing when malformed.
+std::optional<std::pair<uint32_t, int>> parse_cidr(std::string_view cidr);
+
+}  // namespace sluice::cloud

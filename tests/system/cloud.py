@@ -1,0 +1,92 @@
+"""`build/sluice serve` for the control plane's system tests."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+
+import pytest
+
+import harness
+
+
+class Serve:
+    """`build/sluice serve` on a free port with its own home folder."""
+
+    def __init__(self, home=None, extra=()):
+        self.home = home or tempfile.mkdtemp(prefix="sluice-serve-")
+        self.port = harness.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = os.path.join(tempfile.gettempdir(), f"sluice-serve-{self.port}.log")
+        binary = self.binary()
+        self.proc = harness.register_proc(subprocess.Popen(
+            [binary, "serve", "--home", self.home, "--listen", f"127.0.0.1:{self.port}", *extra],
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "w")))
+        harness.wait_port("127.0.0.1", self.port, 20, self.proc)
+
+    @staticmethod
+    def binary():
+        return os.path.join(os.path.dirname(harness.find_proxy_binary()), "sluice")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(20)
+        harness.unregister_proc(self.proc)
+        return code
+
+    def aws(self, *args, check=True, key=("AKIDLOCAL", "local-secret")):
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=key[0], AWS_SECRET_ACCESS_KEY=key[1],
+                   AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+        r = subprocess.run(["aws", "--endpoint-url", self.url, "--output", "json", *args],
+                           capture_output=True, text=True, env=env, timeout=60)
+        if check:
+            assert r.returncode == 0, r.stderr
+            return json.loads(r.stdout) if r.stdout.strip() else None
+        return r
+
+    def post(self, target, body: bytes):
+        request = urllib.request.Request(self.url + "/", data=body, method="POST", headers={
+            "X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+
+@pytest.fixture
+def serve():
+    s = Serve()
+    yield s
+    if s.proc.poll() is None:
+        assert s.stop() == 0
+    shutil.rmtree(s.home, ignore_errors=True)
+
+
+def post_form(serve_: Serve, body: str):
+    """A raw Query-protocol request: (HTTP status, response text)."""
+    request = urllib.request.Request(serve_.url + "/", data=body.encode(), method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def rest(serve_: Serve, method: str, path: str, body=None):
+    """A raw REST-JSON request (lambda): (HTTP status, error type header, parsed body or None)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(serve_.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            raw = r.read()
+            return r.status, None, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, e.headers.get("x-amzn-ErrorType"), json.loads(raw) if raw else None
