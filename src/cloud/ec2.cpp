@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <tuple>
 
@@ -136,12 +137,13 @@ std::vector<Rule> rules_of(const QueryParams& params) {
   std::vector<Rule> rules;
   auto port = [](const std::optional<std::string>& v) -> int64_t {
     if (!v) return -1;
-    try {
-      return std::stoll(*v);
-    } catch (const std::exception&) {
+    int64_t parsed = 0;
+    const auto [end, error] = std::from_chars(v->data(), v->data() + v->size(), parsed);
+    if (error != std::errc() || end != v->data() + v->size() || parsed < -1 || parsed > 65535)
       throw ApiError("InvalidParameterValue", "Invalid value '" + *v + "' for port.");
-    }
+    return parsed;
   };
+
   auto normalized = [](Rule rule) {
     std::string& p = rule.protocol;
     for (char& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

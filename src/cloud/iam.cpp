@@ -130,7 +130,7 @@ std::string Iam::handle(std::string_view action, const QueryParams& params) {
         {"Arn", "arn:aws:iam::" + account_id_ + ":role" + path + name},
         {"CreateDate", iso8601_now()},
         {"AssumeRolePolicyDocument", trust},
-        {"MaxSessionDuration", std::stoll(params.get("MaxSessionDuration").value_or("3600"))},
+        {"MaxSessionDuration", params.integer("MaxSessionDuration", 3600, 43200).value_or(3600)},
         {"InlinePolicies", json::object()},
         {"AttachedPolicies", json::array()}};
     if (auto description = params.get("Description")) role["Description"] = *description;

@@ -240,7 +240,9 @@ ApiResponse Lambda::handle(const ApiRequest& request) {
     // Names in the path may be percent-encoded ARNs.
     std::string decoded;
     for (size_t i = 0; i < rest.size(); ++i) {
-      if (rest[i] == '%' && i + 2 < rest.size()) {
+      if (rest[i] == '%' && i + 2 < rest.size() &&
+          std::isxdigit(static_cast<unsigned char>(rest[i + 1])) &&
+          std::isxdigit(static_cast<unsigned char>(rest[i + 2]))) {
         decoded += static_cast<char>(std::stoi(rest.substr(i + 1, 2), nullptr, 16));
         i += 2;
       } else {

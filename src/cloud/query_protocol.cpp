@@ -1,6 +1,7 @@
 #include "cloud/query_protocol.hpp"
 
 #include <boost/url/params_view.hpp>
+#include <charconv>
 #include <chrono>
 #include <ctime>
 
@@ -34,6 +35,20 @@ std::string QueryParams::required(const std::string& name) const {
                    "1 validation error detected: Value null at '" + name +
                        "' failed to satisfy constraint: Member must not be null");
   return *value;
+}
+
+std::optional<int64_t> QueryParams::integer(const std::string& name, int64_t low,
+                                            int64_t high) const {
+  auto value = get(name);
+  if (!value) return std::nullopt;
+  int64_t parsed = 0;
+  const auto [end, error] = std::from_chars(value->data(), value->data() + value->size(), parsed);
+  if (error != std::errc() || end != value->data() + value->size() || parsed < low || parsed > high)
+    throw ApiError("ValidationError",
+                   "1 validation error detected: Value '" + *value + "' at '" + name +
+                       "' failed to satisfy constraint: Member must have value between " +
+                       std::to_string(low) + " and " + std::to_string(high));
+  return parsed;
 }
 
 std::vector<std::string> QueryParams::list(const std::string& name) const {

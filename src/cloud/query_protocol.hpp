@@ -1,6 +1,7 @@
 // The AWS Query protocol (iam, rds) and its EC2 variant: form-encoded parameters in, XML out.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,6 +22,8 @@ class QueryParams {
   std::optional<std::string> get(const std::string& name) const;
   // A required parameter; ValidationError naming it when missing or empty.
   std::string required(const std::string& name) const;
+  // An integer parameter within [low, high]; ValidationError naming it otherwise.
+  std::optional<int64_t> integer(const std::string& name, int64_t low, int64_t high) const;
   // A list: NAME.member.1, NAME.member.2, … (Query) or NAME.1, NAME.2, … (EC2).
   std::vector<std::string> list(const std::string& name) const;
   const std::map<std::string, std::string>& all() const { return values_; }

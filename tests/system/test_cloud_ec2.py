@@ -77,6 +77,11 @@ def test_ec2_errors(serve):
     dup = serve.aws("ec2", "create-security-group", "--group-name", "g", "--description", "d", "--vpc-id", vpc_id,
                     check=False)
     assert dup.returncode != 0 and "InvalidGroup.Duplicate" in dup.stderr
+    group = serve.aws("ec2", "describe-security-groups", "--filters", "Name=group-name,Values=g")["SecurityGroups"][0]
+    status, text = post_form(serve, f"Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId={group['GroupId']}"
+                             "&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=12abc&IpPermissions.1.ToPort=5432"
+                             "&IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0%2F8")
+    assert status == 400 and "<Code>InvalidParameterValue</Code>" in text
     status, text = post_form(serve, "Action=CreateVpc&Version=2016-11-15")
     assert status == 400 and "<Code>MissingParameter</Code>" in text and "CidrBlock" in text
     assert "<Errors><Error>" in text

@@ -79,6 +79,10 @@ def test_iam_errors(serve):
     status, text = post_form(serve, urllib.parse.urlencode({
         "Action": "CreateRole", "Version": "2010-05-08", "RoleName": "bad name", "AssumeRolePolicyDocument": TRUST}))
     assert status == 400 and "<Code>ValidationError</Code>" in text
+    status, text = post_form(serve, urllib.parse.urlencode({
+        "Action": "CreateRole", "Version": "2010-05-08", "RoleName": "r3", "AssumeRolePolicyDocument": TRUST,
+        "MaxSessionDuration": "12abc"}))
+    assert status == 400 and "<Code>ValidationError</Code>" in text and "MaxSessionDuration" in text
     status, text = post_form(serve, "Action=Frobnicate&Version=2010-05-08")
     assert status == 400 and "<Code>InvalidAction</Code>" in text
     # Nothing half-created.

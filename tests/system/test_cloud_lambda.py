@@ -86,6 +86,8 @@ def test_lambda_errors(serve, tmp_path):
     assert (status, error_type) == (400, "InvalidParameterValueException") and "unzip" in body["message"]
     status, error_type, body = rest(serve, "POST", "/2015-03-31/functions", dict(function, Timeout=901))
     assert (status, error_type) == (400, "InvalidParameterValueException") and "Timeout" in body["message"]
+    status, error_type, _ = rest(serve, "GET", "/2015-03-31/functions/bad%zzname/configuration")
+    assert (status, error_type) == (400, "InvalidParameterValueException")
     status, error_type, _ = rest(serve, "GET", "/2015-03-31/functions/nope/configuration")
     assert (status, error_type) == (404, "ResourceNotFoundException")
     missing = serve.aws("lambda", "get-function", "--function-name", "nope", check=False)
