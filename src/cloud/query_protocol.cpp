@@ -129,13 +129,25 @@ Xml& Xml::raw(std::string_view xml) {
   return *this;
 }
 
+namespace {
+
+// A whole XML reply: the declaration, then the document.
+ApiResponse xml_document(int status, const Xml& xml) {
+  ApiResponse out;
+  out.status = status;
+  out.content_type = "text/xml";
+  out.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + xml.str();
+  return out;
+}
+
+}  // namespace
+
 ApiResponse query_response(std::string_view action, std::string_view xmlns,
                            std::string_view result) {
   const std::string response = std::string(action) + "Response";
   const std::string result_tag = std::string(action) + "Result";
   Xml xml;
-  xml.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
-      .open(response, "xmlns=\"" + std::string(xmlns) + "\"")
+  xml.open(response, "xmlns=\"" + std::string(xmlns) + "\"")
       .open(result_tag)
       .raw(result)
       .close(result_tag)
@@ -143,16 +155,12 @@ ApiResponse query_response(std::string_view action, std::string_view xmlns,
       .leaf("RequestId", "sluice")
       .close("ResponseMetadata")
       .close(response);
-  ApiResponse out;
-  out.content_type = "text/xml";
-  out.body = xml.str();
-  return out;
+  return xml_document(200, xml);
 }
 
 ApiResponse query_error(const ApiError& error, std::string_view xmlns) {
   Xml xml;
-  xml.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
-      .open("ErrorResponse", "xmlns=\"" + std::string(xmlns) + "\"")
+  xml.open("ErrorResponse", "xmlns=\"" + std::string(xmlns) + "\"")
       .open("Error")
       .leaf("Type", error.status >= 500 ? "Receiver" : "Sender")
       .leaf("Code", error.code)
@@ -160,32 +168,23 @@ ApiResponse query_error(const ApiError& error, std::string_view xmlns) {
       .close("Error")
       .leaf("RequestId", "sluice")
       .close("ErrorResponse");
-  ApiResponse out;
-  out.status = error.status;
-  out.content_type = "text/xml";
-  out.body = xml.str();
-  return out;
+  return xml_document(error.status, xml);
 }
 
 ApiResponse ec2_response(std::string_view action, std::string_view xmlns,
                          std::string_view members) {
   const std::string response = std::string(action) + "Response";
   Xml xml;
-  xml.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
-      .open(response, "xmlns=\"" + std::string(xmlns) + "\"")
+  xml.open(response, "xmlns=\"" + std::string(xmlns) + "\"")
       .leaf("requestId", "sluice")
       .raw(members)
       .close(response);
-  ApiResponse out;
-  out.content_type = "text/xml";
-  out.body = xml.str();
-  return out;
+  return xml_document(200, xml);
 }
 
 ApiResponse ec2_error(const ApiError& error) {
   Xml xml;
-  xml.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
-      .open("Response")
+  xml.open("Response")
       .open("Errors")
       .open("Error")
       .leaf("Code", error.code)
@@ -194,11 +193,7 @@ ApiResponse ec2_error(const ApiError& error) {
       .close("Errors")
       .leaf("RequestID", "sluice")
       .close("Response");
-  ApiResponse out;
-  out.status = error.status;
-  out.content_type = "text/xml";
-  out.body = xml.str();
-  return out;
+  return xml_document(error.status, xml);
 }
 
 }  // namespace sluice::cloud

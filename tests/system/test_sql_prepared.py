@@ -177,3 +177,29 @@ def test_psycopg_statement_cache_maintenance_does_not_pin(proxy_factory, pg, app
     assert not failures, failures
     assert peak <= 2, f"{peak} server connections for a cap of 2"
     assert PIN_LOG not in proxy.log_text()
+
+
+def test_sql_execute_of_a_protocol_statement_with_declared_types(proxy_factory, app):
+    """EXECUTE through SQL of a statement the client prepared with a protocol Parse: on its own
+    connection it runs; on one that lacks it, whose declared parameter type OIDs have no SQL
+    spelling here, the proxy refuses with 0A000 instead of running something else."""
+    from test_prepared import SYNC, exchange, parse, raw_client
+    proxy = proxy_factory(connection_pool={"max_connections_percent": 3, "max_idle_connections_percent": 3})
+    untyped_seen = typed_refused = False
+    with raw_client(proxy, app) as a:
+        assert exchange(a, parse("typed_oid", "select $1::int * 2", [23]), SYNC)[-1][0] == b"Z"
+        exchange(a, parse("untyped", "select $1::int * 3"), SYNC)
+        assert a.query("EXECUTE typed_oid(21)").rows == [["42"]]  # the connection it was parsed on
+        for _ in harness.rotating_holders(proxy, app.app_user, app.app_password, 3):
+            # Without declared types the proxy prepares it with SQL anywhere.
+            assert a.query("EXECUTE untyped(5)").rows == [["15"]]
+            untyped_seen = True
+            typed = a.query("EXECUTE typed_oid(21)")
+            if typed.error is not None:
+                assert typed.error["C"] == "0A000" and "typed_oid" in typed.error["M"], typed.error
+                typed_refused = True
+            else:
+                assert typed.rows == [["42"]]
+        assert a.query("select 1").rows == [["1"]]
+    assert untyped_seen and typed_refused, "the client never met a connection that lacked the statement"
+    assert PIN_LOG not in proxy.log_text()
