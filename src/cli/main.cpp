@@ -5,9 +5,13 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 
+#include "cli/apply.hpp"
+#include "cli/http_client.hpp"
 #include "cloud/control_plane.hpp"
 #include "cloud/server.hpp"
 
@@ -41,21 +45,51 @@ int serve(const std::string& home, const std::string& listen,
   }
   options.home = home;
   if (options.access_keys.empty()) options.access_keys = home + "/access-keys";
+  if (options.proxy_binary.empty())
+    options.proxy_binary =
+        (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sluice-proxy").string();
   sluice::cloud::ControlPlane plane(options);
   asio::io_context io;
   sluice::cloud::ApiServer server(io, {address, static_cast<unsigned short>(port)},
                                   [&](sluice::cloud::ApiRequest& r) { return plane.handle(r); });
   server.start();
+  // Resources move along (creating -> available) and their processes are kept running here.
+  asio::steady_timer ticker(io);
+  std::function<void()> tick = [&] {
+    try {
+      plane.tick();
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+    }
+    ticker.expires_after(std::chrono::milliseconds(250));
+    ticker.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) tick();
+    });
+  };
+  tick();
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int signal) {
     spdlog::info("signal {}: stopping", signal);
     server.stop();
+    ticker.cancel();
+    plane.shutdown();
     io.stop();
   });
   spdlog::info("sluice serve: API on http://{}:{}, state in {}", address.to_string(), server.port(),
                home);
   io.run();
   spdlog::info("sluice serve stopped");
+  return 0;
+}
+
+int print_ca_bundle(const std::string& endpoint_url) {
+  const auto result = sluice::cli::http_request(
+      endpoint_url, "GET", std::string(sluice::cloud::ControlPlane::kCaBundlePath));
+  if (result.status != 200) {
+    spdlog::error("the API at {} answered {} for the CA bundle", endpoint_url, result.status);
+    return 1;
+  }
+  std::fwrite(result.body.data(), 1, result.body.size(), stdout);
   return 0;
 }
 
@@ -79,11 +113,40 @@ int main(int argc, char** argv) {
   serve_command->add_option(
       "--access-keys", options.access_keys,
       "file of \"ACCESS_KEY_ID SECRET\" lines for --strict-auth (default HOME/access-keys)");
+  serve_command->add_option("--domain", options.domain, "endpoint names end in REGION.rds.DOMAIN")
+      ->capture_default_str();
+  serve_command
+      ->add_option("--hosts-file", options.hosts_file,
+                   "where endpoint names are published (\"\" to not publish them)")
+      ->capture_default_str();
+  serve_command->add_option(
+      "--postgres-bin", options.postgres_bin,
+      "PostgreSQL's bin folder (default: the newest /usr/lib/postgresql/N/bin)");
+  serve_command->add_option("--proxy-binary", options.proxy_binary,
+                            "sluice-proxy to run (default: the one beside sluice)");
+  std::string endpoint_url;
+  app.add_option("--endpoint-url", endpoint_url,
+                 "the sluice API (default $SLUICE_ENDPOINT, else http://127.0.0.1:4566)");
+  auto* ca_bundle_command =
+      app.add_subcommand("ca-bundle", "print the CA bundle for sslmode=verify-full (sslrootcert)");
+  std::string stack_file;
+  auto* apply_command = app.add_subcommand(
+      "apply",
+      "create a declarative stack (TOML): VPC, subnets, security groups, roles, secrets, "
+      "clusters, functions");
+  apply_command->add_option("FILE", stack_file, "the stack, e.g. examples/meal-planner/stack.toml")
+      ->required();
   CLI11_PARSE(app, argc, argv);
+  if (endpoint_url.empty()) {
+    const char* from_env = std::getenv("SLUICE_ENDPOINT");
+    endpoint_url = from_env && *from_env ? from_env : "http://127.0.0.1:4566";
+  }
   spdlog::set_default_logger(spdlog::stderr_color_st("sluice"));  // logs on stderr, as sluice-proxy
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   try {
     if (serve_command->parsed()) return serve(home, listen, options);
+    if (ca_bundle_command->parsed()) return print_ca_bundle(endpoint_url);
+    if (apply_command->parsed()) return sluice::cli::apply_stack(stack_file, endpoint_url);
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;

@@ -18,7 +18,11 @@ ControlPlane::ControlPlane(const ControlPlaneOptions& options)
       secrets_(store_, key_, options.account_id),
       iam_(store_, options.account_id),
       ec2_(store_, options.account_id),
-      lambda_(store_, ec2_, options.home + "/functions", options.account_id) {
+      lambda_(store_, ec2_, options.home + "/functions", options.account_id),
+      network_(options.hosts_file, options.home),
+      rds_(RdsEnvironment{store_, key_, supervisor_, network_, secrets_, iam_, ec2_, options.home,
+                          options.account_id, options.domain, options.postgres_bin,
+                          options.proxy_binary}) {
   if (!options.strict_auth) return;
   std::ifstream in(options.access_keys);
   if (!in) throw std::runtime_error("--strict-auth needs access keys in " + options.access_keys);
@@ -34,6 +38,20 @@ ControlPlane::ControlPlane(const ControlPlaneOptions& options)
 }
 
 ApiResponse ControlPlane::handle(ApiRequest& request) {
+  // What `sluice apply` checks a stack against.
+  if (request.method == "GET" && request.target == "/sluice/info") {
+    ApiResponse info;
+    info.body = json::serialize(
+        json::object{{"AccountId", options_.account_id}, {"Domain", options_.domain}});
+    return info;
+  }
+  // Public, as RDS's bundle is: no signature needed.
+  if (request.method == "GET" && request.target == kCaBundlePath) {
+    ApiResponse bundle;
+    bundle.content_type = "application/x-pem-file";
+    bundle.body = rds_.ca_bundle();
+    return bundle;
+  }
   if (options_.strict_auth) {
     const SignatureCheck check =
         verify_signature(request.method, request.target, request.headers, request.body,
@@ -60,6 +78,15 @@ ApiResponse ControlPlane::handle(ApiRequest& request) {
   if (!target.empty()) return json_1_1(request, target);
   if (request.target.starts_with(Lambda::kPrefix)) return lambda_.handle(request);
   return query(request);
+}
+
+void ControlPlane::tick() {
+  supervisor_.reap();
+  rds_.reconcile();
+}
+
+void ControlPlane::shutdown() {
+  rds_.shutdown();
 }
 
 ApiResponse ControlPlane::refuse(const ApiRequest& request, const ApiError& error) {
@@ -92,6 +119,12 @@ ApiResponse ControlPlane::query(ApiRequest& request) {
       if (action.empty())
         throw ApiError("MissingAction", "The request must contain the parameter Action.");
       return ec2_response(action, Ec2::kXmlns, ec2_.handle(action, params, request.region));
+    }
+    if (version == "2014-10-31" || (version.empty() && request.service == "rds")) {
+      xmlns = Rds::kXmlns;
+      if (action.empty())
+        throw ApiError("MissingAction", "The request must contain the parameter Action.");
+      return query_response(action, Rds::kXmlns, rds_.handle(action, params, request.region));
     }
     if (version == "2010-05-08" || (version.empty() && request.service == "iam")) {
       if (action.empty())

@@ -12,9 +12,12 @@
 #include "cloud/ec2.hpp"
 #include "cloud/iam.hpp"
 #include "cloud/lambda.hpp"
+#include "cloud/local_network.hpp"
+#include "cloud/rds.hpp"
 #include "cloud/sealed.hpp"
 #include "cloud/secretsmanager.hpp"
 #include "cloud/store.hpp"
+#include "cloud/supervisor.hpp"
 
 namespace sluice::cloud {
 
@@ -25,12 +28,25 @@ struct ControlPlaneOptions {
   // otherwise any credentials are accepted.
   bool strict_auth = false;
   std::string access_keys;
+  // Endpoint names are NAME.proxy-ID.REGION.rds.DOMAIN and resolve through `hosts_file`
+  // (empty: not published).
+  std::string domain = "sluice.internal";
+  std::string hosts_file = "/etc/hosts";
+  std::string postgres_bin;  // empty: the newest /usr/lib/postgresql/N/bin
+  std::string proxy_binary;  // sluice-proxy
 };
 
 class ControlPlane {
  public:
+  // GET here returns the PEM clients use as sslrootcert (`sluice ca-bundle`).
+  static constexpr std::string_view kCaBundlePath = "/sluice/ca-bundle.pem";
+
   explicit ControlPlane(const ControlPlaneOptions& options);
   ApiResponse handle(ApiRequest& request);
+  // Moves resources along and keeps their processes running; call a few times a second.
+  void tick();
+  // Stops every process the region runs (state stays for the next start).
+  void shutdown();
 
  private:
   ApiResponse json_1_1(ApiRequest& request, const std::string& target);
@@ -46,6 +62,9 @@ class ControlPlane {
   Iam iam_;
   Ec2 ec2_;
   Lambda lambda_;
+  Supervisor supervisor_;
+  LocalNetwork network_;
+  Rds rds_;
 };
 
 }  // namespace sluice::cloud

@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "cloud/ids.hpp"
+#include "cloud/json_fields.hpp"
 
 namespace sluice::cloud {
 namespace json = boost::json;
@@ -21,9 +22,24 @@ std::string resource_id(std::string_view prefix) {
   return std::string(prefix) + "-" + random_chars("0123456789abcdef", 17);  // vpc-0123456789abcdef0
 }
 
-std::string text(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  return it != o.end() && it->value().is_string() ? std::string(it->value().as_string()) : "";
+// `sluice apply` may pin an ID (SluiceId=vpc-…, a parameter the AWS SDKs never send), so a stack
+// reproduces an account's IDs exactly; otherwise a new random one.
+std::string pinned_or_new(const QueryParams& params, std::string_view prefix, Store& store,
+                          std::string_view kind, const std::string& duplicate_code) {
+  const auto pinned = params.get("SluiceId");
+  if (!pinned) return resource_id(prefix);
+  const std::string want = std::string(prefix) + "-";
+  bool ok = pinned->starts_with(want) && pinned->size() >= want.size() + 8 &&
+            pinned->size() <= want.size() + 17;
+  for (size_t i = want.size(); ok && i < pinned->size(); ++i)
+    ok = std::isxdigit(static_cast<unsigned char>((*pinned)[i])) &&
+         !std::isupper(static_cast<unsigned char>((*pinned)[i]));
+  if (!ok)
+    throw ApiError("InvalidParameterValue",
+                   "SluiceId " + *pinned + " is not a " + want + "<8 to 17 hex digits> ID.");
+  if (store.get(kind, *pinned))
+    throw ApiError(duplicate_code, "The ID '" + *pinned + "' already exists.");
+  return *pinned;
 }
 
 int64_t number(const json::object& o, std::string_view key) {
@@ -346,8 +362,9 @@ std::string Ec2::handle(std::string_view action, const QueryParams& params,
 }
 
 std::string Ec2::make_security_group(const std::string& vpc_id, const std::string& name,
-                                     const std::string& description, bool self_ingress) {
-  const std::string id = resource_id("sg");
+                                     const std::string& description, bool self_ingress,
+                                     const std::string& pinned_id) {
+  const std::string id = pinned_id.empty() ? resource_id("sg") : pinned_id;
   json::array ingress;
   if (self_ingress)  // the default group admits its own members, as in AWS
     ingress.push_back(json::object{{"SecurityGroupRuleId", resource_id("sgr")},
@@ -372,7 +389,7 @@ std::string Ec2::create_vpc(const QueryParams& params) {
   auto cidr = parse_cidr(cidr_param);
   if (!cidr || cidr->second < 16 || cidr->second > 28)
     throw ApiError("InvalidVpc.Range", "The CIDR '" + cidr_param + "' is invalid.");
-  json::object vpc{{"VpcId", resource_id("vpc")},
+  json::object vpc{{"VpcId", pinned_or_new(params, "vpc", store_, kVpc, "InvalidVpcID.Duplicate")},
                    {"CidrBlock", cidr_text(cidr->first, cidr->second)},
                    {"State", "available"},
                    {"OwnerId", account_id_},
@@ -437,7 +454,9 @@ std::string Ec2::create_subnet(const QueryParams& params, std::string_view regio
   if (!cidr || cidr->second < vpc_cidr->second || cidr->second > 28 ||
       (cidr->first & mask_of(vpc_cidr->second)) != vpc_cidr->first)
     throw ApiError("InvalidSubnet.Range", "The CIDR '" + cidr_param + "' is invalid.");
-  for (const auto& [id, document] : store_.list(kSubnet)) {
+  const std::string id =
+      pinned_or_new(params, "subnet", store_, kSubnet, "InvalidSubnetID.Duplicate");
+  for (const auto& [other_id, document] : store_.list(kSubnet)) {
     const json::object other = json::parse(document).as_object();
     if (text(other, "VpcId") != vpc_id) continue;
     auto taken = parse_cidr(text(other, "CidrBlock"));
@@ -447,7 +466,6 @@ std::string Ec2::create_subnet(const QueryParams& params, std::string_view regio
                      "The CIDR '" + cidr_param + "' conflicts with another subnet");
   }
   const std::string zone = params.get("AvailabilityZone").value_or(std::string(region) + "a");
-  const std::string id = resource_id("subnet");
   json::object subnet{
       {"SubnetId", id},
       {"VpcId", vpc_id},
@@ -478,7 +496,9 @@ std::string Ec2::create_security_group(const QueryParams& params) {
       throw ApiError("InvalidGroup.Duplicate",
                      "The security group '" + name + "' already exists for VPC '" + vpc_id + "'");
   }
-  const std::string id = make_security_group(vpc_id, name, description, false);
+  const std::string id =
+      make_security_group(vpc_id, name, description, false,
+                          pinned_or_new(params, "sg", store_, kGroup, "InvalidGroup.Duplicate"));
   json::object group = load(kGroup, id);
   group["Tags"] = tags_for(params, "security-group");
   save(kGroup, group);

@@ -46,7 +46,8 @@ class Ec2 {
   boost::json::object load(std::string_view kind, const std::string& id);
   void save(std::string_view kind, const boost::json::object& resource);
   std::string make_security_group(const std::string& vpc_id, const std::string& name,
-                                  const std::string& description, bool self_ingress);
+                                  const std::string& description, bool self_ingress,
+                                  const std::string& pinned_id = {});
 
   Store& store_;
   std::string account_id_;

@@ -1,6 +1,7 @@
 #include "cloud/iam.hpp"
 
 #include "cloud/ids.hpp"
+#include "cloud/json_fields.hpp"
 
 namespace sluice::cloud {
 namespace json = boost::json;
@@ -11,11 +12,6 @@ constexpr std::string_view kPolicy = "policy";
 
 std::string unique_id(std::string_view prefix) {
   return std::string(prefix) + random_chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17);
-}
-
-std::string text(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  return it != o.end() && it->value().is_string() ? std::string(it->value().as_string()) : "";
 }
 
 void check_path(const std::string& path) {

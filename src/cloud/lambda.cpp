@@ -2,10 +2,12 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "auth/crypto.hpp"
 #include "cloud/ids.hpp"
@@ -127,9 +129,45 @@ json::object Lambda::vpc_config(const json::value& input) {
   return out;
 }
 
+namespace {
+// SHA-256 (base64, as Lambda's CodeSha256) of a zip file, or of a folder's files (their relative
+// names and contents, in name order); `size` gets the bytes counted. Nothing when unreadable.
+std::optional<std::string> local_code_digest(const std::string& path, int64_t& size) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto read = [&](const fs::path& file, std::string& into) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return false;
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    into += bytes.str();
+    size += static_cast<int64_t>(bytes.str().size());
+    return true;
+  };
+  std::string material;
+  size = 0;
+  if (fs::is_regular_file(path, ec)) {
+    if (!read(path, material)) return std::nullopt;
+  } else if (fs::is_directory(path, ec)) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::recursive_directory_iterator(path, ec))
+      if (entry.is_regular_file()) files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& file : files) {
+      material += fs::relative(file, path).string() + '\0';
+      if (!read(file, material)) return std::nullopt;
+    }
+  } else {
+    return std::nullopt;
+  }
+  return auth::base64_encode(auth::sha256(material));
+}
+}  // namespace
+
 json::object Lambda::public_view(const json::object& function) {
   json::object out = function;
   out.erase("CodeFile");
+  out.erase("CodeIsLocal");
   return out;
 }
 
@@ -154,17 +192,37 @@ json::object Lambda::create(const json::object& input, const std::string& region
   auto code_it = input.find("Code");
   if (code_it == input.end() || !code_it->value().is_object())
     throw invalid("The Code parameter is required.");
-  const std::string zip_base64 = text_of(code_it->value().as_object(), "ZipFile");
-  auto zip = zip_base64.empty() ? std::nullopt : auth::base64_decode(zip_base64);
-  if (!zip || zip->size() < 4 || zip->compare(0, 2, "PK") != 0)
-    throw invalid(
-        "Could not unzip uploaded file. Please check your file, then try to upload again.");
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(zip->data()), zip->size(), digest);
-  std::filesystem::create_directories(code_folder_);
-  const std::string code_file = code_folder_ + "/" + name + ".zip";
-  std::ofstream(code_file, std::ios::binary)
-      .write(zip->data(), static_cast<std::streamsize>(zip->size()));
+  const json::object& code = code_it->value().as_object();
+  std::string code_file;
+  bool local_code = false;
+  std::string sha256;
+  int64_t code_size = 0;
+  if (code.contains("S3Bucket") || code.contains("S3Key")) {
+    // No S3 here: S3Bucket=sluice-local with S3Key=/absolute/path runs the code where it is (a
+    // zip file or a folder), so rebuilding it needs no upload.
+    if (text_of(code, "S3Bucket") != kLocalCodeBucket)
+      throw invalid("sluice has no S3: use S3Bucket=" + std::string(kLocalCodeBucket) +
+                    " with S3Key=/absolute/path/to/code (a .zip file or a folder), or ZipFile.");
+    code_file = text_of(code, "S3Key");
+    auto digest = local_code_digest(code_file, code_size);
+    if (!code_file.starts_with('/') || !digest)
+      throw invalid("S3Key " + code_file +
+                    " is not an absolute path to a readable file or folder.");
+    sha256 = *digest;
+    local_code = true;
+  } else {
+    const std::string zip_base64 = text_of(code, "ZipFile");
+    auto zip = zip_base64.empty() ? std::nullopt : auth::base64_decode(zip_base64);
+    if (!zip || zip->size() < 4 || zip->compare(0, 2, "PK") != 0)
+      throw invalid(
+          "Could not unzip uploaded file. Please check your file, then try to upload again.");
+    sha256 = auth::base64_encode(auth::sha256(*zip));
+    code_size = static_cast<int64_t>(zip->size());
+    std::filesystem::create_directories(code_folder_);
+    code_file = code_folder_ + "/" + name + ".zip";
+    std::ofstream(code_file, std::ios::binary)
+        .write(zip->data(), static_cast<std::streamsize>(zip->size()));
+  }
 
   json::object function{
       {"FunctionName", name},
@@ -172,13 +230,12 @@ json::object Lambda::create(const json::object& input, const std::string& region
       {"Runtime", runtime},
       {"Role", role},
       {"Handler", handler},
-      {"CodeSize", static_cast<int64_t>(zip->size())},
+      {"CodeSize", code_size},
       {"Description", text_of(input, "Description")},
       {"Timeout", timeout},
       {"MemorySize", memory},
       {"LastModified", now_lambda_format()},
-      {"CodeSha256",
-       auth::base64_encode(std::string_view(reinterpret_cast<char*>(digest), sizeof digest))},
+      {"CodeSha256", sha256},
       {"Version", "$LATEST"},
       {"VpcConfig",
        vpc_config(input.contains("VpcConfig") ? input.at("VpcConfig") : json::value())},
@@ -192,7 +249,8 @@ json::object Lambda::create(const json::object& input, const std::string& region
       {"EphemeralStorage", json::object{{"Size", 512}}},
       {"SnapStart", json::object{{"ApplyOn", "None"}, {"OptimizationStatus", "Off"}}},
       {"LoggingConfig", json::object{{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + name}}},
-      {"CodeFile", code_file}};
+      {"CodeFile", code_file},
+      {"CodeIsLocal", local_code}};
   if (auto it = input.find("Environment"); it != input.end() && it->value().is_object())
     if (auto vars = it->value().as_object().find("Variables");
         vars != it->value().as_object().end())
@@ -281,7 +339,8 @@ ApiResponse Lambda::handle(const ApiRequest& request) {
     }
     if (!name.empty() && sub.empty() && request.method == "DELETE") {
       json::object function = load(name);
-      std::filesystem::remove(std::string(function.at("CodeFile").as_string()));
+      if (!function.contains("CodeIsLocal") || !function.at("CodeIsLocal").as_bool())
+        std::filesystem::remove(std::string(function.at("CodeFile").as_string()));
       store_.remove(kKind, std::string(function.at("FunctionName").as_string()));
       ApiResponse out;
       out.status = 204;

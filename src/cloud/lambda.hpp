@@ -14,6 +14,8 @@ namespace sluice::cloud {
 
 class Lambda {
  public:
+  // CreateFunction's Code {S3Bucket: this, S3Key: /absolute/path}: code used where it lies.
+  static constexpr std::string_view kLocalCodeBucket = "sluice-local";
   static constexpr std::string_view kPrefix = "/2015-03-31/functions";
 
   Lambda(Store& store, Ec2& ec2, std::string code_folder, std::string account_id)

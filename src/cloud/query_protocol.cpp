@@ -51,9 +51,46 @@ std::optional<int64_t> QueryParams::integer(const std::string& name, int64_t low
   return parsed;
 }
 
-std::vector<std::string> QueryParams::list(const std::string& name) const {
+std::optional<bool> QueryParams::boolean(const std::string& name) const {
+  auto value = get(name);
+  if (!value) return std::nullopt;
+  if (*value == "true") return true;
+  if (*value == "false") return false;
+  throw ApiError("ValidationError", "1 validation error detected: Value '" + *value + "' at '" +
+                                        name +
+                                        "' failed to satisfy constraint: Member must be "
+                                        "true or false");
+}
+
+std::optional<double> QueryParams::number(const std::string& name, double low, double high) const {
+  auto value = get(name);
+  if (!value) return std::nullopt;
+  double parsed = 0;
+  const auto [end, error] = std::from_chars(value->data(), value->data() + value->size(), parsed);
+  if (error != std::errc() || end != value->data() + value->size() || !(parsed >= low) ||
+      !(parsed <= high))
+    throw ApiError("ValidationError", "1 validation error detected: Value '" + *value + "' at '" +
+                                          name +
+                                          "' failed to satisfy constraint: Member must be "
+                                          "a number between " +
+                                          std::to_string(low) + " and " + std::to_string(high));
+  return parsed;
+}
+
+int QueryParams::structure_count(const std::string& name) const {
+  int count = 0;
+  for (;; ++count) {
+    const std::string prefix = name + ".member." + std::to_string(count + 1) + ".";
+    auto it = values_.lower_bound(prefix);
+    if (it == values_.end() || !it->first.starts_with(prefix)) break;
+  }
+  return count;
+}
+
+std::vector<std::string> QueryParams::list(const std::string& name,
+                                           const std::string& member) const {
   std::vector<std::string> out;
-  for (const std::string& infix : {std::string(".member."), std::string(".")}) {
+  for (const std::string& infix : {std::string(".member."), "." + member + ".", std::string(".")}) {
     for (int i = 1;; ++i) {
       auto value = get(name + infix + std::to_string(i));
       if (!value) break;

@@ -24,8 +24,16 @@ class QueryParams {
   std::string required(const std::string& name) const;
   // An integer parameter within [low, high]; ValidationError naming it otherwise.
   std::optional<int64_t> integer(const std::string& name, int64_t low, int64_t high) const;
-  // A list: NAME.member.1, NAME.member.2, … (Query) or NAME.1, NAME.2, … (EC2).
-  std::vector<std::string> list(const std::string& name) const;
+  // A boolean parameter ("true" or "false"); ValidationError naming it otherwise.
+  std::optional<bool> boolean(const std::string& name) const;
+  // A decimal number within [low, high]; ValidationError naming it otherwise.
+  std::optional<double> number(const std::string& name, double low, double high) const;
+  // A list: NAME.member.1, NAME.member.2, … (Query; `member` is the model's member name when it
+  // has one, e.g. VpcSecurityGroupIds.VpcSecurityGroupId.1) or NAME.1, NAME.2, … (EC2).
+  std::vector<std::string> list(const std::string& name,
+                                const std::string& member = "member") const;
+  // How many NAME.member.N.* structures a list holds (N from 1, without gaps).
+  int structure_count(const std::string& name) const;
   const std::map<std::string, std::string>& all() const { return values_; }
 
  private:

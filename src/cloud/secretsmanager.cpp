@@ -165,10 +165,20 @@ json::object SecretsManager::create(const json::object& input, std::string_view 
   if (store_.get(kKind, name))
     throw ApiError("ResourceExistsException",
                    "The operation failed because the secret " + name + " already exists.");
+  // `sluice apply` may pin the ARN's suffix (SluiceArnSuffix, never sent by the SDKs).
+  std::string suffix = random_suffix();
+  if (auto pinned = text(input, "SluiceArnSuffix")) {
+    bool ok = pinned->size() == 6;
+    for (char c : *pinned) ok = ok && std::isalnum(static_cast<unsigned char>(c));
+    if (!ok)
+      throw ApiError("InvalidParameterException",
+                     "SluiceArnSuffix must be 6 letters or digits, as Secrets Manager's are.");
+    suffix = *pinned;
+  }
   json::object secret;
   secret["Name"] = name;
   secret["ARN"] = "arn:aws:secretsmanager:" + std::string(region) + ":" + account_id_ +
-                  ":secret:" + name + "-" + random_suffix();
+                  ":secret:" + name + "-" + suffix;
   if (auto description = text(input, "Description")) secret["Description"] = *description;
   if (auto it = input.find("Tags"); it != input.end() && it->value().is_array())
     secret["Tags"] = it->value();

@@ -57,26 +57,11 @@ std::string field(std::string_view header, std::string_view name) {
   return std::string(rest.substr(0, rest.find_first_of(", ")));
 }
 
-}  // namespace
-
-SignatureCheck verify_signature(
-    std::string_view method, std::string_view target,
-    const std::map<std::string, std::string>& headers, std::string_view body,
-    const std::function<std::optional<std::string>(std::string_view)>& secret_for) {
-  auto header = [&](const std::string& name) -> std::string {
-    auto it = headers.find(name);
-    return it == headers.end() ? "" : it->second;
-  };
-  const std::string authorization = header("authorization");
-  const auto scope = parse_authorization(authorization);
-  const std::string signed_headers = field(authorization, "SignedHeaders=");
-  const std::string signature = field(authorization, "Signature=");
-  const std::string date = header("x-amz-date");
-  if (!scope || signed_headers.empty() || signature.empty() || date.size() < 8)
-    return SignatureCheck::kMissing;
-  const auto secret = secret_for(scope->access_key);
-  if (!secret) return SignatureCheck::kUnknownKey;
-
+std::string compute_signature(std::string_view method, std::string_view target,
+                              const std::function<std::string(const std::string&)>& header,
+                              std::string_view body, const std::string& signed_headers,
+                              const std::string& date, const CredentialScope& scope,
+                              const std::string& secret) {
   const std::string_view path = target.substr(0, target.find('?'));
   const std::string_view query =
       target.find('?') == std::string_view::npos ? "" : target.substr(target.find('?') + 1);
@@ -112,16 +97,58 @@ SignatureCheck verify_signature(
       std::string(method) + "\n" + percent_encode(path, /*keep_slash=*/true) + "\n" +
       canonical_query + "\n" + canonical_headers + "\n" + signed_headers + "\n" + payload_hash;
   const std::string credential_scope =
-      scope->date + "/" + scope->region + "/" + scope->service + "/aws4_request";
+      scope.date + "/" + scope.region + "/" + scope.service + "/aws4_request";
   const std::string string_to_sign = "AWS4-HMAC-SHA256\n" + date + "\n" + credential_scope + "\n" +
                                      auth::hex(auth::sha256(canonical_request));
-  std::string key = auth::hmac_sha256("AWS4" + *secret, scope->date);
-  key = auth::hmac_sha256(key, scope->region);
-  key = auth::hmac_sha256(key, scope->service);
+  std::string key = auth::hmac_sha256("AWS4" + secret, scope.date);
+  key = auth::hmac_sha256(key, scope.region);
+  key = auth::hmac_sha256(key, scope.service);
   key = auth::hmac_sha256(key, "aws4_request");
-  const std::string expected = auth::hex(auth::hmac_sha256(key, string_to_sign));
+  return auth::hex(auth::hmac_sha256(key, string_to_sign));
+}
+
+}  // namespace
+
+SignatureCheck verify_signature(
+    std::string_view method, std::string_view target,
+    const std::map<std::string, std::string>& headers, std::string_view body,
+    const std::function<std::optional<std::string>(std::string_view)>& secret_for) {
+  auto header = [&](const std::string& name) -> std::string {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  };
+  const std::string authorization = header("authorization");
+  const auto scope = parse_authorization(authorization);
+  const std::string signed_headers = field(authorization, "SignedHeaders=");
+  const std::string signature = field(authorization, "Signature=");
+  const std::string date = header("x-amz-date");
+  if (!scope || signed_headers.empty() || signature.empty() || date.size() < 8)
+    return SignatureCheck::kMissing;
+  const auto secret = secret_for(scope->access_key);
+  if (!secret) return SignatureCheck::kUnknownKey;
+
+  const std::string expected =
+      compute_signature(method, target, header, body, signed_headers, date, *scope, *secret);
   return auth::constant_time_equals(expected, signature) ? SignatureCheck::kValid
                                                          : SignatureCheck::kMismatch;
+}
+
+std::string sign_request(std::string_view method, std::string_view target,
+                         const std::map<std::string, std::string>& headers, std::string_view body,
+                         const CredentialScope& scope, const std::string& secret,
+                         const std::string& amz_date) {
+  std::string signed_headers;
+  for (const auto& [name, value] : headers)
+    signed_headers += (signed_headers.empty() ? "" : ";") + name;
+  auto header = [&](const std::string& name) -> std::string {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  };
+  const std::string signature =
+      compute_signature(method, target, header, body, signed_headers, amz_date, scope, secret);
+  return "AWS4-HMAC-SHA256 Credential=" + scope.access_key + "/" + scope.date + "/" + scope.region +
+         "/" + scope.service + "/aws4_request, SignedHeaders=" + signed_headers +
+         ", Signature=" + signature;
 }
 
 }  // namespace sluice::cloud

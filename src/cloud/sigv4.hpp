@@ -1,5 +1,5 @@
 // The parts of an AWS Signature Version 4 Authorization header the control plane routes by.
-// Pure: it parses text and checks nothing.
+// Pure: no I/O.
 #pragma once
 
 #include <functional>
@@ -31,5 +31,13 @@ SignatureCheck verify_signature(
     std::string_view method, std::string_view target,
     const std::map<std::string, std::string>& headers, std::string_view body,
     const std::function<std::optional<std::string>(std::string_view)>& secret_for);
+
+// The Authorization header for a request, as botocore signs it: every header in `headers`
+// (lower-case names; it must hold "host" and "x-amz-date" = `amz_date`, YYYYMMDDTHHMMSSZ) is
+// signed. `target` is the path and query as sent.
+std::string sign_request(std::string_view method, std::string_view target,
+                         const std::map<std::string, std::string>& headers, std::string_view body,
+                         const CredentialScope& scope, const std::string& secret,
+                         const std::string& amz_date);
 
 }  // namespace sluice::cloud

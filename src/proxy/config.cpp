@@ -100,7 +100,24 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     if (v->empty() || v->size() > 63) throw ConfigError("name", "must be 1 to 63 characters");
     c.name = *v;
   }
-  c.listen = get_host_port(root, "", "listen", c.listen);
+  if (const toml::array* addresses =
+          root.get("listen") ? root.get("listen")->as_array() : nullptr) {
+    if (addresses->empty() || addresses->size() > 64)
+      throw ConfigError("listen", "must be HOST:PORT or an array of 1 to 64 of them");
+    for (size_t i = 0; i < addresses->size(); ++i) {
+      const auto* text = addresses->get(i)->as_string();
+      auto hp = text ? parse_host_port(text->get()) : std::nullopt;
+      if (!hp)
+        throw ConfigError("listen[" + std::to_string(i) + "]",
+                          "must be HOST:PORT with a port from 1 to 65535");
+      if (i == 0)
+        c.listen = *hp;
+      else
+        c.extra_listen.push_back(*hp);
+    }
+  } else {
+    c.listen = get_host_port(root, "", "listen", c.listen);
+  }
   c.require_tls = get<bool>(root, "", "require_tls").value_or(c.require_tls);
   c.idle_client_timeout = get_range(root, "", "idle_client_timeout", 1, 28800, 1800);
   c.max_client_connections = get_range(root, "", "max_client_connections", 1, 1000000, 10000);
@@ -146,7 +163,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
 
   const toml::table* target = get_table(root, "target");
   if (!target) throw ConfigError("target", "the [target] table is required");
-  check_keys(*target, "target.", {"host", "port", "tls", "ca_file"});
+  check_keys(*target, "target.", {"host", "port", "tls", "ca_file", "health_check_interval"});
   c.target.host = get<std::string>(*target, "target.", "host").value_or("127.0.0.1");
   if (c.target.host.empty()) throw ConfigError("target.host", "must not be empty");
   c.target.port = static_cast<uint16_t>(get_range(*target, "target.", "port", 1, 65535, 5432));
@@ -163,6 +180,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     throw ConfigError("target.tls", "must be disable, prefer, require or verify-full");
   c.target_ca_file =
       resolve(base_dir, get<std::string>(*target, "target.", "ca_file").value_or(""));
+  c.health_check_interval = get_range(*target, "target.", "health_check_interval", 0, 3600, 0);
 
   if (const toml::table* pool = get_table(root, "connection_pool")) {
     const std::string p = "connection_pool.";

@@ -25,6 +25,9 @@ struct AuthConfig {
 struct Config {
   std::string name = "sluice-proxy";
   HostPort listen{"127.0.0.1", 6432};
+  // More addresses to accept clients on (`listen` as an array: its first is `listen`), e.g. one
+  // per proxy endpoint. All share the pools.
+  std::vector<HostPort> extra_listen;
   bool require_tls = true;
   uint32_t idle_client_timeout = 1800;  // seconds, 1..28800 as RDS Proxy
   uint32_t max_client_connections = 10000;
@@ -39,6 +42,9 @@ struct Config {
   HostPort target{"127.0.0.1", 5432};
   TargetTls target_tls = TargetTls::kPrefer;
   std::string target_ca_file;
+  // Seconds between active health probes of the target (a login per configured user);
+  // 0: health follows client traffic only.
+  uint32_t health_check_interval = 0;
 
   uint32_t max_connections_percent = 100;
   uint32_t max_idle_connections_percent = 50;

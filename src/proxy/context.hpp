@@ -15,6 +15,7 @@ class PoolManager;
 class Poller;
 class StatementRegistry;
 class ClientRegistry;
+class TargetHealth;
 
 struct ProxyContext {
   asio::io_context& io;
@@ -27,6 +28,7 @@ struct ProxyContext {
   StatementRegistry* statements = nullptr;
   PoolManager* pools = nullptr;
   ClientRegistry* clients = nullptr;
+  TargetHealth* health = nullptr;  // every server login's outcome lands here
   bool draining = false;
   // The housekeeping tick's clock (250 ms resolution), for bookkeeping that needs no more than
   // that, such as when a pooled connection was last used: one clock read less per request.

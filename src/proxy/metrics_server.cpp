@@ -10,8 +10,8 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 
 MetricsServer::MetricsServer(asio::io_context& io, const HostPort& listen,
-                             std::function<std::string()> render)
-    : acceptor_(io), render_(std::move(render)) {
+                             std::map<std::string, HttpRoute, std::less<>> routes)
+    : acceptor_(io), routes_(std::move(routes)) {
   tcp::endpoint endpoint(asio::ip::make_address(listen.host), listen.port);
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(tcp_acceptor::reuse_address(true));
@@ -54,13 +54,16 @@ awaitable<void> MetricsServer::accept_loop() {
           if (request.method() != http::verb::get) {
             response.result(http::status::method_not_allowed);
             response.body() = "only GET is served here\n";
-          } else if (request.target() != "/metrics") {
+          } else if (auto route = routes_.find(std::string_view(request.target()));
+                     route == routes_.end()) {
             response.result(http::status::not_found);
-            response.body() = "metrics are at /metrics\n";
+            response.body() = "served here:";
+            for (const auto& [path, unused] : routes_) response.body() += " " + path;
+            response.body() += "\n";
           } else {
             response.result(http::status::ok);
-            response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-            response.body() = render_();
+            response.set(http::field::content_type, route->second.content_type);
+            response.body() = route->second.render();
           }
           response.prepare_payload();
           co_await http::async_write(stream, response, as_tuple_awaitable);

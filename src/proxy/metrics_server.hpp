@@ -1,7 +1,9 @@
-// GET /metrics over HTTP/1.1 (Boost.Beast), for Prometheus.
+// The proxy's HTTP/1.1 endpoints (Boost.Beast): GET /metrics for Prometheus, GET /targets for
+// the control plane.
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 
 #include "proxy/asio.hpp"
@@ -9,10 +11,17 @@
 
 namespace sluice::proxy {
 
-// Serves `render()` at /metrics until the acceptor is closed. Throws if it cannot listen.
+// A document rendered afresh for every GET of its path.
+struct HttpRoute {
+  std::string content_type;
+  std::function<std::string()> render;
+};
+
+// Serves `routes` (by exact path) until the acceptor is closed. Throws if it cannot listen.
 class MetricsServer {
  public:
-  MetricsServer(asio::io_context& io, const HostPort& listen, std::function<std::string()> render);
+  MetricsServer(asio::io_context& io, const HostPort& listen,
+                std::map<std::string, HttpRoute, std::less<>> routes);
   void start();
   void stop();
   uint16_t port() const;
@@ -20,7 +29,7 @@ class MetricsServer {
  private:
   awaitable<void> accept_loop();
   tcp_acceptor acceptor_;
-  std::function<std::string()> render_;
+  std::map<std::string, HttpRoute, std::less<>> routes_;
 };
 
 }  // namespace sluice::proxy

@@ -44,11 +44,14 @@ std::shared_ptr<ServerConnection> PoolManager::take_idle(Pool& pool) {
   return nullptr;
 }
 
-awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline) {
+awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
+                                         AcquireOptions options) {
   auto executor = co_await asio::this_coro::executor;
   std::optional<ServerError> last_error;
   for (;;) {
-    if (auto connection = take_idle(pool)) co_return Borrowed{std::move(connection), std::nullopt};
+    if (!options.fresh_login)
+      if (auto connection = take_idle(pool))
+        co_return Borrowed{std::move(connection), std::nullopt};
     bool may_open = total_ < cap_;
     if (!may_open && close_idle_elsewhere(pool)) may_open = total_ < cap_;
     if (!may_open) {
@@ -72,7 +75,8 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline)
     Borrowed result = co_await open_new(pool, deadline);
     if (result.connection) co_return result;
     last_error = result.error;
-    if (!result.error->transient || Clock::now() + kRetryPause >= deadline) co_return result;
+    if (!options.retry_logins || !result.error->transient || Clock::now() + kRetryPause >= deadline)
+      co_return result;
     // The server may be restarting: nothing was sent for the client yet, so try again.
     steady_timer pause(executor, kRetryPause);
     co_await pause.async_wait(as_tuple_awaitable);

@@ -55,6 +55,14 @@ struct Borrowed {
   std::optional<ServerError> error;  // set when no connection could be had
 };
 
+// How acquire() goes about it. Clients use the defaults; the health probe wants the outcome of
+// one login, and a fresh login while the target's health is in doubt.
+struct AcquireOptions {
+  // Retry a login that failed for a passing reason (refused, starting up) until the deadline.
+  bool retry_logins = true;
+  bool fresh_login = false;  // pass over idle connections
+};
+
 class PoolManager {
  public:
   using Clock = std::chrono::steady_clock;
@@ -65,7 +73,7 @@ class PoolManager {
   // An idle connection of `pool`, or null. Never suspends: the common case of a borrow.
   std::shared_ptr<ServerConnection> take_idle(Pool& pool);
   // A connection for `pool`, waiting in line until `deadline` if the cap is reached.
-  awaitable<Borrowed> acquire(Pool& pool, Clock::time_point deadline);
+  awaitable<Borrowed> acquire(Pool& pool, Clock::time_point deadline, AcquireOptions options = {});
 
   // Back from a client. Not reusable (broken, dirty, draining): it is closed.
   void release(std::shared_ptr<ServerConnection> connection, bool reusable);

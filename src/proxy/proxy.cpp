@@ -10,6 +10,10 @@ namespace sluice::proxy {
 namespace {
 constexpr auto kDrainLimit = std::chrono::seconds(30);
 constexpr auto kHousekeepingPeriod = std::chrono::milliseconds(250);
+// The health probe's login deadline: long enough for a login, short enough not to linger.
+constexpr auto kProbeDeadline = std::chrono::seconds(5);
+// On every PostgreSQL server, and open to every role by default.
+constexpr const char* kProbeDatabase = "postgres";
 
 std::unique_ptr<ssl::context> make_client_tls(const Config& config) {
   std::string fingerprint;
@@ -42,8 +46,9 @@ Proxy::Proxy(asio::io_context& io, Config config)
       poller_(io_.get_executor()),
       pools_(ctx_),
       clients_(ctx_),
-      acceptor_(io_),
-      signals_(io_, SIGTERM, SIGINT) {
+      signals_(io_, SIGTERM, SIGINT),
+      probe_timer_(io_) {
+  ctx_.health = &health_;
   ctx_.poller = &poller_;
   ctx_.statements = &statements_;
   ctx_.pools = &pools_;
@@ -51,29 +56,42 @@ Proxy::Proxy(asio::io_context& io, Config config)
 }
 
 int Proxy::run() {
-  tcp::endpoint endpoint(asio::ip::make_address(config_.listen.host), config_.listen.port);
-  acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(tcp_acceptor::reuse_address(true));
-  acceptor_.bind(endpoint);
-  acceptor_.listen(4096);
-  if (config_.metrics_listen) {
-    metrics_server_ = std::make_unique<MetricsServer>(
-        io_, *config_.metrics_listen, [this] { return metrics_.render_prometheus(config_.name); });
-    metrics_server_->start();
-    spdlog::info("metrics on http://{}:{}/metrics", config_.metrics_listen->host,
-                 metrics_server_->port());
+  std::vector<HostPort> addresses{config_.listen};
+  addresses.insert(addresses.end(), config_.extra_listen.begin(), config_.extra_listen.end());
+  for (const HostPort& address : addresses) {
+    tcp::endpoint endpoint(asio::ip::make_address(address.host), address.port);
+    auto& acceptor = *acceptors_.emplace_back(std::make_unique<tcp_acceptor>(io_));
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(tcp_acceptor::reuse_address(true));
+    acceptor.bind(endpoint);
+    acceptor.listen(4096);
   }
-  spdlog::info("{} listening on {}:{} (TLS {}), target {}:{}", config_.name, config_.listen.host,
-               acceptor_.local_endpoint().port(), config_.require_tls ? "required" : "optional",
-               config_.target.host, config_.target.port);
+  if (config_.metrics_listen) {
+    std::map<std::string, HttpRoute, std::less<>> routes;
+    routes["/metrics"] = {"text/plain; version=0.0.4; charset=utf-8",
+                          [this] { return metrics_.render_prometheus(config_.name); }};
+    routes["/targets"] = {"application/json",
+                          [this] { return health_.render_json(config_.target); }};
+    metrics_server_ = std::make_unique<MetricsServer>(io_, *config_.metrics_listen, routes);
+    metrics_server_->start();
+    spdlog::info("metrics on http://{}:{}/metrics, target health on /targets",
+                 config_.metrics_listen->host, metrics_server_->port());
+  }
+  for (const auto& acceptor : acceptors_)
+    spdlog::info("{} listening on {}:{} (TLS {}), target {}:{}", config_.name,
+                 acceptor->local_endpoint().address().to_string(),
+                 acceptor->local_endpoint().port(), config_.require_tls ? "required" : "optional",
+                 config_.target.host, config_.target.port);
   signals_.async_wait([this](boost::system::error_code ec, int signal) {
     if (ec) return;
     spdlog::info("signal {}: no new clients; open transactions may finish (up to {} s)", signal,
                  kDrainLimit.count());
     begin_shutdown();
   });
-  asio::co_spawn(io_, accept_loop(), asio::detached);
+  for (const auto& acceptor : acceptors_)
+    asio::co_spawn(io_, accept_loop(*acceptor), asio::detached);
   asio::co_spawn(io_, housekeeping(), asio::detached);
+  if (config_.health_check_interval > 0) asio::co_spawn(io_, probe_target(), asio::detached);
   io_.run();
   spdlog::info("{} stopped", config_.name);
   return 0;
@@ -83,16 +101,17 @@ void Proxy::begin_shutdown() {
   ctx_.draining = true;
   shutdown_deadline_ = std::chrono::steady_clock::now() + kDrainLimit;
   boost::system::error_code ec;
-  acceptor_.close(ec);
+  for (const auto& acceptor : acceptors_) acceptor->close(ec);
+  probe_timer_.cancel();
   clients_.close_idle_for_shutdown();
   pools_.close_all_idle();
 }
 
-awaitable<void> Proxy::accept_loop() {
+awaitable<void> Proxy::accept_loop(tcp_acceptor& acceptor) {
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(as_tuple_awaitable);
+    auto [ec, socket] = co_await acceptor.async_accept(as_tuple_awaitable);
     if (ec) {
-      if (!acceptor_.is_open()) co_return;
+      if (!acceptor.is_open()) co_return;
       // Out of descriptors and the like: back off briefly rather than spin.
       spdlog::warn("accept failed: {}", ec.message());
       steady_timer pause(io_, std::chrono::milliseconds(50));
@@ -128,7 +147,9 @@ awaitable<void> Proxy::housekeeping() {
     if (ctx_.draining) {
       clients_.close_idle_for_shutdown();
       if (now >= shutdown_deadline_) clients_.close_all_for_shutdown();
-      if (clients_.size() == 0 || now >= shutdown_deadline_ + std::chrono::seconds(2)) {
+      // A probe's login ends within kProbeDeadline; it must not outlive the pools it uses.
+      if ((clients_.size() == 0 && !probing_) ||
+          now >= shutdown_deadline_ + std::chrono::seconds(2)) {
         pools_.close_all_idle();
         if (metrics_server_) metrics_server_->stop();
         io_.stop();
@@ -138,6 +159,39 @@ awaitable<void> Proxy::housekeeping() {
     }
     clients_.sweep(now);
     pools_.reap_idle(now);
+  }
+}
+
+// Logs in as each configured user now and then, so the target's health is known without client
+// traffic. The connection goes back to the pool warm. While the target is AVAILABLE, a warm
+// connection that passes the pool's liveness check says enough; otherwise only a fresh login can
+// tell that it is back (the failure on record may be a client's, for a database that does not
+// exist). The probe never waits in line for clients' room: at the cap it skips a round, and a
+// borrow timeout records nothing, since only logins judge health.
+awaitable<void> Proxy::probe_target() {
+  const auto interval = std::chrono::seconds(config_.health_check_interval);
+  while (!ctx_.draining) {
+    for (const Credential* credential : secrets_.credentials()) {
+      if (ctx_.draining) break;
+      Pool& pool = pools_.pool_for(kProbeDatabase, *credential);
+      const bool fresh = health_.status().state != TargetState::kAvailable;
+      if ((fresh || pool.idle.empty()) && pools_.total() >= pools_.cap()) continue;
+      probing_ = true;
+      auto borrowed =
+          co_await pools_.acquire(pool, std::chrono::steady_clock::now() + kProbeDeadline,
+                                  {.retry_logins = false, .fresh_login = fresh});
+      probing_ = false;
+      if (borrowed.connection) {
+        pools_.release(std::move(borrowed.connection), true);
+        continue;
+      }
+      // A target that cannot be reached fails every user alike: no need to wait on each.
+      if (health_.status().reason == TargetHealthReason::kUnreachable ||
+          health_.status().reason == TargetHealthReason::kConnectionFailed)
+        break;
+    }
+    probe_timer_.expires_after(interval);
+    co_await probe_timer_.async_wait(as_tuple_awaitable);
   }
 }
 

@@ -14,6 +14,7 @@
 #include "proxy/pool.hpp"
 #include "proxy/prepared_statements.hpp"
 #include "proxy/secrets.hpp"
+#include "proxy/target_health.hpp"
 
 namespace sluice::proxy {
 
@@ -25,8 +26,9 @@ class Proxy {
   int run();
 
  private:
-  awaitable<void> accept_loop();
+  awaitable<void> accept_loop(tcp_acceptor& acceptor);
   awaitable<void> housekeeping();
+  awaitable<void> probe_target();
   void begin_shutdown();
 
   asio::io_context& io_;
@@ -35,14 +37,17 @@ class Proxy {
   std::unique_ptr<ssl::context> client_tls_;
   std::unique_ptr<ssl::context> target_tls_;
   Metrics metrics_;
+  TargetHealth health_;
   ProxyContext ctx_;
   Poller poller_;  // before everything that owns sockets
   StatementRegistry statements_;
   PoolManager pools_;
   ClientRegistry clients_;
-  tcp_acceptor acceptor_;
+  std::vector<std::unique_ptr<tcp_acceptor>> acceptors_;  // `listen`, then `extra_listen`
   std::unique_ptr<MetricsServer> metrics_server_;
   asio::signal_set signals_;
+  steady_timer probe_timer_;  // cancelled on shutdown, so the probe stops at once
+  bool probing_ = false;      // a probe borrow is in flight
   std::chrono::steady_clock::time_point shutdown_deadline_;
 };
 

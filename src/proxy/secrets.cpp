@@ -66,6 +66,14 @@ const Credential* SecretStore::find(std::string_view username) const {
   return it == by_user_.end() ? nullptr : it->second.get();
 }
 
+std::vector<const Credential*> SecretStore::credentials() const {
+  std::vector<const Credential*> all;
+  for (const auto& [name, cred] : by_user_) all.push_back(cred.get());
+  std::sort(all.begin(), all.end(),
+            [](const Credential* a, const Credential* b) { return a->username < b->username; });
+  return all;
+}
+
 const Credential& SecretStore::decoy(std::string_view username) {
   auto it = decoys_.find(std::string(username));
   if (it != decoys_.end()) return *it->second;

@@ -27,6 +27,8 @@ class SecretStore {
   static SecretStore load(const std::vector<AuthConfig>& entries);
 
   const Credential* find(std::string_view username) const;
+  // Every configured credential, by user name.
+  std::vector<const Credential*> credentials() const;
   // A stand-in for unknown users, so a failed login looks the same whether or not the user
   // exists: same exchange, stable per-name salt.
   const Credential& decoy(std::string_view username);

@@ -11,6 +11,7 @@
 #include "auth/scram.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/secrets.hpp"
+#include "proxy/target_health.hpp"
 
 namespace sluice::proxy {
 namespace {
@@ -104,15 +105,36 @@ awaitable<bool> ServerConnection::read_frame(pgwire::Frame& frame) {
 }
 
 awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point deadline) {
+  LoginOutcome outcome;
+  auto error = co_await establish(deadline, outcome);
+  outcome.ok = !error;
+  if (error) {
+    outcome.sqlstate = error->sqlstate;
+    outcome.message = error->message;
+  }
+  ctx_.health->record(classify_login(pool_.credential.username, outcome));
+  ctx_.metrics.target_available.store(ctx_.health->status().state == TargetState::kAvailable);
+  co_return error;
+}
+
+awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_point deadline,
+                                                                  LoginOutcome& outcome) {
   auto& metrics = ctx_.metrics;
   metrics.database_connection_requests.add(1);
   auto executor = co_await asio::this_coro::executor;
+  // Shared with the watchdog, which may outlive this frame by a queued completion.
+  auto socket = std::make_shared<tcp_socket>(executor);
 
-  // One watchdog bounds the whole setup: it closes the socket, which fails any pending step.
+  // One watchdog bounds the whole setup: it closes the socket, which fails any pending step
+  // (a connect to a host that never answers included).
   auto watchdog = std::make_shared<steady_timer>(executor, deadline);
   std::weak_ptr<ServerConnection> weak = weak_from_this();
-  watchdog->async_wait([weak](boost::system::error_code ec) {
+  watchdog->async_wait([weak, weak_socket = std::weak_ptr(socket)](boost::system::error_code ec) {
     if (ec) return;
+    if (auto s = weak_socket.lock()) {
+      boost::system::error_code ignored;
+      s->close(ignored);
+    }
     if (auto self = weak.lock(); self && self->transport_) self->transport_->close();
   });
   struct CancelOnExit {
@@ -122,7 +144,6 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
 
   auto fail = [&](std::string message, bool transient) {
     metrics.database_connections_setup_failed.add(1);
-    metrics.target_available.store(0);
     ServerError e;
     e.message = std::move(message);
     e.transient = transient;
@@ -130,21 +151,30 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
   };
 
   const auto& target = ctx_.config.target;
-  tcp_socket socket(executor);
   boost::system::error_code ec;
+  outcome.step = LoginStep::kResolve;
   tcp_resolver resolver(executor);
   auto [rec, endpoints] =
       co_await resolver.async_resolve(target.host, std::to_string(target.port), as_tuple_awaitable);
   if (rec) co_return fail("could not resolve \"" + target.host + "\": " + rec.message(), true);
-  std::tie(ec, std::ignore) = co_await asio::async_connect(socket, endpoints, as_tuple_awaitable);
-  if (ec || Clock::now() >= deadline)
+  outcome.step = LoginStep::kConnect;
+  std::tie(ec, std::ignore) = co_await asio::async_connect(*socket, endpoints, as_tuple_awaitable);
+  if (ec || Clock::now() >= deadline) {
+    outcome.no_answer = Clock::now() >= deadline || ec == asio::error::timed_out ||
+                        ec == asio::error::host_unreachable ||
+                        ec == asio::error::network_unreachable;
+    const std::string why = ec && ec != asio::error::operation_aborted
+                                ? ec.message()
+                                : std::string("no answer before the deadline");
     co_return fail("could not connect to the database server at " + target.host + ":" +
-                       std::to_string(target.port) + ": " + ec.message(),
+                       std::to_string(target.port) + ": " + why,
                    true);
-  transport_ = std::make_unique<Transport>(*ctx_.poller, std::move(socket));
+  }
+  transport_ = std::make_unique<Transport>(*ctx_.poller, std::move(*socket));
 
   const TargetTls mode = ctx_.config.target_tls;
   if (mode != TargetTls::kDisable) {
+    outcome.step = LoginStep::kTls;
     metrics.database_connection_requests_with_tls.add(1);
     std::string request;
     pgwire::write_ssl_request(request);
@@ -170,6 +200,7 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
     }
   }
 
+  outcome.step = LoginStep::kLogin;
   if (auto error = co_await login(pool_.credential)) {
     metrics.database_connections_setup_failed.add(1);
     co_return error;
@@ -183,7 +214,6 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
   metrics.database_connections_setup_succeeded.add(1);
   metrics.database_connections.add(1);
   if (transport_->tls()) metrics.database_connections_with_tls.add(1);
-  metrics.target_available.store(1);
   co_return std::nullopt;
 }
 

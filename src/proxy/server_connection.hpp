@@ -14,6 +14,7 @@
 #include "proxy/context.hpp"
 #include "proxy/prepared_statements.hpp"
 #include "proxy/session_settings.hpp"
+#include "proxy/target_health.hpp"
 #include "proxy/transport.hpp"
 
 namespace sluice::proxy {
@@ -38,7 +39,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   ~ServerConnection();
 
   // Connects, negotiates TLS, logs in as the pool's user, runs init_query and reads
-  // max_connections. Gives up at `deadline`.
+  // max_connections. Gives up at `deadline`. The outcome goes to the target's health.
   awaitable<std::optional<ServerError>> open(Clock::time_point deadline);
 
   // Makes the session's settings equal `wanted` (one round trip, only when they differ).
@@ -83,6 +84,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   std::optional<int> server_max_connections;
 
  private:
+  // open() without the health bookkeeping; `outcome` says how far it got.
+  awaitable<std::optional<ServerError>> establish(Clock::time_point deadline,
+                                                  LoginOutcome& outcome);
   awaitable<std::optional<ServerError>> login(const Credential& cred);
   awaitable<std::optional<ServerError>> run_setup();
   // One simple-protocol query of the proxy's own, read to its ReadyForQuery. Status 0 means the

@@ -90,3 +90,42 @@ def rest(serve_: Serve, method: str, path: str, body=None):
     except urllib.error.HTTPError as e:
         raw = e.read()
         return e.code, e.headers.get("x-amzn-ErrorType"), json.loads(raw) if raw else None
+
+
+def psql(conninfo_: str, sql: str, password: str, check=True):
+    """psql -Atc SQL against a libpq connection string; the CompletedProcess."""
+    env = dict(harness.clean_libpq_env(), PGPASSWORD=password)
+    r = subprocess.run(["psql", "-X", "-At", "-d", conninfo_, "-c", sql], capture_output=True,
+                       text=True, env=env, timeout=60)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def ca_bundle_file(serve_: Serve) -> str:
+    """`sluice ca-bundle`, written to a file for sslrootcert."""
+    r = subprocess.run([Serve.binary(), "--endpoint-url", serve_.url, "ca-bundle"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("-----BEGIN CERTIFICATE-----")
+    path = os.path.join(serve_.home, "ca-bundle-copy.pem")
+    with open(path, "w") as f:
+        f.write(r.stdout)
+    return path
+
+
+def create_aurora(serve_: Serve, cluster: str, password: str, max_acus: float = 1, database="meals"):
+    """An Aurora Serverless v2 cluster with its writer, waited for until available; the instance."""
+    serve_.aws("rds", "create-db-cluster", "--db-cluster-identifier", cluster, "--engine", "aurora-postgresql",
+               "--master-username", "app", "--master-user-password", password, "--database-name", database,
+               "--serverless-v2-scaling-configuration", f"MinCapacity=0.5,MaxCapacity={max_acus}")
+    serve_.aws("rds", "create-db-instance", "--db-instance-identifier", cluster + "-1", "--db-cluster-identifier",
+               cluster, "--engine", "aurora-postgresql", "--db-instance-class", "db.serverless")
+    return wait_available(serve_, cluster + "-1")
+
+
+def wait_available(serve_: Serve, instance: str, timeout=60):
+    def available():
+        i = serve_.aws("rds", "describe-db-instances", "--db-instance-identifier", instance)["DBInstances"][0]
+        return i if i["DBInstanceStatus"] == "available" else None
+    return harness.wait_for(available, timeout, 0.3, f"DB instance {instance} available")

@@ -94,3 +94,34 @@ def test_lambda_errors(serve, tmp_path):
     assert missing.returncode != 0 and "ResourceNotFoundException" in missing.stderr
     # Nothing half-created.
     assert [f["FunctionName"] for f in serve.aws("lambda", "list-functions")["Functions"]] == ["f1"]
+
+
+def test_code_from_a_local_path(serve, tmp_path):
+    """No S3 here: S3Bucket=sluice-local runs the code where it lies (a folder or a zip)."""
+    folder = tmp_path / "function"
+    folder.mkdir()
+    (folder / "bootstrap").write_text("#!/bin/sh\necho hello\n")
+    (folder / "lib.txt").write_text("data")
+    created = serve.aws("lambda", "create-function", "--function-name", "from-folder", "--runtime",
+                        "provided.al2023", "--handler", "bootstrap", "--role", ROLE, "--code",
+                        f"S3Bucket=sluice-local,S3Key={folder}")
+    assert created["CodeSize"] == len("#!/bin/sh\necho hello\n") + len("data")
+    material = b"bootstrap\0#!/bin/sh\necho hello\n" + b"lib.txt\0data"
+    assert created["CodeSha256"] == base64.b64encode(hashlib.sha256(material).digest()).decode()
+    package = make_zip(str(tmp_path / "function.zip"))
+    zipped = serve.aws("lambda", "create-function", "--function-name", "from-zip", "--runtime",
+                       "provided.al2023", "--handler", "bootstrap", "--role", ROLE, "--code",
+                       f"S3Bucket=sluice-local,S3Key={package}")
+    with open(package, "rb") as f:
+        assert zipped["CodeSha256"] == base64.b64encode(hashlib.sha256(f.read()).digest()).decode()
+    # Deleting the function leaves the user's code alone.
+    serve.aws("lambda", "delete-function", "--function-name", "from-folder")
+    serve.aws("lambda", "delete-function", "--function-name", "from-zip")
+    assert (folder / "bootstrap").exists() and os.path.exists(package)
+    for code, wanted in ((f"S3Bucket=my-bucket,S3Key={package}", "sluice has no S3"),
+                         ("S3Bucket=sluice-local,S3Key=relative/path", "absolute path"),
+                         (f"S3Bucket=sluice-local,S3Key={tmp_path}/missing", "absolute path")):
+        r = serve.aws("lambda", "create-function", "--function-name", "bad", "--runtime", "provided.al2023",
+                      "--handler", "bootstrap", "--role", ROLE, "--code", code, check=False)
+        assert r.returncode != 0 and "InvalidParameterValueException" in r.stderr and wanted in r.stderr, r.stderr
+    assert serve.aws("lambda", "list-functions")["Functions"] == []

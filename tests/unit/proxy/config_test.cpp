@@ -35,6 +35,7 @@ TEST(Config, DefaultsFollowRdsProxy) {
   EXPECT_EQ(c.auth.at(0).secret_file, "/etc/sluice/secret.json");
   EXPECT_EQ(c.auth.at(0).client_password_auth_type, AuthType::kScramSha256);
   EXPECT_FALSE(c.metrics_listen);
+  EXPECT_EQ(c.health_check_interval, 0u);
 }
 
 TEST(Config, TheIssueExampleParses) {
@@ -100,6 +101,32 @@ TEST(Config, EachBadValueNamesItsKey) {
             "auth[0].client_password_auth_type");
   EXPECT_EQ(key_of_error("[[auth]]\n[target]\n"), "auth[0].secret_file");
   EXPECT_EQ(key_of_error("name = [1,\n"), "line 1");
+}
+
+TEST(Config, HealthCheckInterval) {
+  const std::string base = "[[auth]]\nsecret_file = \"s.json\"\n[target]\n";
+  EXPECT_EQ(parse_config(base + "health_check_interval = 30\n", "").health_check_interval, 30u);
+  EXPECT_EQ(parse_config(base + "health_check_interval = 0\n", "").health_check_interval, 0u);
+  EXPECT_EQ(parse_config(base + "health_check_interval = 3600\n", "").health_check_interval, 3600u);
+  EXPECT_EQ(key_of_error(base + "health_check_interval = 3601\n"), "target.health_check_interval");
+  EXPECT_EQ(key_of_error(base + "health_check_interval = -1\n"), "target.health_check_interval");
+  EXPECT_EQ(key_of_error(base + "health_check_interval = \"30s\"\n"),
+            "target.health_check_interval");
+  EXPECT_EQ(key_of_error(base + "health_check_interval = 1.5\n"), "target.health_check_interval");
+}
+
+TEST(Config, ListenMayBeSeveralAddresses) {
+  Config c = parse_config(
+      std::string("listen = [\"127.64.0.1:5432\", \"127.64.0.2:5433\"]\n") + kMinimal, "");
+  EXPECT_EQ(c.listen.host, "127.64.0.1");
+  EXPECT_EQ(c.listen.port, 5432);
+  ASSERT_EQ(c.extra_listen.size(), 1u);
+  EXPECT_EQ(c.extra_listen[0].host, "127.64.0.2");
+  EXPECT_EQ(c.extra_listen[0].port, 5433);
+  EXPECT_TRUE(parse_config(kMinimal, "").extra_listen.empty());
+  EXPECT_EQ(key_of_error(std::string("listen = []\n") + kMinimal), "listen");
+  EXPECT_EQ(key_of_error(std::string("listen = [\"a:1\", \"nope\"]\n") + kMinimal), "listen[1]");
+  EXPECT_EQ(key_of_error(std::string("listen = [\"a:1\", 5]\n") + kMinimal), "listen[1]");
 }
 
 TEST(Config, HostPort) {

@@ -1,0 +1,31 @@
+// Reading the control plane's stored JSON documents: absent or mistyped fields read as empty.
+#pragma once
+
+#include <boost/json.hpp>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace sluice::cloud {
+
+inline std::string text(const boost::json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+inline bool flag(const boost::json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_bool() && v->as_bool();
+}
+
+inline int64_t whole(const boost::json::object& o, std::string_view key, int64_t otherwise = 0) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_number() ? v->to_number<int64_t>() : otherwise;
+}
+
+inline double decimal(const boost::json::object& o, std::string_view key, double otherwise = 0) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_number() ? v->to_number<double>() : otherwise;
+}
+
+}  // namespace sluice::cloud

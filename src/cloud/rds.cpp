@@ -1,0 +1,736 @@
+#include "cloud/rds.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <cmath>
+#include <filesystem>
+
+#include "auth/crypto.hpp"
+#include "cloud/ids.hpp"
+#include "cloud/json_fields.hpp"
+#include "cloud/rds_proxy.hpp"
+
+namespace sluice::cloud {
+namespace json = boost::json;
+namespace fs = std::filesystem;
+namespace {
+
+constexpr std::string_view kCluster = "rds-cluster";
+constexpr std::string_view kInstance = "rds-instance";
+constexpr std::string_view kRegion = "rds-region";
+constexpr std::string_view kEngine = "aurora-postgresql";
+constexpr std::string_view kEngineVersion = "15.4";
+
+// RDS identifiers: a letter first, then letters, digits and single hyphens, at most 63, not
+// ending in a hyphen. RDS keeps them in lower case.
+std::string identifier(const QueryParams& params, const std::string& name) {
+  const std::string value = params.get(name).value_or("");
+  bool ok = !value.empty() && value.size() <= 63 &&
+            std::isalpha(static_cast<unsigned char>(value[0])) && value.back() != '-' &&
+            value.find("--") == std::string::npos;
+  for (char c : value) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-');
+  if (!ok)
+    throw ApiError("InvalidParameterValue",
+                   "The parameter " + name +
+                       " is not a valid identifier. Identifiers must begin with a letter; must "
+                       "contain only ASCII letters, digits, and hyphens; and must not end with a "
+                       "hyphen or contain two consecutive hyphens.");
+  std::string lower = value;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower;
+}
+
+// "arn:aws:rds:us-east-1:123:cluster:name" or "name" → "name".
+std::string id_from(const std::string& id_or_arn) {
+  std::string id =
+      id_or_arn.starts_with("arn:") ? id_or_arn.substr(id_or_arn.rfind(':') + 1) : id_or_arn;
+  for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return id;
+}
+
+std::string capacity_text(double acus) {
+  return fmt::format("{:.1f}", acus);
+}
+
+void check_capacity(double acus, const std::string& name) {
+  if (std::fmod(acus * 2, 1.0) != 0)
+    throw ApiError(
+        "InvalidParameterValue",
+        "The " + name + " must be a multiple of 0.5 ACUs, not " + capacity_text(acus) + ".");
+}
+
+// Sealed under the region's key, bound to the cluster's ARN.
+std::string master_password(const SealingKey& key, const json::object& c) {
+  const auto sealed = auth::base64_decode(text(c, "MasterPassword"));
+  const auto password = sealed ? key.open(*sealed, text(c, "DBClusterArn")) : std::nullopt;
+  if (!password) throw std::runtime_error("the master password does not open");
+  return *password;
+}
+
+json::array strings(const std::vector<std::string>& values) {
+  json::array out;
+  for (const auto& v : values) out.emplace_back(v);
+  return out;
+}
+
+}  // namespace
+
+Rds::Rds(RdsEnvironment env) : env_(std::move(env)) {
+  proxies_ = std::make_unique<RdsProxies>(env_, *this);
+}
+
+Rds::~Rds() = default;
+
+PostgresEngine& Rds::engine() {
+  if (!engine_) {
+    try {
+      engine_ = std::make_unique<PostgresEngine>(env_.postgres_bin);
+    } catch (const std::exception& e) {
+      throw ApiError("InsufficientDBInstanceCapacity", e.what());
+    }
+    // PostgreSQL runs as its own user, which must be able to reach its folders under ours.
+    if (!engine_->run_as().empty()) {
+      ::chmod(env_.home.c_str(), 0711);
+      fs::create_directories(env_.home + "/rds");
+      ::chmod((env_.home + "/rds").c_str(), 0711);
+    }
+  }
+  return *engine_;
+}
+
+ClusterFiles Rds::files_of(const std::string& cluster_id) const {
+  return {env_.home + "/rds/" + cluster_id};
+}
+
+RdsNames Rds::names(std::string_view region) {
+  const std::string key(region);
+  std::string id;
+  if (auto doc = env_.store.get(kRegion, key)) {
+    const json::value parsed = json::parse(*doc);
+    id = text(parsed.as_object(), "Id");
+  }
+  if (id.empty()) {
+    id = random_chars("abcdefghijklmnopqrstuvwxyz0123456789", 12);
+    env_.store.put(kRegion, key, json::serialize(json::object{{"Id", id}}));
+  }
+  return {key, id, env_.domain};
+}
+
+std::string Rds::ca_bundle() {
+  if (!ca_) {
+    fs::create_directories(env_.home + "/ca");
+    ca_ = std::make_unique<LocalCertificateAuthority>(
+        LocalCertificateAuthority::load_or_create(env_.home + "/ca"));
+  }
+  return ca_->bundle_pem();
+}
+
+void Rds::pin_region_id(std::string_view region, const std::string& id) {
+  bool ok = id.size() == 12;
+  for (char c : id)
+    ok = ok && (std::islower(static_cast<unsigned char>(c)) ||
+                std::isdigit(static_cast<unsigned char>(c)));
+  if (!ok)
+    throw ApiError("InvalidParameterValue",
+                   "SluiceRegionId must be 12 lower-case letters or digits, as RDS's are.");
+  if (auto doc = env_.store.get(kRegion, std::string(region))) {
+    const json::value parsed = json::parse(*doc);
+    const std::string current = text(parsed.as_object(), "Id");
+    if (current == id) return;
+    if (!env_.store.list(kCluster).empty() || !proxies_->addresses_in_use().empty())
+      throw ApiError("InvalidParameterCombination",
+                     "The region's endpoint identifier is " + current +
+                         " and endpoints use it already; SluiceRegionId " + id +
+                         " can only be set in an empty region.");
+  }
+  env_.store.put(kRegion, std::string(region), json::serialize(json::object{{"Id", id}}));
+}
+
+std::pair<std::string, std::string> Rds::certificate(std::string_view region) {
+  ca_bundle();  // the CA first
+  return ca_->server_certificate("rds-" + std::string(region), names(region).certificate_names(),
+                                 {});
+}
+
+void Rds::save(std::string_view kind, const json::object& resource) {
+  const std::string id =
+      text(resource, kind == kCluster ? "DBClusterIdentifier" : "DBInstanceIdentifier");
+  env_.store.put(kind, id, json::serialize(resource));
+}
+
+json::object Rds::cluster(const std::string& id_or_arn) {
+  const std::string id = id_from(id_or_arn);
+  auto doc = env_.store.get(kCluster, id);
+  if (!doc) throw ApiError("DBClusterNotFoundFault", "DBCluster " + id + " not found.", 404);
+  return json::parse(*doc).as_object();
+}
+
+json::object Rds::instance(const std::string& id_or_arn) {
+  const std::string id = id_from(id_or_arn);
+  auto doc = env_.store.get(kInstance, id);
+  if (!doc) throw ApiError("DBInstanceNotFound", "DBInstance " + id + " not found.", 404);
+  return json::parse(*doc).as_object();
+}
+
+bool Rds::cluster_exists(const std::string& id) {
+  return env_.store.get(kCluster, id_from(id)).has_value();
+}
+bool Rds::instance_exists(const std::string& id) {
+  return env_.store.get(kInstance, id_from(id)).has_value();
+}
+
+std::string Rds::cluster_of_instance(const std::string& instance_id) {
+  auto doc = env_.store.get(kInstance, id_from(instance_id));
+  if (!doc) return "";
+  const json::value parsed = json::parse(*doc);
+  return text(parsed.as_object(), "DBClusterIdentifier");
+}
+
+std::set<std::string> Rds::addresses_in_use() {
+  std::set<std::string> out;
+  for (const auto& [id, doc] : env_.store.list(kCluster)) {
+    const json::value parsed = json::parse(doc);
+    out.insert(text(parsed.as_object(), "Address"));
+  }
+  for (const auto& address : proxies_->addresses_in_use()) out.insert(address);
+  return out;
+}
+
+std::optional<ClusterWriter> Rds::writer(const std::string& cluster_id) {
+  auto doc = env_.store.get(kCluster, id_from(cluster_id));
+  if (!doc) return std::nullopt;
+  const json::value parsed = json::parse(*doc);
+  const json::object& c = parsed.as_object();
+  ClusterWriter w;
+  w.cluster_id = text(c, "DBClusterIdentifier");
+  w.address = text(c, "Address");
+  w.port = static_cast<int>(whole(c, "Port", 5432));
+  const std::string instance_id = text(c, "WriterInstance");
+  if (auto idoc = env_.store.get(kInstance, instance_id)) {
+    const json::value iparsed = json::parse(*idoc);
+    const json::object& i = iparsed.as_object();
+    w.instance_id = instance_id;
+    w.instance_arn = text(i, "DBInstanceArn");
+    w.resource_id = text(i, "DbiResourceId");
+    w.endpoint = names(text(i, "Region")).instance(instance_id);
+    w.available = text(i, "DBInstanceStatus") == "available";
+  }
+  return w;
+}
+
+std::string Rds::handle(std::string_view action, const QueryParams& params,
+                        std::string_view region) {
+  if (action == "CreateDBCluster") return create_cluster(params, region);
+  if (action == "ModifyDBCluster") return modify_cluster(params);
+  if (action == "DeleteDBCluster") return delete_cluster(params);
+  if (action == "DescribeDBClusters") return describe_clusters(params);
+  if (action == "CreateDBInstance") return create_instance(params, region);
+  if (action == "DeleteDBInstance") return delete_instance(params);
+  if (action == "RebootDBInstance") return reboot_instance(params);
+  if (action == "DescribeDBInstances") return describe_instances(params);
+  if (auto result = proxies_->handle(action, params, region)) return *result;
+  throw ApiError("InvalidAction", "sluice's RDS does not support " + std::string(action) + ".");
+}
+
+// ---- clusters ----
+
+std::string Rds::create_cluster(const QueryParams& params, std::string_view region) {
+  const std::string id = identifier(params, "DBClusterIdentifier");
+  const std::string engine_name = params.required("Engine");
+  if (engine_name != kEngine)
+    throw ApiError("InvalidParameterValue",
+                   "Invalid DB engine: " + engine_name +
+                       ". sluice runs Aurora PostgreSQL clusters (engine aurora-postgresql).");
+  const std::string user = params.get("MasterUsername").value_or("");
+  if (user.empty())
+    throw ApiError("InvalidParameterValue",
+                   "The parameter MasterUsername must be provided and must not be blank.");
+  bool user_ok = user.size() <= 63 && std::isalpha(static_cast<unsigned char>(user[0]));
+  for (char c : user)
+    user_ok = user_ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+  if (!user_ok || user == "postgres" || user == "rdsadmin")
+    throw ApiError("InvalidParameterValue",
+                   "MasterUsername " + user +
+                       " cannot be used: it must start with a letter, contain only letters, "
+                       "digits and underscores, and not be a reserved word.");
+  if (params.boolean("ManageMasterUserPassword").value_or(false))
+    throw ApiError("InvalidParameterCombination",
+                   "sluice does not manage master passwords in Secrets Manager yet; pass "
+                   "MasterUserPassword.");
+  const std::string password = params.get("MasterUserPassword").value_or("");
+  if (password.size() < 8 || password.size() > 128)
+    throw ApiError("InvalidParameterValue",
+                   "The parameter MasterUserPassword is not a valid password because it is " +
+                       std::string(password.empty() ? "missing" : "not 8 to 128 characters long") +
+                       ".");
+  for (char c : password)
+    if (c == '/' || c == '"' || c == '@' || c == ' ' || static_cast<unsigned char>(c) < 0x21)
+      throw ApiError("InvalidParameterValue",
+                     "The parameter MasterUserPassword is not a valid password. Only printable "
+                     "ASCII characters besides '/', '@', '\"', ' ' may be used.");
+  const int port = static_cast<int>(params.integer("Port", 1150, 65535).value_or(5432));
+  const std::string database = params.get("DatabaseName").value_or("");
+  if (!database.empty()) {
+    bool ok = database.size() <= 63 && std::isalpha(static_cast<unsigned char>(database[0]));
+    for (char c : database) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    if (!ok)
+      throw ApiError("InvalidParameterValue",
+                     "The parameter DatabaseName must begin with a letter and contain only "
+                     "letters, digits and underscores (at most 63).");
+  }
+  const double min_acus =
+      params.number("ServerlessV2ScalingConfiguration.MinCapacity", 0, 256).value_or(0.5);
+  const double max_acus =
+      params.number("ServerlessV2ScalingConfiguration.MaxCapacity", 1, 256).value_or(16);
+  check_capacity(min_acus, "MinCapacity");
+  check_capacity(max_acus, "MaxCapacity");
+  if (min_acus > max_acus)
+    throw ApiError("InvalidParameterValue", "The MinCapacity (" + capacity_text(min_acus) +
+                                                ") must not be greater than the MaxCapacity (" +
+                                                capacity_text(max_acus) + ").");
+  const auto groups = params.list("VpcSecurityGroupIds", "VpcSecurityGroupId");
+  for (const auto& group : groups)
+    if (!env_.ec2.group_in_vpc(group, ""))
+      throw ApiError("InvalidParameterValue",
+                     "Invalid security group: groupId " + group + " does not exist.");
+  if (env_.store.get(kCluster, id))
+    throw ApiError("DBClusterAlreadyExistsFault", "DB Cluster already exists");
+  // `sluice apply` may pin the region's endpoint identifier (SluiceRegionId, never sent by the
+  // SDKs), e.g. the guide's "cczg0cscuj55"; only before it is in use.
+  if (auto pinned = params.get("SluiceRegionId")) pin_region_id(region, *pinned);
+
+  const std::string region_name(region);
+  json::object c{
+      {"DBClusterIdentifier", id},
+      {"Region", region_name},
+      {"DBClusterArn", "arn:aws:rds:" + region_name + ":" + env_.account_id + ":cluster:" + id},
+      {"DbClusterResourceId",
+       "cluster-" + random_chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 26)},
+      {"Engine", std::string(kEngine)},
+      {"EngineVersion", params.get("EngineVersion").value_or(std::string(kEngineVersion))},
+      {"Status", "creating"},
+      {"MasterUsername", user},
+      {"DatabaseName", database},
+      {"Port", port},
+      {"MinCapacity", min_acus},
+      {"MaxCapacity", max_acus},
+      {"VpcSecurityGroupIds", strings(groups)},
+      {"DBSubnetGroup", params.get("DBSubnetGroupName").value_or("default")},
+      {"DeletionProtection", params.boolean("DeletionProtection").value_or(false)},
+      {"StorageEncrypted", params.boolean("StorageEncrypted").value_or(false)},
+      {"ClusterCreateTime", iso8601_now()},
+      {"Address", env_.network.allocate_address(addresses_in_use(), port)},
+      {"WriterInstance", ""}};
+  engine();  // refuse now, not later, when PostgreSQL is not installed
+  c["MasterPassword"] = auth::base64_encode(env_.key.seal(password, text(c, "DBClusterArn")));
+  if (!env_.store.insert(kCluster, id, json::serialize(c)))
+    throw ApiError("DBClusterAlreadyExistsFault", "DB Cluster already exists");
+  spdlog::info("DB cluster {} created", id);
+  return "<DBCluster>" + cluster_xml(c) + "</DBCluster>";
+}
+
+std::string Rds::modify_cluster(const QueryParams& params) {
+  json::object c = cluster(params.required("DBClusterIdentifier"));
+  auto min_acus = params.number("ServerlessV2ScalingConfiguration.MinCapacity", 0, 256);
+  auto max_acus = params.number("ServerlessV2ScalingConfiguration.MaxCapacity", 1, 256);
+  const double new_min = min_acus.value_or(decimal(c, "MinCapacity"));
+  const double new_max = max_acus.value_or(decimal(c, "MaxCapacity"));
+  check_capacity(new_min, "MinCapacity");
+  check_capacity(new_max, "MaxCapacity");
+  if (new_min > new_max)
+    throw ApiError("InvalidParameterValue",
+                   "The MinCapacity must not be greater than the MaxCapacity.");
+  const auto groups = params.list("VpcSecurityGroupIds", "VpcSecurityGroupId");
+  for (const auto& group : groups)
+    if (!env_.ec2.group_in_vpc(group, ""))
+      throw ApiError("InvalidParameterValue",
+                     "Invalid security group: groupId " + group + " does not exist.");
+  if (params.get("NewDBClusterIdentifier"))
+    throw ApiError("InvalidParameterCombination", "sluice does not rename DB clusters.");
+  if (params.get("MasterUserPassword"))
+    throw ApiError("InvalidParameterCombination",
+                   "sluice does not change master passwords yet; use ALTER ROLE.");
+  // max_connections follows MaxCapacity at the next reboot, as in Aurora.
+  c["MinCapacity"] = new_min;
+  c["MaxCapacity"] = new_max;
+  if (!groups.empty()) c["VpcSecurityGroupIds"] = strings(groups);
+  if (auto protection = params.boolean("DeletionProtection")) c["DeletionProtection"] = *protection;
+  save(kCluster, c);
+  return "<DBCluster>" + cluster_xml(c) + "</DBCluster>";
+}
+
+std::string Rds::delete_cluster(const QueryParams& params) {
+  json::object c = cluster(params.required("DBClusterIdentifier"));
+  const std::string id = text(c, "DBClusterIdentifier");
+  if (flag(c, "DeletionProtection"))
+    throw ApiError("InvalidParameterCombination",
+                   "Cannot delete protected Cluster, please disable deletion protection and try "
+                   "again.");
+  if (!text(c, "WriterInstance").empty())
+    throw ApiError("InvalidDBClusterStateFault",
+                   "Cluster cannot be deleted, it still contains DB instances in non-deleting "
+                   "state.");
+  if (!params.boolean("SkipFinalSnapshot").value_or(false))
+    throw ApiError(
+        "InvalidParameterCombination",
+        "sluice does not take snapshots: pass SkipFinalSnapshot (--skip-final-snapshot).");
+  if (proxies_->cluster_registered(id))
+    throw ApiError(
+        "InvalidDBClusterStateFault",
+        "Cluster " + id + " is registered as a target of a DB proxy; deregister it first.");
+  env_.supervisor.stop("initdb:" + id);
+  std::error_code ec;
+  fs::remove_all(files_of(id).dir, ec);
+  env_.store.remove(kCluster, id);
+  c["Status"] = "deleting";
+  spdlog::info("DB cluster {} deleted", id);
+  publish_names();
+  return "<DBCluster>" + cluster_xml(c) + "</DBCluster>";
+}
+
+std::string Rds::describe_clusters(const QueryParams& params) {
+  std::string members;
+  if (auto id = params.get("DBClusterIdentifier")) {
+    members = "<DBCluster>" + cluster_xml(cluster(*id)) + "</DBCluster>";
+  } else {
+    for (const auto& [id, doc] : env_.store.list(kCluster))
+      members += "<DBCluster>" + cluster_xml(json::parse(doc).as_object()) + "</DBCluster>";
+  }
+  return "<DBClusters>" + members + "</DBClusters>";
+}
+
+std::string Rds::cluster_xml(const json::object& c) {
+  const std::string id = text(c, "DBClusterIdentifier");
+  const RdsNames n = names(text(c, "Region"));
+  Xml xml;
+  xml.leaf("AllocatedStorage", "1")
+      .open("AvailabilityZones")
+      .leaf("AvailabilityZone", text(c, "Region") + "a")
+      .close("AvailabilityZones")
+      .leaf("BackupRetentionPeriod", "1");
+  if (!text(c, "DatabaseName").empty()) xml.leaf("DatabaseName", text(c, "DatabaseName"));
+  xml.leaf("DBClusterIdentifier", id)
+      .leaf("DBClusterParameterGroup", "default.aurora-postgresql15")
+      .leaf("DBSubnetGroup", text(c, "DBSubnetGroup"))
+      .leaf("Status", text(c, "Status"))
+      .leaf("Endpoint", n.cluster(id))
+      .leaf("ReaderEndpoint", n.cluster_reader(id))
+      .leaf("MultiAZ", "false")
+      .leaf("Engine", text(c, "Engine"))
+      .leaf("EngineVersion", text(c, "EngineVersion"))
+      .leaf("Port", std::to_string(whole(c, "Port", 5432)))
+      .leaf("MasterUsername", text(c, "MasterUsername"))
+      .open("DBClusterMembers");
+  if (!text(c, "WriterInstance").empty())
+    xml.open("DBClusterMember")
+        .leaf("DBInstanceIdentifier", text(c, "WriterInstance"))
+        .leaf("IsClusterWriter", "true")
+        .leaf("DBClusterParameterGroupStatus", "in-sync")
+        .leaf("PromotionTier", "1")
+        .close("DBClusterMember");
+  xml.close("DBClusterMembers").open("VpcSecurityGroups");
+  for (const auto& group : c.at("VpcSecurityGroupIds").as_array())
+    xml.open("VpcSecurityGroupMembership")
+        .leaf("VpcSecurityGroupId", group.as_string())
+        .leaf("Status", "active")
+        .close("VpcSecurityGroupMembership");
+  xml.close("VpcSecurityGroups")
+      .leaf("HostedZoneId", "Z2R2ITUGPM61AM")
+      .leaf("StorageEncrypted", flag(c, "StorageEncrypted") ? "true" : "false")
+      .leaf("DbClusterResourceId", text(c, "DbClusterResourceId"))
+      .leaf("DBClusterArn", text(c, "DBClusterArn"))
+      .leaf("IAMDatabaseAuthenticationEnabled", "false")
+      .leaf("ClusterCreateTime", text(c, "ClusterCreateTime"))
+      .leaf("EngineMode", "provisioned")
+      .leaf("DeletionProtection", flag(c, "DeletionProtection") ? "true" : "false")
+      .leaf("HttpEndpointEnabled", "false")
+      .leaf("CopyTagsToSnapshot", "false")
+      .leaf("CrossAccountClone", "false")
+      .leaf("NetworkType", "IPV4")
+      .open("ServerlessV2ScalingConfiguration")
+      .leaf("MinCapacity", capacity_text(decimal(c, "MinCapacity")))
+      .leaf("MaxCapacity", capacity_text(decimal(c, "MaxCapacity")))
+      .close("ServerlessV2ScalingConfiguration");
+  return xml.str();
+}
+
+// ---- instances ----
+
+std::string Rds::create_instance(const QueryParams& params, std::string_view region) {
+  const std::string id = identifier(params, "DBInstanceIdentifier");
+  const std::string instance_class = params.required("DBInstanceClass");
+  if (!instance_class.starts_with("db."))
+    throw ApiError("InvalidParameterValue", "Invalid DB Instance class: " + instance_class);
+  const std::string engine_name = params.required("Engine");
+  const std::string cluster_id = params.get("DBClusterIdentifier").value_or("");
+  if (cluster_id.empty())
+    throw ApiError("InvalidParameterCombination",
+                   "sluice runs DB instances inside an Aurora DB cluster: pass "
+                   "DBClusterIdentifier (create the cluster with CreateDBCluster first).");
+  json::object c = cluster(cluster_id);
+  if (engine_name != text(c, "Engine"))
+    throw ApiError("InvalidParameterCombination",
+                   "The engine name requested for your DB instance (" + engine_name +
+                       ") doesn't match the engine name of your DB cluster (" + text(c, "Engine") +
+                       ").");
+  if (env_.store.get(kInstance, id))
+    throw ApiError("DBInstanceAlreadyExists", "DB instance already exists");
+  if (!text(c, "WriterInstance").empty())
+    throw ApiError("InvalidParameterCombination",
+                   "DB cluster " + text(c, "DBClusterIdentifier") + " already has its writer (" +
+                       text(c, "WriterInstance") + "); sluice runs one instance per cluster.");
+  if (text(c, "Status") == "deleting")
+    throw ApiError("InvalidDBClusterStateFault", "DB cluster is being deleted.");
+  const std::string region_name(region);
+  json::object i{
+      {"DBInstanceIdentifier", id},
+      {"Region", region_name},
+      {"DBInstanceArn", "arn:aws:rds:" + region_name + ":" + env_.account_id + ":db:" + id},
+      {"DbiResourceId", "db-" + random_chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 26)},
+      {"DBInstanceClass", instance_class},
+      {"Engine", engine_name},
+      {"DBClusterIdentifier", text(c, "DBClusterIdentifier")},
+      {"DBInstanceStatus", "creating"},
+      {"InstanceCreateTime", iso8601_now()},
+      {"MaxConnections", aurora_max_connections(decimal(c, "MaxCapacity", 16))},
+      {"DatabaseCreated", text(c, "DatabaseName").empty()}};
+  if (!env_.store.insert(kInstance, id, json::serialize(i)))
+    throw ApiError("DBInstanceAlreadyExists", "DB instance already exists");
+  c["WriterInstance"] = id;
+  save(kCluster, c);
+  spdlog::info("DB instance {} created in cluster {}", id, text(c, "DBClusterIdentifier"));
+  return "<DBInstance>" + instance_xml(i) + "</DBInstance>";
+}
+
+std::string Rds::delete_instance(const QueryParams& params) {
+  json::object i = instance(params.required("DBInstanceIdentifier"));
+  const std::string id = text(i, "DBInstanceIdentifier");
+  const std::string cluster_id = text(i, "DBClusterIdentifier");
+  env_.supervisor.stop("postgres:" + cluster_id);
+  env_.supervisor.stop("createdb:" + cluster_id);
+  if (auto doc = env_.store.get(kCluster, cluster_id)) {
+    json::object c = json::parse(*doc).as_object();
+    c["WriterInstance"] = "";
+    save(kCluster, c);
+  }
+  env_.store.remove(kInstance, id);
+  i["DBInstanceStatus"] = "deleting";
+  spdlog::info("DB instance {} deleted", id);
+  publish_names();
+  return "<DBInstance>" + instance_xml(i) + "</DBInstance>";
+}
+
+std::string Rds::reboot_instance(const QueryParams& params) {
+  json::object i = instance(params.required("DBInstanceIdentifier"));
+  if (text(i, "DBInstanceStatus") != "available")
+    throw ApiError("InvalidDBInstanceState", "DB instance is not in available state.");
+  const std::string cluster_id = text(i, "DBClusterIdentifier");
+  env_.supervisor.stop("postgres:" + cluster_id);
+  // A reboot takes the cluster's current capacity, as Aurora does.
+  json::object c = cluster(cluster_id);
+  i["MaxConnections"] = aurora_max_connections(decimal(c, "MaxCapacity", 16));
+  i["DBInstanceStatus"] = "rebooting";
+  save(kInstance, i);
+  return "<DBInstance>" + instance_xml(i) + "</DBInstance>";
+}
+
+std::string Rds::describe_instances(const QueryParams& params) {
+  std::string members;
+  if (auto id = params.get("DBInstanceIdentifier")) {
+    members = "<DBInstance>" + instance_xml(instance(*id)) + "</DBInstance>";
+  } else {
+    for (const auto& [id, doc] : env_.store.list(kInstance))
+      members += "<DBInstance>" + instance_xml(json::parse(doc).as_object()) + "</DBInstance>";
+  }
+  return "<DBInstances>" + members + "</DBInstances>";
+}
+
+std::string Rds::instance_xml(const json::object& i) {
+  const std::string id = text(i, "DBInstanceIdentifier");
+  const std::string status = text(i, "DBInstanceStatus");
+  json::object c;
+  if (auto doc = env_.store.get(kCluster, text(i, "DBClusterIdentifier")))
+    c = json::parse(*doc).as_object();
+  Xml xml;
+  xml.leaf("DBInstanceIdentifier", id)
+      .leaf("DBInstanceClass", text(i, "DBInstanceClass"))
+      .leaf("Engine", text(i, "Engine"))
+      .leaf("DBInstanceStatus", status)
+      .leaf("MasterUsername", text(c, "MasterUsername"));
+  if (!text(c, "DatabaseName").empty()) xml.leaf("DBName", text(c, "DatabaseName"));
+  if (status != "creating")
+    xml.open("Endpoint")
+        .leaf("Address", names(text(i, "Region")).instance(id))
+        .leaf("Port", std::to_string(whole(c, "Port", 5432)))
+        .leaf("HostedZoneId", "Z2R2ITUGPM61AM")
+        .close("Endpoint");
+  xml.leaf("AllocatedStorage", "1")
+      .leaf("InstanceCreateTime", text(i, "InstanceCreateTime"))
+      .leaf("BackupRetentionPeriod", "1")
+      .open("VpcSecurityGroups");
+  if (const auto* groups = c.if_contains("VpcSecurityGroupIds"))
+    for (const auto& group : groups->as_array())
+      xml.open("VpcSecurityGroupMembership")
+          .leaf("VpcSecurityGroupId", group.as_string())
+          .leaf("Status", "active")
+          .close("VpcSecurityGroupMembership");
+  xml.close("VpcSecurityGroups")
+      .leaf("AvailabilityZone", text(i, "Region") + "a")
+      .leaf("MultiAZ", "false")
+      .leaf("EngineVersion", text(c, "EngineVersion"))
+      .leaf("AutoMinorVersionUpgrade", "true")
+      .leaf("LicenseModel", "postgresql-license")
+      .leaf("PubliclyAccessible", "false")
+      .leaf("StorageType", "aurora")
+      .leaf("DbInstancePort", "0")
+      .leaf("DBClusterIdentifier", text(i, "DBClusterIdentifier"))
+      .leaf("StorageEncrypted", flag(c, "StorageEncrypted") ? "true" : "false")
+      .leaf("DbiResourceId", text(i, "DbiResourceId"))
+      .leaf("CACertificateIdentifier", "sluice-local-ca")
+      .leaf("PromotionTier", "1")
+      .leaf("DBInstanceArn", text(i, "DBInstanceArn"))
+      .leaf("IAMDatabaseAuthenticationEnabled", "false")
+      .leaf("DeletionProtection", "false")
+      .leaf("NetworkType", "IPV4");
+  return xml.str();
+}
+
+// ---- processes ----
+
+void Rds::reconcile() {
+  if (starting_) {
+    // Processes do not outlive sluice serve: whatever was available is starting again.
+    for (auto& [id, doc] : env_.store.list(kInstance)) {
+      json::object i = json::parse(doc).as_object();
+      const std::string status = text(i, "DBInstanceStatus");
+      if (status == "available" || status == "rebooting") {
+        i["DBInstanceStatus"] = "starting";
+        save(kInstance, i);
+      }
+    }
+    starting_ = false;
+  }
+  for (auto& [id, doc] : env_.store.list(kCluster)) {
+    json::object c = json::parse(doc).as_object();
+    try {
+      reconcile_cluster(c);
+    } catch (const std::exception& e) {
+      spdlog::error("DB cluster {}: {}", id, e.what());
+      c["Status"] = "failed";
+      save(kCluster, c);
+    }
+  }
+  for (auto& [id, doc] : env_.store.list(kInstance)) {
+    json::object i = json::parse(doc).as_object();
+    try {
+      reconcile_instance(i);
+    } catch (const std::exception& e) {
+      spdlog::error("DB instance {}: {}", id, e.what());
+      i["DBInstanceStatus"] = "failed";
+      save(kInstance, i);
+    }
+  }
+  proxies_->reconcile();
+  publish_names();
+}
+
+void Rds::reconcile_cluster(json::object& c) {
+  if (text(c, "Status") != "creating") return;
+  const std::string id = text(c, "DBClusterIdentifier");
+  const std::string task = "initdb:" + id;
+  const ClusterFiles files = files_of(id);
+  const Supervisor::Status status = env_.supervisor.status(task);
+  if (status.state == Supervisor::State::kAbsent) {
+    const auto password = master_password(env_.key, c);
+    std::error_code ec;
+    fs::remove_all(files.dir, ec);  // a previous attempt's leftovers
+    engine().prepare(files, password);
+    env_.supervisor.ensure(task, engine().initdb(files, text(c, "MasterUsername")));
+    return;
+  }
+  if (status.state != Supervisor::State::kExited) return;
+  env_.supervisor.forget(task);
+  if (status.exit_code != 0)
+    throw std::runtime_error("initdb exited with " + std::to_string(status.exit_code) + " (see " +
+                             files.dir + "/initdb.log)");
+  const auto [cert, key] = certificate(text(c, "Region"));
+  engine().finish_initdb(files, cert, key);
+  c["Status"] = "available";
+  save(kCluster, c);
+  spdlog::info("DB cluster {} available", id);
+}
+
+void Rds::reconcile_instance(json::object& i) {
+  const std::string status = text(i, "DBInstanceStatus");
+  if (status == "failed" || status == "deleting") return;
+  const std::string cluster_id = text(i, "DBClusterIdentifier");
+  auto cdoc = env_.store.get(kCluster, cluster_id);
+  if (!cdoc) return;
+  json::object c = json::parse(*cdoc).as_object();
+  if (text(c, "Status") != "available") return;
+  const ClusterFiles files = files_of(cluster_id);
+  const std::string server = "postgres:" + cluster_id;
+  PostgresSettings settings{text(c, "Address"), static_cast<int>(whole(c, "Port", 5432)),
+                            static_cast<int>(whole(i, "MaxConnections", 189))};
+  const auto [cert, key] = certificate(text(c, "Region"));
+  if (env_.supervisor.status(server).state == Supervisor::State::kAbsent)
+    engine().install_certificate(files, cert, key);  // names may have changed since
+  env_.supervisor.ensure(server, engine().server(files, settings));
+  const bool ready = env_.supervisor.status(server).state == Supervisor::State::kRunning &&
+                     postgres_ready(files.data());
+  std::string next = status;
+  bool database_created = false;
+  if (!ready) {
+    if (status == "available") next = "rebooting";
+  } else if (!flag(i, "DatabaseCreated")) {
+    const std::string task = "createdb:" + cluster_id;
+    const Supervisor::Status created = env_.supervisor.status(task);
+    if (created.state == Supervisor::State::kAbsent) {
+      const auto password = master_password(env_.key, c);
+      env_.supervisor.ensure(
+          task, engine().create_database(files, settings.port, text(c, "MasterUsername"), password,
+                                         text(c, "DatabaseName")));
+    } else if (created.state == Supervisor::State::kExited) {
+      env_.supervisor.forget(task);
+      if (created.exit_code != 0)
+        throw std::runtime_error("createdb exited with " + std::to_string(created.exit_code) +
+                                 " (see " + files.dir + "/createdb.log)");
+      i["DatabaseCreated"] = true;
+      database_created = true;
+      next = "available";
+    }
+  } else {
+    next = "available";
+  }
+  if (next != status || database_created) {
+    i["DBInstanceStatus"] = next;
+    save(kInstance, i);
+    if (next != status) spdlog::info("DB instance {} {}", text(i, "DBInstanceIdentifier"), next);
+  }
+}
+
+void Rds::publish_names() {
+  HostsEntries entries;
+  for (const auto& [id, doc] : env_.store.list(kCluster)) {
+    const json::value parsed = json::parse(doc);
+    const json::object& c = parsed.as_object();
+    const RdsNames n = names(text(c, "Region"));
+    const std::string address = text(c, "Address");
+    entries.emplace_back(address, n.cluster(id));
+    entries.emplace_back(address, n.cluster_reader(id));
+    if (!text(c, "WriterInstance").empty())
+      entries.emplace_back(address, n.instance(text(c, "WriterInstance")));
+  }
+  for (auto& entry : proxies_->hosts_entries()) entries.push_back(std::move(entry));
+  env_.network.publish(entries);
+}
+
+void Rds::shutdown() {
+  env_.supervisor.stop_all();
+  env_.network.unpublish();
+}
+
+}  // namespace sluice::cloud

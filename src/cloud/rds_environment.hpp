@@ -1,0 +1,64 @@
+// What the RDS services share: the region's other services, the processes they run and how
+// their endpoints are named and reached.
+#pragma once
+
+#include <string>
+
+#include "cloud/certificates.hpp"
+#include "cloud/ec2.hpp"
+#include "cloud/iam.hpp"
+#include "cloud/local_network.hpp"
+#include "cloud/sealed.hpp"
+#include "cloud/secretsmanager.hpp"
+#include "cloud/store.hpp"
+#include "cloud/supervisor.hpp"
+
+namespace sluice::cloud {
+
+struct RdsEnvironment {
+  Store& store;
+  const SealingKey& key;
+  Supervisor& supervisor;
+  LocalNetwork& network;
+  SecretsManager& secrets;
+  Iam& iam;
+  Ec2& ec2;
+  std::string home;  // rds/ and proxies/ live here
+  std::string account_id;
+  std::string domain;        // endpoint names end in REGION.rds.DOMAIN
+  std::string postgres_bin;  // empty: the newest installed
+  std::string proxy_binary;  // sluice-proxy
+};
+
+// Endpoint names in RDS's formats. `region_id` is the account's 12-character identifier for the
+// region, shared by all its endpoints there (the "cczg0cscuj55" in the guide's proxy endpoint).
+struct RdsNames {
+  std::string region;
+  std::string region_id;
+  std::string domain;
+
+  std::string suffix() const { return region + ".rds." + domain; }
+  std::string cluster(const std::string& id) const {
+    return id + ".cluster-" + region_id + "." + suffix();
+  }
+  std::string cluster_reader(const std::string& id) const {
+    return id + ".cluster-ro-" + region_id + "." + suffix();
+  }
+  std::string instance(const std::string& id) const {
+    return id + "." + region_id + "." + suffix();
+  }
+  std::string proxy(const std::string& name) const {
+    return name + ".proxy-" + region_id + "." + suffix();
+  }
+  std::string proxy_endpoint(const std::string& name) const {
+    return name + ".endpoint.proxy-" + region_id + "." + suffix();
+  }
+  // The wildcards of the region's server certificate, as RDS's certificates have.
+  std::vector<std::string> certificate_names() const {
+    return {"*." + region_id + "." + suffix(), "*.cluster-" + region_id + "." + suffix(),
+            "*.cluster-ro-" + region_id + "." + suffix(), "*.proxy-" + region_id + "." + suffix(),
+            "*.endpoint.proxy-" + region_id + "." + suffix()};
+  }
+};
+
+}  // namespace sluice::cloud

@@ -1,0 +1,109 @@
+// Amazon RDS Proxy (Query protocol): proxies, their default target group, targets and extra
+// endpoints. Each proxy is a running sluice-proxy, configured from the proxy's settings, the
+// secrets its role may read and the writer of its target cluster; its endpoints are loopback
+// addresses on port 5432 (local_network.hpp). Target health comes from the running proxy.
+#pragma once
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cloud/local_network.hpp"
+#include "cloud/query_protocol.hpp"
+#include "cloud/rds_environment.hpp"
+
+namespace sluice::cloud {
+
+class Rds;
+
+struct TargetHealthReport {
+  std::string state = "REGISTERING";  // REGISTERING | AVAILABLE | UNAVAILABLE
+  std::string reason;                 // UNREACHABLE | CONNECTION_FAILED | AUTH_FAILURE | …
+  std::string description;
+};
+
+// What one sluice-proxy runs with: rendered into its TOML configuration.
+struct ProxyRuntime {
+  std::string name;
+  std::vector<std::string> listen;  // HOST:PORT, the default endpoint's first
+  bool require_tls = true;
+  int idle_client_timeout = 1800;
+  bool debug_logging = false;
+  std::string cert_file, key_file;
+  std::vector<std::pair<std::string, std::string>> auth;  // (secret file, client auth type)
+  std::string target_host;
+  int target_port = 5432;
+  int max_connections_percent = 100;
+  int max_idle_connections_percent = 50;
+  int connection_borrow_timeout = 120;
+  std::string init_query;
+  std::string metrics_listen;
+  int health_check_interval = 5;
+};
+std::string render_proxy_config(const ProxyRuntime& runtime);
+
+// TargetHealth from a sluice-proxy's GET /targets body; nothing when it is not that.
+std::optional<TargetHealthReport> parse_proxy_targets(std::string_view body);
+
+class RdsProxies {
+ public:
+  RdsProxies(RdsEnvironment& env, Rds& rds) : env_(env), rds_(rds) {}
+
+  // The XML result of a proxy `action`, or nothing when `action` is not one. Throws ApiError.
+  std::optional<std::string> handle(std::string_view action, const QueryParams& params,
+                                    std::string_view region);
+  void reconcile();
+  std::set<std::string> addresses_in_use();
+  HostsEntries hosts_entries();
+  bool cluster_registered(const std::string& cluster_id);
+
+ private:
+  std::string create_proxy(const QueryParams& params, std::string_view region);
+  std::string modify_proxy(const QueryParams& params);
+  std::string delete_proxy(const QueryParams& params);
+  std::string describe_proxies(const QueryParams& params);
+  std::string register_targets(const QueryParams& params);
+  std::string deregister_targets(const QueryParams& params);
+  std::string describe_targets(const QueryParams& params);
+  std::string describe_target_groups(const QueryParams& params);
+  std::string modify_target_group(const QueryParams& params);
+  std::string create_endpoint(const QueryParams& params);
+  std::string delete_endpoint(const QueryParams& params);
+  std::string describe_endpoints(const QueryParams& params);
+
+  boost::json::object proxy(const std::string& name);  // DBProxyNotFoundFault
+  void check_target_group(const boost::json::object& proxy, const QueryParams& params);
+  void save(const boost::json::object& proxy);
+  boost::json::array parse_auth(const QueryParams& params);
+  // The one VPC of `subnets` (InvalidSubnet otherwise).
+  std::string vpc_of(const std::vector<std::string>& subnets);
+  void check_groups(const std::vector<std::string>& groups, const std::string& vpc);
+  std::string proxy_xml(const boost::json::object& proxy);
+  std::string target_group_xml(const boost::json::object& proxy);
+  std::string targets_xml(const boost::json::object& proxy);
+  std::string endpoint_xml(const boost::json::object& endpoint, const boost::json::object& proxy);
+  std::vector<boost::json::object> endpoints_of(const std::string& proxy_name);
+
+  // Brings the proxy's process in line with its settings, secrets and target.
+  void reconcile_proxy(boost::json::object& proxy);
+  // Why the proxy's secrets cannot be used (empty: all can); also writes the usable ones.
+  std::string prepare_secrets(const boost::json::object& proxy, const std::string& dir,
+                              std::vector<std::pair<std::string, std::string>>& auth,
+                              bool& changed);
+  TargetHealthReport health_of(const boost::json::object& proxy);
+  std::string dir_of(const std::string& name) const { return env_.home + "/proxies/" + name; }
+
+  RdsEnvironment& env_;
+  Rds& rds_;
+  // Per proxy: why its credentials cannot be used, and what its process last reported.
+  std::map<std::string, std::string> credential_problems_;
+  std::map<std::string, TargetHealthReport> reported_;
+  std::map<std::string, std::chrono::steady_clock::time_point> next_check_;
+};
+
+}  // namespace sluice::cloud

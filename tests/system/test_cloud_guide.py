@@ -1,0 +1,176 @@
+"""The guide, verbatim: after `sluice apply examples/meal-planner/stack.toml`, the guide's three
+AWS CLI commands run as written (only --endpoint-url added), and the stack they describe works:
+the proxy requires TLS, its target is available, libpq connects by the endpoint name with
+sslmode=verify-full, plaintext is refused. The same checks with boto3."""
+import json
+import os
+import shlex
+import subprocess
+
+import harness
+from cloud import Serve, ca_bundle_file, psql, serve, wait_available  # noqa: F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STACK = os.path.join(ROOT, "examples", "meal-planner", "stack.toml")
+GUIDE = os.path.join(ROOT, "..", "shared", "guide", "lambda-rds-proxy-guide.md")
+PROXY_HOST = "meal-planner-proxy.proxy-cczg0cscuj55.us-east-1.rds.sluice.internal"
+SECRET_ARN = ("arn:aws:secretsmanager:us-east-1:512662829295:secret:"
+              "rds-proxy-secret-meal-planner-7Ps2c0")
+
+
+
+
+FALLBACK = [
+    'aws rds create-db-proxy --db-proxy-name meal-planner-proxy --engine-family POSTGRESQL '
+    '--role-arn arn:aws:iam::512662829295:role/rds-proxy-role-meal-planner '
+    '--vpc-subnet-ids "subnet-0aea07bbb011a0bab,subnet-054c26c1e75b269e1" '
+    '--vpc-security-group-ids "sg-0fd605efde80bd711" '
+    '--auth "AuthScheme=SECRETS,SecretArn=arn:aws:secretsmanager:us-east-1:512662829295:secret:'
+    'rds-proxy-secret-meal-planner-7Ps2c0,IAMAuth=DISABLED" --require-tls',
+    'aws ec2 authorize-security-group-ingress --group-id sg-0fd605efde80bd711 --protocol tcp '
+    '--port 5432 --source-group sg-0fd605efde80bd711',
+    'aws lambda get-function-configuration --function-name meal-planner-test-app --region us-east-1',
+]
+
+
+def guide_commands():
+    """The ```bash blocks of the guide (joined at their backslashes), or FALLBACK, the same
+    commands, where the guide is not beside the checkout."""
+    if not os.path.exists(GUIDE):
+        return FALLBACK
+    text = open(GUIDE).read()
+    blocks = [chunk.split("```")[0].replace("\\\n", " ").strip() for chunk in text.split("```bash")[1:]]
+    assert [shlex.split(b) for b in blocks] == [shlex.split(c) for c in FALLBACK]
+    return blocks
+
+
+def run_verbatim(serve_, command):
+    """A guide command through bash, as a reader pastes it, with --endpoint-url added."""
+    assert command.startswith("aws ")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIDLOCAL", AWS_SECRET_ACCESS_KEY="local-secret",
+               AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",
+               AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_DEFAULT_OUTPUT="json")
+    line = "aws --endpoint-url " + serve_.url + command[len("aws"):]
+    r = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, (line, r.stderr)
+    return json.loads(r.stdout) if r.stdout.strip() else None
+
+
+def apply(serve_):
+    r = subprocess.run([Serve.binary(), "--endpoint-url", serve_.url, "apply", STACK], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_the_guides_commands_run_verbatim_after_apply():
+    serve_ = Serve(extra=("--account-id", "512662829295"))
+    try:
+        out = apply(serve_)
+        assert "created  secret           " + SECRET_ARN in out
+        assert "created  subnet           subnet-0aea07bbb011a0bab" in out
+        commands = guide_commands()
+        proxy = run_verbatim(serve_, commands[0])["DBProxy"]
+        assert proxy["Endpoint"] == PROXY_HOST
+        rule = run_verbatim(serve_, commands[1])
+        assert rule["Return"] is True
+        config = run_verbatim(serve_, commands[2])
+        assert config["FunctionName"] == "meal-planner-test-app"
+        assert config["FunctionArn"] == "arn:aws:lambda:us-east-1:512662829295:function:meal-planner-test-app"
+        assert config["VpcConfig"]["SubnetIds"] == ["subnet-0aea07bbb011a0bab", "subnet-054c26c1e75b269e1"]
+        assert config["VpcConfig"]["SecurityGroupIds"] == ["sg-0fd605efde80bd711"]
+        assert config["VpcConfig"]["VpcId"] == "vpc-0c5e7d2b9a4f1e368"
+        assert config["Environment"]["Variables"]["DB_HOST"] == PROXY_HOST
+        assert config["Role"] == "arn:aws:iam::512662829295:role/meal-planner-test-app-role"
+
+        # Applying again changes nothing.
+        again = apply(serve_)
+        assert "created" not in again and "exists   db-cluster       meal-planner-db" in again
+
+        wait_available(serve_, "meal-planner-db-1")
+        serve_.aws("rds", "register-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy",
+                   "--db-cluster-identifiers", "meal-planner-db")
+        serve_.aws("lambda", "update-function-configuration", "--function-name", "meal-planner-test-app",
+                   "--environment", json.dumps({"Variables": {"DB_HOST": PROXY_HOST, "DB_NAME": "mealplanner",
+                                                              "DB_SECRET_ARN": SECRET_ARN}}))
+        check_stack_with_aws_cli(serve_)
+        check_stack_with_boto3(serve_)
+    finally:
+        serve_.stop()
+
+
+def check_stack_with_aws_cli(serve_):
+    def proxy_ready():
+        p = serve_.aws("rds", "describe-db-proxies", "--db-proxy-name", "meal-planner-proxy")["DBProxies"][0]
+        return p if p["Status"] == "available" else None
+    proxy = harness.wait_for(proxy_ready, 30, 0.3, "proxy available")
+    assert proxy["RequireTLS"] is True
+
+    def target_available():
+        targets = serve_.aws("rds", "describe-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy")["Targets"]
+        t = [t for t in targets if t["Type"] == "RDS_INSTANCE"]
+        return t and t[0]["TargetHealth"]["State"] == "AVAILABLE"
+    harness.wait_for(target_available, 30, 0.3, "target AVAILABLE")
+    config = serve_.aws("lambda", "get-function-configuration", "--function-name", "meal-planner-test-app")
+    assert config["Environment"]["Variables"]["DB_HOST"] == PROXY_HOST
+
+    ca = ca_bundle_file(serve_)
+    secret = json.loads(serve_.aws("secretsmanager", "get-secret-value", "--secret-id",
+                                   SECRET_ARN)["SecretString"])
+    conn = harness.conninfo(host=PROXY_HOST, port=5432, user=secret["username"], dbname="mealplanner",
+                            sslmode="verify-full", sslrootcert=ca, connect_timeout=10)
+    row = psql(conn, "select current_user, ssl from pg_stat_ssl where pid = pg_backend_pid()",
+               secret["password"]).stdout.strip()
+    assert row == "mealplanner|t"
+    plain = psql(conn.replace("sslmode=verify-full", "sslmode=disable"), "select 1", secret["password"],
+                 check=False)
+    assert plain.returncode != 0 and "requires TLS" in plain.stderr
+
+
+BOTO3_CHECK = r'''
+import json, sys, boto3
+url = sys.argv[1]
+kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="AKIDLOCAL",
+          aws_secret_access_key="local-secret")
+rds, lam, sm = boto3.client("rds", **kw), boto3.client("lambda", **kw), boto3.client("secretsmanager", **kw)
+proxy = rds.describe_db_proxies(DBProxyName="meal-planner-proxy")["DBProxies"][0]
+targets = rds.describe_db_proxy_targets(DBProxyName="meal-planner-proxy")["Targets"]
+config = lam.get_function_configuration(FunctionName="meal-planner-test-app")
+secret = json.loads(sm.get_secret_value(SecretId=sys.argv[2])["SecretString"])
+print(json.dumps({"status": proxy["Status"], "tls": proxy["RequireTLS"], "endpoint": proxy["Endpoint"],
+                  "health": [t["TargetHealth"]["State"] for t in targets if t["Type"] == "RDS_INSTANCE"],
+                  "db_host": config["Environment"]["Variables"]["DB_HOST"],
+                  "vpc": config["VpcConfig"]["VpcId"], "user": secret["username"]}))
+'''
+
+
+def check_stack_with_boto3(serve_):
+    r = subprocess.run(["python3", "-c", BOTO3_CHECK, serve_.url, SECRET_ARN], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"status": "available", "tls": True, "endpoint": PROXY_HOST,
+                                    "health": ["AVAILABLE"], "db_host": PROXY_HOST,
+                                    "vpc": "vpc-0c5e7d2b9a4f1e368", "user": "mealplanner"}
+
+
+def test_apply_refuses_a_bad_stack_before_creating_anything(serve, tmp_path):  # noqa: F811
+    wrong_account = subprocess.run([Serve.binary(), "--endpoint-url", serve.url, "apply", STACK],
+                                   capture_output=True, text=True, timeout=60)
+    assert wrong_account.returncode == 1
+    assert "--account-id 512662829295" in wrong_account.stderr
+    assert serve.aws("ec2", "describe-vpcs")["Vpcs"] == []
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[vpc]\ncidr_block = "10.0.0.0/16"\n[[subnet]]\navailability_zone = "us-east-1a"\n')
+    r = subprocess.run([Serve.binary(), "--endpoint-url", serve.url, "apply", str(bad)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "subnet[0].cidr_block: is required" in r.stderr, r.stderr
+    assert serve.aws("ec2", "describe-vpcs")["Vpcs"] == [], "a VPC was created from a stack with a mistake"
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[vpc\n")
+    r = subprocess.run([Serve.binary(), "--endpoint-url", serve.url, "apply", str(broken)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "line 1" in r.stderr, r.stderr
+    unreachable = subprocess.run([Serve.binary(), "--endpoint-url", "http://127.0.0.1:1", "apply", STACK],
+                                 capture_output=True, text=True, timeout=60)
+    assert unreachable.returncode == 1 and "cannot reach the sluice API" in unreachable.stderr
