@@ -7,6 +7,9 @@ certificate), runs 500 short-lived TLS clients (pgbench -C -c 100 -t 5 -S: every
 new connection), samples pg_stat_activity for the peak number of server connections, reads
 /metrics, prints a summary and stops everything. Exits non-zero if anything failed.
 
+Then the guide's stack (scripts/demo_stack.py): sluice serve, sluice apply, the guide's commands,
+and a burst of verify-full clients through the proxy's endpoint name.
+
 Usage: /usr/bin/python3 scripts/demo.py --build build
 """
 import argparse
@@ -16,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "system"))
 
+import demo_stack  # noqa: E402
 import harness  # noqa: E402
 
 SERVER_MAX_CONNECTIONS = 100
@@ -28,6 +32,7 @@ def main():
     ap.add_argument("--clients", type=int, default=100, help="concurrent clients (default 100)")
     ap.add_argument("--per-client", type=int, default=5, help="connections per client (default 5)")
     args = ap.parse_args()
+    os.environ.setdefault("SLUICE_BUILD", os.path.abspath(args.build))
 
     binary = harness.find_proxy_binary(os.path.abspath(args.build))
     if not os.path.exists(binary):
@@ -106,6 +111,7 @@ def main():
                 print(proxy.log_tail(30), file=sys.stderr)
             proxy.cleanup()
         pg.cleanup()
+    demo_stack.run(problems)
     print(f"total time                : {time.monotonic() - t_start:.1f} s")
     if problems:
         print("\nFAILED:")

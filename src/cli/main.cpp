@@ -3,10 +3,15 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
+
+#include <boost/json.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 
@@ -82,6 +87,33 @@ int serve(const std::string& home, const std::string& listen,
   return 0;
 }
 
+int exec_in_interface(const std::string& endpoint_url, const std::string& interface_id,
+                      const std::vector<std::string>& command) {
+  const auto result = sluice::cli::http_request(
+      endpoint_url, "GET", std::string(sluice::cloud::ControlPlane::kInterfacePath) + interface_id);
+  boost::system::error_code ec;
+  const auto parsed = boost::json::parse(result.body, ec);
+  if (result.status != 200 || ec || !parsed.is_object() ||
+      !parsed.as_object().contains("Namespace")) {
+    const auto* message =
+        !ec && parsed.is_object() ? parsed.as_object().if_contains("Message") : nullptr;
+    spdlog::error("cannot run in {}: {}", interface_id,
+                  message && message->is_string() ? std::string(message->as_string())
+                                                  : "HTTP " + std::to_string(result.status));
+    return 1;
+  }
+  // `ip netns exec` also mounts the interface's /etc/hosts (its VPC's endpoint names).
+  std::vector<std::string> argv{"ip", "netns", "exec",
+                                std::string(parsed.as_object().at("Namespace").as_string())};
+  argv.insert(argv.end(), command.begin(), command.end());
+  std::vector<char*> pointers;
+  for (auto& a : argv) pointers.push_back(a.data());
+  pointers.push_back(nullptr);
+  ::execvp("ip", pointers.data());
+  spdlog::error("cannot run ip: {}", std::strerror(errno));
+  return 127;
+}
+
 int print_ca_bundle(const std::string& endpoint_url) {
   const auto result = sluice::cli::http_request(
       endpoint_url, "GET", std::string(sluice::cloud::ControlPlane::kCaBundlePath));
@@ -122,6 +154,13 @@ int main(int argc, char** argv) {
   serve_command->add_option(
       "--postgres-bin", options.postgres_bin,
       "PostgreSQL's bin folder (default: the newest /usr/lib/postgresql/N/bin)");
+  std::string host_access = "on";
+  serve_command
+      ->add_option("--host-access", host_access,
+                   "whether this machine may reach proxy endpoints whatever the security groups "
+                   "say (on|off)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   serve_command->add_option("--proxy-binary", options.proxy_binary,
                             "sluice-proxy to run (default: the one beside sluice)");
   std::string endpoint_url;
@@ -136,6 +175,14 @@ int main(int argc, char** argv) {
       "clusters, functions");
   apply_command->add_option("FILE", stack_file, "the stack, e.g. examples/meal-planner/stack.toml")
       ->required();
+  std::string interface_id;
+  std::vector<std::string> command;
+  auto* exec_command = app.add_subcommand(
+      "exec",
+      "run a command inside a network interface of a VPC (as root), e.g. psql as a "
+      "member of its security groups");
+  exec_command->add_option("--network-interface-id", interface_id, "eni-…")->required();
+  exec_command->add_option("command", command, "the command and its arguments")->required();
   CLI11_PARSE(app, argc, argv);
   if (endpoint_url.empty()) {
     const char* from_env = std::getenv("SLUICE_ENDPOINT");
@@ -144,7 +191,9 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_st("sluice"));  // logs on stderr, as sluice-proxy
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   try {
+    options.host_access = host_access == "on";
     if (serve_command->parsed()) return serve(home, listen, options);
+    if (exec_command->parsed()) return exec_in_interface(endpoint_url, interface_id, command);
     if (ca_bundle_command->parsed()) return print_ca_bundle(endpoint_url);
     if (apply_command->parsed()) return sluice::cli::apply_stack(stack_file, endpoint_url);
   } catch (const std::exception& e) {

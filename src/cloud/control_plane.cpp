@@ -6,10 +6,19 @@
 #include <fstream>
 #include <sstream>
 
+#include "auth/crypto.hpp"
 #include "cloud/sigv4.hpp"
 
 namespace sluice::cloud {
 namespace json = boost::json;
+
+namespace {
+// Six hex digits of the home folder's hash: this instance's namespaces are named after it.
+std::string home_tag(const std::string& home) {
+  const std::string digest = auth::hex(auth::sha256(home));
+  return digest.substr(0, 6);
+}
+}  // namespace
 
 ControlPlane::ControlPlane(const ControlPlaneOptions& options)
     : options_(options),
@@ -20,9 +29,11 @@ ControlPlane::ControlPlane(const ControlPlaneOptions& options)
       ec2_(store_, options.account_id),
       lambda_(store_, ec2_, options.home + "/functions", options.account_id),
       network_(options.hosts_file, options.home),
+      vpc_network_(home_tag(options.home)),
       rds_(RdsEnvironment{store_, key_, supervisor_, network_, secrets_, iam_, ec2_, options.home,
                           options.account_id, options.domain, options.postgres_bin,
-                          options.proxy_binary}) {
+                          options.proxy_binary, vpc_network_.available() ? &vpc_network_ : nullptr,
+                          options.host_access}) {
   if (!options.strict_auth) return;
   std::ifstream in(options.access_keys);
   if (!in) throw std::runtime_error("--strict-auth needs access keys in " + options.access_keys);
@@ -44,6 +55,21 @@ ApiResponse ControlPlane::handle(ApiRequest& request) {
     info.body = json::serialize(
         json::object{{"AccountId", options_.account_id}, {"Domain", options_.domain}});
     return info;
+  }
+  if (request.method == "GET" && request.target.starts_with(kInterfacePath)) {
+    ApiResponse found;
+    const std::string id = request.target.substr(kInterfacePath.size());
+    if (vpc_network_.available()) rds_.reconcile_interfaces();
+    if (!ec2_.interface(id) || !vpc_network_.available()) {
+      found.status = 404;
+      found.body = json::serialize(json::object{
+          {"Message", vpc_network_.available() ? "no network interface " + id
+                                               : std::string("network namespaces are not "
+                                                             "available to this sluice serve")}});
+      return found;
+    }
+    found.body = json::serialize(json::object{{"Namespace", vpc_network_.interface_namespace(id)}});
+    return found;
   }
   // Public, as RDS's bundle is: no signature needed.
   if (request.method == "GET" && request.target == kCaBundlePath) {
@@ -87,6 +113,7 @@ void ControlPlane::tick() {
 
 void ControlPlane::shutdown() {
   rds_.shutdown();
+  vpc_network_.remove_all();
 }
 
 ApiResponse ControlPlane::refuse(const ApiRequest& request, const ApiError& error) {

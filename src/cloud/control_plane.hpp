@@ -18,6 +18,7 @@
 #include "cloud/secretsmanager.hpp"
 #include "cloud/store.hpp"
 #include "cloud/supervisor.hpp"
+#include "cloud/vpc_network.hpp"
 
 namespace sluice::cloud {
 
@@ -34,12 +35,16 @@ struct ControlPlaneOptions {
   std::string hosts_file = "/etc/hosts";
   std::string postgres_bin;  // empty: the newest /usr/lib/postgresql/N/bin
   std::string proxy_binary;  // sluice-proxy
+  // Whether this machine may reach endpoints (the documented exception to security groups).
+  bool host_access = true;
 };
 
 class ControlPlane {
  public:
   // GET here returns the PEM clients use as sslrootcert (`sluice ca-bundle`).
   static constexpr std::string_view kCaBundlePath = "/sluice/ca-bundle.pem";
+  // GET here + an interface ID: {"Namespace": …}, where `sluice exec` runs a command.
+  static constexpr std::string_view kInterfacePath = "/sluice/network-interfaces/";
 
   explicit ControlPlane(const ControlPlaneOptions& options);
   ApiResponse handle(ApiRequest& request);
@@ -64,6 +69,7 @@ class ControlPlane {
   Lambda lambda_;
   Supervisor supervisor_;
   LocalNetwork network_;
+  VpcNetwork vpc_network_;
   Rds rds_;
 };
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,27 @@ class Ec2 {
                       const std::vector<std::string>& source_groups, std::string_view source_ipv4,
                       int port);
 
+  // An elastic network interface: where something sits in a VPC (a proxy endpoint, a function's
+  // environment, a command run with `sluice exec`), with its address and security groups.
+  struct NetworkInterface {
+    std::string id;
+    std::string subnet_id;
+    std::string vpc_id;
+    std::string zone;
+    std::string ip;
+    std::string description;
+    std::vector<std::string> groups;
+    bool requester_managed = false;  // made by a service (a proxy), not deletable by users
+  };
+  // A new interface with the next free address of the subnet (or `ip`). Throws ApiError.
+  NetworkInterface create_interface(const std::string& subnet_id,
+                                    const std::vector<std::string>& groups,
+                                    const std::string& description, bool requester_managed,
+                                    const std::string& ip = {});
+  std::vector<NetworkInterface> interfaces();
+  std::optional<NetworkInterface> interface(const std::string& id);
+  void delete_interface(const std::string& id);
+
   // The VPC of a subnet (for Lambda's VpcConfig), or "" when the subnet does not exist.
   std::string vpc_of_subnet(const std::string& subnet_id);
   // Whether the security group exists (in `vpc_id`, unless that is empty).
@@ -42,6 +64,10 @@ class Ec2 {
   std::string describe(std::string_view kind, const QueryParams& params);
   std::string describe_rules(const QueryParams& params);
   std::string remove(std::string_view kind, const std::string& id);
+  std::string create_network_interface(const QueryParams& params);
+  std::string describe_network_interfaces(const QueryParams& params);
+  std::string delete_network_interface(const std::string& id);
+  void interface_xml(Xml& xml, std::string_view tag, const NetworkInterface& eni);
 
   boost::json::object load(std::string_view kind, const std::string& id);
   void save(std::string_view kind, const boost::json::object& resource);

@@ -600,6 +600,10 @@ std::string Rds::instance_xml(const json::object& i) {
 
 // ---- processes ----
 
+void Rds::reconcile_interfaces() {
+  proxies_->reconcile_interfaces();
+}
+
 void Rds::reconcile() {
   if (starting_) {
     // Processes do not outlive sluice serve: whatever was available is starting again.

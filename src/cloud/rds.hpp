@@ -43,6 +43,8 @@ class Rds {
   // Moves resources along (creating → available), keeps their processes running and the
   // endpoint names published. Called a few times a second.
   void reconcile();
+  // Gives every client network interface its namespace now (before `sluice exec` uses it).
+  void reconcile_interfaces();
   // Stops every process and withdraws the names (state stays for the next start).
   void shutdown();
 

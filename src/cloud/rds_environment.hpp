@@ -12,6 +12,7 @@
 #include "cloud/secretsmanager.hpp"
 #include "cloud/store.hpp"
 #include "cloud/supervisor.hpp"
+#include "cloud/vpc_network.hpp"
 
 namespace sluice::cloud {
 
@@ -25,9 +26,11 @@ struct RdsEnvironment {
   Ec2& ec2;
   std::string home;  // rds/ and proxies/ live here
   std::string account_id;
-  std::string domain;        // endpoint names end in REGION.rds.DOMAIN
-  std::string postgres_bin;  // empty: the newest installed
-  std::string proxy_binary;  // sluice-proxy
+  std::string domain;                 // endpoint names end in REGION.rds.DOMAIN
+  std::string postgres_bin;           // empty: the newest installed
+  std::string proxy_binary;           // sluice-proxy
+  VpcNetwork* vpc_network = nullptr;  // null: no namespaces here, endpoints on loopback only
+  bool host_access = true;            // this machine may reach endpoints (the local exception)
 };
 
 // Endpoint names in RDS's formats. `region_id` is the account's 12-character identifier for the

@@ -181,6 +181,7 @@ std::string render_proxy_config(const ProxyRuntime& r) {
   if (!r.init_query.empty()) pool.insert("init_query", r.init_query);
   root.insert("connection_pool", pool);
   root.insert("metrics", toml::table{{"listen", r.metrics_listen}});
+  if (!r.admission_file.empty()) root.insert("admission", toml::table{{"file", r.admission_file}});
   std::ostringstream out;
   out << "# Written by sluice serve from the proxy's settings; changes here are overwritten.\n"
       << root << "\n";
@@ -423,6 +424,8 @@ std::string RdsProxies::delete_proxy(const QueryParams& params) {
   json::object p = proxy(params.required("DBProxyName"));
   const std::string name = text(p, "DBProxyName");
   env_.supervisor.stop("proxy:" + name);
+  for (auto& e : endpoints_of(name)) release_interface(e);
+  release_interface(p);
   for (const auto& e : endpoints_of(name))
     env_.store.remove(kEndpoint, text(e, "DBProxyEndpointName"));
   env_.store.remove(kProxy, name);
@@ -434,6 +437,13 @@ std::string RdsProxies::delete_proxy(const QueryParams& params) {
   p["Status"] = "deleting";
   spdlog::info("DB proxy {} deleted", name);
   return "<DBProxy>" + proxy_xml(p) + "</DBProxy>";
+}
+
+void RdsProxies::release_interface(const json::object& resource) {
+  if (auto eni = env_.ec2.interface(text(resource, "NetworkInterfaceId"))) {
+    if (env_.vpc_network) env_.vpc_network->close_listener(eni->vpc_id, eni->ip, kProxyPort);
+    env_.ec2.delete_interface(eni->id);
+  }
 }
 
 std::string RdsProxies::describe_proxies(const QueryParams& params) {
@@ -726,6 +736,7 @@ std::string RdsProxies::delete_endpoint(const QueryParams& params) {
   }
   json::object e = json::parse(*doc).as_object();
   const json::object p = proxy(text(e, "DBProxyName"));
+  release_interface(e);
   env_.store.remove(kEndpoint, name);
   e["Status"] = "deleting";
   return "<DBProxyEndpoint>" + endpoint_xml(e, p) + "</DBProxyEndpoint>";
@@ -821,8 +832,33 @@ void RdsProxies::reconcile_proxy(json::object& p) {
     ProxyRuntime runtime;
     runtime.name = name;
     runtime.listen.push_back(text(p, "Address") + ":" + std::to_string(kProxyPort));
-    for (const auto& e : endpoints_of(name))
+    auto endpoints = endpoints_of(name);
+    for (const auto& e : endpoints)
       runtime.listen.push_back(text(e, "Address") + ":" + std::to_string(kProxyPort));
+    const std::vector<std::string> host_listeners = runtime.listen;
+    // In the VPC: a socket on each endpoint's interface address, opened by us in the VPC's
+    // namespace and inherited by the proxy as descriptors 3, 4, …
+    std::vector<int> inherited;
+    std::vector<std::pair<std::string, std::vector<std::string>>> vpc_listeners;
+    if (env_.vpc_network) {
+      const auto eni = interface_of(p, kProxy, "RDS Proxy " + name);
+      inherited.push_back(env_.vpc_network->listener(eni.vpc_id, eni.ip, kProxyPort));
+      vpc_listeners.emplace_back("fd:3", strings_of(p, "VpcSecurityGroupIds"));
+      for (auto& e : endpoints) {
+        const auto endpoint_eni =
+            interface_of(e, kEndpoint, "RDS Proxy endpoint " + text(e, "DBProxyEndpointName"));
+        inherited.push_back(
+            env_.vpc_network->listener(endpoint_eni.vpc_id, endpoint_eni.ip, kProxyPort));
+        vpc_listeners.emplace_back("fd:" + std::to_string(2 + inherited.size()),
+                                   strings_of(e, "VpcSecurityGroupIds"));
+      }
+      for (const auto& [label, groups] : vpc_listeners) runtime.listen.push_back(label);
+    }
+    runtime.admission_file = dir + "/admission";
+    bool rules_changed = false;  // the proxy re-reads its rules by itself
+    write_if_changed(runtime.admission_file,
+                     admission_rules(vpc_listeners, host_listeners, text(p, "VpcId")),
+                     rules_changed);
     runtime.require_tls = flag(p, "RequireTLS");
     runtime.idle_client_timeout = static_cast<int>(whole(p, "IdleClientTimeout", 1800));
     runtime.debug_logging = flag(p, "DebugLogging");
@@ -846,6 +882,7 @@ void RdsProxies::reconcile_proxy(json::object& p) {
     spec.argv = {env_.proxy_binary, "--config", config};
     spec.log_file = dir + "/proxy.log";
     spec.stop_order = 0;
+    spec.inherit_fds = inherited;
     env_.supervisor.ensure(process, spec);
     // What the running proxy says about its target, at most once a second.
     const auto now = std::chrono::steady_clock::now();
@@ -868,7 +905,67 @@ void RdsProxies::reconcile_proxy(json::object& p) {
     }
 }
 
+Ec2::NetworkInterface RdsProxies::interface_of(json::object& resource, std::string_view kind,
+                                               const std::string& description) {
+  if (auto eni = env_.ec2.interface(text(resource, "NetworkInterfaceId"))) return *eni;
+  const auto subnets = strings_of(resource, "VpcSubnetIds");
+  const auto eni =
+      env_.ec2.create_interface(subnets.at(0), strings_of(resource, "VpcSecurityGroupIds"),
+                                description, /*requester_managed=*/true);
+  resource["NetworkInterfaceId"] = eni.id;
+  const std::string id = text(resource, kind == kProxy ? "DBProxyName" : "DBProxyEndpointName");
+  env_.store.put(kind, id, json::serialize(resource));
+  return eni;
+}
+
+std::string RdsProxies::admission_rules(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& vpc_listeners,
+    const std::vector<std::string>& host_listeners, const std::string& vpc_id) {
+  std::string rules = "# Written by sluice serve from the security groups; re-read on change.\n";
+  if (env_.host_access)
+    for (const auto& listener : host_listeners) rules += listener + " *\n";
+  for (const auto& eni : env_.ec2.interfaces()) {
+    if (eni.requester_managed || eni.vpc_id != vpc_id) continue;
+    for (const auto& [label, groups] : vpc_listeners)
+      if (env_.ec2.ingress_allows(groups, eni.groups, eni.ip, kProxyPort))
+        rules += label + " " + eni.ip + "/32\n";
+  }
+  return rules;
+}
+
+void RdsProxies::reconcile_interfaces() {
+  if (!env_.vpc_network) return;
+  // Inside a VPC, endpoint names resolve to the endpoints' interface addresses.
+  std::map<std::string, HostsEntries> names_by_vpc;
+  for (const auto& [id, doc] : env_.store.list(kProxy)) {
+    const json::value parsed = json::parse(doc);
+    const json::object& p = parsed.as_object();
+    if (auto eni = env_.ec2.interface(text(p, "NetworkInterfaceId")))
+      names_by_vpc[eni->vpc_id].emplace_back(eni->ip, rds_.names(text(p, "Region")).proxy(id));
+  }
+  for (const auto& [id, doc] : env_.store.list(kEndpoint)) {
+    const json::value parsed = json::parse(doc);
+    const json::object& e = parsed.as_object();
+    if (auto eni = env_.ec2.interface(text(e, "NetworkInterfaceId")))
+      names_by_vpc[eni->vpc_id].emplace_back(eni->ip,
+                                             rds_.names(text(e, "Region")).proxy_endpoint(id));
+  }
+  std::set<std::string> present;
+  for (const auto& eni : env_.ec2.interfaces()) {
+    if (eni.requester_managed) continue;
+    present.insert(eni.id);
+    try {
+      env_.vpc_network->ensure_interface(eni, names_by_vpc[eni.vpc_id]);
+    } catch (const std::exception& e) {
+      spdlog::error("network interface {}: {}", eni.id, e.what());
+    }
+  }
+  for (const auto& id : env_.vpc_network->interfaces())
+    if (!present.contains(id)) env_.vpc_network->remove_interface(id);
+}
+
 void RdsProxies::reconcile() {
+  reconcile_interfaces();
   for (const auto& [id, doc] : env_.store.list(kProxy)) {
     json::object p = json::parse(doc).as_object();
     try {

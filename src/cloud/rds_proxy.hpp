@@ -43,6 +43,7 @@ struct ProxyRuntime {
   int connection_borrow_timeout = 120;
   std::string init_query;
   std::string metrics_listen;
+  std::string admission_file;
   int health_check_interval = 5;
 };
 std::string render_proxy_config(const ProxyRuntime& runtime);
@@ -58,6 +59,10 @@ class RdsProxies {
   std::optional<std::string> handle(std::string_view action, const QueryParams& params,
                                     std::string_view region);
   void reconcile();
+  // Client interfaces (not a service's own) get their namespaces, with the VPC's endpoint names.
+  void reconcile_interfaces();
+  // Deletes a proxy's or endpoint's interface and closes its socket.
+  void release_interface(const boost::json::object& resource);
   std::set<std::string> addresses_in_use();
   HostsEntries hosts_entries();
   bool cluster_registered(const std::string& cluster_id);
@@ -97,6 +102,14 @@ class RdsProxies {
                               bool& changed);
   TargetHealthReport health_of(const boost::json::object& proxy);
   std::string dir_of(const std::string& name) const { return env_.home + "/proxies/" + name; }
+  // The proxy's (or an endpoint's) interface in its first subnet, made on first need.
+  Ec2::NetworkInterface interface_of(boost::json::object& resource, std::string_view kind,
+                                     const std::string& description);
+  // "LISTENER SOURCE" lines: the host exception, then each client interface the listener's
+  // security groups admit on 5432.
+  std::string admission_rules(
+      const std::vector<std::pair<std::string, std::vector<std::string>>>& vpc_listeners,
+      const std::vector<std::string>& host_listeners, const std::string& vpc_id);
 
   RdsEnvironment& env_;
   Rds& rds_;

@@ -34,6 +34,7 @@ struct Launch {
   std::vector<char*> argv;
   std::vector<char*> envp;
   int log_fd = -1;
+  std::vector<int> inherit_fds;
   bool switch_user = false;
   uid_t uid = 0;
   gid_t gid = 0;
@@ -61,6 +62,7 @@ Launch prepare(const ProcessSpec& spec) {
     launch.gid = pw->pw_gid;
     launch.user = spec.run_as;
   }
+  launch.inherit_fds = spec.inherit_fds;
   launch.log_fd = ::open(spec.log_file.empty() ? "/dev/null" : spec.log_file.c_str(),
                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (launch.log_fd < 0)
@@ -72,10 +74,15 @@ Launch prepare(const ProcessSpec& spec) {
 
 [[noreturn]] void exec_child(const Launch& launch, int stop_signal, pid_t parent) {
   ::setsid();  // its own group: a terminal's ^C reaches sluice serve, which stops it in order
-  const int null_fd = ::open("/dev/null", O_RDONLY);
+  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   ::dup2(null_fd, 0);
   ::dup2(launch.log_fd, 1);
   ::dup2(launch.log_fd, 2);
+  // Listening sockets to hand over, as 3, 4, …: first out of the way of those numbers, then in
+  // place (dup2 clears close-on-exec).
+  std::vector<int> moved;
+  for (int fd : launch.inherit_fds) moved.push_back(::fcntl(fd, F_DUPFD_CLOEXEC, 64));
+  for (size_t i = 0; i < moved.size(); ++i) ::dup2(moved[i], static_cast<int>(3 + i));
   // Databases and proxies hold a descriptor per connection.
   rlimit files{};
   if (::getrlimit(RLIMIT_NOFILE, &files) == 0) {

@@ -23,6 +23,7 @@ struct ProcessSpec {
   bool restart = true;                 // false: a one-shot whose exit code is kept
   int stop_signal = SIGTERM;           // also sent if sluice serve dies (PR_SET_PDEATHSIG)
   int stop_order = 0;                  // lower stops first (proxies before databases)
+  std::vector<int> inherit_fds;        // become descriptors 3, 4, … of the child
 
   bool operator==(const ProcessSpec&) const = default;
 };

@@ -1,6 +1,8 @@
 #include "proxy/config.hpp"
 
 #include <toml++/toml.h>
+
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -67,6 +69,20 @@ const toml::table* get_table(const toml::table& root, const char* key) {
 
 }  // namespace
 
+std::optional<HostPort> parse_listen(const std::string& text) {
+  if (text.starts_with("fd:")) {
+    int fd = -1;
+    const char* first = text.data() + 3;
+    const char* last = text.data() + text.size();
+    auto [end, ec] = std::from_chars(first, last, fd);
+    if (ec != std::errc() || end != last || fd < 3) return std::nullopt;
+    HostPort hp;
+    hp.fd = fd;
+    return hp;
+  }
+  return parse_host_port(text);
+}
+
 std::optional<HostPort> parse_host_port(const std::string& text) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0) return std::nullopt;
@@ -91,10 +107,10 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     where << "line " << e.source().begin.line;
     throw ConfigError(where.str(), std::string(e.description()));
   }
-  check_keys(
-      root, "",
-      {"name", "listen", "require_tls", "idle_client_timeout", "max_client_connections",
-       "max_message_size", "debug_logging", "tls", "auth", "target", "connection_pool", "metrics"});
+  check_keys(root, "",
+             {"name", "listen", "require_tls", "idle_client_timeout", "max_client_connections",
+              "max_message_size", "debug_logging", "tls", "auth", "target", "connection_pool",
+              "metrics", "admission"});
   Config c;
   if (auto v = get<std::string>(root, "", "name")) {
     if (v->empty() || v->size() > 63) throw ConfigError("name", "must be 1 to 63 characters");
@@ -106,7 +122,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
       throw ConfigError("listen", "must be HOST:PORT or an array of 1 to 64 of them");
     for (size_t i = 0; i < addresses->size(); ++i) {
       const auto* text = addresses->get(i)->as_string();
-      auto hp = text ? parse_host_port(text->get()) : std::nullopt;
+      auto hp = text ? parse_listen(text->get()) : std::nullopt;
       if (!hp)
         throw ConfigError("listen[" + std::to_string(i) + "]",
                           "must be HOST:PORT with a port from 1 to 65535");
@@ -115,8 +131,10 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
       else
         c.extra_listen.push_back(*hp);
     }
-  } else {
-    c.listen = get_host_port(root, "", "listen", c.listen);
+  } else if (auto text = get<std::string>(root, "", "listen")) {
+    auto hp = parse_listen(*text);
+    if (!hp) throw ConfigError("listen", "must be HOST:PORT with a port from 1 to 65535, or fd:N");
+    c.listen = *hp;
   }
   c.require_tls = get<bool>(root, "", "require_tls").value_or(c.require_tls);
   c.idle_client_timeout = get_range(root, "", "idle_client_timeout", 1, 28800, 1800);
@@ -201,6 +219,12 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     c.max_idle_connections_percent = 50;
   }
 
+  if (const toml::table* admission = get_table(root, "admission")) {
+    check_keys(*admission, "admission.", {"file"});
+    c.admission_file =
+        resolve(base_dir, get<std::string>(*admission, "admission.", "file").value_or(""));
+    if (c.admission_file.empty()) throw ConfigError("admission.file", "is required");
+  }
   if (const toml::table* metrics = get_table(root, "metrics")) {
     check_keys(*metrics, "metrics.", {"listen"});
     if (metrics->get("listen"))

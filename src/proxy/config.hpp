@@ -15,6 +15,13 @@ enum class TargetTls { kDisable, kPrefer, kRequire, kVerifyFull };
 struct HostPort {
   std::string host;
   uint16_t port = 0;
+  // A listening socket inherited from the parent ("fd:N" in `listen`): sluice serve opens it
+  // inside a VPC's network namespace.
+  int fd = -1;
+  // As written in the configuration: what admission rules name a listener by.
+  std::string label() const {
+    return fd >= 0 ? "fd:" + std::to_string(fd) : host + ":" + std::to_string(port);
+  }
 };
 
 struct AuthConfig {
@@ -56,6 +63,8 @@ struct Config {
   uint32_t max_prepared_statements = 200;
 
   std::optional<HostPort> metrics_listen;
+  // Which sources each listener admits (admission.hpp); empty: everyone.
+  std::string admission_file;
 };
 
 // A bad configuration: `key` is the dotted TOML key at fault.
@@ -74,5 +83,7 @@ Config load_config(const std::string& path);
 Config parse_config(const std::string& toml_text, const std::string& base_dir);
 
 std::optional<HostPort> parse_host_port(const std::string& text);
+// A `listen` entry: HOST:PORT, or fd:N (N >= 3) for an inherited listening socket.
+std::optional<HostPort> parse_listen(const std::string& text);
 
 }  // namespace sluice::proxy

@@ -48,6 +48,10 @@ Proxy::Proxy(asio::io_context& io, Config config)
       clients_(ctx_),
       signals_(io_, SIGTERM, SIGINT),
       probe_timer_(io_) {
+  if (!config_.admission_file.empty()) {
+    admission_ = std::make_unique<AdmissionFile>(config_.admission_file);
+    admission_->load();
+  }
   ctx_.health = &health_;
   ctx_.poller = &poller_;
   ctx_.statements = &statements_;
@@ -59,8 +63,19 @@ int Proxy::run() {
   std::vector<HostPort> addresses{config_.listen};
   addresses.insert(addresses.end(), config_.extra_listen.begin(), config_.extra_listen.end());
   for (const HostPort& address : addresses) {
-    tcp::endpoint endpoint(asio::ip::make_address(address.host), address.port);
     auto& acceptor = *acceptors_.emplace_back(std::make_unique<tcp_acceptor>(io_));
+    listener_labels_.push_back(address.label());
+    if (address.fd >= 0) {
+      // Opened by sluice serve in a VPC's namespace; what family it is, it says itself.
+      sockaddr_storage local{};
+      socklen_t length = sizeof local;
+      if (::getsockname(address.fd, reinterpret_cast<sockaddr*>(&local), &length) != 0)
+        throw std::runtime_error("listen " + address.label() + ": not an open socket");
+      acceptor.assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), address.fd);
+      acceptor.listen(4096);
+      continue;
+    }
+    tcp::endpoint endpoint(asio::ip::make_address(address.host), address.port);
     acceptor.open(endpoint.protocol());
     acceptor.set_option(tcp_acceptor::reuse_address(true));
     acceptor.bind(endpoint);
@@ -88,8 +103,8 @@ int Proxy::run() {
                  kDrainLimit.count());
     begin_shutdown();
   });
-  for (const auto& acceptor : acceptors_)
-    asio::co_spawn(io_, accept_loop(*acceptor), asio::detached);
+  for (size_t i = 0; i < acceptors_.size(); ++i)
+    asio::co_spawn(io_, accept_loop(*acceptors_[i], listener_labels_[i]), asio::detached);
   asio::co_spawn(io_, housekeeping(), asio::detached);
   if (config_.health_check_interval > 0) asio::co_spawn(io_, probe_target(), asio::detached);
   io_.run();
@@ -107,7 +122,7 @@ void Proxy::begin_shutdown() {
   pools_.close_all_idle();
 }
 
-awaitable<void> Proxy::accept_loop(tcp_acceptor& acceptor) {
+awaitable<void> Proxy::accept_loop(tcp_acceptor& acceptor, std::string label) {
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(as_tuple_awaitable);
     if (ec) {
@@ -117,6 +132,20 @@ awaitable<void> Proxy::accept_loop(tcp_acceptor& acceptor) {
       steady_timer pause(io_, std::chrono::milliseconds(50));
       co_await pause.async_wait(as_tuple_awaitable);
       continue;
+    }
+    if (admission_) {
+      // The security groups' decision, as the network would make it: a refused source gets no
+      // byte from the proxy.
+      boost::system::error_code peer_error;
+      const auto peer = socket.remote_endpoint(peer_error).address();
+      std::optional<uint32_t> v4;
+      if (peer.is_v4()) v4 = peer.to_v4().to_uint();
+      if (peer_error || !admission_->current().admits(label, v4)) {
+        spdlog::info("refused a connection from {} on {}: its security groups do not admit it",
+                     peer.to_string(), label);
+        socket.close(peer_error);
+        continue;
+      }
     }
     std::shared_ptr<ClientSession> session;
     try {
@@ -143,6 +172,7 @@ awaitable<void> Proxy::housekeeping() {
     co_await timer.async_wait(as_tuple_awaitable);
     const auto now = std::chrono::steady_clock::now();
     ctx_.coarse_now = now;
+    if (admission_) admission_->refresh();
     pools_.expire_waiters(now);
     if (ctx_.draining) {
       clients_.close_idle_for_shutdown();

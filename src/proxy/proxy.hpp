@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "proxy/admission.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/client_registry.hpp"
 #include "proxy/config.hpp"
@@ -26,7 +27,7 @@ class Proxy {
   int run();
 
  private:
-  awaitable<void> accept_loop(tcp_acceptor& acceptor);
+  awaitable<void> accept_loop(tcp_acceptor& acceptor, std::string label);
   awaitable<void> housekeeping();
   awaitable<void> probe_target();
   void begin_shutdown();
@@ -44,6 +45,8 @@ class Proxy {
   PoolManager pools_;
   ClientRegistry clients_;
   std::vector<std::unique_ptr<tcp_acceptor>> acceptors_;  // `listen`, then `extra_listen`
+  std::vector<std::string> listener_labels_;              // each acceptor's, for admission
+  std::unique_ptr<AdmissionFile> admission_;              // null: every source is admitted
   std::unique_ptr<MetricsServer> metrics_server_;
   asio::signal_set signals_;
   steady_timer probe_timer_;  // cancelled on shutdown, so the probe stops at once

@@ -129,6 +129,22 @@ TEST(Config, ListenMayBeSeveralAddresses) {
   EXPECT_EQ(key_of_error(std::string("listen = [\"a:1\", 5]\n") + kMinimal), "listen[1]");
 }
 
+TEST(Config, InheritedListenersAndAdmission) {
+  Config c = parse_config(std::string("listen = [\"127.64.0.1:5432\", \"fd:3\"]\n") + kMinimal +
+                              "[admission]\nfile = \"admission\"\n",
+                          "/state/p");
+  ASSERT_EQ(c.extra_listen.size(), 1u);
+  EXPECT_EQ(c.extra_listen[0].fd, 3);
+  EXPECT_EQ(c.extra_listen[0].label(), "fd:3");
+  EXPECT_EQ(c.listen.label(), "127.64.0.1:5432");
+  EXPECT_EQ(c.admission_file, "/state/p/admission");
+  EXPECT_EQ(key_of_error(std::string("listen = [\"fd:2\"]\n") + kMinimal), "listen[0]");
+  EXPECT_EQ(key_of_error(std::string("listen = \"fd:x\"\n") + kMinimal), "listen");
+  EXPECT_EQ(key_of_error(std::string(kMinimal) + "[admission]\n"), "admission.file");
+  EXPECT_EQ(key_of_error(std::string(kMinimal) + "[admission]\nfile = \"a\"\nx = 1\n"),
+            "admission.x");
+}
+
 TEST(Config, HostPort) {
   EXPECT_EQ(parse_host_port("127.0.0.1:5432")->port, 5432);
   EXPECT_EQ(parse_host_port("[::1]:6432")->host, "::1");
