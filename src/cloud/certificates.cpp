@@ -26,26 +26,21 @@
 #include <stdexcept>
 #include <thread>
 
+#include "auth/openssl_ptr.hpp"
+
 namespace sluice::cloud {
 namespace {
 
-template <auto Free>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
-using Bio = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
-using Bignum = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
-using Certificate = std::unique_ptr<X509, Deleter<X509_free>>;
-using Extension = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
-using GeneralName = std::unique_ptr<GENERAL_NAME, Deleter<GENERAL_NAME_free>>;
-using GeneralNames = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES_free>>;
-using Ia5String = std::unique_ptr<ASN1_IA5STRING, Deleter<ASN1_IA5STRING_free>>;
-using KeyContext = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
-using OctetString = std::unique_ptr<ASN1_OCTET_STRING, Deleter<ASN1_OCTET_STRING_free>>;
-using PrivateKey = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
+using Bio = auth::OpenSslPtr<BIO, BIO_free_all>;
+using Bignum = auth::OpenSslPtr<BIGNUM, BN_free>;
+using Certificate = auth::OpenSslPtr<X509, X509_free>;
+using Extension = auth::OpenSslPtr<X509_EXTENSION, X509_EXTENSION_free>;
+using GeneralName = auth::OpenSslPtr<GENERAL_NAME, GENERAL_NAME_free>;
+using GeneralNames = auth::OpenSslPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
+using Ia5String = auth::OpenSslPtr<ASN1_IA5STRING, ASN1_IA5STRING_free>;
+using KeyContext = auth::OpenSslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using OctetString = auth::OpenSslPtr<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>;
+using PrivateKey = auth::OpenSslPtr<EVP_PKEY, EVP_PKEY_free>;
 
 // X.509's upper bound for a commonName (ub-common-name, RFC 5280 appendix A).
 constexpr size_t kMaxCommonName = 64;

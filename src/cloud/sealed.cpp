@@ -12,6 +12,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "auth/openssl_ptr.hpp"
+
 namespace sluice::cloud {
 namespace {
 
@@ -19,7 +21,7 @@ constexpr size_t kKeySize = 32;
 constexpr size_t kNonceSize = 12;
 constexpr size_t kTagSize = 16;
 
-using CipherContext = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
+using CipherContext = auth::OpenSslPtr<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
 
 const unsigned char* bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
@@ -53,7 +55,7 @@ std::string SealingKey::seal(std::string_view plaintext, std::string_view contex
   std::string out(kNonceSize + plaintext.size() + kTagSize, '\0');
   auto* nonce = reinterpret_cast<unsigned char*>(out.data());
   if (RAND_bytes(nonce, kNonceSize) != 1) throw std::runtime_error("no randomness for a nonce");
-  CipherContext ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+  CipherContext ctx(EVP_CIPHER_CTX_new());
   int n = 0;
   auto* body = nonce + kNonceSize;
   if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(key_), nonce) != 1 ||
@@ -75,7 +77,7 @@ std::optional<std::string> SealingKey::open(std::string_view sealed,
   std::string out(size, '\0');
   auto* plain = reinterpret_cast<unsigned char*>(out.data());
   std::string tag(sealed.substr(kNonceSize + size));
-  CipherContext ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+  CipherContext ctx(EVP_CIPHER_CTX_new());
   int n = 0;
   if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(key_), nonce) != 1 ||
       EVP_DecryptUpdate(ctx.get(), nullptr, &n, bytes(context), static_cast<int>(context.size())) !=

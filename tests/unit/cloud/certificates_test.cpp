@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "auth/openssl_ptr.hpp"
+
 namespace sluice::cloud {
 namespace {
 
@@ -30,20 +32,13 @@ using Names = std::vector<std::string>;
   return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
 }
 
-template <auto Free>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
-using Bio = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
-using Certificate = std::unique_ptr<X509, Deleter<X509_free>>;
-using PrivateKey = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
-using Store = std::unique_ptr<X509_STORE, Deleter<X509_STORE_free>>;
-using StoreContext = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX_free>>;
-using SslContext = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX_free>>;
-using Ssl = std::unique_ptr<SSL, Deleter<SSL_free>>;
+using Bio = auth::OpenSslPtr<BIO, BIO_free_all>;
+using Certificate = auth::OpenSslPtr<X509, X509_free>;
+using PrivateKey = auth::OpenSslPtr<EVP_PKEY, EVP_PKEY_free>;
+using Store = auth::OpenSslPtr<X509_STORE, X509_STORE_free>;
+using StoreContext = auth::OpenSslPtr<X509_STORE_CTX, X509_STORE_CTX_free>;
+using SslContext = auth::OpenSslPtr<SSL_CTX, SSL_CTX_free>;
+using Ssl = auth::OpenSslPtr<SSL, SSL_free>;
 
 const std::string kWildcard = "*.proxy-cczg0cscuj55.us-east-1.rds.sluice.internal";
 const std::string kProxyHost =
@@ -175,7 +170,7 @@ TEST(CertificateAuthority, IsSelfSignedP256Ca) {
 
   // Positive, about 128 bits, different each time.
   const ASN1_INTEGER* serial = X509_get0_serialNumber(cert.get());
-  std::unique_ptr<BIGNUM, Deleter<BN_free>> bn(ASN1_INTEGER_to_BN(serial, nullptr));
+  auth::OpenSslPtr<BIGNUM, BN_free> bn(ASN1_INTEGER_to_BN(serial, nullptr));
   EXPECT_FALSE(BN_is_negative(bn.get()));
   EXPECT_GT(BN_num_bits(bn.get()), 64);
   EXPECT_LE(BN_num_bits(bn.get()), 128);
