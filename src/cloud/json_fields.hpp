@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sluice::cloud {
 
@@ -26,6 +27,21 @@ inline int64_t whole(const boost::json::object& o, std::string_view key, int64_t
 inline double decimal(const boost::json::object& o, std::string_view key, double otherwise = 0) {
   const auto* v = o.if_contains(key);
   return v && v->is_number() ? v->to_number<double>() : otherwise;
+}
+
+inline boost::json::array strings(const std::vector<std::string>& values) {
+  boost::json::array out;
+  for (const auto& v : values) out.emplace_back(v);
+  return out;
+}
+
+// A stored list of strings (anything else in it is skipped).
+inline std::vector<std::string> strings_of(const boost::json::object& o, std::string_view key) {
+  std::vector<std::string> out;
+  if (const auto* a = o.if_contains(key); a && a->is_array())
+    for (const auto& v : a->as_array())
+      if (v.is_string()) out.emplace_back(v.as_string());
+  return out;
 }
 
 }  // namespace sluice::cloud

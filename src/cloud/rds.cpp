@@ -27,28 +27,14 @@ constexpr std::string_view kEngineVersion = "15.4";
 // RDS identifiers: a letter first, then letters, digits and single hyphens, at most 63, not
 // ending in a hyphen. RDS keeps them in lower case.
 std::string identifier(const QueryParams& params, const std::string& name) {
-  const std::string value = params.get(name).value_or("");
-  bool ok = !value.empty() && value.size() <= 63 &&
-            std::isalpha(static_cast<unsigned char>(value[0])) && value.back() != '-' &&
-            value.find("--") == std::string::npos;
-  for (char c : value) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-');
-  if (!ok)
-    throw ApiError("InvalidParameterValue",
-                   "The parameter " + name +
-                       " is not a valid identifier. Identifiers must begin with a letter; must "
-                       "contain only ASCII letters, digits, and hyphens; and must not end with a "
-                       "hyphen or contain two consecutive hyphens.");
-  std::string lower = value;
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower;
+  return rds_identifier(params.get(name).value_or(""), name);
 }
 
 // "arn:aws:rds:us-east-1:123:cluster:name" or "name" → "name".
 std::string id_from(const std::string& id_or_arn) {
   std::string id =
       id_or_arn.starts_with("arn:") ? id_or_arn.substr(id_or_arn.rfind(':') + 1) : id_or_arn;
-  for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return id;
+  return lower_case(id);
 }
 
 std::string capacity_text(double acus) {
@@ -68,12 +54,6 @@ std::string master_password(const SealingKey& key, const json::object& c) {
   const auto password = sealed ? key.open(*sealed, text(c, "DBClusterArn")) : std::nullopt;
   if (!password) throw std::runtime_error("the master password does not open");
   return *password;
-}
-
-json::array strings(const std::vector<std::string>& values) {
-  json::array out;
-  for (const auto& v : values) out.emplace_back(v);
-  return out;
 }
 
 }  // namespace

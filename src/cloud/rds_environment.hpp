@@ -2,8 +2,10 @@
 // their endpoints are named and reached.
 #pragma once
 
+#include <cctype>
 #include <string>
 
+#include "cloud/api.hpp"
 #include "cloud/certificates.hpp"
 #include "cloud/ec2.hpp"
 #include "cloud/iam.hpp"
@@ -32,6 +34,27 @@ struct RdsEnvironment {
   VpcNetwork* vpc_network = nullptr;  // null: no namespaces here, endpoints on loopback only
   bool host_access = true;            // this machine may reach endpoints (the local exception)
 };
+
+inline std::string lower_case(std::string value) {
+  for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return value;
+}
+
+// RDS's identifiers (clusters, instances, proxies, proxy endpoints): a letter, then letters,
+// digits and single hyphens, at most 63, no trailing hyphen. RDS keeps them in lower case.
+inline std::string rds_identifier(const std::string& value, const std::string& parameter) {
+  bool ok = !value.empty() && value.size() <= 63 &&
+            std::isalpha(static_cast<unsigned char>(value[0])) && value.back() != '-' &&
+            value.find("--") == std::string::npos;
+  for (char c : value) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-');
+  if (!ok)
+    throw ApiError("InvalidParameterValue",
+                   "The parameter " + parameter +
+                       " is not a valid identifier. Identifiers must begin with a letter; must "
+                       "contain only ASCII letters, digits, and hyphens; and must not end with a "
+                       "hyphen or contain two consecutive hyphens.");
+  return lower_case(value);
+}
 
 // Endpoint names in RDS's formats. `region_id` is the account's 12-character identifier for the
 // region, shared by all its endpoints there (the "cczg0cscuj55" in the guide's proxy endpoint).

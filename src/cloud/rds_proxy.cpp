@@ -25,40 +25,8 @@ constexpr std::string_view kProxy = "rds-proxy";
 constexpr std::string_view kEndpoint = "rds-proxy-endpoint";
 constexpr int kProxyPort = 5432;  // RDS Proxy listens on 5432 whatever the database's port
 
-void check_name(const std::string& value, const std::string& parameter) {
-  // [a-zA-Z](?:-?[a-zA-Z0-9]+)*, at most 63: the model's pattern for proxy and endpoint names.
-  bool ok = !value.empty() && value.size() <= 63 &&
-            std::isalpha(static_cast<unsigned char>(value[0])) && value.back() != '-' &&
-            value.find("--") == std::string::npos;
-  for (char c : value) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-');
-  if (!ok)
-    throw ApiError("InvalidParameterValue",
-                   "The parameter " + parameter +
-                       " is not a valid identifier. It must begin with a letter and contain only "
-                       "ASCII letters, digits and single hyphens, at most 63 characters.");
-}
-
-std::string lower(std::string value) {
-  for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return value;
-}
-
 std::string hex_id() {
   return random_chars("0123456789abcdef", 17);
-}
-
-json::array strings(const std::vector<std::string>& values) {
-  json::array out;
-  for (const auto& v : values) out.emplace_back(v);
-  return out;
-}
-
-std::vector<std::string> strings_of(const json::object& o, std::string_view key) {
-  std::vector<std::string> out;
-  if (const auto* a = o.if_contains(key); a && a->is_array())
-    for (const auto& v : a->as_array())
-      if (v.is_string()) out.emplace_back(v.as_string());
-  return out;
 }
 
 // IDs given as one comma-separated value ("subnet-a,subnet-b", as the guide passes them, which the
@@ -207,7 +175,7 @@ std::optional<TargetHealthReport> parse_proxy_targets(std::string_view body) {
 }
 
 json::object RdsProxies::proxy(const std::string& name) {
-  auto doc = env_.store.get(kProxy, lower(name));
+  auto doc = env_.store.get(kProxy, lower_case(name));
   if (!doc) throw ApiError("DBProxyNotFoundFault", "DBProxy " + name + " not found.", 404);
   return json::parse(*doc).as_object();
 }
@@ -345,8 +313,7 @@ json::array RdsProxies::parse_auth(const QueryParams& params) {
 
 std::string RdsProxies::create_proxy(const QueryParams& params, std::string_view region) {
   const std::string raw_name = params.get("DBProxyName").value_or("");
-  check_name(raw_name, "DBProxyName");
-  const std::string name = lower(raw_name);
+  const std::string name = rds_identifier(raw_name, "DBProxyName");
   const std::string family = params.required("EngineFamily");
   if (family != "POSTGRESQL")
     throw ApiError("InvalidParameterValue",
@@ -581,7 +548,7 @@ std::string RdsProxies::register_targets(const QueryParams& params) {
                        (text(p, "TargetCluster").empty()
                             ? std::string("register one.")
                             : text(p, "TargetCluster") + " is registered already."));
-  const std::string cluster = lower(clusters.front());
+  const std::string cluster = lower_case(clusters.front());
   if (!rds_.cluster_exists(cluster))
     throw ApiError("DBClusterNotFoundFault", "DBCluster " + cluster + " not found.", 404);
   p["TargetCluster"] = cluster;
@@ -597,7 +564,7 @@ std::string RdsProxies::deregister_targets(const QueryParams& params) {
   const auto clusters = params.list("DBClusterIdentifiers");
   const auto instances = params.list("DBInstanceIdentifiers");
   for (const auto& c : clusters)
-    if (lower(c) != text(p, "TargetCluster"))
+    if (lower_case(c) != text(p, "TargetCluster"))
       throw ApiError(
           "DBProxyTargetNotFoundFault",
           "DB cluster " + c + " is not a target of DBProxy " + text(p, "DBProxyName") + ".", 404);
@@ -690,8 +657,7 @@ std::string RdsProxies::endpoint_xml(const json::object& e, const json::object& 
 std::string RdsProxies::create_endpoint(const QueryParams& params) {
   json::object p = proxy(params.required("DBProxyName"));
   const std::string raw_name = params.get("DBProxyEndpointName").value_or("");
-  check_name(raw_name, "DBProxyEndpointName");
-  const std::string name = lower(raw_name);
+  const std::string name = rds_identifier(raw_name, "DBProxyEndpointName");
   const std::string role = params.get("TargetRole").value_or("READ_WRITE");
   if (role == "READ_ONLY")
     throw ApiError("InvalidParameterValue",
@@ -726,7 +692,7 @@ std::string RdsProxies::create_endpoint(const QueryParams& params) {
 }
 
 std::string RdsProxies::delete_endpoint(const QueryParams& params) {
-  const std::string name = lower(params.required("DBProxyEndpointName"));
+  const std::string name = lower_case(params.required("DBProxyEndpointName"));
   auto doc = env_.store.get(kEndpoint, name);
   if (!doc) {
     if (env_.store.get(kProxy, name))
@@ -768,7 +734,7 @@ std::string RdsProxies::describe_endpoints(const QueryParams& params) {
                                      {"IsDefault", true}});
     for (auto& e : endpoints_of(text(p, "DBProxyName"))) endpoints.push_back(std::move(e));
     for (const auto& e : endpoints) {
-      if (endpoint_name && lower(*endpoint_name) != text(e, "DBProxyEndpointName")) continue;
+      if (endpoint_name && lower_case(*endpoint_name) != text(e, "DBProxyEndpointName")) continue;
       found = true;
       members += "<member>" + endpoint_xml(e, p) + "</member>";
     }
