@@ -37,12 +37,13 @@ class ApiClient {
 
   const std::string& region() const { return region_; }
 
- private:
+  // Any request, signed for `service` (its SigV4 signing name).
   ApiResult send(const std::string& service, const std::string& method, const std::string& path,
                  const std::string& content_type,
                  std::vector<std::pair<std::string, std::string>> extra_headers,
                  const std::string& body);
 
+ private:
   std::string endpoint_url_;
   std::string region_;
   std::string access_key_;

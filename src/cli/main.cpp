@@ -17,6 +17,7 @@
 
 #include "cli/apply.hpp"
 #include "cli/http_client.hpp"
+#include "cli/service_command.hpp"
 #include "cloud/control_plane.hpp"
 #include "cloud/server.hpp"
 
@@ -128,7 +129,15 @@ int print_ca_bundle(const std::string& endpoint_url) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `sluice rds describe-db-proxies …`: the aws CLI's commands, read from the service models.
+  if (auto invocation = sluice::cli::service_invocation(argc, argv))
+    return sluice::cli::run_service_command(*invocation);
   CLI::App app{"sluice: a local AWS region where RDS Proxy, Aurora Serverless and Lambda are real"};
+  app.footer(sluice::cli::services_help());
+  if (argc == 2 && std::string(argv[1]) == "help") {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  }
   app.require_subcommand(1);
   std::string home = default_home();
   std::string listen = "127.0.0.1:4566";

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 
 #include "auth/crypto.hpp"
 #include "cloud/api.hpp"
@@ -275,7 +276,29 @@ json::object SecretsManager::list(const json::object& input) {
     entry.erase("VersionIdsToStages");
     entries.push_back(entry);
   }
-  return {{"SecretList", entries}};
+  // Pages: MaxResults at a time, NextToken an opaque offset, as the service hands them out.
+  size_t start = 0;
+  if (const auto* token = input.if_contains("NextToken")) {
+    const auto decoded =
+        token->is_string() ? auth::base64_decode(token->as_string()) : std::nullopt;
+    char* end = nullptr;
+    const unsigned long offset = decoded ? std::strtoul(decoded->c_str(), &end, 10) : 0;
+    if (!decoded || decoded->empty() || *end != '\0' || offset > entries.size())
+      throw ApiError("InvalidNextTokenException", "The NextToken value is invalid.");
+    start = offset;
+  }
+  size_t page = entries.size();
+  if (const auto* max = input.if_contains("MaxResults")) {
+    if (!max->is_int64() || max->as_int64() < 1 || max->as_int64() > 100)
+      throw ApiError("InvalidParameterException", "MaxResults must be between 1 and 100.");
+    page = static_cast<size_t>(max->as_int64());
+  }
+  json::array slice;
+  for (size_t i = start; i < entries.size() && i < start + page; ++i) slice.push_back(entries[i]);
+  json::object out{{"SecretList", slice}};
+  if (start + page < entries.size())
+    out["NextToken"] = auth::base64_encode(std::to_string(start + page));
+  return out;
 }
 
 json::object SecretsManager::remove(const json::object& input) {

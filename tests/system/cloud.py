@@ -37,16 +37,23 @@ class Serve:
         harness.unregister_proc(self.proc)
         return code
 
-    def aws(self, *args, check=True, key=("AKIDLOCAL", "local-secret")):
+    def aws(self, *args, check=True, key=("AKIDLOCAL", "local-secret"), tool="aws"):
+        """An aws CLI command against this region: its parsed JSON, or with check=False the
+        CompletedProcess. tool="sluice" runs the same command with the sluice CLI."""
         env = dict(os.environ, AWS_ACCESS_KEY_ID=key[0], AWS_SECRET_ACCESS_KEY=key[1],
                    AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",
                    AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-        r = subprocess.run(["aws", "--endpoint-url", self.url, "--output", "json", *args],
+        program = self.binary() if tool == "sluice" else tool
+        r = subprocess.run([program, "--endpoint-url", self.url, "--output", "json", *args],
                            capture_output=True, text=True, env=env, timeout=60)
         if check:
             assert r.returncode == 0, r.stderr
             return json.loads(r.stdout) if r.stdout.strip() else None
         return r
+
+    def sluice(self, *args, check=True, key=("AKIDLOCAL", "local-secret")):
+        """The same command with the sluice CLI (`sluice SERVICE OPERATION …`)."""
+        return self.aws(*args, check=check, key=key, tool="sluice")
 
     def post(self, target, body: bytes):
         request = urllib.request.Request(self.url + "/", data=body, method="POST", headers={

@@ -1,11 +1,14 @@
 """The guide, verbatim: after `sluice apply examples/meal-planner/stack.toml`, the guide's three
 AWS CLI commands run as written (only --endpoint-url added), and the stack they describe works:
 the proxy requires TLS, its target is available, libpq connects by the endpoint name with
-sslmode=verify-full, plaintext is refused. The same checks with boto3."""
+sslmode=verify-full, plaintext is refused. The same checks with boto3, and the whole again with
+the sluice CLI in place of aws, which prints exactly what aws prints."""
 import json
 import os
 import shlex
 import subprocess
+
+import pytest
 
 import harness
 from cloud import Serve, ca_bundle_file, psql, serve, wait_available  # noqa: F401
@@ -44,13 +47,15 @@ def guide_commands():
     return blocks
 
 
-def run_verbatim(serve_, command):
-    """A guide command through bash, as a reader pastes it, with --endpoint-url added."""
+def run_verbatim(serve_, command, tool="aws"):
+    """A guide command through bash, as a reader pastes it, with --endpoint-url added (and with
+    tool="sluice", `aws` replaced by the sluice CLI)."""
     assert command.startswith("aws ")
     env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIDLOCAL", AWS_SECRET_ACCESS_KEY="local-secret",
                AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",
                AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_DEFAULT_OUTPUT="json")
-    line = "aws --endpoint-url " + serve_.url + command[len("aws"):]
+    program = shlex.quote(Serve.binary()) if tool == "sluice" else "aws"
+    line = program + " --endpoint-url " + serve_.url + command[len("aws"):]
     r = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, (line, r.stderr)
     return json.loads(r.stdout) if r.stdout.strip() else None
@@ -63,18 +68,19 @@ def apply(serve_):
     return r.stdout
 
 
-def test_the_guides_commands_run_verbatim_after_apply():
+@pytest.mark.parametrize("tool", ["aws", "sluice"])
+def test_the_guides_commands_run_verbatim_after_apply(tool):
     serve_ = Serve(extra=("--account-id", "512662829295"))
     try:
         out = apply(serve_)
         assert "created  secret           " + SECRET_ARN in out
         assert "created  subnet           subnet-0aea07bbb011a0bab" in out
         commands = guide_commands()
-        proxy = run_verbatim(serve_, commands[0])["DBProxy"]
+        proxy = run_verbatim(serve_, commands[0], tool)["DBProxy"]
         assert proxy["Endpoint"] == PROXY_HOST
-        rule = run_verbatim(serve_, commands[1])
+        rule = run_verbatim(serve_, commands[1], tool)
         assert rule["Return"] is True
-        config = run_verbatim(serve_, commands[2])
+        config = run_verbatim(serve_, commands[2], tool)
         assert config["FunctionName"] == "meal-planner-test-app"
         assert config["FunctionArn"] == "arn:aws:lambda:us-east-1:512662829295:function:meal-planner-test-app"
         assert config["VpcConfig"]["SubnetIds"] == ["subnet-0aea07bbb011a0bab", "subnet-054c26c1e75b269e1"]
@@ -89,34 +95,41 @@ def test_the_guides_commands_run_verbatim_after_apply():
 
         wait_available(serve_, "meal-planner-db-1")
         serve_.aws("rds", "register-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy",
-                   "--db-cluster-identifiers", "meal-planner-db")
+                   "--db-cluster-identifiers", "meal-planner-db", tool=tool)
         serve_.aws("lambda", "update-function-configuration", "--function-name", "meal-planner-test-app",
                    "--environment", json.dumps({"Variables": {"DB_HOST": PROXY_HOST, "DB_NAME": "mealplanner",
-                                                              "DB_SECRET_ARN": SECRET_ARN}}))
-        check_stack_with_aws_cli(serve_)
-        check_stack_with_boto3(serve_)
+                                                              "DB_SECRET_ARN": SECRET_ARN}}), tool=tool)
+        check_stack(serve_, tool)
+        if tool == "aws":
+            check_stack_with_boto3(serve_)
+        else:
+            check_same_output_as_aws(serve_)
     finally:
         serve_.stop()
 
 
-def check_stack_with_aws_cli(serve_):
+def check_stack(serve_, tool):
+    """The guide's checks with the aws CLI or the sluice CLI."""
     def proxy_ready():
-        p = serve_.aws("rds", "describe-db-proxies", "--db-proxy-name", "meal-planner-proxy")["DBProxies"][0]
+        p = serve_.aws("rds", "describe-db-proxies", "--db-proxy-name", "meal-planner-proxy",
+                       tool=tool)["DBProxies"][0]
         return p if p["Status"] == "available" else None
     proxy = harness.wait_for(proxy_ready, 30, 0.3, "proxy available")
     assert proxy["RequireTLS"] is True
 
     def target_available():
-        targets = serve_.aws("rds", "describe-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy")["Targets"]
+        targets = serve_.aws("rds", "describe-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy",
+                             tool=tool)["Targets"]
         t = [t for t in targets if t["Type"] == "RDS_INSTANCE"]
         return t and t[0]["TargetHealth"]["State"] == "AVAILABLE"
     harness.wait_for(target_available, 30, 0.3, "target AVAILABLE")
-    config = serve_.aws("lambda", "get-function-configuration", "--function-name", "meal-planner-test-app")
+    config = serve_.aws("lambda", "get-function-configuration", "--function-name", "meal-planner-test-app",
+                        tool=tool)
     assert config["Environment"]["Variables"]["DB_HOST"] == PROXY_HOST
 
     ca = ca_bundle_file(serve_)
     secret = json.loads(serve_.aws("secretsmanager", "get-secret-value", "--secret-id",
-                                   SECRET_ARN)["SecretString"])
+                                   SECRET_ARN, tool=tool)["SecretString"])
     conn = harness.conninfo(host=PROXY_HOST, port=5432, user=secret["username"], dbname="mealplanner",
                             sslmode="verify-full", sslrootcert=ca, connect_timeout=10)
     row = psql(conn, "select current_user, ssl from pg_stat_ssl where pid = pg_backend_pid()",
@@ -125,6 +138,31 @@ def check_stack_with_aws_cli(serve_):
     plain = psql(conn.replace("sslmode=verify-full", "sslmode=disable"), "select 1", secret["password"],
                  check=False)
     assert plain.returncode != 0 and "requires TLS" in plain.stderr
+
+
+SAME_OUTPUT = [
+    ("rds", "describe-db-proxies"), ("rds", "describe-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy"),
+    ("rds", "describe-db-proxy-target-groups", "--db-proxy-name", "meal-planner-proxy"),
+    ("rds", "describe-db-proxy-endpoints"), ("rds", "describe-db-clusters"), ("rds", "describe-db-instances"),
+    ("lambda", "get-function-configuration", "--function-name", "meal-planner-test-app"),
+    ("lambda", "get-function", "--function-name", "meal-planner-test-app"), ("lambda", "list-functions"),
+    ("ec2", "describe-vpcs"), ("ec2", "describe-subnets"), ("ec2", "describe-security-groups"),
+    ("ec2", "describe-security-group-rules"), ("ec2", "describe-network-interfaces"),
+    ("iam", "list-roles"), ("iam", "get-role", "--role-name", "rds-proxy-role-meal-planner"),
+    ("iam", "list-role-policies", "--role-name", "rds-proxy-role-meal-planner"),
+    ("secretsmanager", "list-secrets"), ("secretsmanager", "describe-secret", "--secret-id", SECRET_ARN),
+    ("rds", "describe-db-proxies", "--db-proxy-name", "no-such-proxy"),
+]
+
+
+def check_same_output_as_aws(serve_):
+    """The sluice CLI prints what the aws CLI prints, byte for byte, errors included."""
+    for command in SAME_OUTPUT:
+        ours = serve_.sluice(*command, check=False)
+        theirs = serve_.aws(*command, check=False)
+        assert (ours.stdout, ours.stderr) == (theirs.stdout, theirs.stderr), command
+        assert (ours.returncode == 0) == (theirs.returncode == 0), command
+    assert ours.returncode == 254 and "(DBProxyNotFoundFault)" in ours.stderr
 
 
 BOTO3_CHECK = r'''

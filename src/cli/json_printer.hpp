@@ -1,0 +1,12 @@
+// JSON as the aws CLI prints it (Python's json.dumps with indent=4 and ensure_ascii=False), so
+// that scripts written against `aws` read `sluice`'s output unchanged.
+#pragma once
+
+#include <boost/json.hpp>
+#include <string>
+
+namespace sluice::cli {
+
+std::string aws_json(const boost::json::value& value);
+
+}  // namespace sluice::cli

@@ -1,0 +1,23 @@
+// A response body as the document the aws CLI prints, read the way botocore reads it: the
+// output shape decides which members exist, their order and their types. Query responses are
+// unwrapped from <OperationResult>, EC2's from the root; XML lists lose their <member>/<item>
+// wrappers; JSON bodies keep only modelled members. Timestamps stay as the service sent them, as
+// in the aws CLI's default. Pure, so it is unit-tested on the services' own XML.
+#pragma once
+
+#include <boost/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "cli/service_model.hpp"
+
+namespace sluice::cli {
+
+// Throws std::runtime_error when the body is not the XML or JSON its protocol promises.
+boost::json::object parse_response(const ServiceModel& model, const boost::json::object& operation,
+                                   const std::string& body);
+
+// %XX decoded, as Python's urllib.parse.unquote.
+std::string percent_decode(std::string_view text);
+
+}  // namespace sluice::cli
