@@ -45,18 +45,6 @@ void quoted(std::string& out, std::string_view text) {
   out += '"';
 }
 
-// Python's repr of a float: the shortest text that reads back the same, with ".0" on integers.
-std::string python_float(double d) {
-  char text[32] = "";
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(text, sizeof text, "%.*g", precision, d);
-    if (std::strtod(text, nullptr) == d) break;
-  }
-  std::string out = text;
-  if (out.find_first_of(".en") == std::string::npos) out += ".0";
-  return out;
-}
-
 void print(std::string& out, const json::value& v, int depth) {
   const std::string indent(4 * (depth + 1), ' ');
   const std::string closing(4 * depth, ' ');
@@ -114,6 +102,17 @@ void print(std::string& out, const json::value& v, int depth) {
 }
 
 }  // namespace
+
+std::string python_float(double d) {
+  char text[32] = "";
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(text, sizeof text, "%.*g", precision, d);
+    if (std::strtod(text, nullptr) == d) break;
+  }
+  std::string out = text;
+  if (out.find_first_of(".en") == std::string::npos) out += ".0";
+  return out;
+}
 
 std::string aws_json(const json::value& value) {
   std::string out;

@@ -9,4 +9,8 @@ namespace sluice::cli {
 
 std::string aws_json(const boost::json::value& value);
 
+// Python's repr of a float: the shortest text that reads back the same, ".0" on integral values
+// (how botocore puts numbers in Query forms, and how json.dumps prints them).
+std::string python_float(double d);
+
 }  // namespace sluice::cli

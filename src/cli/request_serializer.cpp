@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "cli/json_printer.hpp"
 #include "cloud/encoding.hpp"
 
 namespace sluice::cli {
@@ -19,17 +20,7 @@ std::string scalar_text(const json::value& v) {
   if (v.is_bool()) return v.as_bool() ? "true" : "false";
   if (v.is_int64()) return std::to_string(v.as_int64());
   if (v.is_uint64()) return std::to_string(v.as_uint64());
-  if (v.is_double()) {
-    char text[32] = "";
-    // The shortest text that reads back the same, as Python's repr.
-    for (int precision = 1; precision <= 17; ++precision) {
-      std::snprintf(text, sizeof text, "%.*g", precision, v.as_double());
-      if (std::strtod(text, nullptr) == v.as_double()) break;
-    }
-    std::string out = text;
-    if (out.find_first_of(".e") == std::string::npos) out += ".0";
-    return out;
-  }
+  if (v.is_double()) return python_float(v.as_double());
   return json::serialize(v);
 }
 
