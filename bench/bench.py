@@ -19,7 +19,7 @@ loopback hop on this machine: no proxy can beat its ratio to direct by much.
 
 each with TLS (sslmode=require) and without (sslmode=disable; sluice runs with require_tls=false).
 The CPU time of each proxy process (utime+stime from /proc/PID/stat) is measured around every
-run. Prints a markdown table with TPS, proxy CPU us per transaction (= per new client connection
+run, and the whole machine's busy CPU time. Prints a markdown table with TPS, proxy CPU us per transaction (= per new client connection
 for -C runs) and ratios sluice/PgBouncer and sluice/direct.
 
 Usage: /usr/bin/python3 bench/bench.py --build build [--duration 5] [--rounds 5] [--only pgbouncer,sluice,tls]
@@ -175,6 +175,16 @@ def proc_user_system_seconds(pid):
     return int(rest[11]) / tick, int(rest[12]) / tick
 
 
+def machine_busy_seconds():
+    """CPU time the whole machine spent busy (user, nice, system, irq, softirq), from /proc/stat.
+    Per transaction it is what every process of the run cost together: pgbench, PostgreSQL and the
+    proxy; it moves far less between rounds than TPS does on a shared machine."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def fmt(v, digits=0):
     if v is None:
         return "n/a"
@@ -262,19 +272,23 @@ def main():
                         env = proxies[tls].env(app.app_user, app.app_password, app.dbname, sslmode)
                         pid = proxies[tls].pid
                     cpu0 = proc_user_system_seconds(pid) if pid else None
+                    busy0 = machine_busy_seconds()
                     r = run_one(env, mode, args.duration, args.clients, args.scale)
+                    busy1 = machine_busy_seconds()
                     cpu1 = proc_user_system_seconds(pid) if pid else None
                     cpu_us = user_us = None
                     if pid and r.processed:
                         cpu_us = (sum(cpu1) - sum(cpu0)) * 1e6 / r.processed
                         user_us = (cpu1[0] - cpu0[0]) * 1e6 / r.processed
                     ok = r.returncode == 0 and r.processed > 0 and r.failed in (0, None)
+                    machine_us = (busy1 - busy0) * 1e6 / r.processed if r.processed else None
                     runs.setdefault((target, mode, tls), []).append(
                         dict(tps=r.tps if ok else None, cpu_us=cpu_us if ok else None, n=r.processed, ok=ok,
-                             user_us=user_us, round=rnd))
+                             user_us=user_us, machine_us=machine_us if ok else None, round=rnd))
                     status = "ok" if ok else f"FAILED (rc={r.returncode})"
                     print(f"  {target:9} {mode:10} {tls:5} round {rnd + 1}: tps={fmt(r.tps, 0)} txns={r.processed}"
-                          f" proxy_cpu_us/txn={fmt(cpu_us, 1)} (user {fmt(user_us, 1)}) {status}", flush=True)
+                          f" proxy_cpu_us/txn={fmt(cpu_us, 1)} (user {fmt(user_us, 1)})"
+                          f" machine_cpu_us/txn={fmt(machine_us, 1)} {status}", flush=True)
                     if not ok:
                         print("    " + r.stderr.strip().replace("\n", "\n    ")[-1500:], flush=True)
     finally:
@@ -290,7 +304,8 @@ def main():
     for key, rs in runs.items():
         ok = all(x["ok"] for x in rs)
         results[key] = dict(ok=ok, tps=median([x["tps"] for x in rs]) if ok else None,
-                            cpu_us=median([x["cpu_us"] for x in rs]) if ok and rs[0]["cpu_us"] is not None else None)
+                            cpu_us=median([x["cpu_us"] for x in rs]) if ok and rs[0]["cpu_us"] is not None else None,
+                            machine_us=median([x["machine_us"] for x in rs]) if ok else None)
 
     def paired(mode, tls, a, b):
         """Median and range of per-round TPS ratios a/b. Runs of one round are seconds apart, so a
@@ -306,8 +321,9 @@ def main():
     print(f"Medians of {args.rounds} interleaved rounds of {args.duration}s; ratios are medians of per-round"
           " ratios (range in brackets). relay = bytes copied, no proxy logic: the floor for the hop.")
     print("| workload | TLS | direct TPS | relay TPS | PgBouncer TPS | sluice TPS | sluice/PgBouncer TPS |"
-          " sluice/direct TPS | relay/direct TPS | PgBouncer CPU µs/txn | sluice CPU µs/txn | sluice/PgBouncer CPU |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          " sluice/direct TPS | relay/direct TPS | PgBouncer CPU µs/txn | sluice CPU µs/txn | sluice/PgBouncer CPU |"
+          " machine CPU µs/txn: direct, PgBouncer, sluice |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mode in modes:
         for tls in tlss:
             d = results.get(("direct", mode, tls), {})
@@ -322,7 +338,8 @@ def main():
                   f" {fmt(rl.get('tps'))} | {fmt(b.get('tps'))} | {fmt(s.get('tps'))} |"
                   f" {paired(mode, tls, 'sluice', 'pgbouncer')} | {paired(mode, tls, 'sluice', 'direct')} |"
                   f" {paired(mode, tls, 'relay', 'direct')} |"
-                  f" {fmt(b.get('cpu_us'), 1)} | {fmt(s.get('cpu_us'), 1)} | {ratio(s.get('cpu_us'), b.get('cpu_us'))} |")
+                  f" {fmt(b.get('cpu_us'), 1)} | {fmt(s.get('cpu_us'), 1)} | {ratio(s.get('cpu_us'), b.get('cpu_us'))} |"
+                  f" {fmt(d.get('machine_us'), 1)}, {fmt(b.get('machine_us'), 1)}, {fmt(s.get('machine_us'), 1)} |")
     if ("prepared" in modes or "jdbc" in modes) and "pgbouncer" in targets:
         print("\n-M prepared and JDBC: PgBouncer 1.18 (Debian 12) cannot run named prepared statements in"
               " transaction mode (support came in 1.21), so it has no figures there.")

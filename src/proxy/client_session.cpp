@@ -551,6 +551,7 @@ awaitable<void> ClientSession::attach(std::shared_ptr<ServerConnection> connecti
 
 void ClientSession::adopt(std::shared_ptr<ServerConnection> connection) {
   server_ = std::move(connection);
+  if (pinned_) ctx_.pools->pinned(*server_);
   expected_.clear();
   outstanding_ = 0;
   unsynced_ = false;
@@ -862,6 +863,7 @@ void ClientSession::unpin() {
 
 void ClientSession::pin(PinReason reason) {
   pinned_ = reason;
+  if (server_) ctx_.pools->pinned(*server_);
   ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(reason)].add(1);
   spdlog::info(
       "The client session was pinned to the database connection [dbConnection={}] for the "

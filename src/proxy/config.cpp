@@ -202,10 +202,10 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
 
   if (const toml::table* pool = get_table(root, "connection_pool")) {
     const std::string p = "connection_pool.";
-    check_keys(
-        *pool, p,
-        {"max_connections_percent", "max_idle_connections_percent", "connection_borrow_timeout",
-         "init_query", "idle_connection_seconds", "max_prepared_statements"});
+    check_keys(*pool, p,
+               {"max_connections_percent", "max_idle_connections_percent",
+                "connection_borrow_timeout", "init_query", "idle_connection_seconds",
+                "max_prepared_statements", "adaptive_concurrency"});
     c.max_connections_percent = get_range(*pool, p, "max_connections_percent", 1, 100, 100);
     // RDS Proxy's default: half of MaxConnectionsPercent.
     c.max_idle_connections_percent =
@@ -215,6 +215,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     c.init_query = get<std::string>(*pool, p, "init_query").value_or("");
     c.idle_connection_seconds = get_range(*pool, p, "idle_connection_seconds", 1, 86400, 300);
     c.max_prepared_statements = get_range(*pool, p, "max_prepared_statements", 0, 100000, 200);
+    c.adaptive_concurrency = get<bool>(*pool, p, "adaptive_concurrency").value_or(true);
   } else {
     c.max_idle_connections_percent = 50;
   }

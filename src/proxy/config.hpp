@@ -61,6 +61,8 @@ struct Config {
   // Named statements each server connection keeps prepared (LRU); 0 pins sessions that
   // prepare named statements instead, as RDS Proxy does.
   uint32_t max_prepared_statements = 200;
+  // Lend fewer connections than the cap while the server is saturated (concurrency_limit.hpp).
+  bool adaptive_concurrency = true;
 
   std::optional<HostPort> metrics_listen;
   // Which sources each listener admits (admission.hpp); empty: everyone.

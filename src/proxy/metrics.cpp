@@ -86,6 +86,9 @@ std::string Metrics::render_prometheus(const std::string& proxy_name) const {
                  "sluice_database_connections_currently_session_pinned {}\n", pinned_total);
   gauge("max_database_connections_allowed", "The server connection cap.",
         max_database_connections_allowed);
+  gauge("database_connections_concurrency_limit",
+        "Server connections that may be lent at once (the adaptive limit, else the cap).",
+        database_connections_concurrency_limit);
   counter("database_connections_borrow_timeouts", "Clients that timed out waiting to borrow.",
           database_connections_borrow_timeouts);
   counter("query_requests", "Queries received from clients.", query_requests);

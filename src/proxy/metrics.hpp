@@ -71,6 +71,8 @@ struct Metrics {
   std::array<Gauge, kPinReasonCount>
       database_connections_currently_session_pinned{};  // by PinReason
   Gauge max_database_connections_allowed{0};
+  // How many may be lent at once: the adaptive limit, or the cap when it is off (sluice's own).
+  Gauge database_connections_concurrency_limit{0};
   Counter database_connections_borrow_timeouts{0};
 
   Counter query_requests{0};

@@ -9,10 +9,34 @@
 namespace sluice::proxy {
 namespace {
 constexpr auto kRetryPause = std::chrono::milliseconds(250);
-}
+// The adaptive limit never holds a client back longer than this (plus one housekeeping tick):
+// the lent connections may be waiting for what that client would do.
+constexpr auto kLongestHoldBack = std::chrono::milliseconds(50);
+constexpr size_t kLeastConcurrency = 2;
+}  // namespace
 
 PoolManager::PoolManager(ProxyContext& ctx) : ctx_(ctx) {
   ctx_.metrics.max_database_connections_allowed.store(static_cast<int64_t>(cap_));
+  if (ctx_.config.adaptive_concurrency) limiter_.emplace(kLeastConcurrency, cap_);
+  publish_limit();
+}
+
+void PoolManager::publish_limit() {
+  ctx_.metrics.database_connections_concurrency_limit.store(
+      static_cast<int64_t>(concurrency_limit()));
+}
+
+void PoolManager::pinned(ServerConnection& connection) {
+  if (!connection.lent_out || connection.pinned_borrow) return;
+  connection.pinned_borrow = true;
+  --lent_;
+  if (limiter_) admit_waiters();
+}
+
+void PoolManager::lend(ServerConnection& connection) {
+  connection.lent_out = true;
+  ++lent_;
+  if (limiter_) connection.lent_at = Clock::now();
 }
 
 Pool& PoolManager::pool_for(const std::string& database, const Credential& credential) {
@@ -30,14 +54,20 @@ void PoolManager::update_cap(int server_max_connections) {
   idle_allowance_ =
       static_cast<size_t>(server_max_connections) * cfg.max_idle_connections_percent / 100;
   ctx_.metrics.max_database_connections_allowed.store(static_cast<int64_t>(cap_));
+  if (limiter_) limiter_->set_ceiling(cap_);
+  publish_limit();
   grant_slots();
 }
 
 std::shared_ptr<ServerConnection> PoolManager::take_idle(Pool& pool) {
+  if (at_limit()) return nullptr;
   while (!pool.idle.empty()) {
     auto connection = std::move(pool.idle.back());
     pool.idle.pop_back();
-    if (!connection->server_went_away()) return connection;
+    if (!connection->server_went_away()) {
+      lend(*connection);
+      return connection;
+    }
     spdlog::info("idle server connection {} was closed by the server", connection->id());
     forget(connection);
   }
@@ -49,15 +79,23 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
   auto executor = co_await asio::this_coro::executor;
   std::optional<ServerError> last_error;
   for (;;) {
+    if (at_limit() && lent_ + pending_grants_ < cap_ && lent_connections_stuck(Clock::now())) {
+      // Nothing came back for a while: the lent connections wait on their clients (or on
+      // something slow), not on the server's CPU. Holding this client back would gain nothing.
+      limiter_->raise_above(lent_ + pending_grants_);
+      publish_limit();
+    }
     if (!options.fresh_login)
       if (auto connection = take_idle(pool))
         co_return Borrowed{std::move(connection), std::nullopt};
-    bool may_open = total_ < cap_;
-    if (!may_open && close_idle_elsewhere(pool)) may_open = total_ < cap_;
+    bool may_open = total_ < cap_ && !at_limit();
+    if (!may_open && !at_limit() && close_idle_elsewhere(pool)) may_open = total_ < cap_;
     if (!may_open) {
-      if (Clock::now() >= deadline) break;
+      const auto now = Clock::now();
+      if (now >= deadline) break;
       auto waiter = std::make_shared<Waiter>(executor, deadline);
       waiter->order = next_waiter_order_++;
+      waiter->enqueued = now;
       pool.waiters.push_back(waiter);
       co_await waiter->wakeup.wait();
       std::erase(pool.waiters, waiter);
@@ -66,6 +104,7 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
         if (Clock::now() >= deadline) break;
         continue;
       }
+      if (limiter_) --pending_grants_;
       --total_;  // the reservation; open_new takes it again, with no suspension between
       if (Clock::now() >= deadline) {
         grant_slots();
@@ -73,7 +112,10 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
       }
     }
     Borrowed result = co_await open_new(pool, deadline);
-    if (result.connection) co_return result;
+    if (result.connection) {
+      lend(*result.connection);
+      co_return result;
+    }
     last_error = result.error;
     if (!options.retry_logins || !result.error->transient || Clock::now() + kRetryPause >= deadline)
       co_return result;
@@ -107,6 +149,18 @@ awaitable<Borrowed> PoolManager::open_new(Pool& pool, Clock::time_point deadline
 
 void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reusable) {
   Pool& pool = connection->pool();
+  if (connection->lent_out) {
+    connection->lent_out = false;
+    if (!connection->pinned_borrow) --lent_;
+    if (limiter_ && reusable && !connection->pinned_borrow) {
+      const size_t before = limiter_->limit();
+      last_release_ = Clock::now();
+      limiter_->sample(std::chrono::duration<double>(last_release_ - connection->lent_at).count());
+      if (limiter_->limit() != before) publish_limit();
+      if (limiter_->limit() > before) admit_waiters();
+    }
+    connection->pinned_borrow = false;
+  }
   if (!reusable || connection->broken || ctx_.draining || total_ > cap_) {
     forget(connection);
     return;
@@ -118,7 +172,8 @@ void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reu
   }
   connection->last_used = ctx_.coarse_now;
   connection->inbound().shrink_if_idle();
-  if (auto waiter = first_unserved(pool)) {
+  if (auto waiter = at_limit() ? nullptr : first_unserved(pool)) {
+    lend(*connection);
     waiter->handed = std::move(connection);
     // Straight to the waiter: the connection carries its next query at once instead of
     // idling while the executor's queue drains.
@@ -127,7 +182,7 @@ void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reu
   }
   // Another pool is starved at the cap: make room for it rather than park this one.
   for (auto& [key, other] : pools_)
-    if (first_unserved(*other)) {
+    if (!at_limit() && first_unserved(*other)) {
       forget(connection);
       return;
     }
@@ -151,14 +206,36 @@ std::shared_ptr<Waiter> PoolManager::first_unserved(Pool& pool) {
 
 // Hands freed room under the cap to the oldest waiters, across pools.
 void PoolManager::grant_slots() {
-  while (total_ < cap_) {
+  while (total_ < cap_ && !at_limit()) {
     std::shared_ptr<Waiter> oldest;
     for (auto& [key, pool] : pools_)
       if (auto w = first_unserved(*pool); w && (!oldest || w->order < oldest->order)) oldest = w;
     if (!oldest) return;
     oldest->slot_granted = true;
     ++total_;  // reserved until the waiter runs
+    if (limiter_) ++pending_grants_;
     oldest->wakeup.notify();
+  }
+}
+
+void PoolManager::admit_waiters() {
+  while (!at_limit()) {
+    Pool* pool = nullptr;
+    std::shared_ptr<Waiter> oldest;
+    for (auto& [key, p] : pools_)
+      if (auto w = first_unserved(*p); w && (!oldest || w->order < oldest->order)) {
+        oldest = w;
+        pool = p.get();
+      }
+    if (!oldest) return;
+    if (auto connection = take_idle(*pool)) {
+      oldest->handed = std::move(connection);
+      oldest->wakeup.notify();
+      continue;
+    }
+    const size_t granted = pending_grants_;
+    grant_slots();
+    if (pending_grants_ == granted) return;  // at the cap: releases will serve them
   }
 }
 
@@ -201,6 +278,26 @@ void PoolManager::expire_waiters(Clock::time_point now) {
     for (auto& waiter : pool->waiters)
       if (!waiter->handed && !waiter->slot_granted && waiter->deadline <= now)
         waiter->wakeup.notify();
+}
+
+bool PoolManager::lent_connections_stuck(Clock::time_point now) const {
+  const auto recent = std::chrono::duration<double>(limiter_->recent_latency());
+  return now - last_release_ >
+         std::max<Clock::duration>(std::chrono::milliseconds(1),
+                                   std::chrono::duration_cast<Clock::duration>(4 * recent));
+}
+
+void PoolManager::release_held_back(Clock::time_point now) {
+  if (!limiter_ || lent_ + pending_grants_ >= cap_) return;
+  // A client held back this long by the adaptive limit is let through: what the lent
+  // connections wait for may be that client (a lock, a row), not the server's CPU.
+  for (auto& [key, pool] : pools_)
+    if (auto w = first_unserved(*pool); w && now - w->enqueued >= kLongestHoldBack) {
+      limiter_->raise_above(lent_ + pending_grants_);
+      publish_limit();
+      admit_waiters();
+      return;
+    }
 }
 
 void PoolManager::close_all_idle() {

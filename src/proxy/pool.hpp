@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/concurrency_limit.hpp"
 #include "proxy/context.hpp"
 #include "proxy/server_connection.hpp"
 #include "proxy/wakeup.hpp"
@@ -30,8 +31,9 @@ struct Waiter {
   Wakeup wakeup;
   std::chrono::steady_clock::time_point deadline;  // enforced by expire_waiters()
   uint64_t order = 0;
-  std::shared_ptr<ServerConnection> handed;  // a released connection, given directly
-  bool slot_granted = false;                 // room under the cap, reserved for this waiter
+  std::shared_ptr<ServerConnection> handed;        // a released connection, given directly
+  bool slot_granted = false;                       // room under the cap, reserved for this waiter
+  std::chrono::steady_clock::time_point enqueued;  // for the adaptive limit's valve
 };
 
 class Pool {
@@ -75,6 +77,10 @@ class PoolManager {
   // A connection for `pool`, waiting in line until `deadline` if the cap is reached.
   awaitable<Borrowed> acquire(Pool& pool, Clock::time_point deadline, AcquireOptions options = {});
 
+  // The client holding `connection` pinned its session: the connection no longer counts
+  // towards the adaptive limit (a pinned session mostly idles on it), nor samples its load.
+  void pinned(ServerConnection& connection);
+
   // Back from a client. Not reusable (broken, dirty, draining): it is closed.
   void release(std::shared_ptr<ServerConnection> connection, bool reusable);
 
@@ -84,11 +90,17 @@ class PoolManager {
   // Wakes the waiters whose borrow deadline has passed (they then report the timeout).
   // Called periodically: a timer per waiter would cost more on every borrow.
   void expire_waiters(Clock::time_point now);
+  // Lets through a client the adaptive limit has held back too long (raising the limit).
+  // Called every few milliseconds when adaptive_concurrency is on.
+  void release_held_back(Clock::time_point now);
   // Closes every idle connection (shutdown).
   void close_all_idle();
 
   size_t cap() const { return cap_; }
   size_t total() const { return total_; }
+  size_t lent() const { return lent_; }
+  // The adaptive limit on lent connections, or the cap when adaptive_concurrency is off.
+  size_t concurrency_limit() const { return limiter_ ? limiter_->limit() : cap_; }
 
  private:
   awaitable<Borrowed> open_new(Pool& pool, Clock::time_point deadline);
@@ -97,6 +109,14 @@ class PoolManager {
   static std::shared_ptr<Waiter> first_unserved(Pool& pool);
   bool close_idle_elsewhere(const Pool& except);
   void update_cap(int server_max_connections);
+  // Lent connections (and slots granted for lending) have reached the adaptive limit.
+  bool at_limit() const { return limiter_ && lent_ + pending_grants_ >= limiter_->limit(); }
+  void lend(ServerConnection& connection);
+  void publish_limit();
+  // No lent connection came back for several borrow latencies (adaptive limit only).
+  bool lent_connections_stuck(Clock::time_point now) const;
+  // Serves waiters the adaptive limit held back, now that it allows more.
+  void admit_waiters();
 
   ProxyContext& ctx_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
@@ -104,6 +124,10 @@ class PoolManager {
   size_t cap_ = 1;  // until the first connection reads the server's max_connections
   size_t idle_allowance_ = 0;
   uint64_t next_waiter_order_ = 0;
+  size_t lent_ = 0;
+  size_t pending_grants_ = 0;  // slots granted to waiters not yet running (adaptive limit only)
+  std::optional<ConcurrencyLimit> limiter_;
+  Clock::time_point last_release_{};  // of a lent connection (adaptive limit only)
   uint64_t next_connection_id_ = 1;
 };
 

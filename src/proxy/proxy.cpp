@@ -10,6 +10,7 @@ namespace sluice::proxy {
 namespace {
 constexpr auto kDrainLimit = std::chrono::seconds(30);
 constexpr auto kHousekeepingPeriod = std::chrono::milliseconds(250);
+constexpr auto kHoldBackCheck = std::chrono::milliseconds(20);
 // The health probe's login deadline: long enough for a login, short enough not to linger.
 constexpr auto kProbeDeadline = std::chrono::seconds(5);
 // On every PostgreSQL server, and open to every role by default.
@@ -106,6 +107,7 @@ int Proxy::run() {
   for (size_t i = 0; i < acceptors_.size(); ++i)
     asio::co_spawn(io_, accept_loop(*acceptors_[i], listener_labels_[i]), asio::detached);
   asio::co_spawn(io_, housekeeping(), asio::detached);
+  if (ctx_.config.adaptive_concurrency) asio::co_spawn(io_, hold_back_watch(), asio::detached);
   if (config_.health_check_interval > 0) asio::co_spawn(io_, probe_target(), asio::detached);
   io_.run();
   spdlog::info("{} stopped", config_.name);
@@ -162,6 +164,17 @@ awaitable<void> Proxy::accept_loop(tcp_acceptor& acceptor, std::string label) {
         spdlog::error("client session failed: {}", ex.what());
       }
     });
+  }
+}
+
+awaitable<void> Proxy::hold_back_watch() {
+  // Finer than housekeeping: a client held back by the adaptive limit waits at most
+  // kHoldBackCheck beyond PoolManager's longest hold-back.
+  steady_timer timer(io_);
+  for (;;) {
+    timer.expires_after(kHoldBackCheck);
+    co_await timer.async_wait(as_tuple_awaitable);
+    pools_.release_held_back(std::chrono::steady_clock::now());
   }
 }
 

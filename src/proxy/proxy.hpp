@@ -29,6 +29,7 @@ class Proxy {
  private:
   awaitable<void> accept_loop(tcp_acceptor& acceptor, std::string label);
   awaitable<void> housekeeping();
+  awaitable<void> hold_back_watch();
   awaitable<void> probe_target();
   void begin_shutdown();
 

@@ -78,6 +78,11 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   bool broken = false;
   bool opened = false;
   Clock::time_point last_used;
+  // Lent to a client (PoolManager's count of lent connections), since when, and whether the
+  // borrow is a pinned session's (whose length says nothing about the server's load).
+  bool lent_out = false;
+  bool pinned_borrow = false;
+  Clock::time_point lent_at;
   std::map<std::string, std::string> parameters;  // as last reported by ParameterStatus
   Settings applied;                               // what our SETs made of this session
   StatementCache statements;                      // named statements prepared here

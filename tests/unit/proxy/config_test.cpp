@@ -36,6 +36,15 @@ TEST(Config, DefaultsFollowRdsProxy) {
   EXPECT_EQ(c.auth.at(0).client_password_auth_type, AuthType::kScramSha256);
   EXPECT_FALSE(c.metrics_listen);
   EXPECT_EQ(c.health_check_interval, 0u);
+  EXPECT_TRUE(c.adaptive_concurrency);  // sluice's own: RDS Proxy lends up to the cap
+}
+
+TEST(Config, AdaptiveConcurrency) {
+  const std::string base = "[[auth]]\nsecret_file = \"s.json\"\n[target]\n[connection_pool]\n";
+  EXPECT_FALSE(parse_config(base + "adaptive_concurrency = false\n", "").adaptive_concurrency);
+  EXPECT_TRUE(parse_config(base + "adaptive_concurrency = true\n", "").adaptive_concurrency);
+  EXPECT_EQ(key_of_error(base + "adaptive_concurrency = \"yes\"\n"),
+            "connection_pool.adaptive_concurrency");
 }
 
 TEST(Config, TheIssueExampleParses) {
