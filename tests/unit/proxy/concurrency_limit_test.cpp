@@ -49,8 +49,8 @@ TEST(ConcurrencyLimit, AServerThatWaitsOnIoGetsTheWholeCap) {
 TEST(ConcurrencyLimit, ARareLongTransactionIsNotLoad) {
   ConcurrencyLimit limit(2, 20);
   size_t n = 0;
-  const auto [low, high] =
-      settle(limit, [&](size_t) { return ++n % 20 == 0 ? 1.0 : 0.001; }, 100, 40);
+  const auto [low, high] = settle(
+      limit, [&](size_t) { return ++n % 20 == 0 ? 1.0 : 0.001; }, 100, 40);
   EXPECT_EQ(low, 20u);
   EXPECT_EQ(high, 20u);
 }
