@@ -172,7 +172,18 @@ void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reu
   }
   connection->last_used = ctx_.coarse_now;
   connection->inbound().shrink_if_idle();
-  if (auto waiter = at_limit() ? nullptr : first_unserved(pool)) {
+  if (at_limit()) {  // the adaptive limit came down: this one rests
+    pool.idle.push_back(std::move(connection));
+    return;
+  }
+  // Waiters are served oldest first across pools, so a busy pool cannot starve another.
+  std::shared_ptr<Waiter> elsewhere;
+  for (auto& [key, other] : pools_)
+    if (other.get() != &pool)
+      if (auto w = first_unserved(*other); w && (!elsewhere || w->order < elsewhere->order))
+        elsewhere = w;
+  if (auto waiter = first_unserved(pool);
+      waiter && (!elsewhere || waiter->order < elsewhere->order)) {
     lend(*connection);
     waiter->handed = std::move(connection);
     // Straight to the waiter: the connection carries its next query at once instead of
@@ -180,13 +191,14 @@ void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reu
     waiter->wakeup.notify_now();
     return;
   }
-  // Another pool is starved at the cap: make room for it rather than park this one.
-  for (auto& [key, other] : pools_)
-    if (!at_limit() && first_unserved(*other)) {
-      forget(connection);
-      return;
-    }
+  if (elsewhere && total_ >= cap_) {
+    // Another pool's older client waits at the cap: make room for it rather than park this one.
+    forget(connection);
+    return;
+  }
   pool.idle.push_back(std::move(connection));
+  // Below the cap, another pool's client waited only for the limit: it may open one now.
+  if (elsewhere) admit_waiters();
 }
 
 void PoolManager::forget(const std::shared_ptr<ServerConnection>& connection) {

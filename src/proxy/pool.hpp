@@ -1,9 +1,10 @@
 // Server connection pools: one per (database, user), under one cap on all server
 // connections, computed from the server's own max_connections.
 //
-// Waiting clients queue FIFO. A released connection goes straight to the oldest waiter of its
-// pool; when the cap is reached and another pool has waiters, the connection is closed so that
-// pool may open one. Idle connections are LIFO, so the cold ones age out.
+// Waiting clients queue FIFO, oldest first across pools. A released connection goes straight to
+// the oldest waiter if that one is of its pool; if an older one waits in another pool at the cap,
+// the connection is closed so that pool may open one. Idle connections are LIFO, so the cold ones
+// age out. Below the cap, an adaptive limit may hold clients back (concurrency_limit.hpp).
 #pragma once
 
 #include <chrono>

@@ -70,3 +70,31 @@ def test_switched_off_the_limit_is_the_cap(proxy_factory, app):
         assert limit_of(proxy) == 20
     finally:
         c.close()
+
+
+def test_another_pool_is_served_while_one_pool_saturates_the_server(proxy_factory, app):
+    """The limit is shared by all pools and served oldest first: a client of a second pool keeps
+    getting connections while pgbench keeps the first pool's clients queued."""
+    proxy = proxy_factory(connection_pool={"max_connections_percent": 20, "max_idle_connections_percent": 20})
+    result = {}
+
+    def load():
+        result["pgbench"] = harness.run_pgbench(proxy.env(app.app_user, app.app_password),
+                                                ["-n", "-S", "-c", "24", "-j", "2", "-T", "4"],
+                                                timeout=120 * harness.SLOW)
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        time.sleep(1)
+        other = proxy.connect(app.md5_user, app.md5_password, dbname="postgres")
+        slowest = 0.0
+        for i in range(50):
+            t = time.monotonic()
+            assert other.execute("select %s::int", (i,)).fetchone()[0] == i
+            slowest = max(slowest, time.monotonic() - t)
+        other.close()
+    finally:
+        loader.join()
+    r = result["pgbench"]
+    assert r.ok() and r.failed == 0, r.summary()
+    assert slowest < 1.0 * harness.SLOW, f"a query of the second pool waited {slowest:.2f} s"
