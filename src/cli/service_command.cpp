@@ -209,7 +209,7 @@ std::optional<ServiceInvocation> service_invocation(int argc, char** argv) {
       if (word == "--endpoint-url") invocation.options.endpoint_url = value;
       if (word == "--region") invocation.options.region = value;
       if (word == "--output") invocation.options.output = value;
-      if (word == "--query") invocation.options.output = "query:" + value;
+      if (word == "--query") invocation.options.query = value;
       continue;
     }
     if (global_flag(word)) continue;
@@ -250,7 +250,7 @@ int run_service_command(const ServiceInvocation& invocation) {
     print_operation_help(*model, words[1], *operation);
     return 0;
   }
-  if (invocation.options.output.starts_with("query:"))
+  if (!invocation.options.query.empty())
     return usage_error("--query is not supported; pipe the JSON to jq instead");
   if (invocation.options.output != "json")
     return usage_error("--output " + invocation.options.output + ": only json is supported");

@@ -14,6 +14,7 @@ struct GlobalOptions {
   std::string endpoint_url;
   std::string region;
   std::string output = "json";
+  std::string query;  // --query: not supported, refused with a hint
 };
 
 // When argv names a service (after any of the aws CLI's global options, which may come

@@ -9,7 +9,7 @@
 namespace sluice::proxy {
 namespace {
 constexpr auto kRetryPause = std::chrono::milliseconds(250);
-// The adaptive limit never holds a client back longer than this (plus one housekeeping tick):
+// The adaptive limit never holds a client back longer than this (plus one hold-back check):
 // the lent connections may be waiting for what that client would do.
 constexpr auto kLongestHoldBack = std::chrono::milliseconds(50);
 constexpr size_t kLeastConcurrency = 2;
@@ -177,11 +177,7 @@ void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reu
     return;
   }
   // Waiters are served oldest first across pools, so a busy pool cannot starve another.
-  std::shared_ptr<Waiter> elsewhere;
-  for (auto& [key, other] : pools_)
-    if (other.get() != &pool)
-      if (auto w = first_unserved(*other); w && (!elsewhere || w->order < elsewhere->order))
-        elsewhere = w;
+  const auto elsewhere = oldest_unserved(&pool).first;
   if (auto waiter = first_unserved(pool);
       waiter && (!elsewhere || waiter->order < elsewhere->order)) {
     lend(*connection);
@@ -216,12 +212,19 @@ std::shared_ptr<Waiter> PoolManager::first_unserved(Pool& pool) {
   return nullptr;
 }
 
+std::pair<std::shared_ptr<Waiter>, Pool*> PoolManager::oldest_unserved(const Pool* except) {
+  std::pair<std::shared_ptr<Waiter>, Pool*> oldest{nullptr, nullptr};
+  for (auto& [key, pool] : pools_)
+    if (pool.get() != except)
+      if (auto w = first_unserved(*pool); w && (!oldest.first || w->order < oldest.first->order))
+        oldest = {std::move(w), pool.get()};
+  return oldest;
+}
+
 // Hands freed room under the cap to the oldest waiters, across pools.
 void PoolManager::grant_slots() {
   while (total_ < cap_ && !at_limit()) {
-    std::shared_ptr<Waiter> oldest;
-    for (auto& [key, pool] : pools_)
-      if (auto w = first_unserved(*pool); w && (!oldest || w->order < oldest->order)) oldest = w;
+    const auto oldest = oldest_unserved().first;
     if (!oldest) return;
     oldest->slot_granted = true;
     ++total_;  // reserved until the waiter runs
@@ -232,13 +235,7 @@ void PoolManager::grant_slots() {
 
 void PoolManager::admit_waiters() {
   while (!at_limit()) {
-    Pool* pool = nullptr;
-    std::shared_ptr<Waiter> oldest;
-    for (auto& [key, p] : pools_)
-      if (auto w = first_unserved(*p); w && (!oldest || w->order < oldest->order)) {
-        oldest = w;
-        pool = p.get();
-      }
+    const auto [oldest, pool] = oldest_unserved();
     if (!oldest) return;
     if (auto connection = take_idle(*pool)) {
       oldest->handed = std::move(connection);

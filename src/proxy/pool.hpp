@@ -108,6 +108,8 @@ class PoolManager {
   void forget(const std::shared_ptr<ServerConnection>& connection);
   void grant_slots();
   static std::shared_ptr<Waiter> first_unserved(Pool& pool);
+  // The oldest unserved waiter across pools (but `except`), and its pool.
+  std::pair<std::shared_ptr<Waiter>, Pool*> oldest_unserved(const Pool* except = nullptr);
   bool close_idle_elsewhere(const Pool& except);
   void update_cap(int server_max_connections);
   // Lent connections (and slots granted for lending) have reached the adaptive limit.

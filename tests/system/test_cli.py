@@ -75,6 +75,10 @@ def test_command_line_mistakes_exit_252_and_say_what_is_wrong(serve):  # noqa: F
     r = sluice("--endpoint-url", serve.url, "rds", "create-db-proxy", "--db-proxy-name", "p", "--engine-family",
                "POSTGRESQL", "--role-arn", "arn:r", "--vpc-subnet-ids", "s", "--auth", "AuthScheme")
     assert r.returncode == 252 and "Error parsing parameter '--auth'" in r.stderr
+    r = sluice("--endpoint-url", serve.url, "rds", "describe-db-proxies", "--query", "DBProxies[0]")
+    assert r.returncode == 252 and "--query is not supported" in r.stderr
+    r = sluice("--endpoint-url", serve.url, "--output", "text", "rds", "describe-db-proxies")
+    assert r.returncode == 252 and "only json is supported" in r.stderr
     r = sluice("rds", "describe-db-proxies", env_extra={"SLUICE_ENDPOINT": "http://127.0.0.1:1"})
     assert r.returncode == 255 and 'Could not connect to the endpoint URL: "http://127.0.0.1:1"' in r.stderr
 
