@@ -29,13 +29,9 @@ bool is_scalar_type(const std::string& type) {
   return type != "structure" && type != "list" && type != "map";
 }
 
-std::string describe(const json::value& v) {
-  return json::serialize(v);
-}
-
 [[noreturn]] void wrong_type(const std::string& where, const json::value& v,
                              const std::string& expected) {
-  throw ArgumentError("Invalid type for parameter " + where + ", value: " + describe(v) +
+  throw ArgumentError("Invalid type for parameter " + where + ", value: " + json::serialize(v) +
                       ", expected " + expected);
 }
 

@@ -99,7 +99,6 @@ class PoolManager {
 
   size_t cap() const { return cap_; }
   size_t total() const { return total_; }
-  size_t lent() const { return lent_; }
   // The adaptive limit on lent connections, or the cap when adaptive_concurrency is off.
   size_t concurrency_limit() const { return limiter_ ? limiter_->limit() : cap_; }
 
