@@ -30,7 +30,11 @@ SUPPORTED = {
             "DeleteRolePolicy", "ListRolePolicies", "CreatePolicy", "GetPolicy", "DeletePolicy",
             "AttachRolePolicy", "DetachRolePolicy", "ListAttachedRolePolicies"],
     "lambda": ["CreateFunction", "GetFunction", "GetFunctionConfiguration",
-               "UpdateFunctionConfiguration", "ListFunctions", "DeleteFunction"],
+               "UpdateFunctionConfiguration", "ListFunctions", "DeleteFunction", "Invoke",
+               "UpdateFunctionCode", "PutFunctionConcurrency", "GetFunctionConcurrency",
+               "DeleteFunctionConcurrency", "GetAccountSettings"],
+    "logs": ["DescribeLogGroups", "DescribeLogStreams", "GetLogEvents", "FilterLogEvents",
+             "CreateLogGroup", "CreateLogStream", "PutLogEvents", "DeleteLogGroup"],
     "rds": ["CreateDBCluster", "CreateDBInstance", "DeleteDBCluster", "DeleteDBInstance",
             "DescribeDBClusters", "DescribeDBInstances", "ModifyDBCluster", "RebootDBInstance",
             "CreateDBProxy", "CreateDBProxyEndpoint", "DeleteDBProxy", "DeleteDBProxyEndpoint",
@@ -39,6 +43,7 @@ SUPPORTED = {
             "ModifyDBProxyTargetGroup", "RegisterDBProxyTargets"],
     "secretsmanager": ["CreateSecret", "GetSecretValue", "PutSecretValue", "DescribeSecret",
                        "ListSecrets", "DeleteSecret"],
+    "sts": ["GetCallerIdentity", "AssumeRole"],
 }
 
 # The parts of a shape that serializing, parsing and help need.

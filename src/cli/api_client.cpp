@@ -75,7 +75,7 @@ ApiResult ApiClient::send(const std::string& service, const std::string& method,
     if (name != "host") headers.emplace_back(name, value);
   headers.emplace_back("authorization", authorization);
   const HttpResult http = http_request(endpoint_url_, method, path, headers, body);
-  ApiResult result{http.status, http.body, "", ""};
+  ApiResult result{http.status, http.body, "", "", http.headers};
   if (result.ok()) return result;
   if (http.content_type.find("xml") != std::string::npos) {
     result.error_code = xml_find(http.body, "Code");
@@ -120,7 +120,7 @@ ApiResult ApiClient::rest_json(const std::string& service, const std::string& me
 
 ApiResult ApiClient::get(const std::string& path) {
   const HttpResult http = http_request(endpoint_url_, "GET", path);
-  ApiResult result{http.status, http.body, "", ""};
+  ApiResult result{http.status, http.body, "", "", http.headers};
   if (!result.ok()) result.error_code = "HTTP" + std::to_string(http.status);
   return result;
 }

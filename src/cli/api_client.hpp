@@ -14,6 +14,7 @@ struct ApiResult {
   std::string body;
   std::string error_code;  // empty on success
   std::string error_message;
+  std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   bool ok() const { return status >= 200 && status < 300; }
 };
 

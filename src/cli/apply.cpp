@@ -122,15 +122,15 @@ class Applier {
   // leaves nothing half-created.
   ApiResult call_query(const std::string& service, const std::string& version,
                        const std::string& action, const FormParams& params) {
-    return dry_ ? ApiResult{200, "", "", ""} : api_.query(service, version, action, params);
+    return dry_ ? ApiResult{200, "", "", "", {}} : api_.query(service, version, action, params);
   }
   ApiResult call_json(const std::string& service, const std::string& prefix,
                       const std::string& operation, const std::string& body) {
-    return dry_ ? ApiResult{200, "", "", ""} : api_.json_1_1(service, prefix, operation, body);
+    return dry_ ? ApiResult{200, "", "", "", {}} : api_.json_1_1(service, prefix, operation, body);
   }
   ApiResult call_rest(const std::string& service, const std::string& method,
                       const std::string& path, const std::string& body) {
-    return dry_ ? ApiResult{200, "", "", ""} : api_.rest_json(service, method, path, body);
+    return dry_ ? ApiResult{200, "", "", "", {}} : api_.rest_json(service, method, path, body);
   }
   // The ID a create call returned (or, checking, a stand-in).
   std::string created_id(const ApiResult& r, const std::string& tag, const std::string& pinned) {

@@ -113,8 +113,16 @@ json::value structured(const std::string& text, const std::string& flag) {
 // The value of one top-level flag from its tokens.
 json::value flag_value(const ServiceModel& model, const json::object& shape,
                        const std::vector<std::string>& tokens, const std::string& flag,
-                       const std::string& member) {
+                       const std::string& member, BinaryFormat binary_format) {
   const std::string type = model_text(shape, "type");
+  if (type == "blob" && binary_format == BinaryFormat::kBase64 &&
+      !tokens.at(0).starts_with("fileb://")) {
+    // Already base64, which is how the document holds blobs.
+    const std::string text = resolve_value_file(tokens[0]);
+    auto bytes = auth::base64_decode(text);
+    if (!bytes) throw ArgumentError("Invalid base64: \"" + text + "\"");
+    return json::string(auth::base64_encode(*bytes));
+  }
   if (type == "list") {
     const json::object& item = model.shape_of(shape.at("member").as_object());
     json::array items;
@@ -191,7 +199,8 @@ json::value typed_value(const ServiceModel& model, const json::object& shape,
 }
 
 json::object parse_operation_arguments(const ServiceModel& model, const json::object& operation,
-                                       const std::vector<std::string>& args) {
+                                       const std::vector<std::string>& args,
+                                       BinaryFormat binary_format) {
   const std::string op_name = model_text(operation, "name");
   const std::string input_name = model_text(operation, "input");
   static const json::object kNoMembers{{"type", "structure"}, {"members", json::object()}};
@@ -256,7 +265,7 @@ json::object parse_operation_arguments(const ServiceModel& model, const json::ob
         throw ArgumentError("argument --" + flag + ": expected at least one argument");
     }
     take_one();
-    input[member] = flag_value(model, shape, tokens, flag, member);
+    input[member] = flag_value(model, shape, tokens, flag, member, binary_format);
   }
   apply_extra_flags(model.name(), op_name, extra_given, input);
   // --cli-input-json's members are typed like the rest; flags override them.

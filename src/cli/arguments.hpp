@@ -26,11 +26,16 @@ struct ArgumentError : std::runtime_error {
 boost::json::value typed_value(const ServiceModel& model, const boost::json::object& shape,
                                const boost::json::value& value, const std::string& where);
 
+// How a blob flag's text is read (the aws CLI's --cli-binary-format): as the bytes themselves
+// (CLI v1, and v2's raw-in-base64-out), or as base64 (v2's default). fileb:// is always bytes.
+enum class BinaryFormat { kRaw, kBase64 };
+
 // The input document of `operation` from its flags (everything after the operation's name).
 // Flags of aws CLI customizations (see cli/customizations.hpp) are accepted too.
 boost::json::object parse_operation_arguments(const ServiceModel& model,
                                               const boost::json::object& operation,
-                                              const std::vector<std::string>& args);
+                                              const std::vector<std::string>& args,
+                                              BinaryFormat binary_format = BinaryFormat::kRaw);
 
 // The text of a flag's value: file://PATH read as text, fileb://PATH as bytes, else itself.
 std::string resolve_value_file(const std::string& value);

@@ -1,6 +1,10 @@
 #include "cli/customizations.hpp"
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
 
 #include "auth/crypto.hpp"
 #include "cli/arguments.hpp"
@@ -96,6 +100,65 @@ void apply_extra_flags(const std::string& service, const std::string& operation,
     code["ZipFile"] = auth::base64_encode(resolve_value_file(given.at("zip-file")));
     input["Code"] = code;
   }
+}
+
+std::string streaming_output_member(const ServiceModel& model, const json::object& operation) {
+  const std::string output = model_text(operation, "output");
+  if (output.empty()) return "";
+  const json::object& shape = model.shape(output);
+  const std::string payload = model_text(shape, "payload");
+  if (payload.empty()) return "";
+  const json::object& reference = shape.at("members").at(payload).as_object();
+  return model_text(model.shape_of(reference), "type") == "blob" ? payload : "";
+}
+
+std::optional<std::string> take_outfile(const ServiceModel& model, const json::object& operation,
+                                        std::vector<std::string>& args) {
+  static const json::object kNoMembers{{"type", "structure"}, {"members", json::object()}};
+  const std::string input = model_text(operation, "input");
+  const json::object& members =
+      (input.empty() ? kNoMembers : model.shape(input)).at("members").as_object();
+  std::optional<std::string> outfile;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& word = args[i];
+    if (word.starts_with("--") && word.size() > 2) {
+      const std::string flag = word.substr(2);
+      if (flag.find('=') != std::string::npos) continue;
+      std::string type;
+      for (const auto& [name, ref] : members) {
+        const std::string cli = model_text(ref.as_object(), "cli");
+        if (flag == cli || flag == "no-" + cli)
+          type = model_text(model.shape_of(ref.as_object()), "type");
+      }
+      if (type == "boolean") continue;
+      if (type == "list") {  // every word up to the next flag, as the parser takes them
+        while (i + 1 < args.size() && !args[i + 1].starts_with("--")) ++i;
+        continue;
+      }
+      if (i + 1 < args.size() && !args[i + 1].starts_with("--")) ++i;  // its one value
+      continue;
+    }
+    if (outfile) throw ArgumentError("Unknown options: " + word);
+    outfile = word;
+    args.erase(args.begin() + static_cast<std::ptrdiff_t>(i));
+    --i;
+  }
+  return outfile;
+}
+
+void save_streaming_output(const std::string& member, const std::string& outfile,
+                           json::object& output) {
+  std::string bytes;
+  if (const auto* payload = output.if_contains(member); payload && payload->is_string()) {
+    auto decoded = auth::base64_decode(payload->as_string());
+    if (!decoded) throw std::runtime_error(member + " is not base64");
+    bytes = std::move(*decoded);
+  }
+  std::ofstream out(outfile, std::ios::binary | std::ios::trunc);
+  if (!out || !out.write(bytes.data(), static_cast<std::streamsize>(bytes.size())).flush())
+    throw std::runtime_error("[Errno " + std::to_string(errno) + "] " + std::strerror(errno) +
+                             ": '" + outfile + "'");
+  output.erase(member);
 }
 
 }  // namespace sluice::cli

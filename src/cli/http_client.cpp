@@ -4,6 +4,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
+#include <cctype>
 #include <stdexcept>
 
 namespace sluice::cli {
@@ -43,6 +44,11 @@ HttpResult http_request(const std::string& url, const std::string& method,
     result.error_type = std::string(response["x-amzn-ErrorType"]);
     result.error_type = result.error_type.substr(0, result.error_type.find(':'));
     result.body = response.body();
+    for (const auto& field : response) {
+      std::string name(field.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      result.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
     return result;
   } catch (const boost::system::system_error& e) {
     throw std::runtime_error("cannot reach the sluice API at " + url + ": " + e.code().message());

@@ -12,6 +12,7 @@ struct HttpResult {
   std::string content_type;
   std::string error_type;  // x-amzn-ErrorType (REST-JSON and JSON 1.1 errors)
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // all of them, names in lower case
 };
 
 // `url` is http://HOST:PORT[/…]. Throws std::runtime_error when the API cannot be reached.

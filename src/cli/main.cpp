@@ -1,6 +1,7 @@
 // `sluice`: the control plane's command line. `sluice serve` runs the local region.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "cli/service_command.hpp"
 #include "cloud/control_plane.hpp"
 #include "cloud/server.hpp"
+#include "functions/function_host.hpp"
 
 namespace {
 
@@ -31,12 +33,24 @@ std::string default_home() {
   return std::string(user_home && *user_home ? user_home : ".") + "/.local/share/sluice";
 }
 
+struct FunctionOptions {
+  std::string user = "nobody";
+  double event_retry_seconds = 60;
+};
+
 int serve(const std::string& home, const std::string& listen,
-          sluice::cloud::ControlPlaneOptions options) {
+          sluice::cloud::ControlPlaneOptions options, const FunctionOptions& functions) {
   namespace asio = boost::asio;
   ::umask(077);  // the key, the state and everything else here: the owner's alone
   std::filesystem::create_directories(home);
-  ::chmod(home.c_str(), 0700);
+  // Passable but not listable: the function user reaches its own folders under functions-runtime.
+  ::chmod(home.c_str(), 0711);
+  // Every execution environment holds a few descriptors (listener, pipe, pidfd, connections).
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
     spdlog::error("--listen must be HOST:PORT, not \"{}\"", listen);
@@ -56,14 +70,24 @@ int serve(const std::string& home, const std::string& listen,
         (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "sluice-proxy").string();
   sluice::cloud::ControlPlane plane(options);
   asio::io_context io;
+  sluice::functions::FunctionHostOptions host_options;
+  host_options.home = home;
+  host_options.tag = plane.instance_tag();
+  host_options.account_concurrency = options.account_concurrency;
+  host_options.idle_timeout = std::chrono::seconds(options.function_idle_seconds);
+  host_options.user = functions.user;
+  host_options.event_retry_delay =
+      std::chrono::milliseconds(static_cast<int64_t>(functions.event_retry_seconds * 1000));
+  sluice::functions::FunctionHost host(io, plane, host_options);
   sluice::cloud::ApiServer server(io, {address, static_cast<unsigned short>(port)},
-                                  [&](sluice::cloud::ApiRequest& r) { return plane.handle(r); });
+                                  [&](sluice::cloud::ApiRequest& r) { return host.handle(r); });
   server.start();
   // Resources move along (creating -> available) and their processes are kept running here.
   asio::steady_timer ticker(io);
   std::function<void()> tick = [&] {
     try {
       plane.tick();
+      host.tick();
     } catch (const std::exception& e) {
       spdlog::error("{}", e.what());
     }
@@ -78,6 +102,7 @@ int serve(const std::string& home, const std::string& listen,
     spdlog::info("signal {}: stopping", signal);
     server.stop();
     ticker.cancel();
+    host.shutdown();
     plane.shutdown();
     io.stop();
   });
@@ -172,6 +197,28 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_command->add_option("--proxy-binary", options.proxy_binary,
                             "sluice-proxy to run (default: the one beside sluice)");
+  FunctionOptions functions;
+  serve_command
+      ->add_option("--account-concurrency", options.account_concurrency,
+                   "Lambda: concurrent executions the account may run")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  serve_command
+      ->add_option("--function-idle-seconds", options.function_idle_seconds,
+                   "Lambda: seconds an idle execution environment stays warm before it is "
+                   "reclaimed")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  serve_command
+      ->add_option("--function-user", functions.user,
+                   "Lambda: the user functions run as when sluice serve runs as root")
+      ->capture_default_str();
+  serve_command
+      ->add_option("--event-retry-seconds", functions.event_retry_seconds,
+                   "Lambda: asynchronous invocations that fail are retried after this, then "
+                   "twice this")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
   std::string endpoint_url;
   app.add_option("--endpoint-url", endpoint_url,
                  "the sluice API (default $SLUICE_ENDPOINT, else http://127.0.0.1:4566)");
@@ -201,7 +248,7 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   try {
     options.host_access = host_access == "on";
-    if (serve_command->parsed()) return serve(home, listen, options);
+    if (serve_command->parsed()) return serve(home, listen, options, functions);
     if (exec_command->parsed()) return exec_in_interface(endpoint_url, interface_id, command);
     if (ca_bundle_command->parsed()) return print_ca_bundle(endpoint_url);
     if (apply_command->parsed()) return sluice::cli::apply_stack(stack_file, endpoint_url);

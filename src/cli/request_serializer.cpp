@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "auth/crypto.hpp"
 #include "cli/json_printer.hpp"
 #include "cloud/encoding.hpp"
 
@@ -149,6 +150,7 @@ WireRequest rest_json(const ServiceModel& model, const json::object& operation,
   }
   json::object body;
   const std::string payload = model_text(shape, "payload");
+  bool raw_payload = false;  // a blob payload travels as its bytes, without a content type
   for (const auto& [key, v] : input) {
     const json::object& reference = members.at(key).as_object();
     const std::string location = model_text(reference, "location");
@@ -175,16 +177,24 @@ WireRequest rest_json(const ServiceModel& model, const json::object& operation,
       for (auto& c : header) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       request.headers.emplace_back(header, scalar_text(v));
     } else if (key == payload) {
-      request.body = v.is_string()
-                         ? std::string(v.as_string())
-                         : json::serialize(json_body(model, v, model.shape_of(reference)));
+      const json::object& payload_shape = model.shape_of(reference);
+      if (model_text(payload_shape, "type") == "blob" && v.is_string()) {
+        // The document holds blobs as base64 (cli/arguments.hpp); the wire wants the bytes.
+        auto bytes = auth::base64_decode(v.as_string());
+        if (!bytes) throw std::runtime_error(std::string(key) + " is not base64");
+        request.body = std::move(*bytes);
+        raw_payload = true;
+      } else {
+        request.body = v.is_string() ? std::string(v.as_string())
+                                     : json::serialize(json_body(model, v, payload_shape));
+      }
     } else {
       body[wire_name] = json_body(model, v, model.shape_of(reference));
     }
   }
   request.path = uri + (query.empty() ? "" : "?" + query);
   if (payload.empty() && !body.empty()) request.body = json::serialize(body);
-  if (!request.body.empty()) request.content_type = "application/json";
+  if (!request.body.empty() && !raw_payload) request.content_type = "application/json";
   return request;
 }
 

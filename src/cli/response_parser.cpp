@@ -6,6 +6,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "auth/crypto.hpp"
+
 namespace sluice::cli {
 namespace json = boost::json;
 using boost::property_tree::ptree;
@@ -194,6 +196,17 @@ json::object read_xml(const ServiceModel& model, const json::object& operation,
   return XmlReader(model).structure(*result, shape);
 }
 
+// A header's text as the member's type reads it.
+json::value header_value(const std::string& text, const std::string& type) {
+  if (type == "boolean") return text == "true";
+  if (type == "integer" || type == "long") {
+    char* end = nullptr;
+    const long long n = std::strtoll(text.c_str(), &end, 10);
+    if (!text.empty() && *end == '\0') return static_cast<int64_t>(n);
+  }
+  return json::string(text);
+}
+
 }  // namespace
 
 std::string percent_decode(std::string_view text) {
@@ -216,7 +229,8 @@ std::string percent_decode(std::string_view text) {
 }
 
 json::object parse_response(const ServiceModel& model, const json::object& operation,
-                            const std::string& body) {
+                            const std::string& body, int status,
+                            const std::vector<std::pair<std::string, std::string>>& headers) {
   const std::string output = model_text(operation, "output");
   if (output.empty()) return {};
   const json::object& shape = model.shape(output);
@@ -226,12 +240,41 @@ json::object parse_response(const ServiceModel& model, const json::object& opera
     if (model.name() == "iam") decode_policy_documents(model, document, shape);
     return document.as_object();
   }
-  if (body.empty()) return {};
+  json::object out;
+  if (protocol == "rest-json") {
+    const json::object& members = shape.at("members").as_object();
+    for (const auto& [name, ref] : members) {
+      const json::object& reference = ref.as_object();
+      const std::string location = model_text(reference, "location");
+      const std::string type = model_text(model.shape_of(reference), "type");
+      if (location == "statusCode" && status != 0) out[name] = status;
+      if (location != "header") continue;
+      std::string wanted = model_text(reference, "locationName");
+      for (char& c : wanted) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (const auto& [header, value] : headers)
+        if (header == wanted) out[name] = header_value(value, type);
+    }
+    if (const std::string payload = model_text(shape, "payload"); !payload.empty()) {
+      const json::object& payload_shape = model.shape_of(members.at(payload).as_object());
+      const std::string type = model_text(payload_shape, "type");
+      if (type == "blob") {
+        out[payload] = auth::base64_encode(body);
+        return out;
+      }
+      if (type == "string") {
+        out[payload] = body;
+        return out;
+      }
+    }
+  }
+  if (body.empty()) return out;
   boost::system::error_code ec;
   const json::value parsed = json::parse(body, ec);
   if (ec || !parsed.is_object())
     throw std::runtime_error("the response is not a JSON object: " + body.substr(0, 200));
-  return json_document(model, parsed, shape).as_object();
+  const json::value document = json_document(model, parsed, shape);
+  for (const auto& [name, value] : document.as_object()) out[name] = value;
+  return out;
 }
 
 }  // namespace sluice::cli

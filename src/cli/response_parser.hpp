@@ -8,14 +8,20 @@
 #include <boost/json.hpp>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "cli/service_model.hpp"
 
 namespace sluice::cli {
 
-// Throws std::runtime_error when the body is not the XML or JSON its protocol promises.
-boost::json::object parse_response(const ServiceModel& model, const boost::json::object& operation,
-                                   const std::string& body);
+// REST-JSON's members bound to the status code and headers (names in lower case) come first,
+// then the body's, as botocore orders them; a blob payload (lambda invoke's) is the body itself,
+// held as base64 like every blob in a document. Throws std::runtime_error when the body is not
+// the XML or JSON its protocol promises.
+boost::json::object parse_response(
+    const ServiceModel& model, const boost::json::object& operation, const std::string& body,
+    int status = 0, const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 // %XX decoded, as Python's urllib.parse.unquote.
 std::string percent_decode(std::string_view text);

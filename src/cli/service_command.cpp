@@ -30,7 +30,7 @@ std::string env_or(const char* name, const std::string& fallback) {
 // (there is no pager, and every list comes whole).
 bool global_with_value(const std::string& word) {
   return word == "--endpoint-url" || word == "--region" || word == "--output" ||
-         word == "--profile" || word == "--query";
+         word == "--profile" || word == "--query" || word == "--cli-binary-format";
 }
 bool global_flag(const std::string& word) {
   return word == "--no-cli-pager" || word == "--no-paginate" || word == "--no-verify-ssl";
@@ -90,6 +90,8 @@ void print_operation_help(const ServiceModel& model, const std::string& cli_name
   }
   for (const auto& extra : extra_flags(model.name(), model_text(operation, "name")))
     std::cout << "  --" << extra.name << " (" << extra.help << ")\n";
+  if (!streaming_output_member(model, operation).empty())
+    std::cout << "  outfile (string: the file the payload is written to) required\n";
   if (operation.contains("paginator"))
     std::cout << "  --page-size (integer: items per request; every page is still printed)\n";
   std::cout << "  --cli-input-json (the whole input as JSON)\n";
@@ -119,7 +121,7 @@ json::object call(ApiClient& client, const ServiceModel& model, const json::obje
     throw Unreachable(e.what());
   }
   if (!result.ok()) throw ServiceError(result.error_code, result.error_message);
-  return parse_response(model, operation, result.body);
+  return parse_response(model, operation, result.body, result.status, result.headers);
 }
 
 std::vector<std::string> strings_in(const json::object& paginator, const char* key) {
@@ -210,6 +212,7 @@ std::optional<ServiceInvocation> service_invocation(int argc, char** argv) {
       if (word == "--region") invocation.options.region = value;
       if (word == "--output") invocation.options.output = value;
       if (word == "--query") invocation.options.query = value;
+      if (word == "--cli-binary-format") invocation.options.cli_binary_format = value;
       continue;
     }
     if (global_flag(word)) continue;
@@ -254,6 +257,11 @@ int run_service_command(const ServiceInvocation& invocation) {
     return usage_error("--query is not supported; pipe the JSON to jq instead");
   if (invocation.options.output != "json")
     return usage_error("--output " + invocation.options.output + ": only json is supported");
+  const std::string& binary_format = invocation.options.cli_binary_format;
+  if (binary_format != "base64" && binary_format != "raw-in-base64-out")
+    return usage_error(
+        "argument --cli-binary-format: Invalid choice, valid choices are:\n\nbase64 | "
+        "raw-in-base64-out");
   json::object input;
   std::vector<std::string> args(words.begin() + 2, words.end());
   // --page-size: the aws CLI's page limit for list operations, which still follow every page.
@@ -268,18 +276,30 @@ int run_service_command(const ServiceInvocation& invocation) {
         args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
         break;
       }
+  // lambda invoke: the payload goes to a positional outfile, as in the aws CLI.
+  const std::string streaming_member = streaming_output_member(*model, *operation);
+  std::optional<std::string> outfile;
+  constexpr std::string_view kRequired = "the following arguments are required: ";
   try {
-    input = parse_operation_arguments(*model, *operation, args);
+    if (!streaming_member.empty()) outfile = take_outfile(*model, *operation, args);
+    input = parse_operation_arguments(
+        *model, *operation, args,
+        binary_format == "base64" ? BinaryFormat::kBase64 : BinaryFormat::kRaw);
   } catch (const ArgumentError& e) {
-    return usage_error(e.what());
+    std::string message = e.what();
+    if (!streaming_member.empty() && !outfile && message.starts_with(kRequired))
+      message += ", outfile";
+    return usage_error(message);
   }
+  if (!streaming_member.empty() && !outfile) return usage_error(std::string(kRequired) + "outfile");
   const bool follow_pages = paginated(*operation, input);
   if (page_size)
     input[model_text(operation->at("paginator").as_object(), "limit_key")] = *page_size;
   ApiClient client(invocation.options.endpoint_url, invocation.options.region);
   try {
-    const json::object output = follow_pages ? call_all_pages(client, *model, *operation, input)
-                                             : call(client, *model, *operation, input);
+    json::object output = follow_pages ? call_all_pages(client, *model, *operation, input)
+                                       : call(client, *model, *operation, input);
+    if (outfile) save_streaming_output(streaming_member, *outfile, output);
     if (!output.empty()) std::cout << aws_json(output);
   } catch (const ServiceError& e) {
     std::cerr << "\nAn error occurred (" << e.code << ") when calling the "

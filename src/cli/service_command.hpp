@@ -15,6 +15,8 @@ struct GlobalOptions {
   std::string region;
   std::string output = "json";
   std::string query;  // --query: not supported, refused with a hint
+  // --cli-binary-format (CLI v2's): raw-in-base64-out, as CLI v1 reads blobs, unless base64.
+  std::string cli_binary_format = "raw-in-base64-out";
 };
 
 // When argv names a service (after any of the aws CLI's global options, which may come

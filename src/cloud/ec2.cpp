@@ -696,6 +696,7 @@ Ec2::NetworkInterface interface_from(const json::object& o) {
   eni.ip = text(o, "PrivateIpAddress");
   eni.description = text(o, "Description");
   eni.requester_managed = flag(o, "RequesterManaged");
+  if (const std::string type = text(o, "InterfaceType"); !type.empty()) eni.interface_type = type;
   for (const auto& g : o.at("Groups").as_array()) eni.groups.emplace_back(g.as_string());
   return eni;
 }
@@ -720,7 +721,8 @@ std::optional<Ec2::NetworkInterface> Ec2::interface(const std::string& id) {
 Ec2::NetworkInterface Ec2::create_interface(const std::string& subnet_id,
                                             const std::vector<std::string>& groups,
                                             const std::string& description, bool requester_managed,
-                                            const std::string& wanted_ip) {
+                                            const std::string& wanted_ip,
+                                            const std::string& interface_type) {
   const json::object subnet = load(kSubnet, subnet_id);
   const std::string vpc_id = text(subnet, "VpcId");
   for (const auto& group : groups) {
@@ -767,6 +769,7 @@ Ec2::NetworkInterface Ec2::create_interface(const std::string& subnet_id,
                    {"Description", description},
                    {"Groups", group_ids},
                    {"RequesterManaged", requester_managed},
+                   {"InterfaceType", interface_type},
                    {"OwnerId", account_id_}};
   store_.put(kInterface, text(eni, "NetworkInterfaceId"), json::serialize(eni));
   return interface_from(eni);
@@ -788,7 +791,7 @@ void Ec2::interface_xml(Xml& xml, std::string_view tag, const NetworkInterface& 
       .leaf("status", "in-use")
       .leaf("privateIpAddress", eni.ip)
       .leaf("sourceDestCheck", "true")
-      .leaf("interfaceType", "interface")
+      .leaf("interfaceType", eni.interface_type)
       .open("groupSet");
   for (const auto& group : eni.groups) {
     std::string name;
@@ -848,7 +851,8 @@ std::string Ec2::describe_network_interfaces(const QueryParams& params) {
         {"vpc-id", eni.vpc_id},
         {"private-ip-address", eni.ip},
         {"description", eni.description},
-        {"requester-managed", eni.requester_managed ? "true" : "false"}};
+        {"requester-managed", eni.requester_managed ? "true" : "false"},
+        {"interface-type", eni.interface_type}};
     if (!passes(filters, fields)) continue;
     if (!wanted_groups.empty() &&
         std::none_of(eni.groups.begin(), eni.groups.end(), [&](const std::string& g) {
@@ -875,15 +879,29 @@ std::string Ec2::delete_network_interface(const std::string& id) {
 bool Ec2::ingress_allows(const std::vector<std::string>& groups,
                          const std::vector<std::string>& source_groups,
                          std::string_view source_ipv4, int port) {
+  return rules_allow(groups, "Ingress", source_groups, source_ipv4, port);
+}
+
+bool Ec2::egress_allows(const std::vector<std::string>& source_groups,
+                        const std::vector<std::string>& destination_groups,
+                        std::string_view destination_ipv4, int port) {
+  return rules_allow(source_groups, "Egress", destination_groups, destination_ipv4, port);
+}
+
+bool Ec2::rules_allow(const std::vector<std::string>& groups, std::string_view side,
+                      const std::vector<std::string>& peer_groups, std::string_view peer_ipv4,
+                      int port) {
   in_addr parsed{};
-  const std::string source(source_ipv4);
-  const bool has_ip = inet_pton(AF_INET, source.c_str(), &parsed) == 1;
+  const std::string peer(peer_ipv4);
+  const bool has_ip = inet_pton(AF_INET, peer.c_str(), &parsed) == 1;
   const uint32_t ip = ntohl(parsed.s_addr);
   for (const auto& group_id : groups) {
     auto document = store_.get(kGroup, group_id);
     if (!document) continue;
     const json::value stored = json::parse(*document);  // kept alive for the loop
-    for (const auto& r : stored.as_object().at("Ingress").as_array()) {
+    const auto* rules = stored.as_object().if_contains(side);
+    if (!rules || !rules->is_array()) continue;
+    for (const auto& r : rules->as_array()) {
       const json::object& rule = r.as_object();
       const std::string protocol = text(rule, "IpProtocol");
       if (protocol != "-1" &&
@@ -891,7 +909,7 @@ bool Ec2::ingress_allows(const std::vector<std::string>& groups,
         continue;
       const std::string referenced = text(rule, "ReferencedGroupId");
       if (!referenced.empty() &&
-          std::find(source_groups.begin(), source_groups.end(), referenced) != source_groups.end())
+          std::find(peer_groups.begin(), peer_groups.end(), referenced) != peer_groups.end())
         return true;
       if (auto cidr = parse_cidr(text(rule, "CidrIpv4"));
           cidr && has_ip && (ip & mask_of(cidr->second)) == cidr->first)

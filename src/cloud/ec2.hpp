@@ -1,6 +1,7 @@
 // Amazon EC2's network pieces (EC2 query protocol): VPCs, subnets and security groups with their
-// rules. The rules are data here; `ingress_allows` is the check the local network enforces
-// for whoever connects to a resource in a group (a proxy endpoint, later a function).
+// rules. The rules are data here; `ingress_allows` and `egress_allows` are the checks the local
+// network enforces for whoever connects to a resource in a group (a proxy endpoint): the
+// destination's groups must admit the source, and the source's groups must let it out.
 #pragma once
 
 #include <boost/json.hpp>
@@ -29,6 +30,12 @@ class Ec2 {
   bool ingress_allows(const std::vector<std::string>& groups,
                       const std::vector<std::string>& source_groups, std::string_view source_ipv4,
                       int port);
+  // Whether one of `source_groups` lets TCP to `port` out to a destination in
+  // `destination_groups` or at `destination_ipv4`. A new group lets everything out (its default
+  // rule -1 to 0.0.0.0/0) until that rule is revoked, as in EC2.
+  bool egress_allows(const std::vector<std::string>& source_groups,
+                     const std::vector<std::string>& destination_groups,
+                     std::string_view destination_ipv4, int port);
 
   // An elastic network interface: where something sits in a VPC (a proxy endpoint, a function's
   // environment, a command run with `sluice exec`), with its address and security groups.
@@ -41,12 +48,14 @@ class Ec2 {
     std::string description;
     std::vector<std::string> groups;
     bool requester_managed = false;  // made by a service (a proxy), not deletable by users
+    std::string interface_type = "interface";  // or "lambda": a function's Hyperplane ENI
   };
   // A new interface with the next free address of the subnet (or `ip`). Throws ApiError.
   NetworkInterface create_interface(const std::string& subnet_id,
                                     const std::vector<std::string>& groups,
                                     const std::string& description, bool requester_managed,
-                                    const std::string& ip = {});
+                                    const std::string& ip = {},
+                                    const std::string& interface_type = "interface");
   std::vector<NetworkInterface> interfaces();
   std::optional<NetworkInterface> interface(const std::string& id);
   void delete_interface(const std::string& id);
@@ -68,6 +77,11 @@ class Ec2 {
   std::string describe_network_interfaces(const QueryParams& params);
   std::string delete_network_interface(const std::string& id);
   void interface_xml(Xml& xml, std::string_view tag, const NetworkInterface& eni);
+  // Whether a rule on `side` ("Ingress" or "Egress") of one of `groups` matches TCP `port` with
+  // a peer in `peer_groups` or at `peer_ipv4`.
+  bool rules_allow(const std::vector<std::string>& groups, std::string_view side,
+                   const std::vector<std::string>& peer_groups, std::string_view peer_ipv4,
+                   int port);
 
   boost::json::object load(std::string_view kind, const std::string& id);
   void save(std::string_view kind, const boost::json::object& resource);

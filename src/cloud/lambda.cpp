@@ -1,12 +1,12 @@
 #include "cloud/lambda.hpp"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "auth/crypto.hpp"
@@ -17,6 +17,18 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::string_view kKind = "function";
+constexpr std::string_view kLambdaInterface = "lambda";
+
+// Lambda's API versions: every path of the service starts with one (botocore's lambda model).
+constexpr std::array<std::string_view, 16> kApiVersions{
+    "2014-11-13", "2015-03-31", "2016-08-19", "2017-03-31", "2017-10-31", "2018-10-31",
+    "2019-09-25", "2019-09-30", "2020-04-22", "2020-06-30", "2021-07-20", "2021-10-31",
+    "2021-11-15", "2024-08-31", "2025-11-30", "2025-12-01"};
+
+// AccountLimit's code storage figures, as AWS reports them by default.
+constexpr int64_t kTotalCodeSize = 80530636800;
+constexpr int64_t kCodeSizeUnzipped = 262144000;
+constexpr int64_t kCodeSizeZipped = 52428800;
 
 std::string now_lambda_format() {  // 2019-09-26T20:28:40.438+0000
   using namespace std::chrono;
@@ -41,6 +53,11 @@ std::string text_of(const json::object& o, std::string_view key) {
   if (it == o.end() || it->value().is_null()) return "";
   if (!it->value().is_string()) throw invalid(std::string(key) + " must be a string.");
   return std::string(it->value().as_string());
+}
+
+bool flag_of(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  return it != o.end() && it->value().is_bool() && it->value().as_bool();
 }
 
 int64_t integer_of(const json::object& o, std::string_view key, int64_t fallback, int64_t low,
@@ -69,6 +86,23 @@ std::string name_of(const std::string& name_or_arn) {
   return name;
 }
 
+std::string role_of(const json::object& input) {
+  const std::string role = text_of(input, "Role");
+  if (!role.starts_with("arn:aws:iam::") || role.find(":role/") == std::string::npos)
+    throw invalid("The role defined for the function cannot be assumed by Lambda.");
+  return role;
+}
+
+// UpdateFunction*'s optimistic lock: a RevisionId given must be the current one.
+void check_revision(const json::object& input, const json::object& function) {
+  const std::string wanted = text_of(input, "RevisionId");
+  if (!wanted.empty() && wanted != text_of(function, "RevisionId"))
+    throw ApiError("PreconditionFailedException",
+                   "The Revision Id provided does not match the latest Revision Id. Call the "
+                   "GetFunction/GetAlias API to retrieve the latest Revision Id",
+                   412);
+}
+
 ApiResponse json_response(int status, const json::value& body) {
   ApiResponse out;
   out.status = status;
@@ -76,7 +110,84 @@ ApiResponse json_response(int status, const json::value& body) {
   return out;
 }
 
+ApiResponse no_content() {
+  ApiResponse out;
+  out.status = 204;
+  return out;
+}
+
+std::string percent_decoded(std::string_view raw) {
+  std::string out;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '%' && i + 2 < raw.size() &&
+        std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(raw[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(raw.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += raw[i];
+    }
+  }
+  return out;
+}
+
+// The path's segments, each percent-decoded (names may be encoded ARNs), empty ones dropped.
+std::vector<std::string> segments_of(std::string_view path) {
+  std::vector<std::string> out;
+  while (!path.empty()) {
+    const size_t slash = path.find('/');
+    if (slash != 0) out.push_back(percent_decoded(path.substr(0, slash)));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return out;
+}
+
+// SHA-256 (base64, as Lambda's CodeSha256) of a zip file, or of a folder's files (their relative
+// names and contents, in name order); `size` gets the bytes counted. Nothing when unreadable.
+std::optional<std::string> local_code_digest(const std::string& path, int64_t& size) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto read = [&](const fs::path& file, std::string& into) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return false;
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    into += bytes.str();
+    size += static_cast<int64_t>(bytes.str().size());
+    return true;
+  };
+  std::string material;
+  size = 0;
+  if (fs::is_regular_file(path, ec)) {
+    if (!read(path, material)) return std::nullopt;
+  } else if (fs::is_directory(path, ec)) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::recursive_directory_iterator(path, ec))
+      if (entry.is_regular_file()) files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& file : files) {
+      material += fs::relative(file, path).string() + '\0';
+      if (!read(file, material)) return std::nullopt;
+    }
+  } else {
+    return std::nullopt;
+  }
+  return auth::base64_encode(auth::sha256(material));
+}
+
 }  // namespace
+
+bool Lambda::serves_path(std::string_view target) {
+  for (const std::string_view version : kApiVersions) {
+    if (target.size() <= version.size() || target[0] != '/' ||
+        target.substr(1, version.size()) != version)
+      continue;
+    const size_t after = version.size() + 1;
+    if (target.size() == after || target[after] == '/' || target[after] == '?') return true;
+  }
+  return false;
+}
 
 json::object Lambda::load(const std::string& name_or_arn) {
   const std::string name = name_of(name_or_arn);
@@ -86,6 +197,34 @@ json::object Lambda::load(const std::string& name_or_arn) {
         "ResourceNotFoundException",
         "Function not found: arn:aws:lambda:us-east-1:" + account_id_ + ":function:" + name, 404);
   return json::parse(*document).as_object();
+}
+
+void Lambda::save(const json::object& function) {
+  store_.put(kKind, std::string(function.at("FunctionName").as_string()),
+             json::serialize(function));
+}
+
+std::vector<std::string> Lambda::network_interfaces(const json::object& function) {
+  std::vector<std::string> out;
+  if (const auto* attached = function.if_contains("NetworkInterfaces");
+      attached && attached->is_array())
+    for (const auto& a : attached->as_array())
+      if (const auto* id = a.as_object().if_contains("NetworkInterfaceId"); id && id->is_string())
+        out.emplace_back(id->as_string());
+  return out;
+}
+
+std::optional<int64_t> Lambda::reserved_concurrency(const json::object& function) {
+  const auto* reserved = function.if_contains("ReservedConcurrentExecutions");
+  if (!reserved || !reserved->is_int64()) return std::nullopt;
+  return reserved->as_int64();
+}
+
+int64_t Lambda::unreserved_concurrency() {
+  int64_t reserved = 0;
+  for (const auto& [id, document] : store_.list(kKind))
+    reserved += reserved_concurrency(json::parse(document).as_object()).value_or(0);
+  return account_concurrency_ - reserved;
 }
 
 json::object Lambda::vpc_config(const json::value& input) {
@@ -129,55 +268,110 @@ json::object Lambda::vpc_config(const json::value& input) {
   return out;
 }
 
-namespace {
-// SHA-256 (base64, as Lambda's CodeSha256) of a zip file, or of a folder's files (their relative
-// names and contents, in name order); `size` gets the bytes counted. Nothing when unreadable.
-std::optional<std::string> local_code_digest(const std::string& path, int64_t& size) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  auto read = [&](const fs::path& file, std::string& into) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return false;
-    std::stringstream bytes;
-    bytes << in.rdbuf();
-    into += bytes.str();
-    size += static_cast<int64_t>(bytes.str().size());
-    return true;
-  };
-  std::string material;
-  size = 0;
-  if (fs::is_regular_file(path, ec)) {
-    if (!read(path, material)) return std::nullopt;
-  } else if (fs::is_directory(path, ec)) {
-    std::vector<fs::path> files;
-    for (const auto& entry : fs::recursive_directory_iterator(path, ec))
-      if (entry.is_regular_file()) files.push_back(entry.path());
-    std::sort(files.begin(), files.end());
-    for (const auto& file : files) {
-      material += fs::relative(file, path).string() + '\0';
-      if (!read(file, material)) return std::nullopt;
+json::array Lambda::attach_interfaces(const std::string& name, const json::object& vpc) {
+  std::vector<std::string> groups;
+  for (const auto& g : vpc.at("SecurityGroupIds").as_array()) groups.emplace_back(g.as_string());
+  std::sort(groups.begin(), groups.end());
+  groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+  auto known = ec2_.interfaces();
+  json::array attached;
+  for (const auto& s : vpc.at("SubnetIds").as_array()) {
+    const std::string subnet(s.as_string());
+    // One interface per (subnet, group set), whichever function made it: Hyperplane's sharing.
+    auto shared = std::find_if(known.begin(), known.end(), [&](const Ec2::NetworkInterface& eni) {
+      if (eni.interface_type != kLambdaInterface || eni.subnet_id != subnet) return false;
+      auto eni_groups = eni.groups;
+      std::sort(eni_groups.begin(), eni_groups.end());
+      return eni_groups == groups;
+    });
+    std::string id;
+    if (shared != known.end()) {
+      id = shared->id;
+    } else {
+      try {
+        known.push_back(
+            ec2_.create_interface(subnet, groups, "AWS Lambda VPC ENI-" + name + "-" + uuid4(),
+                                  /*requester_managed=*/true, {}, std::string(kLambdaInterface)));
+      } catch (const ApiError& e) {
+        if (e.code != "InsufficientFreeAddressesInSubnet") throw;
+        throw ApiError("SubnetIPAddressLimitReachedException",
+                       "Lambda was not able to set up VPC access for the Lambda function because "
+                       "one or more configured subnets has no available IP addresses.",
+                       502);
+      }
+      id = known.back().id;
     }
-  } else {
-    return std::nullopt;
+    attached.push_back(json::object{{"SubnetId", subnet}, {"NetworkInterfaceId", id}});
   }
-  return auth::base64_encode(auth::sha256(material));
+  return attached;
 }
-}  // namespace
+
+void Lambda::release_unused_interfaces() {
+  std::set<std::string> used;
+  for (const auto& [id, document] : store_.list(kKind))
+    for (auto& eni : network_interfaces(json::parse(document).as_object())) used.insert(eni);
+  for (const auto& eni : ec2_.interfaces())
+    if (eni.interface_type == kLambdaInterface && !used.contains(eni.id))
+      ec2_.delete_interface(eni.id);
+}
 
 json::object Lambda::public_view(const json::object& function) {
   json::object out = function;
-  out.erase("CodeFile");
-  out.erase("CodeIsLocal");
+  for (const char* own :
+       {"CodeFile", "CodeIsLocal", "ReservedConcurrentExecutions", "NetworkInterfaces"})
+    out.erase(own);
   return out;
+}
+
+Lambda::Package Lambda::package_of(const json::object& code, std::string_view missing_message) {
+  Package package;
+  if (code.contains("S3Bucket") || code.contains("S3Key")) {
+    // No S3 here: S3Bucket=sluice-local with S3Key=/absolute/path runs the code where it is (a
+    // zip file or a folder), so rebuilding it needs no upload.
+    if (text_of(code, "S3Bucket") != kLocalCodeBucket)
+      throw invalid("sluice has no S3: use S3Bucket=" + std::string(kLocalCodeBucket) +
+                    " with S3Key=/absolute/path/to/code (a .zip file or a folder), or ZipFile.");
+    package.file = text_of(code, "S3Key");
+    auto digest = local_code_digest(package.file, package.size);
+    if (!package.file.starts_with('/') || !digest)
+      throw invalid("S3Key " + package.file +
+                    " is not an absolute path to a readable file or folder.");
+    package.sha256 = *digest;
+    package.local = true;
+    return package;
+  }
+  if (!code.contains("ZipFile")) throw invalid(std::string(missing_message));
+  const std::string zip_base64 = text_of(code, "ZipFile");
+  auto zip = zip_base64.empty() ? std::nullopt : auth::base64_decode(zip_base64);
+  if (!zip || zip->size() < 4 || zip->compare(0, 2, "PK") != 0)
+    throw invalid(
+        "Could not unzip uploaded file. Please check your file, then try to upload again.");
+  package.sha256 = auth::base64_encode(auth::sha256(*zip));
+  package.size = static_cast<int64_t>(zip->size());
+  package.zip = std::move(*zip);
+  return package;
+}
+
+std::string Lambda::write_upload(const std::string& name, const Package& package,
+                                 const std::string& revision) {
+  // A new file per revision: an environment still running the old code keeps its package.
+  std::filesystem::create_directories(code_folder_);
+  const std::string file = code_folder_ + "/" + name + "-" + revision + ".zip";
+  {
+    std::ofstream out(file + ".tmp", std::ios::binary | std::ios::trunc);
+    out.write(package.zip.data(), static_cast<std::streamsize>(package.zip.size()));
+    if (!out.flush())
+      throw ApiError("ServiceException", "Could not store the deployment package.", 500);
+  }
+  std::filesystem::rename(file + ".tmp", file);
+  return file;
 }
 
 json::object Lambda::create(const json::object& input, const std::string& region) {
   const std::string name = name_of(text_of(input, "FunctionName"));
   if (store_.get(kKind, name))
     throw ApiError("ResourceConflictException", "Function already exist: " + name, 409);
-  const std::string role = text_of(input, "Role");
-  if (!role.starts_with("arn:aws:iam::") || role.find(":role/") == std::string::npos)
-    throw invalid("The role defined for the function cannot be assumed by Lambda.");
+  const std::string role = role_of(input);
   const std::string runtime = text_of(input, "Runtime");
   const std::string handler = text_of(input, "Handler");
   if (runtime.empty() || handler.empty())
@@ -192,56 +386,26 @@ json::object Lambda::create(const json::object& input, const std::string& region
   auto code_it = input.find("Code");
   if (code_it == input.end() || !code_it->value().is_object())
     throw invalid("The Code parameter is required.");
-  const json::object& code = code_it->value().as_object();
-  std::string code_file;
-  bool local_code = false;
-  std::string sha256;
-  int64_t code_size = 0;
-  if (code.contains("S3Bucket") || code.contains("S3Key")) {
-    // No S3 here: S3Bucket=sluice-local with S3Key=/absolute/path runs the code where it is (a
-    // zip file or a folder), so rebuilding it needs no upload.
-    if (text_of(code, "S3Bucket") != kLocalCodeBucket)
-      throw invalid("sluice has no S3: use S3Bucket=" + std::string(kLocalCodeBucket) +
-                    " with S3Key=/absolute/path/to/code (a .zip file or a folder), or ZipFile.");
-    code_file = text_of(code, "S3Key");
-    auto digest = local_code_digest(code_file, code_size);
-    if (!code_file.starts_with('/') || !digest)
-      throw invalid("S3Key " + code_file +
-                    " is not an absolute path to a readable file or folder.");
-    sha256 = *digest;
-    local_code = true;
-  } else {
-    const std::string zip_base64 = text_of(code, "ZipFile");
-    auto zip = zip_base64.empty() ? std::nullopt : auth::base64_decode(zip_base64);
-    if (!zip || zip->size() < 4 || zip->compare(0, 2, "PK") != 0)
-      throw invalid(
-          "Could not unzip uploaded file. Please check your file, then try to upload again.");
-    sha256 = auth::base64_encode(auth::sha256(*zip));
-    code_size = static_cast<int64_t>(zip->size());
-    std::filesystem::create_directories(code_folder_);
-    code_file = code_folder_ + "/" + name + ".zip";
-    std::ofstream(code_file, std::ios::binary)
-        .write(zip->data(), static_cast<std::streamsize>(zip->size()));
-  }
+  Package package = package_of(code_it->value().as_object(), "The Code parameter is required.");
 
+  const std::string revision = uuid4();
   json::object function{
       {"FunctionName", name},
       {"FunctionArn", "arn:aws:lambda:" + region + ":" + account_id_ + ":function:" + name},
       {"Runtime", runtime},
       {"Role", role},
       {"Handler", handler},
-      {"CodeSize", code_size},
+      {"CodeSize", package.size},
       {"Description", text_of(input, "Description")},
       {"Timeout", timeout},
       {"MemorySize", memory},
       {"LastModified", now_lambda_format()},
-      {"CodeSha256", sha256},
+      {"CodeSha256", package.sha256},
       {"Version", "$LATEST"},
-      {"VpcConfig",
-       vpc_config(input.contains("VpcConfig") ? input.at("VpcConfig") : json::value())},
+      {"VpcConfig", vpc},
       {"Environment", json::object{{"Variables", json::object()}}},
       {"TracingConfig", json::object{{"Mode", "PassThrough"}}},
-      {"RevisionId", uuid4()},
+      {"RevisionId", revision},
       {"State", "Active"},
       {"LastUpdateStatus", "Successful"},
       {"PackageType", "Zip"},
@@ -249,33 +413,41 @@ json::object Lambda::create(const json::object& input, const std::string& region
       {"EphemeralStorage", json::object{{"Size", 512}}},
       {"SnapStart", json::object{{"ApplyOn", "None"}, {"OptimizationStatus", "Off"}}},
       {"LoggingConfig", json::object{{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + name}}},
-      {"CodeFile", code_file},
-      {"CodeIsLocal", local_code}};
+      {"CodeFile", package.file},
+      {"CodeIsLocal", package.local}};
   if (auto it = input.find("Environment"); it != input.end() && it->value().is_object())
     if (auto vars = it->value().as_object().find("Variables");
         vars != it->value().as_object().end())
       function["Environment"] = json::object{{"Variables", vars->value()}};
   if (auto it = input.find("Architectures"); it != input.end() && it->value().is_array())
     function["Architectures"] = it->value();
-  if (!store_.insert(kKind, name, json::serialize(function)))
-    throw ApiError("ResourceConflictException", "Function already exist: " + name, 409);
+  // The writes: the function's interfaces, its package, its record. Whatever fails undoes the rest.
+  try {
+    function["NetworkInterfaces"] = attach_interfaces(name, vpc);
+    if (!package.local) function["CodeFile"] = write_upload(name, package, revision);
+    if (!store_.insert(kKind, name, json::serialize(function)))
+      throw ApiError("ResourceConflictException", "Function already exist: " + name, 409);
+  } catch (...) {
+    if (!package.local && !text_of(function, "CodeFile").empty())
+      std::filesystem::remove(text_of(function, "CodeFile"));
+    release_unused_interfaces();
+    throw;
+  }
   return public_view(function);
 }
 
 json::object Lambda::update(const std::string& name_or_arn, const json::object& input) {
   json::object function = load(name_or_arn);
-  if (input.contains("Role")) {
-    const std::string role = text_of(input, "Role");
-    if (!role.starts_with("arn:aws:iam::") || role.find(":role/") == std::string::npos)
-      throw invalid("The role defined for the function cannot be assumed by Lambda.");
-    function["Role"] = role;
-  }
+  const std::string name(function.at("FunctionName").as_string());
+  check_revision(input, function);
+  if (input.contains("Role")) function["Role"] = role_of(input);
   for (const char* key : {"Handler", "Runtime", "Description"})
     if (input.contains(key)) function[key] = text_of(input, key);
   if (input.contains("Timeout")) function["Timeout"] = integer_of(input, "Timeout", 3, 1, 900);
   if (input.contains("MemorySize"))
     function["MemorySize"] = integer_of(input, "MemorySize", 128, 128, 10240);
-  if (input.contains("VpcConfig")) function["VpcConfig"] = vpc_config(input.at("VpcConfig"));
+  std::optional<json::object> vpc;
+  if (input.contains("VpcConfig")) vpc = vpc_config(input.at("VpcConfig"));
   if (auto it = input.find("Environment"); it != input.end() && it->value().is_object()) {
     auto vars = it->value().as_object().find("Variables");
     function["Environment"] = json::object{{"Variables", vars != it->value().as_object().end()
@@ -284,33 +456,128 @@ json::object Lambda::update(const std::string& name_or_arn, const json::object& 
   }
   function["LastModified"] = now_lambda_format();
   function["RevisionId"] = uuid4();
-  store_.put(kKind, std::string(function.at("FunctionName").as_string()),
-             json::serialize(function));
+  if (vpc) {
+    function["VpcConfig"] = *vpc;
+    try {
+      function["NetworkInterfaces"] = attach_interfaces(name, *vpc);
+    } catch (...) {
+      release_unused_interfaces();
+      throw;
+    }
+  }
+  save(function);
+  if (vpc) release_unused_interfaces();  // those of the previous VpcConfig, if no one else's
   return public_view(function);
+}
+
+json::object Lambda::update_code(const std::string& name_or_arn, const json::object& input) {
+  json::object function = load(name_or_arn);
+  const std::string name(function.at("FunctionName").as_string());
+  Package package = package_of(input, "Please provide a source for function code.");
+  check_revision(input, function);
+  if (auto it = input.find("Architectures"); it != input.end() && !it->value().is_null()) {
+    const bool known = it->value().is_array() && it->value().as_array().size() == 1 &&
+                       it->value().as_array()[0].is_string() &&
+                       (it->value().as_array()[0].as_string() == "x86_64" ||
+                        it->value().as_array()[0].as_string() == "arm64");
+    if (!known)
+      throw invalid(
+          "1 validation error detected: Value at 'architectures' failed to satisfy constraint: "
+          "Member must have length less than or equal to 1, and each member must be one of "
+          "[x86_64, arm64]");
+    function["Architectures"] = it->value();
+  }
+  const std::string old_file = text_of(function, "CodeFile");
+  const bool old_local = flag_of(function, "CodeIsLocal");
+  const std::string revision = uuid4();
+  function["CodeSha256"] = package.sha256;
+  function["CodeSize"] = package.size;
+  function["LastModified"] = now_lambda_format();
+  function["RevisionId"] = revision;
+  function["LastUpdateStatus"] = "Successful";
+  function["CodeIsLocal"] = package.local;
+  function["CodeFile"] = package.file;
+  if (flag_of(input, "DryRun")) return public_view(function);  // checked, nothing written
+  if (!package.local) function["CodeFile"] = write_upload(name, package, revision);
+  save(function);
+  // The previous upload is replaced (code where the user keeps it is theirs).
+  if (!old_local && !old_file.empty() && old_file != text_of(function, "CodeFile")) {
+    std::error_code ignored;
+    std::filesystem::remove(old_file, ignored);
+  }
+  return public_view(function);
+}
+
+void Lambda::remove(const std::string& name_or_arn) {
+  const json::object function = load(name_or_arn);
+  store_.remove(kKind, std::string(function.at("FunctionName").as_string()));
+  release_unused_interfaces();
+  if (!flag_of(function, "CodeIsLocal")) {
+    std::error_code ignored;
+    std::filesystem::remove(text_of(function, "CodeFile"), ignored);
+  }
+}
+
+json::object Lambda::put_concurrency(const std::string& name_or_arn, const json::object& input) {
+  json::object function = load(name_or_arn);
+  const auto it = input.find("ReservedConcurrentExecutions");
+  if (it == input.end() || it->value().is_null())
+    throw invalid(
+        "1 validation error detected: Value null at 'reservedConcurrentExecutions' failed to "
+        "satisfy constraint: Member must not be null");
+  if (!it->value().is_int64() || it->value().as_int64() < 0)
+    throw invalid("1 validation error detected: Value '" + json::serialize(it->value()) +
+                  "' at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must "
+                  "have value greater than or equal to 0");
+  const int64_t wanted = it->value().as_int64();
+  int64_t others = 0;
+  for (const auto& [id, document] : store_.list(kKind))
+    if (id != text_of(function, "FunctionName"))
+      others += reserved_concurrency(json::parse(document).as_object()).value_or(0);
+  // AWS keeps 100 unreserved; a tenth of a smaller limit here (see kMinimumUnreserved).
+  const int64_t minimum = std::min(kMinimumUnreserved, account_concurrency_ / 10);
+  if (account_concurrency_ - others - wanted < minimum)
+    throw invalid(
+        "Specified ReservedConcurrentExecutions for function decreases account's "
+        "UnreservedConcurrentExecution below its minimum value of [" +
+        std::to_string(minimum) + "].");
+  function["ReservedConcurrentExecutions"] = wanted;
+  save(function);
+  return json::object{{"ReservedConcurrentExecutions", wanted}};
+}
+
+json::object Lambda::account_settings() {
+  int64_t code_size = 0;
+  int64_t functions = 0;
+  int64_t reserved = 0;
+  for (const auto& [id, document] : store_.list(kKind)) {
+    const json::object function = json::parse(document).as_object();
+    ++functions;
+    if (const auto* size = function.if_contains("CodeSize"); size && size->is_int64())
+      code_size += size->as_int64();
+    reserved += reserved_concurrency(function).value_or(0);
+  }
+  return json::object{
+      {"AccountLimit",
+       json::object{{"TotalCodeSize", kTotalCodeSize},
+                    {"CodeSizeUnzipped", kCodeSizeUnzipped},
+                    {"CodeSizeZipped", kCodeSizeZipped},
+                    {"ConcurrentExecutions", account_concurrency_},
+                    {"UnreservedConcurrentExecutions", account_concurrency_ - reserved}}},
+      {"AccountUsage", json::object{{"TotalCodeSize", code_size}, {"FunctionCount", functions}}}};
 }
 
 ApiResponse Lambda::handle(const ApiRequest& request) {
   try {
-    std::string path = request.target.substr(0, request.target.find('?'));
-    std::string rest = path.substr(kPrefix.size());
-    if (!rest.empty() && rest.front() == '/') rest.erase(0, 1);
-    if (!rest.empty() && rest.back() == '/') rest.pop_back();
-    // Names in the path may be percent-encoded ARNs.
-    std::string decoded;
-    for (size_t i = 0; i < rest.size(); ++i) {
-      if (rest[i] == '%' && i + 2 < rest.size() &&
-          std::isxdigit(static_cast<unsigned char>(rest[i + 1])) &&
-          std::isxdigit(static_cast<unsigned char>(rest[i + 2]))) {
-        decoded += static_cast<char>(std::stoi(rest.substr(i + 1, 2), nullptr, 16));
-        i += 2;
-      } else {
-        decoded += rest[i];
-      }
-    }
-    rest = decoded;
-    const size_t slash = rest.find('/');
-    const std::string name = rest.substr(0, slash);
-    const std::string sub = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    const std::string path = request.target.substr(0, request.target.find('?'));
+    const std::vector<std::string> segments = segments_of(path);
+    const auto segment = [&](size_t i) { return i < segments.size() ? segments[i] : ""; };
+    const std::string version = segment(0);
+    const std::string resource = segment(1);
+    const std::string name = segment(2);
+    const std::string sub = segment(3);
+    const size_t depth = segments.size();
+    const std::string& method = request.method;
     auto body = [&]() -> json::object {
       boost::system::error_code error;
       json::value parsed =
@@ -318,40 +585,55 @@ ApiResponse Lambda::handle(const ApiRequest& request) {
       if (error || !parsed.is_object()) throw invalid("The request body is not a JSON object.");
       return parsed.as_object();
     };
-    if (name.empty() && request.method == "POST")
-      return json_response(201, create(body(), request.region));
-    if (name.empty() && request.method == "GET") {
-      json::array functions;
-      for (const auto& [id, document] : store_.list(kKind))
-        functions.push_back(public_view(json::parse(document).as_object()));
-      return json_response(200, json::object{{"Functions", functions}});
+    if (version == "2015-03-31" && resource == "functions") {
+      if (depth == 2 && method == "POST") return json_response(201, create(body(), request.region));
+      if (depth == 2 && method == "GET") {
+        json::array functions;
+        for (const auto& [id, document] : store_.list(kKind))
+          functions.push_back(public_view(json::parse(document).as_object()));
+        return json_response(200, json::object{{"Functions", functions}});
+      }
+      if (depth == 3 && method == "GET") {
+        const json::object function = load(name);
+        json::object out{
+            {"Configuration", public_view(function)},
+            {"Code", json::object{{"RepositoryType", "S3"},
+                                  {"Location", "file://" + text_of(function, "CodeFile")}}}};
+        if (const auto reserved = reserved_concurrency(function))
+          out["Concurrency"] = json::object{{"ReservedConcurrentExecutions", *reserved}};
+        return json_response(200, out);
+      }
+      if (depth == 3 && method == "DELETE") {
+        remove(name);
+        return no_content();
+      }
+      if (depth == 4 && sub == "configuration" && method == "GET")
+        return json_response(200, public_view(load(name)));
+      if (depth == 4 && sub == "configuration" && method == "PUT")
+        return json_response(200, update(name, body()));
+      if (depth == 4 && sub == "code" && method == "PUT")
+        return json_response(200, update_code(name, body()));
     }
-    if (!name.empty() && sub.empty() && request.method == "GET") {
-      json::object function = load(name);
-      return json_response(
-          200, json::object{
-                   {"Configuration", public_view(function)},
-                   {"Code",
-                    json::object{{"RepositoryType", "S3"},
-                                 {"Location",
-                                  "file://" + std::string(function.at("CodeFile").as_string())}}},
-               });
+    if (resource == "functions" && depth == 4 && sub == "concurrency") {
+      if (version == "2017-10-31" && method == "PUT")
+        return json_response(200, put_concurrency(name, body()));
+      if (version == "2017-10-31" && method == "DELETE") {
+        json::object function = load(name);
+        function.erase("ReservedConcurrentExecutions");
+        save(function);
+        return no_content();
+      }
+      if (version == "2019-09-30" && method == "GET") {
+        json::object out;
+        if (const auto reserved = reserved_concurrency(load(name)))
+          out["ReservedConcurrentExecutions"] = *reserved;
+        return json_response(200, out);
+      }
     }
-    if (!name.empty() && sub.empty() && request.method == "DELETE") {
-      json::object function = load(name);
-      if (!function.contains("CodeIsLocal") || !function.at("CodeIsLocal").as_bool())
-        std::filesystem::remove(std::string(function.at("CodeFile").as_string()));
-      store_.remove(kKind, std::string(function.at("FunctionName").as_string()));
-      ApiResponse out;
-      out.status = 204;
-      return out;
-    }
-    if (!name.empty() && sub == "configuration" && request.method == "GET")
-      return json_response(200, public_view(load(name)));
-    if (!name.empty() && sub == "configuration" && request.method == "PUT")
-      return json_response(200, update(name, body()));
+    if (version == "2016-08-19" && resource == "account-settings" && depth == 2 && method == "GET")
+      return json_response(200, account_settings());
     throw ApiError("UnknownOperationException",
-                   "sluice does not implement " + request.method + " " + path + ".", 404);
+                   "sluice does not implement " + method + " " + path + ".", 404);
   } catch (const ApiError& e) {
     ApiResponse out =
         json_response(e.status, json::object{{"Type", "User"}, {"message", e.what()}});

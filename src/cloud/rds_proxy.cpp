@@ -805,20 +805,20 @@ void RdsProxies::reconcile_proxy(json::object& p) {
     // In the VPC: a socket on each endpoint's interface address, opened by us in the VPC's
     // namespace and inherited by the proxy as descriptors 3, 4, …
     std::vector<int> inherited;
-    std::vector<std::pair<std::string, std::vector<std::string>>> vpc_listeners;
+    std::vector<VpcListener> vpc_listeners;
     if (env_.vpc_network) {
       const auto eni = interface_of(p, kProxy, "RDS Proxy " + name);
       inherited.push_back(env_.vpc_network->listener(eni.vpc_id, eni.ip, kProxyPort));
-      vpc_listeners.emplace_back("fd:3", strings_of(p, "VpcSecurityGroupIds"));
+      vpc_listeners.push_back({"fd:3", eni.ip, strings_of(p, "VpcSecurityGroupIds")});
       for (auto& e : endpoints) {
         const auto endpoint_eni =
             interface_of(e, kEndpoint, "RDS Proxy endpoint " + text(e, "DBProxyEndpointName"));
         inherited.push_back(
             env_.vpc_network->listener(endpoint_eni.vpc_id, endpoint_eni.ip, kProxyPort));
-        vpc_listeners.emplace_back("fd:" + std::to_string(2 + inherited.size()),
-                                   strings_of(e, "VpcSecurityGroupIds"));
+        vpc_listeners.push_back({"fd:" + std::to_string(2 + inherited.size()), endpoint_eni.ip,
+                                 strings_of(e, "VpcSecurityGroupIds")});
       }
-      for (const auto& [label, groups] : vpc_listeners) runtime.listen.push_back(label);
+      for (const auto& listener : vpc_listeners) runtime.listen.push_back(listener.label);
     }
     runtime.admission_file = dir + "/admission";
     bool rules_changed = false;  // the proxy re-reads its rules by itself
@@ -884,17 +884,27 @@ Ec2::NetworkInterface RdsProxies::interface_of(json::object& resource, std::stri
   return eni;
 }
 
-std::string RdsProxies::admission_rules(
-    const std::vector<std::pair<std::string, std::vector<std::string>>>& vpc_listeners,
-    const std::vector<std::string>& host_listeners, const std::string& vpc_id) {
+namespace {
+// Interfaces that connect out: users' (`sluice exec`) and functions', not services' own.
+bool is_client(const Ec2::NetworkInterface& eni) {
+  return !eni.requester_managed || eni.interface_type == "lambda";
+}
+}  // namespace
+
+std::string RdsProxies::admission_rules(const std::vector<VpcListener>& vpc_listeners,
+                                        const std::vector<std::string>& host_listeners,
+                                        const std::string& vpc_id) {
   std::string rules = "# Written by sluice serve from the security groups; re-read on change.\n";
   if (env_.host_access)
     for (const auto& listener : host_listeners) rules += listener + " *\n";
   for (const auto& eni : env_.ec2.interfaces()) {
-    if (eni.requester_managed || eni.vpc_id != vpc_id) continue;
-    for (const auto& [label, groups] : vpc_listeners)
-      if (env_.ec2.ingress_allows(groups, eni.groups, eni.ip, kProxyPort))
-        rules += label + " " + eni.ip + "/32\n";
+    if (!is_client(eni) || eni.vpc_id != vpc_id) continue;
+    // Both directions, as in a VPC: the proxy's groups admit the client, and the client's
+    // groups let the connection out.
+    for (const auto& listener : vpc_listeners)
+      if (env_.ec2.ingress_allows(listener.groups, eni.groups, eni.ip, kProxyPort) &&
+          env_.ec2.egress_allows(eni.groups, listener.groups, listener.address, kProxyPort))
+        rules += listener.label + " " + eni.ip + "/32\n";
   }
   return rules;
 }
@@ -918,7 +928,7 @@ void RdsProxies::reconcile_interfaces() {
   }
   std::set<std::string> present;
   for (const auto& eni : env_.ec2.interfaces()) {
-    if (eni.requester_managed) continue;
+    if (!is_client(eni)) continue;  // a service's interface is a listener, not a namespace
     present.insert(eni.id);
     try {
       env_.vpc_network->ensure_interface(eni, names_by_vpc[eni.vpc_id]);

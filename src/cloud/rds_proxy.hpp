@@ -105,11 +105,18 @@ class RdsProxies {
   // The proxy's (or an endpoint's) interface in its first subnet, made on first need.
   Ec2::NetworkInterface interface_of(boost::json::object& resource, std::string_view kind,
                                      const std::string& description);
-  // "LISTENER SOURCE" lines: the host exception, then each client interface the listener's
-  // security groups admit on 5432.
-  std::string admission_rules(
-      const std::vector<std::pair<std::string, std::vector<std::string>>>& vpc_listeners,
-      const std::vector<std::string>& host_listeners, const std::string& vpc_id);
+  // A listener inside the VPC: its label in proxy.toml (fd:N), its interface's address and the
+  // security groups that guard it.
+  struct VpcListener {
+    std::string label;
+    std::string address;
+    std::vector<std::string> groups;
+  };
+  // "LISTENER SOURCE" lines: the host exception, then each client interface (users' and
+  // functions') that the listener's groups admit on 5432 and whose own groups let it out there.
+  std::string admission_rules(const std::vector<VpcListener>& vpc_listeners,
+                              const std::vector<std::string>& host_listeners,
+                              const std::string& vpc_id);
 
   RdsEnvironment& env_;
   Rds& rds_;

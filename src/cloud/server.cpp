@@ -39,29 +39,45 @@ ApiRequest to_api_request(const http::request<http::string_body>& in) {
 }  // namespace
 
 ApiServer::ApiServer(asio::io_context& io, const tcp::endpoint& listen, Handler handler)
-    : io_(io), acceptor_(io, listen), handler_(std::move(handler)) {}
+    : io_(io), state_(std::make_shared<State>(io, std::move(handler))) {
+  state_->acceptor = tcp::acceptor(io, listen);
+}
+
+ApiServer::ApiServer(asio::io_context& io, int listening_fd, Handler handler)
+    : io_(io), state_(std::make_shared<State>(io, std::move(handler))) {
+  state_->acceptor.assign(tcp::v4(), listening_fd);
+}
 
 void ApiServer::start() {
-  asio::co_spawn(io_, accept_loop(), asio::detached);
+  asio::co_spawn(io_, accept_loop(state_), asio::detached);
 }
 
 void ApiServer::stop() {
   boost::system::error_code ignored;
-  acceptor_.close(ignored);
+  state_->acceptor.close(ignored);
+  for (tcp::socket* socket : state_->connections) socket->close(ignored);
 }
 
-asio::awaitable<void> ApiServer::accept_loop() {
-  while (acceptor_.is_open()) {
-    auto [error, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+asio::awaitable<void> ApiServer::accept_loop(std::shared_ptr<State> state) {
+  auto executor = co_await asio::this_coro::executor;
+  while (state->acceptor.is_open()) {
+    auto [error, socket] =
+        co_await state->acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
     if (error) {
-      if (!acceptor_.is_open()) co_return;
+      if (!state->acceptor.is_open()) co_return;
       continue;
     }
-    asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+    asio::co_spawn(executor, serve(state, std::move(socket)), asio::detached);
   }
 }
 
-asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
+asio::awaitable<void> ApiServer::serve(std::shared_ptr<State> state, tcp::socket socket) {
+  state->connections.insert(&socket);
+  struct Forget {
+    State& state;
+    tcp::socket* socket;
+    ~Forget() { state.connections.erase(socket); }
+  } forget{*state, &socket};
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
@@ -74,7 +90,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
     ApiRequest api = to_api_request(request);
     ApiResponse answer;
     try {
-      answer = handler_(api);
+      answer = co_await state->handler(api);
     } catch (const std::exception& e) {
       spdlog::error("API request {} {} failed: {}", api.method, api.target, e.what());
       answer.status = 500;

@@ -137,20 +137,15 @@ void VpcNetwork::ensure_vpc(const std::string& vpc_id) {
   vpcs_.insert(vpc_id);
 }
 
-int VpcNetwork::listener(const std::string& vpc_id, const std::string& address, int port) {
-  const std::string key = vpc_id + " " + address + " " + std::to_string(port);
-  if (auto it = listeners_.find(key); it != listeners_.end()) return it->second;
-  ensure_vpc(vpc_id);
-  run_ip_idempotent({"-n", vpc_namespace(vpc_id), "addr", "add", address + "/32", "dev", "lo"});
+int listen_in_namespace(const std::string& ns, const std::string& address, int port) {
   // A socket belongs to the namespace it was made in: step in, make it, step back.
   const int home = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-  const int target =
-      ::open(("/var/run/netns/" + vpc_namespace(vpc_id)).c_str(), O_RDONLY | O_CLOEXEC);
+  const int target = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
   if (home < 0 || target < 0 || ::setns(target, CLONE_NEWNET) != 0) {
     const std::string why = std::strerror(errno);
     if (home >= 0) ::close(home);
     if (target >= 0) ::close(target);
-    throw std::runtime_error("cannot enter the namespace of " + vpc_id + ": " + why);
+    throw std::runtime_error("cannot enter the namespace " + ns + ": " + why);
   }
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
@@ -169,8 +164,17 @@ int VpcNetwork::listener(const std::string& vpc_id, const std::string& address, 
   if (!ok) {
     if (fd >= 0) ::close(fd);
     throw std::runtime_error("cannot listen on " + address + ":" + std::to_string(port) + " in " +
-                             vpc_id + ": " + why);
+                             ns + ": " + why);
   }
+  return fd;
+}
+
+int VpcNetwork::listener(const std::string& vpc_id, const std::string& address, int port) {
+  const std::string key = vpc_id + " " + address + " " + std::to_string(port);
+  if (auto it = listeners_.find(key); it != listeners_.end()) return it->second;
+  ensure_vpc(vpc_id);
+  run_ip_idempotent({"-n", vpc_namespace(vpc_id), "addr", "add", address + "/32", "dev", "lo"});
+  const int fd = listen_in_namespace(vpc_namespace(vpc_id), address, port);
   listeners_[key] = fd;
   return fd;
 }

@@ -1,11 +1,14 @@
-"""`sluice serve` as Lambda's configuration API (REST-JSON), driven by the aws CLI: the guide's
-`get-function-configuration` with VpcConfig resolved from the subnets, updates, and errors."""
+"""`sluice serve` as Lambda's control API (REST-JSON), driven by the aws CLI: the guide's
+`get-function-configuration` with VpcConfig resolved from the subnets, updates of configuration and
+code, reserved concurrency and the account's settings, and errors."""
 import base64
 import hashlib
+import json
 import os
+import shutil
 import zipfile
 
-from cloud import rest, serve  # noqa: F401 - the fixture
+from cloud import Serve, rest, serve  # noqa: F401 - the fixture
 
 ROLE = "arn:aws:iam::000000000000:role/meal-planner-lambda-role"
 
@@ -125,3 +128,97 @@ def test_code_from_a_local_path(serve, tmp_path):
                       "--handler", "bootstrap", "--role", ROLE, "--code", code, check=False)
         assert r.returncode != 0 and "InvalidParameterValueException" in r.stderr and wanted in r.stderr, r.stderr
     assert serve.aws("lambda", "list-functions")["Functions"] == []
+
+
+def test_update_function_code(serve, tmp_path):
+    """A new package: new CodeSha256, CodeSize and RevisionId; the old upload is replaced."""
+    first = make_zip(str(tmp_path / "first.zip"))
+    created = serve.aws("lambda", "create-function", "--function-name", "f", "--runtime", "provided.al2023",
+                        "--handler", "bootstrap", "--role", ROLE, "--zip-file", f"fileb://{first}")
+    second = str(tmp_path / "second.zip")
+    with zipfile.ZipFile(second, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\necho changed\n")
+    for tool in ("aws", "sluice"):
+        updated = serve.aws("lambda", "update-function-code", "--function-name", "f", "--zip-file",
+                            f"fileb://{second}", tool=tool)
+        with open(second, "rb") as f:
+            assert updated["CodeSha256"] == base64.b64encode(hashlib.sha256(f.read()).digest()).decode()
+        assert updated["CodeSize"] == os.path.getsize(second)
+        assert updated["RevisionId"] != created["RevisionId"] and updated["LastModified"]
+        created = updated
+    packages = os.listdir(os.path.join(serve.home, "functions"))
+    assert len(packages) == 1, packages  # the old upload is gone
+    stale = serve.aws("lambda", "update-function-code", "--function-name", "f", "--zip-file", f"fileb://{first}",
+                      "--revision-id", "not-the-current-one", check=False)
+    assert stale.returncode != 0 and "(PreconditionFailedException)" in stale.stderr
+    for args, wanted in (((), "Please provide a source for function code"),
+                         (("--s3-bucket", "bucket", "--s3-key", "k"), "sluice has no S3")):
+        r = serve.aws("lambda", "update-function-code", "--function-name", "f", *args, check=False)
+        assert r.returncode != 0 and "(InvalidParameterValueException)" in r.stderr and wanted in r.stderr
+    missing = serve.aws("lambda", "update-function-code", "--function-name", "nope", "--zip-file",
+                        f"fileb://{first}", check=False)
+    assert missing.returncode != 0 and "(ResourceNotFoundException)" in missing.stderr
+    assert serve.aws("lambda", "get-function", "--function-name", "f")["Configuration"]["CodeSha256"] == \
+        created["CodeSha256"]
+
+
+def test_reserved_concurrency_and_account_settings(tmp_path):
+    """Reservations come out of the account's limit (--account-concurrency), which keeps a minimum
+    unreserved: AWS's 100, or a tenth of a smaller limit. sluice prints what aws prints."""
+    serve_ = Serve(extra=("--account-concurrency", "200"))
+    try:
+        package = make_zip(str(tmp_path / "f.zip"))
+        for name in ("f", "g"):
+            serve_.aws("lambda", "create-function", "--function-name", name, "--runtime", "provided.al2023",
+                       "--handler", "bootstrap", "--role", ROLE, "--zip-file", f"fileb://{package}")
+
+        def same(*command):
+            ours, theirs = serve_.sluice(*command, check=False), serve_.aws(*command, check=False)
+            assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), (command, ours, theirs)
+            return json.loads(ours.stdout) if ours.stdout.strip() else None
+
+        assert same("lambda", "get-function-concurrency", "--function-name", "f") is None
+        assert same("lambda", "put-function-concurrency", "--function-name", "f",
+                    "--reserved-concurrent-executions", "150") == {"ReservedConcurrentExecutions": 150}
+        assert same("lambda", "get-function-concurrency", "--function-name", "f") == \
+            {"ReservedConcurrentExecutions": 150}
+        assert serve_.aws("lambda", "get-function", "--function-name", "f")["Concurrency"] == \
+            {"ReservedConcurrentExecutions": 150}
+        assert "ReservedConcurrentExecutions" not in serve_.aws("lambda", "get-function-configuration",
+                                                                "--function-name", "f")
+        settings = same("lambda", "get-account-settings")
+        assert settings["AccountLimit"]["ConcurrentExecutions"] == 200
+        assert settings["AccountLimit"]["UnreservedConcurrentExecutions"] == 50
+        assert settings["AccountUsage"] == {"TotalCodeSize": 2 * os.path.getsize(package), "FunctionCount": 2}
+
+        # 200 - 150 - 31 < 20 (a tenth of 200).
+        refused = serve_.aws("lambda", "put-function-concurrency", "--function-name", "g",
+                             "--reserved-concurrent-executions", "31", check=False)
+        assert refused.returncode != 0
+        assert refused.stderr.strip().endswith(
+            "Specified ReservedConcurrentExecutions for function decreases account's "
+            "UnreservedConcurrentExecution below its minimum value of [20]."), refused.stderr
+        serve_.aws("lambda", "put-function-concurrency", "--function-name", "g",
+                   "--reserved-concurrent-executions", "30")
+        same("lambda", "delete-function-concurrency", "--function-name", "f")
+        assert same("lambda", "get-function-concurrency", "--function-name", "f") is None
+        assert serve_.aws("lambda", "get-account-settings")["AccountLimit"]["UnreservedConcurrentExecutions"] == 170
+        missing = serve_.aws("lambda", "get-function-concurrency", "--function-name", "nope", check=False)
+        assert missing.returncode != 0 and "(ResourceNotFoundException)" in missing.stderr
+    finally:
+        serve_.stop()
+        shutil.rmtree(serve_.home, ignore_errors=True)
+
+
+def test_lambda_paths_sluice_does_not_serve_get_lambdas_errors(serve):
+    """Every Lambda path answers in Lambda's JSON error shape, not another service's XML."""
+    for command, operation in ((("lambda", "list-event-source-mappings"), "ListEventSourceMappings"),
+                               (("lambda", "list-layers"), "ListLayers"),
+                               (("lambda", "get-function-url-config", "--function-name", "f"),
+                                "GetFunctionUrlConfig")):
+        r = serve.aws(*command, check=False)
+        assert r.returncode == 254, (command, r.stderr)
+        assert f"An error occurred (UnknownOperationException) when calling the {operation} operation: " \
+               "sluice does not implement" in r.stderr, r.stderr
+    status, error_type, body = rest(serve, "GET", "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1%3A0%3Afunction%3Af")
+    assert (status, error_type, body["Type"]) == (404, "UnknownOperationException", "User")

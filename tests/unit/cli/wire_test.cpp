@@ -162,8 +162,9 @@ TEST(JsonPrinter, AsPythonsJsonDumpsWithIndentFour) {
 TEST(ServiceModels, EveryServiceAndItsProtocol) {
   std::vector<std::string> names;
   for (const auto& model : service_models()) names.push_back(model.name() + ":" + model.protocol());
-  EXPECT_EQ(names, (std::vector<std::string>{"ec2:ec2", "iam:query", "lambda:rest-json",
-                                             "rds:query", "secretsmanager:json"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"ec2:ec2", "iam:query", "lambda:rest-json", "logs:json",
+                                      "rds:query", "secretsmanager:json", "sts:query"}));
   EXPECT_EQ(find_service("rds")->operation_names().size(), 20u);
   EXPECT_EQ(find_service("s3"), nullptr);
 }

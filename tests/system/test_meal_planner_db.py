@@ -1,0 +1,483 @@
+"""meal-planner-test-app's bootstrap against a real PostgreSQL 15 over TLS (sslmode=verify-full):
+every event and its bad-input cases with `bootstrap --local` (rows really written, nothing written
+by a refused event, a dropped connection reopened), and the Lambda mode against a stand-in for the
+Runtime API and Secrets Manager (init, secret, CA bundle, one connection across invocations, init
+errors). No Lambda host needed."""
+import http.server
+import json
+import os
+import queue
+import stat
+import subprocess
+import threading
+import uuid
+import zipfile
+
+import pytest
+
+import harness
+
+BUILD = os.path.abspath(os.environ.get("SLUICE_BUILD") or os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+PACKAGE = os.path.join(BUILD, "functions", "meal-planner-test-app.zip")
+BOOTSTRAP = os.path.join(BUILD, "functions", "meal-planner-test-app", "bootstrap")
+USER = "mealplanner"
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:512662829295:secret:rds-proxy-secret-meal-planner-7Ps2c0"
+
+DAL = {"name": "Dal", "servings": 4, "ingredients": [
+    {"name": "lentils", "quantity": 300, "unit": "g"},
+    {"name": "ghee", "quantity": 0.1, "unit": "kg"},
+    {"name": "onion", "quantity": 1, "unit": ""}]}
+RISOTTO = {"name": "Risotto", "servings": 2, "ingredients": [
+    {"name": "rice", "quantity": 200, "unit": "g"},
+    {"name": "onion", "quantity": 0.5, "unit": ""},
+    {"name": "lentils", "quantity": 1.5, "unit": "cup"},
+    {"name": "ghee", "quantity": 0.05, "unit": "kg"}]}
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not os.path.exists(BOOTSTRAP):
+        pytest.fail(f"{BOOTSTRAP} not found: build meal-planner-test-app and/or set SLUICE_BUILD", pytrace=False)
+    pg = harness.PostgresServer(max_connections=50)
+    pg.start()
+    pg.password = harness.new_password("meal-pw")
+    with pg.superuser_conn() as c:
+        c.execute(f"CREATE ROLE {USER} LOGIN PASSWORD '{pg.password}'")
+    try:
+        yield pg
+    finally:
+        pg.cleanup()
+
+
+@pytest.fixture
+def db(server):
+    """A fresh database owned by the function's user, per test."""
+    name = "meals_" + uuid.uuid4().hex[:10]
+    with server.superuser_conn() as c:
+        c.execute(f"CREATE DATABASE {name} OWNER {USER}")
+    server.dbname = name
+    return server
+
+
+def local_env(pg, **overrides):
+    env = harness.clean_libpq_env()
+    env.update(DB_HOST="127.0.0.1", DB_PORT=str(pg.port), DB_NAME=pg.dbname, DB_USER=USER,
+               DB_PASSWORD=pg.password, DB_SSLMODE="verify-full", DB_SSLROOTCERT=pg.ca_file)
+    env.update(overrides)
+    return env
+
+
+def local(pg, *events, **env):
+    """Runs events with `bootstrap --local`; returns ([parsed result per event], exit code)."""
+    r = subprocess.run([BOOTSTRAP, "--local", *[json.dumps(e) if not isinstance(e, str) else e for e in events]],
+                       env=local_env(pg, **env), capture_output=True, text=True, timeout=60)
+    assert pg.password not in r.stdout + r.stderr, "the password leaked into the function's output"
+    lines = r.stdout.splitlines()
+    assert len(lines) == len(events), (r.stdout, r.stderr)
+    return [json.loads(line) for line in lines], r.returncode
+
+
+def one(pg, event, **env):
+    (result,), code = local(pg, event, **env)
+    assert code == (1 if "errorType" in result else 0)
+    return result
+
+
+def query(pg, sql, params=None):
+    with pg.superuser_conn(pg.dbname) as c:
+        return c.execute(sql, params).fetchall()
+
+
+def counts(pg):
+    return {t: query(pg, f"select count(*) from {t}")[0][0] for t in ("recipes", "ingredients", "meal_plans")}
+
+
+def test_package_has_an_executable_bootstrap_at_its_root():
+    with zipfile.ZipFile(PACKAGE) as z:
+        (info,) = z.infolist()
+        assert info.filename == "bootstrap"
+        assert stat.S_IMODE(info.external_attr >> 16) == 0o755
+
+
+def test_migrate_is_idempotent_and_health_reports_tls(db):
+    assert one(db, {"action": "migrate"}) == {"migrated": True}
+    assert one(db, {"action": "migrate"}) == {"migrated": True}
+    assert counts(db) == {"recipes": 0, "ingredients": 0, "meal_plans": 0}
+    health = one(db, {"action": "health"})
+    assert health["server_version"].startswith("15")
+    assert health["tls"] is True and health["server_side_tls"] is True
+    assert health["tls_protocol"].startswith("TLS")
+    assert (health["database"], health["user"]) == (db.dbname, USER)
+    # Without TLS the function says so.
+    plain = one(db, {"action": "health"}, DB_SSLMODE="disable")
+    assert plain["tls"] is False and plain["server_side_tls"] is False
+
+
+def test_verify_full_refuses_a_server_it_cannot_verify(db, tmp_path):
+    other_ca = harness.CertBundle(str(tmp_path / "other")).ca_cert
+    result = one(db, {"action": "health"}, DB_SSLROOTCERT=other_ca)
+    assert result["errorType"] == "DatabaseError"
+    assert "certificate verify failed" in result["errorMessage"]
+    wrong_password = one(db, {"action": "health"}, DB_PASSWORD="not-the-password")
+    assert wrong_password["errorType"] == "DatabaseError"
+    assert "password authentication failed" in wrong_password["errorMessage"]
+
+
+def test_add_recipe_writes_the_recipe_and_its_ingredients(db):
+    one(db, {"action": "migrate"})
+    first = one(db, {"action": "add_recipe", "recipe": DAL})
+    second = one(db, {"action": "add_recipe", "recipe": RISOTTO})
+    assert set(first) == {"recipe_id"} and second["recipe_id"] > first["recipe_id"]
+    assert query(db, "select id, name, servings from recipes order by id") == [
+        (first["recipe_id"], "Dal", 4), (second["recipe_id"], "Risotto", 2)]
+    rows = query(db, "select name, quantity::text, unit from ingredients where recipe_id = %s order by position",
+                 (first["recipe_id"],))
+    assert rows == [("lentils", "300", "g"), ("ghee", "0.1", "kg"), ("onion", "1", "")]
+
+
+BAD_RECIPES = [
+    {"servings": 4, "ingredients": DAL["ingredients"]},
+    {"name": "", "servings": 4, "ingredients": DAL["ingredients"]},
+    {"name": "Dal", "servings": 0, "ingredients": DAL["ingredients"]},
+    {"name": "Dal", "servings": 2.5, "ingredients": DAL["ingredients"]},
+    {"name": "Dal", "servings": "4", "ingredients": DAL["ingredients"]},
+    {"name": "Dal", "servings": 4, "ingredients": []},
+    {"name": "Dal", "servings": 4},
+    {"name": "Dal", "servings": 4, "ingredients": [{"quantity": 1, "unit": "g"}]},
+    {"name": "Dal", "servings": 4, "ingredients": [{"name": "a", "quantity": 0, "unit": "g"}]},
+    {"name": "Dal", "servings": 4, "ingredients": [{"name": "a", "quantity": -3, "unit": "g"}]},
+    {"name": "Dal", "servings": 4, "ingredients": [{"name": "a", "quantity": "3", "unit": "g"}]},
+    {"name": "Dal", "servings": 4, "ingredients": [{"name": "a", "quantity": 3, "unit": 7}]},
+    # The first ingredient is good: nothing of the recipe may be written all the same.
+    {"name": "Dal", "servings": 4, "ingredients": [{"name": "a", "quantity": 3, "unit": "g"}, {"name": "b"}]},
+    "Dal",
+]
+
+
+def test_bad_events_write_nothing(db):
+    one(db, {"action": "migrate"})
+    one(db, {"action": "add_recipe", "recipe": DAL})
+    one(db, {"action": "plan_week", "week_start": "2026-11-30"})
+    before = counts(db)
+    cases = [("not json", "InvalidEvent"), ("[1, 2]", "InvalidEvent"), ('"migrate"', "InvalidEvent"),
+             ({}, "UnknownAction"), ({"action": "drop"}, "UnknownAction"), ({"action": None}, "UnknownAction"),
+             ({"action": "add_recipe"}, "InvalidRecipe")]
+    cases += [({"action": "add_recipe", "recipe": r}, "InvalidRecipe") for r in BAD_RECIPES]
+    for action in ("plan_week", "shopping_list"):
+        cases += [({"action": action, "week_start": d}, "InvalidDate")
+                  for d in ("2026-02-30", "2026-13-01", "30/11/2026", "", None, 20261130)]
+        cases.append(({"action": action}, "InvalidDate"))
+    results, code = local(db, *[c for c, _ in cases])
+    assert code == 1
+    for (case, expected), result in zip(cases, results):
+        assert result.get("errorType") == expected, (case, result)
+        assert result["errorMessage"] and result["stackTrace"] == []
+    assert counts(db) == before
+
+
+def test_a_database_error_rolls_the_whole_event_back(db):
+    one(db, {"action": "migrate"})
+    # A trigger fails the second ingredient's insert: the recipe and the first ingredient go too.
+    with db.superuser_conn(db.dbname) as c:
+        c.execute("""create function refuse_poison() returns trigger language plpgsql as $$
+                     begin if new.name = 'poison' then raise exception 'poison is not food'; end if;
+                     return new; end $$""")
+        c.execute("create trigger refuse_poison before insert on ingredients "
+                  "for each row execute function refuse_poison()")
+    recipe = {"name": "Stew", "servings": 2, "ingredients": [
+        {"name": "carrot", "quantity": 2, "unit": ""}, {"name": "poison", "quantity": 1, "unit": "g"}]}
+    result = one(db, {"action": "add_recipe", "recipe": recipe})
+    assert result["errorType"] == "DatabaseError"
+    assert "poison is not food" in result["errorMessage"]
+    assert counts(db) == {"recipes": 0, "ingredients": 0, "meal_plans": 0}
+    # Before migrate, PostgreSQL's own message.
+    unmigrated = db.dbname + "_new"
+    with db.superuser_conn() as c:
+        c.execute(f"CREATE DATABASE {unmigrated} OWNER {USER}")
+    missing = one(db, {"action": "add_recipe", "recipe": DAL}, DB_NAME=unmigrated)
+    assert missing["errorType"] == "DatabaseError"
+    assert 'relation "recipes" does not exist' in missing["errorMessage"]
+
+
+def test_plan_week_cycles_recipes_and_replaces_the_week(db):
+    one(db, {"action": "migrate"})
+    assert one(db, {"action": "plan_week", "week_start": "2026-11-30"})["errorType"] == "NoRecipes"
+    assert counts(db)["meal_plans"] == 0
+    dal = one(db, {"action": "add_recipe", "recipe": DAL})["recipe_id"]
+    plan = one(db, {"action": "plan_week", "week_start": "2026-11-30"})
+    dates = ["2026-11-30", "2026-12-01", "2026-12-02", "2026-12-03", "2026-12-04", "2026-12-05", "2026-12-06"]
+    assert plan == {"days": [{"date": d, "recipe_id": dal} for d in dates]}
+
+    risotto = one(db, {"action": "add_recipe", "recipe": RISOTTO})["recipe_id"]
+    # An overlapping week elsewhere stays as it was outside the replanned days.
+    one(db, {"action": "plan_week", "week_start": "2026-11-27"})
+    plan = one(db, {"action": "plan_week", "week_start": "2026-11-30"})
+    expected = [dal, risotto, dal, risotto, dal, risotto, dal]
+    assert plan == {"days": [{"date": d, "recipe_id": r} for d, r in zip(dates, expected)]}
+    rows = query(db, "select plan_date::text, recipe_id from meal_plans order by plan_date")
+    assert rows == [("2026-11-27", dal), ("2026-11-28", risotto), ("2026-11-29", dal)] + list(zip(dates, expected))
+
+
+def test_shopping_list_totals_the_planned_week(db):
+    one(db, {"action": "migrate"})
+    assert one(db, {"action": "shopping_list", "week_start": "2026-11-30"}) == {"items": []}
+    one(db, {"action": "add_recipe", "recipe": DAL})
+    one(db, {"action": "add_recipe", "recipe": RISOTTO})
+    one(db, {"action": "plan_week", "week_start": "2026-11-30"})  # Dal x4, Risotto x3
+    one(db, {"action": "plan_week", "week_start": "2026-12-07"})  # the next week: not counted
+    result = one(db, {"action": "shopping_list", "week_start": "2026-11-30"})
+    assert result == {"items": [
+        {"name": "ghee", "quantity": 0.55, "unit": "kg"},      # 4 x 0.1 + 3 x 0.05, exact
+        {"name": "lentils", "quantity": 4.5, "unit": "cup"},   # 3 x 1.5
+        {"name": "lentils", "quantity": 1200, "unit": "g"},    # 4 x 300
+        {"name": "onion", "quantity": 5.5, "unit": ""},        # 4 x 1 + 3 x 0.5
+        {"name": "rice", "quantity": 600, "unit": "g"},        # 3 x 200
+    ]}
+    # Integral totals are printed as integers.
+    raw = subprocess.run([BOOTSTRAP, "--local", '{"action":"shopping_list","week_start":"2026-11-30"}'],
+                         env=local_env(db), capture_output=True, text=True, timeout=60).stdout
+    assert '"quantity":1200,' in raw and '"quantity":0.55,' in raw
+    # A partly planned week counts its planned days only: 12-10 Risotto, 12-11 Dal, 12-12 Risotto,
+    # 12-13 Dal (the 12-07 plan), nothing after.
+    assert one(db, {"action": "shopping_list", "week_start": "2026-12-10"}) == {"items": [
+        {"name": "ghee", "quantity": 0.3, "unit": "kg"},
+        {"name": "lentils", "quantity": 3, "unit": "cup"},
+        {"name": "lentils", "quantity": 600, "unit": "g"},
+        {"name": "onion", "quantity": 3, "unit": ""},
+        {"name": "rice", "quantity": 400, "unit": "g"},
+    ]}
+
+
+def test_a_dropped_connection_is_reopened_once(db):
+    """Warm invocations share one connection; a proxy that reclaimed it (here: the backend
+    terminated, then the whole server restarted) costs a reconnect, not an error."""
+    one(db, {"action": "migrate"})
+    proc = subprocess.Popen([BOOTSTRAP, "--local"], env=local_env(db), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    harness.register_proc(proc)
+    try:
+        def send(event):
+            proc.stdin.write(json.dumps(event) + "\n")
+            proc.stdin.flush()
+            return json.loads(proc.stdout.readline())
+
+        def backends():
+            return [r[0] for r in query(db, "select pid from pg_stat_activity "
+                                            "where application_name = 'meal-planner-test-app'")]
+
+        assert "recipe_id" in send({"action": "add_recipe", "recipe": DAL})
+        assert send({"action": "health"})["tls"] is True
+        (pid,) = backends()
+        assert "recipe_id" in send({"action": "add_recipe", "recipe": DAL})
+        assert backends() == [pid], "warm events reuse the connection"
+
+        query(db, "select pg_terminate_backend(%s)", (pid,))
+        harness.wait_for(lambda: not backends(), 10, what="the backend to go")
+        assert "recipe_id" in send({"action": "add_recipe", "recipe": RISOTTO})
+        (new_pid,) = backends()
+        assert new_pid != pid
+
+        db.restart()
+        assert send({"action": "health"})["server_version"].startswith("15")
+        proc.stdin.close()
+        stderr = proc.stderr.read()
+        assert proc.wait(timeout=30) == 0
+        assert stderr.count("reconnecting") == 2, stderr
+        assert db.password not in stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        harness.unregister_proc(proc)
+    # Each add_recipe was written once: the retried one too.
+    assert query(db, "select name, count(*) from recipes group by name order by name") == [("Dal", 2), ("Risotto", 1)]
+
+
+def test_local_mode_config_errors(db):
+    env = local_env(db)
+    del env["DB_HOST"]
+    r = subprocess.run([BOOTSTRAP, "--local", '{"action":"health"}'], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2
+    assert json.loads(r.stdout)["errorType"] == "Runtime.ConfigError"
+    assert "DB_HOST" in json.loads(r.stdout)["errorMessage"]
+
+
+# --------------------------------------------------------------------------
+# Lambda mode, against a stand-in for the Runtime API and Secrets Manager
+
+
+class FakeLambda:
+    """The Runtime API, Secrets Manager's GetSecretValue and /sluice/ca-bundle.pem on one port."""
+
+    def __init__(self, secret_string, ca_pem, secret_error=None):
+        self.events = queue.Queue()
+        self.outcomes = {}
+        self.init_errors = []
+        self.secret_requests = []
+        self.done = threading.Condition()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body, headers=()):
+                data = body.encode() if isinstance(body, str) else body
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path == "/2018-06-01/runtime/invocation/next":
+                    while True:
+                        try:
+                            request_id, payload = fake.events.get(timeout=0.2)
+                            break
+                        except queue.Empty:
+                            if fake.stopping:  # the API is gone: close without an answer
+                                self.close_connection = True
+                                return
+                    self.reply(200, payload, [("Lambda-Runtime-Aws-Request-Id", request_id),
+                                              ("Lambda-Runtime-Deadline-Ms", "9999999999999"),
+                                              ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:f"),
+                                              ("Lambda-Runtime-Trace-Id", "Root=1-2-3")])
+                elif self.path == "/sluice/ca-bundle.pem":
+                    self.reply(200, ca_pem)
+                else:
+                    self.reply(404, "")
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                prefix = "/2018-06-01/runtime/"
+                if self.path == prefix + "init/error":
+                    with fake.done:
+                        fake.init_errors.append(json.loads(body))
+                        fake.done.notify_all()
+                    self.reply(202, '{"status":"OK"}')
+                elif self.path.startswith(prefix + "invocation/"):
+                    request_id, kind = self.path[len(prefix + "invocation/"):].split("/")
+                    with fake.done:
+                        fake.outcomes[request_id] = (kind, json.loads(body))
+                        fake.done.notify_all()
+                    self.reply(202, '{"status":"OK"}')
+                elif self.path == "/":
+                    fake.secret_requests.append(({k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
+                    if secret_error:
+                        self.reply(400, json.dumps({"__type": secret_error, "Message": "not allowed"}),
+                                   [("Content-Type", "application/x-amz-json-1.1")])
+                    else:
+                        self.reply(200, json.dumps({"ARN": SECRET_ARN, "SecretString": secret_string}),
+                                   [("Content-Type", "application/x-amz-json-1.1")])
+                else:
+                    self.reply(404, "")
+
+        self.stopping = False
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def invoke(self, event, timeout=30):
+        request_id = str(uuid.uuid4())
+        self.events.put((request_id, json.dumps(event)))
+        with self.done:
+            assert self.done.wait_for(lambda: request_id in self.outcomes, timeout), "no outcome"
+            return self.outcomes[request_id]
+
+    def close(self):
+        self.stopping = True
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def lambda_env(pg, fake, **overrides):
+    env = harness.clean_libpq_env()
+    env.update(AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{fake.port}", AWS_ENDPOINT_URL=f"http://127.0.0.1:{fake.port}",
+               AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="ASIAEXAMPLEEXAMPLE01",
+               AWS_SECRET_ACCESS_KEY="example-secret-access-key", AWS_SESSION_TOKEN="example-session-token",
+               AWS_LAMBDA_FUNCTION_NAME="meal-planner-test-app", _HANDLER="bootstrap",
+               DB_HOST="127.0.0.1", DB_PORT=str(pg.port), DB_NAME=pg.dbname, DB_SECRET_ARN=SECRET_ARN,
+               TMPDIR=pg.tmp)
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def start_function(env):
+    proc = subprocess.Popen([BOOTSTRAP], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return harness.register_proc(proc)
+
+
+def stop_function(proc):
+    if proc.poll() is None:
+        proc.kill()
+    out, err = proc.communicate(timeout=30)
+    harness.unregister_proc(proc)
+    return out + err
+
+
+def test_lambda_mode_reads_the_secret_and_serves_warm_invocations(db):
+    with open(db.ca_file) as f:
+        ca_pem = f.read()
+    fake = FakeLambda(json.dumps({"username": USER, "password": db.password, "engine": "postgres"}), ca_pem)
+    proc = start_function(lambda_env(db, fake))
+    try:
+        assert fake.invoke({"action": "migrate"}) == ("response", {"migrated": True})
+        kind, health = fake.invoke({"action": "health"})
+        assert kind == "response" and health["tls"] is True  # verify-full with the fetched CA bundle
+        kind, added = fake.invoke({"action": "add_recipe", "recipe": DAL})
+        assert kind == "response" and "recipe_id" in added
+        kind, error = fake.invoke({"action": "plan_week", "week_start": "2026-02-30"})
+        assert kind == "error" and error["errorType"] == "InvalidDate" and error["stackTrace"] == []
+        assert fake.invoke({"action": "nope"})[1]["errorType"] == "UnknownAction"
+        kind, plan = fake.invoke({"action": "plan_week", "week_start": "2026-11-30"})
+        assert kind == "response" and len(plan["days"]) == 7
+        # One secret read at init, one connection for every invocation.
+        assert len(fake.secret_requests) == 1
+        headers, body = fake.secret_requests[0]
+        assert body == {"SecretId": SECRET_ARN}
+        assert headers["x-amz-target"] == "secretsmanager.GetSecretValue"
+        assert headers["x-amz-security-token"] == "example-session-token"
+        assert "Credential=ASIAEXAMPLEEXAMPLE01/" in headers["authorization"]
+        assert "/us-east-1/secretsmanager/aws4_request" in headers["authorization"]
+        assert len(query(db, "select pid from pg_stat_activity where application_name = 'meal-planner-test-app'")) == 1
+        assert not fake.init_errors
+        # The environment's end: the Runtime API goes away and the function exits non-zero.
+        fake.close()
+        assert proc.wait(timeout=30) == 1
+    finally:
+        output = stop_function(proc)
+        fake.close()
+    assert db.password not in output
+
+
+@pytest.mark.parametrize("case, expected_type", [
+    ("no DB_HOST", "Runtime.ConfigError"),
+    ("no credentials", "Runtime.ConfigError"),
+    ("denied", "SecretsManager.AccessDeniedException"),
+    ("not a credentials secret", "SecretsManager.InvalidSecret"),
+])
+def test_lambda_mode_init_errors(db, case, expected_type):
+    secret = json.dumps({"username": USER, "password": db.password})
+    fake = FakeLambda("plain text, not JSON" if case == "not a credentials secret" else secret, "",
+                      secret_error="AccessDeniedException" if case == "denied" else None)
+    overrides = {"no DB_HOST": {"DB_HOST": None}, "no credentials": {"AWS_ACCESS_KEY_ID": None}}.get(case, {})
+    proc = start_function(lambda_env(db, fake, **overrides))
+    try:
+        assert proc.wait(timeout=30) == 1
+        with fake.done:
+            assert fake.done.wait_for(lambda: fake.init_errors, 5)
+        (error,) = fake.init_errors
+        assert error["errorType"] == expected_type, error
+        assert error["errorMessage"] and error["stackTrace"] == []
+        if case == "no DB_HOST":
+            assert "DB_HOST" in error["errorMessage"]
+    finally:
+        output = stop_function(proc)
+        fake.close()
+    assert db.password not in output
