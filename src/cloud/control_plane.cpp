@@ -244,7 +244,7 @@ ControlPlane::Permission ControlPlane::permission(const ApiRequest& request) {
     if (prefix == Logs::kTargetPrefix) {
       wanted.action = "logs:" + operation;
       wanted.resource = Logs::resource_arn(operation, input, request.region, options_.account_id);
-      wanted.named = wanted.resource;
+      if (wanted.resource != "*") wanted.named = wanted.resource;
       return wanted;
     }
     std::string service = prefix;

@@ -189,9 +189,19 @@ void VpcNetwork::close_listener(const std::string& vpc_id, const std::string& ad
 
 void VpcNetwork::write_hosts(const std::string& ns, const HostsEntries& hosts) {
   fs::create_directories("/etc/netns/" + ns);
-  std::ofstream out("/etc/netns/" + ns + "/hosts", std::ios::trunc);
-  out << "127.0.0.1 localhost\n::1 localhost\n";
-  for (const auto& [address, name] : hosts) out << address << " " << name << "\n";
+  const std::string path = "/etc/netns/" + ns + "/hosts";
+  {
+    // Rewritten in place (never replaced): running functions have it mounted as /etc/hosts.
+    std::ofstream out(path, std::ios::trunc);
+    out << "127.0.0.1 localhost\n::1 localhost\n";
+    for (const auto& [address, name] : hosts) out << address << " " << name << "\n";
+  }
+  // Public, as /etc/hosts is: functions read it as an unprivileged user.
+  const auto readable = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                        fs::perms::others_read;
+  fs::permissions(path, readable);
+  fs::permissions("/etc/netns/" + ns, readable | fs::perms::owner_exec | fs::perms::group_exec |
+                                          fs::perms::others_exec);
 }
 
 void VpcNetwork::ensure_interface(const Ec2::NetworkInterface& eni, const HostsEntries& hosts) {

@@ -169,7 +169,11 @@ asio::awaitable<ApiResponse> FunctionHost::handle(ApiRequest& request) {
       path.size() > kFunctions.size() + kInvocations.size()) {
     const std::string name =
         path.substr(kFunctions.size(), path.size() - kFunctions.size() - kInvocations.size());
-    if (name.find('/') == std::string::npos) co_return co_await invoke(request, name);
+    if (name.find('/') == std::string::npos) {
+      // Role credentials, their policies and --strict-auth apply to Invoke as to every call.
+      if (auto refusal = plane_.authorize(request)) co_return *refusal;
+      co_return co_await invoke(request, name);
+    }
   }
   if (request.method == "GET" && path.starts_with(kEnvironmentsPath))
     co_return environments_view(path.substr(kEnvironmentsPath.size()));

@@ -32,7 +32,7 @@ def required_flags(service, operation):
 def test_help_lists_the_services_operations_and_flags():
     top = sluice("--help")
     assert top.returncode == 0
-    assert "services: ec2 iam lambda rds secretsmanager" in top.stdout
+    assert "services: ec2 iam lambda logs rds secretsmanager sts" in top.stdout
     assert set(operations("rds")) >= {"create-db-proxy", "describe-db-proxies", "register-db-proxy-targets",
                                       "modify-db-proxy-target-group", "create-db-cluster"}
     assert "authorize-security-group-ingress" in operations("ec2")
@@ -50,18 +50,22 @@ def test_every_operation_the_cli_offers_is_served(serve):  # noqa: F811
     answer (not found, invalid value…), it is never "not implemented"."""
     values = {"string": "x-1", "integer": "1", "long": "1", "list": "x-1", "structure": "{}",
               "boolean": None, "timestamp": "2026-01-01T00:00:00Z", "double": "1"}
+    # Lists of structures need one in shorthand.
+    special = {"--log-events": "timestamp=1,message=m"}
     checked = 0
-    for service in ("ec2", "iam", "lambda", "rds", "secretsmanager"):
+    for service in ("ec2", "iam", "lambda", "logs", "rds", "secretsmanager", "sts"):
         for operation in operations(service):
             args = []
             for flag, kind in required_flags(service, operation):
-                args += [flag] if values[kind] is None else [flag, values[kind]]
+                args += [flag] if values[kind] is None else [flag, special.get(flag, values[kind])]
+            if (service, operation) == ("lambda", "invoke"):
+                args.append(os.path.join(serve.home, "payload.out"))  # the positional outfile
             r = sluice("--endpoint-url", serve.url, service, operation, *args)
             assert r.returncode in (0, 254), (service, operation, r.stderr)
             assert "(InvalidAction)" not in r.stderr and "(UnknownOperationException)" not in r.stderr, \
                 (service, operation, r.stderr)
             checked += 1
-    assert checked == 63
+    assert checked == 79
 
 
 def test_command_line_mistakes_exit_252_and_say_what_is_wrong(serve):  # noqa: F811
@@ -140,3 +144,26 @@ def test_input_from_files_json_and_the_environment(serve, tmp_path):  # noqa: F8
         assert len(rest["SecretList"]) == 1 and "NextToken" not in rest
     bad = serve.sluice("secretsmanager", "list-secrets", "--next-token", "bm9wZQ==", check=False)
     assert bad.returncode == 254 and "(InvalidNextTokenException)" in bad.stderr
+
+
+def test_lambda_invoke_takes_an_outfile_as_aws_does(serve, tmp_path):  # noqa: F811
+    """The aws CLI's `lambda invoke` customization: a positional outfile, required, anywhere."""
+    out = str(tmp_path / "out.json")
+    r = sluice("--endpoint-url", serve.url, "lambda", "invoke", "--function-name", "f")
+    assert r.returncode == 252 and "the following arguments are required: outfile" in r.stderr, r.stderr
+    r = sluice("--endpoint-url", serve.url, "lambda", "invoke")
+    assert r.returncode == 252 and "the following arguments are required: --function-name, outfile" in r.stderr
+    r = sluice("--endpoint-url", serve.url, "lambda", "invoke", "--function-name", "f", out, "extra")
+    assert r.returncode == 252 and "Unknown options: extra" in r.stderr, r.stderr
+    r = sluice("--endpoint-url", serve.url, "--cli-binary-format", "hex", "lambda", "invoke", "--function-name",
+               "f", out)
+    assert r.returncode == 252 and "--cli-binary-format" in r.stderr, r.stderr
+    r = sluice("--endpoint-url", serve.url, "lambda", "invoke", "--function-name", "f", "--cli-binary-format",
+               "base64", "--payload", "{not base64}", out)
+    assert r.returncode == 252 and "Invalid base64" in r.stderr, r.stderr
+    assert "outfile (string" in sluice("lambda", "invoke", "help").stdout
+    # A service error leaves no file, as with aws.
+    for tool in ("sluice", "aws"):
+        r = serve.aws("lambda", "invoke", "--function-name", "nope", out, tool=tool, check=False)
+        assert r.returncode != 0 and "(ResourceNotFoundException)" in r.stderr, (tool, r.stderr)
+        assert not os.path.exists(out)

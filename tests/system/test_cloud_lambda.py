@@ -217,7 +217,7 @@ def test_lambda_paths_sluice_does_not_serve_get_lambdas_errors(serve):
                                (("lambda", "get-function-url-config", "--function-name", "f"),
                                 "GetFunctionUrlConfig")):
         r = serve.aws(*command, check=False)
-        assert r.returncode == 254, (command, r.stderr)
+        assert r.returncode != 0, (command, r.stderr)
         assert f"An error occurred (UnknownOperationException) when calling the {operation} operation: " \
                "sluice does not implement" in r.stderr, r.stderr
     status, error_type, body = rest(serve, "GET", "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1%3A0%3Afunction%3Af")

@@ -1,13 +1,17 @@
 """Security groups that mean something: a proxy endpoint is a socket inside its VPC's network
-namespace, and a client inside a network interface of that VPC (`sluice exec`) gets in only when
-the proxy's security groups admit the interface's groups or address. The host is a switchable
+namespace, and a client inside a network interface of that VPC (`sluice exec`, or a function's
+Hyperplane interface) gets in only when the proxy's security groups admit the interface's groups or
+address and the interface's own groups let the connection out. The host is a switchable
 exception."""
 import hashlib
+import os
 import subprocess
+import zipfile
 
 import harness
 from cloud import Serve, ca_bundle_file, psql, serve  # noqa: F401
 from test_cloud_rds_proxy import DB_PASSWORD, create_proxy, stack, wait_target
+from test_cloud_lambda import ROLE
 
 
 def interface(serve_, subnet, *groups):
@@ -29,6 +33,18 @@ def psql_in(serve_, eni, host, ca, timeout=20):
 
 def admitted(serve_, eni, host, ca):
     return psql_in(serve_, eni, host, ca).returncode == 0
+
+
+def make_zip(serve_):
+    path = os.path.join(serve_.home, "function.zip")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\necho hello\n")
+    return path
+
+
+def lambda_interfaces(serve_):
+    return serve_.aws("ec2", "describe-network-interfaces", "--filters",
+                      "Name=interface-type,Values=lambda")["NetworkInterfaces"]
 
 
 def test_security_groups_decide_who_reaches_the_proxy(serve):
@@ -70,6 +86,30 @@ def test_security_groups_decide_who_reaches_the_proxy(serve):
               "--port", "5432", "--source-group", s["group"])
     harness.wait_for(lambda: admitted(serve, member["NetworkInterfaceId"], proxy["Endpoint"], ca), 20, 0.5,
                      "the member admitted again")
+
+    # Both directions apply: the member's own group must also let the connection out.
+    all_out = "IpProtocol=-1,IpRanges=[{CidrIp=0.0.0.0/0}]"
+    serve.aws("ec2", "revoke-security-group-egress", "--group-id", s["group"], "--ip-permissions", all_out)
+    harness.wait_for(lambda: not admitted(serve, member["NetworkInterfaceId"], proxy["Endpoint"], ca), 20, 0.5,
+                     "the member refused once its group lets nothing out")
+    to_proxy = ("--group-id", s["group"], "--protocol", "tcp", "--port", "5432", "--source-group", s["group"])
+    serve.aws("ec2", "authorize-security-group-egress", *to_proxy)
+    harness.wait_for(lambda: admitted(serve, member["NetworkInterfaceId"], proxy["Endpoint"], ca), 20, 0.5,
+                     "the member admitted by an egress rule to the proxy's group")
+    serve.aws("ec2", "revoke-security-group-egress", *to_proxy)
+    serve.aws("ec2", "authorize-security-group-egress", "--group-id", s["group"], "--ip-permissions", all_out)
+    harness.wait_for(lambda: admitted(serve, member["NetworkInterfaceId"], proxy["Endpoint"], ca), 20, 0.5,
+                     "the member admitted again with the default egress rule")
+
+    # A function in the VPC gets a Hyperplane interface of its own, with the endpoint names and the
+    # same admission as any client.
+    function = serve.aws("lambda", "create-function", "--function-name", "in-vpc", "--runtime", "provided.al2023",
+                         "--handler", "bootstrap", "--role", ROLE, "--zip-file", f"fileb://{make_zip(serve)}",
+                         "--vpc-config", f"SubnetIds={s['subnets'][1]},SecurityGroupIds={s['group']}")
+    assert function["VpcConfig"]["SubnetIds"] == [s["subnets"][1]]
+    function_eni = lambda_interfaces(serve)[0]
+    harness.wait_for(lambda: admitted(serve, function_eni["NetworkInterfaceId"], proxy["Endpoint"], ca), 20,
+                     0.5, "the function's interface admitted")
 
     # A CIDR rule admits by address.
     serve.aws("ec2", "authorize-security-group-ingress", "--group-id", s["group"], "--protocol", "tcp",
@@ -116,3 +156,53 @@ def test_without_host_access_only_members_get_in():
     tag = "sl" + hashlib.sha256(serve_.home.encode()).hexdigest()[:6]
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert tag not in namespaces, namespaces
+
+
+def test_functions_in_a_vpc_share_hyperplane_interfaces(serve):
+    """One requester-managed interface per (subnet, security group set), shared by the functions
+    that have the same pair, deleted with the last of them; the user cannot delete it."""
+    vpc = serve.aws("ec2", "create-vpc", "--cidr-block", "10.1.0.0/16")["Vpc"]["VpcId"]
+    subnet = serve.aws("ec2", "create-subnet", "--vpc-id", vpc, "--cidr-block", "10.1.1.0/24")["Subnet"]["SubnetId"]
+    groups = [serve.aws("ec2", "create-security-group", "--group-name", name, "--description", name,
+                        "--vpc-id", vpc)["GroupId"] for name in ("app", "extra")]
+    package = make_zip(serve)
+
+    def create(name, *group_ids):
+        serve.aws("lambda", "create-function", "--function-name", name, "--runtime", "provided.al2023",
+                  "--handler", "bootstrap", "--role", ROLE, "--zip-file", f"fileb://{package}",
+                  "--vpc-config", f"SubnetIds={subnet},SecurityGroupIds={','.join(group_ids)}")
+
+    create("first", *groups)
+    create("second", *reversed(groups))  # the same set
+    enis = lambda_interfaces(serve)
+    assert len(enis) == 1, enis
+    eni = enis[0]
+    assert (eni["InterfaceType"], eni["RequesterManaged"], eni["SubnetId"], eni["VpcId"]) == \
+        ("lambda", True, subnet, vpc)
+    assert eni["Description"].startswith("AWS Lambda VPC ENI-first-"), eni["Description"]
+    assert sorted(g["GroupId"] for g in eni["Groups"]) == sorted(groups)
+    assert serve.aws("ec2", "describe-network-interfaces", "--filters",
+                     "Name=interface-type,Values=interface")["NetworkInterfaces"] == []
+    # Inside the VPC like any interface: `sluice exec` runs in its namespace.
+    inside = subprocess.run([Serve.binary(), "--endpoint-url", serve.url, "exec", "--network-interface-id",
+                             eni["NetworkInterfaceId"], "--", "ip", "-4", "-o", "addr", "show", "eth0"],
+                            capture_output=True, text=True, timeout=20)
+    assert inside.returncode == 0 and eni["PrivateIpAddress"] + "/32" in inside.stdout, inside.stdout + inside.stderr
+
+    create("third", groups[0])  # another set: another interface
+    assert len(lambda_interfaces(serve)) == 2
+    r = serve.aws("ec2", "delete-network-interface", "--network-interface-id", eni["NetworkInterfaceId"],
+                  check=False)
+    assert r.returncode != 0 and "InvalidParameterValue" in r.stderr
+    r = serve.aws("ec2", "delete-security-group", "--group-id", groups[1], check=False)
+    assert r.returncode != 0 and "DependencyViolation" in r.stderr
+
+    serve.aws("lambda", "delete-function", "--function-name", "first")
+    assert [e["NetworkInterfaceId"] for e in lambda_interfaces(serve)].count(eni["NetworkInterfaceId"]) == 1
+    serve.aws("lambda", "delete-function", "--function-name", "second")
+    assert [e["Groups"][0]["GroupId"] for e in lambda_interfaces(serve)] == [groups[0]]
+    # Leaving the VPC releases the last one.
+    serve.aws("lambda", "update-function-configuration", "--function-name", "third", "--vpc-config",
+              "SubnetIds=[],SecurityGroupIds=[]")
+    assert lambda_interfaces(serve) == []
+    serve.aws("ec2", "delete-security-group", "--group-id", groups[1])

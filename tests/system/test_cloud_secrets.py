@@ -68,7 +68,9 @@ def test_values_are_sealed_at_rest_and_survive_a_restart(serve):
     assert os.stat(os.path.join(serve.home, "secrets.key")).st_mode & 0o777 == 0o600
     assert os.stat(os.path.join(serve.home, "state.db")).st_mode & 0o777 == 0o600
     assert serve.stop() == 0
-    for path in glob.glob(os.path.join(serve.home, "*")):
+    files = [p for p in glob.glob(os.path.join(serve.home, "**"), recursive=True) if os.path.isfile(p)]
+    assert os.path.join(serve.home, "state.db") in files
+    for path in files:
         with open(path, "rb") as f:
             assert marker.encode() not in f.read(), f"the secret value is readable in {path}"
     again = Serve(home=serve.home)
