@@ -6,8 +6,9 @@
 //       --payload '{"action":"add_recipe","recipe":{"name":"burst-{n}",…}}'
 //
 // `{n}` in the payload becomes the request's number (0 … N-1). Prints one JSON object: counts of
-// successes, function errors (X-Amz-Function-Error) and HTTP errors, the error types seen, the
-// elapsed time and the p50/p99 latency in milliseconds. Unsigned requests: `sluice serve` accepts
+// successes, function errors (X-Amz-Function-Error) and HTTP errors, the error types seen and
+// the most frequent error messages (first 200 characters, at most 10 distinct), the elapsed time
+// and the p50/p99 latency in milliseconds. Unsigned requests: `sluice serve` accepts
 // them unless it runs with --strict-auth.
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include <boost/url/parse.hpp>
 #include <chrono>
 #include <cstdio>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -34,7 +36,8 @@ namespace {
 struct Outcome {
   int status = 0;
   bool function_error = false;
-  std::string error_type;  // the function's errorType, or the HTTP error's x-amzn-ErrorType
+  std::string error_type;     // the function's errorType, or the HTTP error's x-amzn-ErrorType
+  std::string error_message;  // the function's errorMessage, or the HTTP error's message
   double latency_ms = 0;
 };
 
@@ -96,14 +99,23 @@ asio::awaitable<void> one(Burst& burst, size_t n) {
   const auto& response = parser.get();
   outcome.status = response.result_int();
   outcome.function_error = response.count("X-Amz-Function-Error") > 0;
+  if (outcome.status == 200 && !outcome.function_error) co_return;
+  boost::system::error_code ec;
+  const json::value body = json::parse(response.body(), ec);
+  const json::object* fields = !ec && body.is_object() ? &body.as_object() : nullptr;
+  const auto member = [&](std::initializer_list<const char*> keys) -> std::string {
+    for (const char* key : keys)
+      if (const json::value* v = fields ? fields->if_contains(key) : nullptr; v && v->is_string())
+        return std::string(v->as_string());
+    return "";
+  };
   if (outcome.status != 200) {
     outcome.error_type = std::string(response["x-amzn-ErrorType"]);
-  } else if (outcome.function_error) {
-    boost::system::error_code ec;
-    const json::value body = json::parse(response.body(), ec);
-    const json::value* type =
-        !ec && body.is_object() ? body.as_object().if_contains("errorType") : nullptr;
-    outcome.error_type = type && type->is_string() ? std::string(type->as_string()) : "Unknown";
+    outcome.error_message = member({"message", "Message"});
+  } else {
+    outcome.error_type = member({"errorType"});
+    if (outcome.error_type.empty()) outcome.error_type = "Unknown";
+    outcome.error_message = member({"errorMessage"});
   }
 }
 
@@ -151,6 +163,8 @@ int main(int argc, char** argv) {
 
   size_t ok = 0, function_errors = 0, http_errors = 0;
   std::map<std::string, int> errors;
+  std::string first_error;
+  std::map<std::string, int> messages;
   std::vector<double> latencies;
   for (const Outcome& o : burst.outcomes) {
     if (o.status == 200 && !o.function_error)
@@ -160,15 +174,34 @@ int main(int argc, char** argv) {
     else
       ++http_errors;
     if (!o.error_type.empty()) ++errors[o.error_type];
+    if (first_error.empty() && !o.error_type.empty())
+      first_error = o.error_message.empty() ? o.error_type : o.error_message;
+    if (!o.error_message.empty()) ++messages[o.error_message.substr(0, 200)];
     if (o.status != 0) latencies.push_back(o.latency_ms);
   }
   json::object error_types;
   for (const auto& [type, n] : errors) error_types[type] = n;
+  std::vector<std::pair<int, std::string>> by_count;
+  for (const auto& [message, n] : messages) by_count.emplace_back(n, message);
+  std::sort(by_count.begin(), by_count.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  json::object error_messages;
+  int others = 0;
+  for (size_t i = 0; i < by_count.size(); ++i) {
+    if (i < 10)
+      error_messages[by_count[i].second] = by_count[i].first;
+    else
+      others += by_count[i].first;
+  }
+  if (others > 0) error_messages["(other messages)"] = others;
   json::object report{{"count", count},
                       {"ok", ok},
                       {"function_errors", function_errors},
                       {"http_errors", http_errors},
                       {"error_types", error_types},
+                      {"first_error", first_error},
+                      {"error_messages", error_messages},
                       {"elapsed_s", elapsed},
                       {"invocations_per_s", static_cast<double>(count) / elapsed},
                       {"p50_ms", percentile(latencies, 0.50)},

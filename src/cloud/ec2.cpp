@@ -337,6 +337,30 @@ std::string Ec2::vpc_of_subnet(const std::string& subnet_id) {
   return document ? text(json::parse(*document).as_object(), "VpcId") : "";
 }
 
+std::vector<std::string> Ec2::admitted_sources(const std::string& vpc_id,
+                                               const std::vector<std::string>& destination_groups,
+                                               const std::string& destination_ip, int port) {
+  std::vector<std::string> sources;
+  for (const auto& eni : interfaces())
+    if (eni.is_client() && eni.vpc_id == vpc_id &&
+        ingress_allows(destination_groups, eni.groups, eni.ip, port) &&
+        egress_allows(eni.groups, destination_groups, destination_ip, port))
+      sources.push_back(eni.ip);
+  return sources;
+}
+
+std::string Ec2::vpc_of_group(const std::string& group_id) {
+  auto document = store_.get(kGroup, group_id);
+  return document ? text(json::parse(*document).as_object(), "VpcId") : "";
+}
+
+std::vector<std::string> Ec2::subnets_of(const std::string& vpc_id) {
+  std::vector<std::string> subnets;
+  for (const auto& [id, document] : store_.list(kSubnet))
+    if (text(json::parse(document).as_object(), "VpcId") == vpc_id) subnets.push_back(id);
+  return subnets;
+}
+
 bool Ec2::group_in_vpc(const std::string& group_id, const std::string& vpc_id) {
   auto document = store_.get(kGroup, group_id);
   return document &&

@@ -37,6 +37,13 @@ class Ec2 {
                      const std::vector<std::string>& destination_groups,
                      std::string_view destination_ipv4, int port);
 
+  // The addresses of the client interfaces in `vpc_id` that may open TCP `port` to something at
+  // `destination_ip` in `destination_groups`: its groups' ingress admits them, and their own
+  // groups' egress lets the connection out.
+  std::vector<std::string> admitted_sources(const std::string& vpc_id,
+                                            const std::vector<std::string>& destination_groups,
+                                            const std::string& destination_ip, int port);
+
   // An elastic network interface: where something sits in a VPC (a proxy endpoint, a function's
   // environment, a command run with `sluice exec`), with its address and security groups.
   struct NetworkInterface {
@@ -49,6 +56,10 @@ class Ec2 {
     std::vector<std::string> groups;
     bool requester_managed = false;  // made by a service (a proxy), not deletable by users
     std::string interface_type = "interface";  // or "lambda": a function's Hyperplane ENI
+
+    // Whether clients run inside it (a user's interface, a function's): it gets a namespace of
+    // its own. A service's interface (a proxy's, a cluster's) is only an address it listens on.
+    bool is_client() const { return !requester_managed || interface_type == "lambda"; }
   };
   // A new interface with the next free address of the subnet (or `ip`). Throws ApiError.
   NetworkInterface create_interface(const std::string& subnet_id,
@@ -64,6 +75,10 @@ class Ec2 {
   std::string vpc_of_subnet(const std::string& subnet_id);
   // Whether the security group exists (in `vpc_id`, unless that is empty).
   bool group_in_vpc(const std::string& group_id, const std::string& vpc_id);
+  // The VPC of a security group, or "" when the group does not exist.
+  std::string vpc_of_group(const std::string& group_id);
+  // The subnets of a VPC, in creation order.
+  std::vector<std::string> subnets_of(const std::string& vpc_id);
 
  private:
   std::string create_vpc(const QueryParams& params);

@@ -1,5 +1,7 @@
 #include "cloud/rds.hpp"
 
+#include "cloud/cluster_endpoints.hpp"
+
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,6 +62,7 @@ std::string master_password(const SealingKey& key, const json::object& c) {
 
 Rds::Rds(RdsEnvironment env) : env_(std::move(env)) {
   proxies_ = std::make_unique<RdsProxies>(env_, *this);
+  cluster_endpoints_ = std::make_unique<ClusterEndpoints>(env_);
 }
 
 Rds::~Rds() = default;
@@ -362,6 +365,7 @@ std::string Rds::delete_cluster(const QueryParams& params) {
         "InvalidDBClusterStateFault",
         "Cluster " + id + " is registered as a target of a DB proxy; deregister it first.");
   env_.supervisor.stop("initdb:" + id);
+  cluster_endpoints_->remove(c);
   std::error_code ec;
   fs::remove_all(files_of(id).dir, ec);
   env_.store.remove(kCluster, id);
@@ -581,7 +585,13 @@ std::string Rds::instance_xml(const json::object& i) {
 // ---- processes ----
 
 void Rds::reconcile_interfaces() {
-  proxies_->reconcile_interfaces();
+  std::map<std::string, HostsEntries> cluster_names;
+  for (const auto& [id, doc] : env_.store.list(kCluster)) {
+    const json::value parsed = json::parse(doc);
+    cluster_endpoints_->add_names(parsed.as_object(), names(text(parsed.as_object(), "Region")),
+                                  cluster_names);
+  }
+  proxies_->reconcile_interfaces(cluster_names);
 }
 
 void Rds::reconcile() {
@@ -617,6 +627,15 @@ void Rds::reconcile() {
       save(kInstance, i);
     }
   }
+  for (auto& [id, doc] : env_.store.list(kCluster)) {
+    json::object c = json::parse(doc).as_object();
+    try {
+      if (cluster_endpoints_->reconcile(c)) save(kCluster, c);
+    } catch (const std::exception& e) {
+      spdlog::error("DB cluster {} endpoint in its VPC: {}", id, e.what());
+    }
+  }
+  reconcile_interfaces();
   proxies_->reconcile();
   publish_names();
 }
@@ -713,6 +732,7 @@ void Rds::publish_names() {
 }
 
 void Rds::shutdown() {
+  cluster_endpoints_->shutdown();
   env_.supervisor.stop_all();
   env_.network.unpublish();
 }

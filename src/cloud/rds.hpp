@@ -18,6 +18,7 @@
 namespace sluice::cloud {
 
 class RdsProxies;
+class ClusterEndpoints;
 
 // A cluster's writer as a proxy target sees it.
 struct ClusterWriter {
@@ -88,6 +89,7 @@ class Rds {
   std::unique_ptr<PostgresEngine> engine_;  // on first use: only clusters need PostgreSQL
   std::unique_ptr<LocalCertificateAuthority> ca_;
   std::unique_ptr<RdsProxies> proxies_;
+  std::unique_ptr<ClusterEndpoints> cluster_endpoints_;
   bool starting_ = true;  // first reconcile after sluice serve started
 };
 

@@ -884,35 +884,25 @@ Ec2::NetworkInterface RdsProxies::interface_of(json::object& resource, std::stri
   return eni;
 }
 
-namespace {
-// Interfaces that connect out: users' (`sluice exec`) and functions', not services' own.
-bool is_client(const Ec2::NetworkInterface& eni) {
-  return !eni.requester_managed || eni.interface_type == "lambda";
-}
-}  // namespace
-
 std::string RdsProxies::admission_rules(const std::vector<VpcListener>& vpc_listeners,
                                         const std::vector<std::string>& host_listeners,
                                         const std::string& vpc_id) {
   std::string rules = "# Written by sluice serve from the security groups; re-read on change.\n";
   if (env_.host_access)
     for (const auto& listener : host_listeners) rules += listener + " *\n";
-  for (const auto& eni : env_.ec2.interfaces()) {
-    if (!is_client(eni) || eni.vpc_id != vpc_id) continue;
-    // Both directions, as in a VPC: the proxy's groups admit the client, and the client's
-    // groups let the connection out.
-    for (const auto& listener : vpc_listeners)
-      if (env_.ec2.ingress_allows(listener.groups, eni.groups, eni.ip, kProxyPort) &&
-          env_.ec2.egress_allows(eni.groups, listener.groups, listener.address, kProxyPort))
-        rules += listener.label + " " + eni.ip + "/32\n";
-  }
+  // Both directions, as in a VPC: the proxy's groups admit the client, and the client's groups
+  // let the connection out.
+  for (const auto& listener : vpc_listeners)
+    for (const auto& source :
+         env_.ec2.admitted_sources(vpc_id, listener.groups, listener.address, kProxyPort))
+      rules += listener.label + " " + source + "/32\n";
   return rules;
 }
 
-void RdsProxies::reconcile_interfaces() {
+void RdsProxies::reconcile_interfaces(const std::map<std::string, HostsEntries>& extra_names) {
   if (!env_.vpc_network) return;
   // Inside a VPC, endpoint names resolve to the endpoints' interface addresses.
-  std::map<std::string, HostsEntries> names_by_vpc;
+  std::map<std::string, HostsEntries> names_by_vpc = extra_names;
   for (const auto& [id, doc] : env_.store.list(kProxy)) {
     const json::value parsed = json::parse(doc);
     const json::object& p = parsed.as_object();
@@ -928,7 +918,7 @@ void RdsProxies::reconcile_interfaces() {
   }
   std::set<std::string> present;
   for (const auto& eni : env_.ec2.interfaces()) {
-    if (!is_client(eni)) continue;  // a service's interface is a listener, not a namespace
+    if (!eni.is_client()) continue;  // a service's interface is a listener, not a namespace
     present.insert(eni.id);
     try {
       env_.vpc_network->ensure_interface(eni, names_by_vpc[eni.vpc_id]);
@@ -941,7 +931,6 @@ void RdsProxies::reconcile_interfaces() {
 }
 
 void RdsProxies::reconcile() {
-  reconcile_interfaces();
   for (const auto& [id, doc] : env_.store.list(kProxy)) {
     json::object p = json::parse(doc).as_object();
     try {

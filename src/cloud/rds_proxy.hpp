@@ -60,7 +60,9 @@ class RdsProxies {
                                     std::string_view region);
   void reconcile();
   // Client interfaces (not a service's own) get their namespaces, with the VPC's endpoint names.
-  void reconcile_interfaces();
+  // Namespaces for client interfaces, with the VPC's names: the proxies' and `extra_names`
+  // (VPC ID → entries, the clusters' endpoints).
+  void reconcile_interfaces(const std::map<std::string, HostsEntries>& extra_names);
   // Deletes a proxy's or endpoint's interface and closes its socket.
   void release_interface(const boost::json::object& resource);
   std::set<std::string> addresses_in_use();

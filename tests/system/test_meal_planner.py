@@ -8,6 +8,7 @@ connections."""
 import concurrent.futures
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -201,3 +202,31 @@ def test_a_burst_of_500_invocations_shares_20_server_connections(stack):
     with database(stack) as conn:
         assert conn.execute("select count(*) from recipes").fetchone()[0] == before + 500
         assert conn.execute("select count(*) from recipes where name like 'burst-%%'").fetchone()[0] == 500
+
+
+def burst(serve, count, event):
+    """`sluice-invoke-burst`: `count` invocations sent at one instant; its JSON summary."""
+    binary = os.path.join(os.path.dirname(Serve.binary()), "sluice-invoke-burst")
+    r = subprocess.run([binary, "--url", serve.url, "--function", FUNCTION, "--count", str(count),
+                        "--payload", json.dumps(event)], capture_output=True, text=True, timeout=300)
+    return json.loads(r.stdout)
+
+
+def test_straight_to_the_cluster_functions_exhaust_its_connections(stack):
+    """Last in this module: it fills the cluster with the connections of frozen environments.
+    Inside the VPC the cluster's name resolves to its own interface there, admitted by its
+    security group; each environment holds its own server connection, so a burst larger than
+    max_connections (189) fails, which is what the proxy prevents."""
+    config = stack.aws("lambda", "get-function-configuration", "--function-name", FUNCTION)
+    variables = dict(config["Environment"]["Variables"], DB_HOST=CLUSTER_HOST)
+    stack.aws("lambda", "update-function-configuration", "--function-name", FUNCTION,
+              "--environment", json.dumps({"Variables": variables}))
+    health = ok(stack, {"action": "health"})
+    assert health["tls"] is True
+    summary = burst(stack, 300, {"action": "health"})
+    assert summary["ok"] + summary["function_errors"] == 300, summary
+    assert summary["function_errors"] > 0, summary
+    assert set(summary["error_types"]) == {"DatabaseError"}, summary
+    assert "too many clients" in summary["first_error"], summary
+    # One environment per invocation, each holding its own server connection while frozen.
+    assert len(environments(stack, FUNCTION)["Environments"]) >= 189
