@@ -25,10 +25,13 @@ unit-test: build
 system-test: build
 	SLUICE_BUILD=$(abspath $(BUILD)) $(PY) -m pytest -q tests/system
 
-# The same unit and system tests against the AddressSanitizer + UBSan build.
+# The unit tests and the proxy's data-path system tests against the AddressSanitizer + UBSan
+# build (the control plane's and the function host's system tests run once, above).
+ASAN_SYSTEM_SKIP := --ignore-glob='tests/system/test_cloud_*' --ignore=tests/system/test_cli.py \
+  --ignore=tests/system/test_functions.py --ignore-glob='tests/system/test_meal_planner*'
 asan-test: build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
-	SLUICE_BUILD=$(abspath $(ASAN_BUILD)) SLUICE_SANITIZED=1 $(PY) -m pytest -q tests/system
+	SLUICE_BUILD=$(abspath $(ASAN_BUILD)) SLUICE_SANITIZED=1 $(PY) -m pytest -q $(ASAN_SYSTEM_SKIP) tests/system
 
 test: unit-test system-test asan-test
 
@@ -38,6 +41,7 @@ demo: build
 bench: build
 	@$(PY) bench/bench.py --build $(abspath $(BUILD))
 	@$(PY) bench/instructions.py --build $(abspath $(BUILD))
+	@$(PY) bench/functions.py --build $(abspath $(BUILD))
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -599,6 +599,9 @@ void FunctionHost::exited(const EnvironmentPtr& env) {
   int status = 0;
   while (::waitpid(env->pid, &status, 0) < 0 && errno == EINTR) {
   }
+  // What the bootstrap started goes with it (its process group), thawed so it can die.
+  thaw(env);
+  ::kill(-env->pid, SIGKILL);
   drain_output(env);
   if (env->current) {
     const std::string id = env->current->request_id;

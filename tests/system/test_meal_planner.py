@@ -204,6 +204,33 @@ def test_a_burst_of_500_invocations_shares_20_server_connections(stack):
         assert conn.execute("select count(*) from recipes where name like 'burst-%%'").fetchone()[0] == 500
 
 
+def test_init_errors_name_their_cause(stack):
+    """The function's init reads its configuration and its secret; what fails is reported as
+    Lambda reports init errors, through the real host and the real role evaluation."""
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+        "Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    stack.aws("iam", "create-role", "--role-name", "no-secret-role", "--assume-role-policy-document", trust)
+    config = stack.aws("lambda", "get-function-configuration", "--function-name", FUNCTION)
+    code = os.path.join(os.path.dirname(guide.STACK), "../../build/functions/meal-planner-test-app.zip")
+    cases = [("meal-planner-no-host", config["Role"], {"DB_NAME": "mealplanner", "DB_SECRET_ARN": guide.SECRET_ARN},
+              "Runtime.ConfigError", "DB_HOST"),
+             ("meal-planner-no-secret", "arn:aws:iam::512662829295:role/no-secret-role",
+              config["Environment"]["Variables"], "SecretsManager.AccessDeniedException", "not authorized")]
+    for name, role, variables, error_type, words in cases:
+        stack.aws("lambda", "create-function", "--function-name", name, "--runtime", "provided.al2023",
+                  "--handler", "bootstrap", "--role", role, "--code", f"S3Bucket=sluice-local,S3Key={os.path.abspath(code)}",
+                  "--vpc-config", "SubnetIds=subnet-0aea07bbb011a0bab,SecurityGroupIds=sg-0fd605efde80bd711",
+                  "--environment", json.dumps({"Variables": variables}))
+
+        def ready():
+            status, _, body = invoke(stack, name, {"action": "health"})
+            return (status, body) if status != 502 else None  # its Hyperplane interface comes first
+        status, body = harness.wait_for(ready, 20, 0.3, f"{name} ready")
+        result = json.loads(body)
+        assert status == 200 and result["errorType"] == error_type and words in result["errorMessage"], result
+        assert "meal-planner-local-dev-password" not in body
+
+
 def burst(serve, count, event):
     """`sluice-invoke-burst`: `count` invocations sent at one instant; its JSON summary."""
     binary = os.path.join(os.path.dirname(Serve.binary()), "sluice-invoke-burst")
