@@ -119,6 +119,14 @@ asio::awaitable<void> one(Burst& burst, size_t n) {
   }
 }
 
+// The host's own messages start with the request's ID; without it, equal errors count together.
+std::string without_request_id(const std::string& message) {
+  constexpr std::string_view kPrefix = "RequestId: ";
+  if (!message.starts_with(kPrefix)) return message;
+  const size_t space = message.find(' ', kPrefix.size());
+  return space == std::string::npos ? message : message.substr(space + 1);
+}
+
 double percentile(std::vector<double> values, double p) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
@@ -176,7 +184,7 @@ int main(int argc, char** argv) {
     if (!o.error_type.empty()) ++errors[o.error_type];
     if (first_error.empty() && !o.error_type.empty())
       first_error = o.error_message.empty() ? o.error_type : o.error_message;
-    if (!o.error_message.empty()) ++messages[o.error_message.substr(0, 200)];
+    if (!o.error_message.empty()) ++messages[without_request_id(o.error_message).substr(0, 200)];
     if (o.status != 0) latencies.push_back(o.latency_ms);
   }
   json::object error_types;

@@ -24,6 +24,24 @@ const ptree* child(const ptree& node, const std::string& name) {
   return nullptr;
 }
 
+// An XML text or a header's text as the member's type reads it.
+json::value scalar(const std::string& text, const std::string& type) {
+  if (type == "boolean") return text == "true";
+  if (type == "integer" || type == "long") {
+    char* end = nullptr;
+    const long long n = std::strtoll(text.c_str(), &end, 10);
+    if (!text.empty() && *end == '\0') return static_cast<int64_t>(n);
+    return json::string(text);
+  }
+  if (type == "float" || type == "double") {
+    char* end = nullptr;
+    const double d = std::strtod(text.c_str(), &end);
+    if (!text.empty() && *end == '\0') return d;
+    return json::string(text);
+  }
+  return json::string(text);
+}
+
 class XmlReader {
  public:
   explicit XmlReader(const ServiceModel& model) : model_(model) {}
@@ -97,23 +115,6 @@ class XmlReader {
     const ptree* key = child(entry, key_tag);
     const ptree* value = child(entry, value_tag);
     if (key && value) out[key->data()] = read(*value, model_.shape_of(value_ref));
-  }
-
-  static json::value scalar(const std::string& text, const std::string& type) {
-    if (type == "boolean") return text == "true";
-    if (type == "integer" || type == "long") {
-      char* end = nullptr;
-      const long long n = std::strtoll(text.c_str(), &end, 10);
-      if (!text.empty() && *end == '\0') return static_cast<int64_t>(n);
-      return json::string(text);
-    }
-    if (type == "float" || type == "double") {
-      char* end = nullptr;
-      const double d = std::strtod(text.c_str(), &end);
-      if (!text.empty() && *end == '\0') return d;
-      return json::string(text);
-    }
-    return json::string(text);
   }
 
   const ServiceModel& model_;
@@ -196,17 +197,6 @@ json::object read_xml(const ServiceModel& model, const json::object& operation,
   return XmlReader(model).structure(*result, shape);
 }
 
-// A header's text as the member's type reads it.
-json::value header_value(const std::string& text, const std::string& type) {
-  if (type == "boolean") return text == "true";
-  if (type == "integer" || type == "long") {
-    char* end = nullptr;
-    const long long n = std::strtoll(text.c_str(), &end, 10);
-    if (!text.empty() && *end == '\0') return static_cast<int64_t>(n);
-  }
-  return json::string(text);
-}
-
 }  // namespace
 
 std::string percent_decode(std::string_view text) {
@@ -252,7 +242,7 @@ json::object parse_response(const ServiceModel& model, const json::object& opera
       std::string wanted = model_text(reference, "locationName");
       for (char& c : wanted) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       for (const auto& [header, value] : headers)
-        if (header == wanted) out[name] = header_value(value, type);
+        if (header == wanted) out[name] = scalar(value, type);
     }
     if (const std::string payload = model_text(shape, "payload"); !payload.empty()) {
       const json::object& payload_shape = model.shape_of(members.at(payload).as_object());

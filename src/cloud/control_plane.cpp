@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "auth/crypto.hpp"
+#include "cloud/encoding.hpp"
 #include "cloud/json_fields.hpp"
 #include "cloud/sigv4.hpp"
 
@@ -30,21 +31,6 @@ std::string query_service(const std::string& version, const std::string& scope_s
   return version.empty() ? scope_service : "";
 }
 
-std::string percent_decoded(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() &&
-        std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
 // Lambda's IAM action and function for a REST request: /DATE/functions/NAME/SUB and the like.
 std::pair<std::string, std::string> lambda_operation(const std::string& method,
                                                      const std::string& target) {
@@ -52,7 +38,7 @@ std::pair<std::string, std::string> lambda_operation(const std::string& method,
   std::vector<std::string> parts;  // after the date
   for (size_t start = 1; start < path.size();) {
     const size_t slash = std::min(path.find('/', start), path.size());
-    if (slash > start) parts.push_back(percent_decoded(path.substr(start, slash - start)));
+    if (slash > start) parts.push_back(percent_decode(path.substr(start, slash - start)));
     start = slash + 1;
   }
   if (!parts.empty()) parts.erase(parts.begin());

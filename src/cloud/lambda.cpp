@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "auth/crypto.hpp"
+#include "cloud/encoding.hpp"
 #include "cloud/ids.hpp"
 
 namespace sluice::cloud {
@@ -116,27 +117,12 @@ ApiResponse no_content() {
   return out;
 }
 
-std::string percent_decoded(std::string_view raw) {
-  std::string out;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] == '%' && i + 2 < raw.size() &&
-        std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(raw[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(raw.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += raw[i];
-    }
-  }
-  return out;
-}
-
 // The path's segments, each percent-decoded (names may be encoded ARNs), empty ones dropped.
 std::vector<std::string> segments_of(std::string_view path) {
   std::vector<std::string> out;
   while (!path.empty()) {
     const size_t slash = path.find('/');
-    if (slash != 0) out.push_back(percent_decoded(path.substr(0, slash)));
+    if (slash != 0) out.push_back(percent_decode(path.substr(0, slash)));
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash + 1);
   }

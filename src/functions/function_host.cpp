@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "auth/crypto.hpp"
+#include "cloud/encoding.hpp"
 #include "cloud/ids.hpp"
 #include "cloud/server.hpp"
 #include "cloud/vpc_network.hpp"
@@ -183,18 +184,7 @@ asio::awaitable<ApiResponse> FunctionHost::handle(ApiRequest& request) {
 asio::awaitable<ApiResponse> FunctionHost::invoke(ApiRequest& request, const std::string& name) {
   try {
     // Names may come percent-encoded (a full ARN); Lambda::load accepts either form.
-    std::string decoded;
-    for (size_t i = 0; i < name.size(); ++i) {
-      if (name[i] == '%' && i + 2 < name.size() &&
-          std::isxdigit(static_cast<unsigned char>(name[i + 1])) &&
-          std::isxdigit(static_cast<unsigned char>(name[i + 2]))) {
-        decoded += static_cast<char>(std::stoi(name.substr(i + 1, 2), nullptr, 16));
-        i += 2;
-      } else {
-        decoded += name[i];
-      }
-    }
-    const json::object function = plane_.lambda().load(decoded);
+    const json::object function = plane_.lambda().load(cloud::percent_decode(name));
     const std::string type = request.header("x-amz-invocation-type").empty()
                                  ? "RequestResponse"
                                  : request.header("x-amz-invocation-type");
