@@ -30,7 +30,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// How long an environment may take from start to its first `next` (Lambda's init limit).
+// Lambda's init limit: an init that has not asked for work after 10 s is given the invocation's
+// own timeout on top (Lambda retries a slow init within the first invocation, under the
+// function's timeout), so a machine saturated by a burst of cold starts slows them down rather
+// than failing them.
 constexpr auto kInitLimit = std::chrono::seconds(10);
 
 int64_t epoch_ms() {
@@ -281,10 +284,10 @@ asio::awaitable<FunctionHost::Outcome> FunctionHost::run(const json::object& fun
   env->current = invocation;
   if (env->waiting_next) deliver(env);
   while (invocation->stage != Invocation::Stage::kDone) {
-    const auto deadline =
-        invocation->stage == Invocation::Stage::kQueued
-            ? invocation->created + kInitLimit
-            : invocation->delivered_at + std::chrono::seconds(invocation->timeout_seconds);
+    const auto timeout = std::chrono::seconds(invocation->timeout_seconds);
+    const auto deadline = invocation->stage == Invocation::Stage::kQueued
+                              ? invocation->created + kInitLimit + timeout
+                              : invocation->delivered_at + timeout;
     invocation->wake.expires_at(deadline);
     co_await invocation->wake.async_wait(asio::as_tuple(asio::use_awaitable));
     if (invocation->stage != Invocation::Stage::kDone && Clock::now() >= deadline &&
@@ -540,8 +543,9 @@ void FunctionHost::time_out(const EnvironmentPtr& env) {
   const bool initializing = invocation.stage == Invocation::Stage::kQueued;
   const std::string message =
       initializing ? "RequestId: " + invocation.request_id +
-                         " Error: the runtime did not ask for its first invocation within 10 "
-                         "seconds of starting (init timed out)"
+                         " Error: the runtime did not ask for its first invocation within " +
+                         std::to_string(10 + invocation.timeout_seconds) +
+                         " seconds of starting (init timed out)"
                    : "RequestId: " + invocation.request_id +
                          " Error: " + timeout_message(invocation.timeout_seconds);
   log_line(env, fmt::format("{} {}", invocation.request_id,

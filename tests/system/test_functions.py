@@ -198,6 +198,17 @@ def test_init_errors_are_reported_as_lambda_does(host):
     assert json.loads(body)["errorType"] == "Runtime.InvalidEntrypoint"
 
 
+def test_an_init_that_never_finishes_is_ended(host):
+    # Lambda's 10 s init limit, plus the function's timeout for the retry inside the invocation.
+    create_function(host, "stuck", timeout=1, variables={"PROBE_INIT_SLEEP": "60"})
+    t0 = time.monotonic()
+    status, headers, body = invoke(host, "stuck", {})
+    assert 10.5 < time.monotonic() - t0 < 20
+    assert headers["X-Amz-Function-Error"] == "Unhandled"
+    assert json.loads(body)["errorType"] == "Runtime.InitError"
+    harness.wait_for(lambda: environments(host, "stuck")["Environments"] == [], 10, 0.1, "the environment ended")
+
+
 def test_timeout_ends_the_invocation_and_resets_the_environment(host):
     create_function(host, "slow", timeout=1)
     pid = ok(host, "slow", {})["pid"]
