@@ -138,6 +138,17 @@ Event parse_event(std::string_view text) {
                                            std::string(kActions));
 }
 
+std::chrono::milliseconds simulated_work(std::string_view text) {
+  boost::system::error_code error;
+  const boost::json::value document = boost::json::parse(text, error);
+  const auto* work =
+      !error && document.is_object() ? document.as_object().if_contains("work_ms") : nullptr;
+  if (!work) return std::chrono::milliseconds(0);
+  if (!work->is_int64() || work->as_int64() < 0 || work->as_int64() > 10000)
+    throw FunctionError("InvalidEvent", "\"work_ms\" must be a whole number from 0 to 10000");
+  return std::chrono::milliseconds(work->as_int64());
+}
+
 std::optional<std::chrono::year_month_day> parse_date(std::string_view text) {
   if (text.size() != 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
   const auto number = [&](std::size_t offset, std::size_t length) -> std::optional<int> {

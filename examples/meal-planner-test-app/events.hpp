@@ -45,6 +45,12 @@ using Event =
 // InvalidDate.
 Event parse_event(std::string_view text);
 
+// The optional "work_ms" of any event (0 to 10000, default 0): time the function spends before
+// its transaction, standing in for the rest of a real handler's work (calls to other services,
+// computation). Bursts use it so that invocations overlap as they do on Lambda, where a cold
+// start alone takes longer than this host's. Throws FunctionError InvalidEvent when malformed.
+std::chrono::milliseconds simulated_work(std::string_view text);
+
 // "YYYY-MM-DD", a real calendar day from 0001-01-01 to 9999-12-25 (its week must end by 9999).
 std::optional<std::chrono::year_month_day> parse_date(std::string_view text);
 std::string format_date(std::chrono::year_month_day date);

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "database.hpp"
 #include "events.hpp"
@@ -34,7 +35,9 @@ using sluice::runtime::Result;
 
 Result handle_event(meal_planner::Database& database, const std::string& payload) {
   try {
-    return Result::success(database.handle(meal_planner::parse_event(payload)));
+    const meal_planner::Event event = meal_planner::parse_event(payload);
+    std::this_thread::sleep_for(meal_planner::simulated_work(payload));
+    return Result::success(database.handle(event));
   } catch (const FunctionError& e) {
     return Result::error(e.type(), e.what());
   }

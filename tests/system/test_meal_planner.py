@@ -5,7 +5,6 @@ sslmode=verify-full, using credentials its execution role reads from Secrets Man
 One stack for the module: `sluice apply examples/meal-planner/stack.toml`, the guide's three
 commands verbatim, the cluster registered as the proxy's target with a cap of 20 server
 connections."""
-import concurrent.futures
 import json
 import os
 import subprocess
@@ -180,25 +179,18 @@ def test_a_burst_of_500_invocations_shares_20_server_connections(stack):
     sampler.start()
     t0 = time.monotonic()
     try:
-        start_together = threading.Barrier(500)
-
-        def one(n):
-            start_together.wait()
-            return call(stack, {"action": "add_recipe", "recipe": {
-                "name": f"burst-{n}", "servings": 1, "ingredients": [{"name": "rice", "quantity": n + 1, "unit": "g"}]}})
-        with concurrent.futures.ThreadPoolExecutor(500) as pool:
-            results = list(pool.map(one, range(500)))
+        # A second of other work before each transaction: the invocations overlap, one environment each.
+        summary = burst(stack, 500, {"action": "add_recipe", "work_ms": 1000, "recipe": {
+            "name": "burst-{n}", "servings": 1, "ingredients": [{"name": "rice", "quantity": 1, "unit": "g"}]}})
     finally:
         sampling.set()
         sampler.join()
     elapsed = time.monotonic() - t0
-    failures = [r for r, failed in results if failed]
-    assert failures == [], failures[:3]
+    assert summary["ok"] == 500, summary
     print(f"500 invocations in {elapsed:.1f} s, peak server connections {peak[0]}, "
           f"peak concurrency {environments(stack, FUNCTION)['PeakConcurrency']}")
-    assert len({r["recipe_id"] for r, _ in results}) == 500
     assert 1 <= peak[0] <= SERVER_CAP
-    assert environments(stack, FUNCTION)["PeakConcurrency"] > SERVER_CAP
+    assert environments(stack, FUNCTION)["PeakConcurrency"] >= 400
     with database(stack) as conn:
         assert conn.execute("select count(*) from recipes").fetchone()[0] == before + 500
         assert conn.execute("select count(*) from recipes where name like 'burst-%%'").fetchone()[0] == 500
@@ -250,7 +242,7 @@ def test_straight_to_the_cluster_functions_exhaust_its_connections(stack):
               "--environment", json.dumps({"Variables": variables}))
     health = ok(stack, {"action": "health"})
     assert health["tls"] is True
-    summary = burst(stack, 300, {"action": "health"})
+    summary = burst(stack, 300, {"action": "health", "work_ms": 1000})
     assert summary["ok"] + summary["function_errors"] == 300, summary
     assert summary["function_errors"] > 0, summary
     assert set(summary["error_types"]) == {"DatabaseError"}, summary

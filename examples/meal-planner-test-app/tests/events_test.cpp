@@ -156,5 +156,19 @@ TEST(Dates, WeekDatesCrossMonthsAndLeapDays) {
   EXPECT_FALSE(parse_date("9999-12-26"));
 }
 
+TEST(Events, SimulatedWorkIsOptionalAndBounded) {
+  EXPECT_EQ(simulated_work(R"({"action":"health"})"), std::chrono::milliseconds(0));
+  EXPECT_EQ(simulated_work(R"({"action":"health","work_ms":250})"), std::chrono::milliseconds(250));
+  for (const char* bad :
+       {R"({"work_ms":-1})", R"({"work_ms":10001})", R"({"work_ms":"5"})", R"({"work_ms":1.5})"}) {
+    try {
+      simulated_work(bad);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const sluice::runtime::FunctionError& e) {
+      EXPECT_EQ(e.type(), "InvalidEvent") << bad;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace meal_planner
