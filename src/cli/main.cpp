@@ -35,6 +35,7 @@ std::string default_home() {
 
 struct FunctionOptions {
   std::string user = "nobody";
+  std::string cgroup_root = "/sys/fs/cgroup";
   double event_retry_seconds = 60;
 };
 
@@ -76,6 +77,7 @@ int serve(const std::string& home, const std::string& listen,
   host_options.account_concurrency = options.account_concurrency;
   host_options.idle_timeout = std::chrono::seconds(options.function_idle_seconds);
   host_options.user = functions.user;
+  host_options.cgroup_root = functions.cgroup_root;
   host_options.event_retry_delay =
       std::chrono::milliseconds(static_cast<int64_t>(functions.event_retry_seconds * 1000));
   sluice::functions::FunctionHost host(io, plane, host_options);
@@ -212,6 +214,12 @@ int main(int argc, char** argv) {
   serve_command
       ->add_option("--function-user", functions.user,
                    "Lambda: the user functions run as when sluice serve runs as root")
+      ->capture_default_str();
+  serve_command
+      ->add_option(
+          "--cgroup-root", functions.cgroup_root,
+          "Lambda: where the cgroup v1 freezer and memory controllers are mounted (without "
+          "them functions freeze with SIGSTOP and have no memory limit)")
       ->capture_default_str();
   serve_command
       ->add_option("--event-retry-seconds", functions.event_retry_seconds,

@@ -13,8 +13,6 @@ namespace sluice::functions {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr const char* kRoot = "/sys/fs/cgroup";
-
 bool write_file(const std::string& path, const std::string& value) {
   std::ofstream out(path);
   out << value;
@@ -30,8 +28,9 @@ std::string read_file(const std::string& path) {
 }
 
 // The environment's folder under a v1 controller, or "" when the controller is not there.
-std::string make_group(const char* controller, const std::string& tag, const std::string& id) {
-  const fs::path mount = fs::path(kRoot) / controller;
+std::string make_group(const std::string& root, const char* controller, const std::string& tag,
+                       const std::string& id) {
+  const fs::path mount = fs::path(root) / controller;
   std::error_code ec;
   if (::geteuid() != 0 || !fs::exists(mount / "cgroup.procs", ec)) return {};
   const fs::path folder = mount / ("sluice-" + tag) / id;
@@ -45,10 +44,11 @@ std::string make_group(const char* controller, const std::string& tag, const std
 
 }  // namespace
 
-EnvironmentCgroups::EnvironmentCgroups(const std::string& tag, const std::string& environment_id,
+EnvironmentCgroups::EnvironmentCgroups(const std::string& root, const std::string& tag,
+                                       const std::string& environment_id,
                                        int64_t memory_limit_bytes)
-    : freezer_(make_group("freezer", tag, environment_id)),
-      memory_(make_group("memory", tag, environment_id)) {
+    : freezer_(make_group(root, "freezer", tag, environment_id)),
+      memory_(make_group(root, "memory", tag, environment_id)) {
   if (memory_.empty()) return;
   const std::string limit = std::to_string(memory_limit_bytes);
   if (!write_file(memory_ + "/memory.limit_in_bytes", limit)) {

@@ -13,9 +13,10 @@ namespace sluice::functions {
 
 class EnvironmentCgroups {
  public:
-  // /sys/fs/cgroup/{freezer,memory}/sluice-TAG/ENV, each made where its controller is mounted.
-  EnvironmentCgroups(const std::string& tag, const std::string& environment_id,
-                     int64_t memory_limit_bytes);
+  // ROOT/{freezer,memory}/sluice-TAG/ENV, each made where its controller is mounted under
+  // `root` (normally /sys/fs/cgroup).
+  EnvironmentCgroups(const std::string& root, const std::string& tag,
+                     const std::string& environment_id, int64_t memory_limit_bytes);
   ~EnvironmentCgroups();
   EnvironmentCgroups(const EnvironmentCgroups&) = delete;
   EnvironmentCgroups& operator=(const EnvironmentCgroups&) = delete;

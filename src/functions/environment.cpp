@@ -121,7 +121,7 @@ FunctionHost::EnvironmentPtr FunctionHost::start_environment(const json::object&
     std::erase_if(spec.environment, [&](const std::string& e) { return e.starts_with(key); });
     spec.environment.push_back(std::move(variable));
   }
-  env->cgroups = std::make_unique<EnvironmentCgroups>(options_.tag, env->id,
+  env->cgroups = std::make_unique<EnvironmentCgroups>(options_.cgroup_root, options_.tag, env->id,
                                                       int64_t{env->memory_mb} * 1024 * 1024);
   spec.cgroup_procs = env->cgroups->procs_files();
   const LaunchedProcess process = launch(spec);

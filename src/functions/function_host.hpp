@@ -26,6 +26,9 @@ struct FunctionHostOptions {
   int account_concurrency = 1000;
   std::chrono::seconds idle_timeout{300};
   std::string user = "nobody";  // functions run as this user when sluice serve is root
+  // Where the cgroup v1 controllers are mounted; without freezer and memory controllers there,
+  // environments freeze with SIGSTOP/SIGCONT and run without a memory limit.
+  std::string cgroup_root = "/sys/fs/cgroup";
   // Event invocations that fail are retried after this, then after twice this (Lambda: 1 min).
   std::chrono::milliseconds event_retry_delay{std::chrono::minutes(1)};
 };

@@ -162,6 +162,23 @@ def test_warm_environments_are_reused_and_frozen_between_invocations(host):
     listener.close()
 
 
+def test_without_cgroups_environments_freeze_with_signals():
+    serve = start("--cgroup-root", "/nonexistent")
+    try:
+        create_function(serve, "plain")
+        first = ok(serve, "plain", {"do": "spin"})
+        harness.wait_for(lambda: environments(serve, "plain")["Environments"][0]["Frozen"], 5, 0.05, "frozen")
+        with open(f"/proc/{first['pid']}/stat") as f:
+            assert f.read().split(")")[-1].split()[0] == "T"  # stopped by SIGSTOP
+        cpu = harness.proc_cpu_seconds(first["pid"])
+        time.sleep(1.0)
+        assert harness.proc_cpu_seconds(first["pid"]) - cpu < 0.05
+        second = ok(serve, "plain", {})
+        assert second["pid"] == first["pid"] and second["count"] == 2
+    finally:
+        stop(serve)
+
+
 def test_runtime_api_contract(host):
     create_function(host, "probe")
     # An unknown request ID is refused with 400.
