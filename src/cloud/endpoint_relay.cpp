@@ -41,9 +41,10 @@ asio::awaitable<void> connect_and_relay(std::shared_ptr<EndpointRelay::Listener>
   auto server = std::make_shared<tcp::socket>(co_await asio::this_coro::executor);
   auto [error] =
       co_await server->async_connect(listener->target, asio::as_tuple(asio::use_awaitable));
-  if (error) {
+  if (error || !listener->acceptor.is_open()) {  // no server, or the relay stopped meanwhile
     boost::system::error_code ignored;
     client->close(ignored);
+    server->close(ignored);
     co_return;
   }
   client->set_option(tcp::no_delay(true));
