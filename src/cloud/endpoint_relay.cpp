@@ -47,8 +47,9 @@ asio::awaitable<void> connect_and_relay(std::shared_ptr<EndpointRelay::Listener>
     server->close(ignored);
     co_return;
   }
-  client->set_option(tcp::no_delay(true));
-  server->set_option(tcp::no_delay(true));
+  boost::system::error_code ignored;  // a client gone meanwhile shows in the pump
+  client->set_option(tcp::no_delay(true), ignored);
+  server->set_option(tcp::no_delay(true), ignored);
   listener->sockets.insert(client);
   listener->sockets.insert(server);
   auto executor = co_await asio::this_coro::executor;
