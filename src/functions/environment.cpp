@@ -124,7 +124,15 @@ FunctionHost::EnvironmentPtr FunctionHost::start_environment(const json::object&
   env->cgroups = std::make_unique<EnvironmentCgroups>(options_.cgroup_root, options_.tag, env->id,
                                                       int64_t{env->memory_mb} * 1024 * 1024);
   spec.cgroup_procs = env->cgroups->procs_files();
-  const LaunchedProcess process = launch(spec);
+  LaunchedProcess process;
+  try {
+    process = launch(spec);
+  } catch (...) {
+    plane_.role_credentials().revoke(env->access_key);
+    std::error_code ec;
+    fs::remove_all(env->scratch, ec);
+    throw;
+  }
   env->pid = process.pid;
   env->pidfd.assign(process.pidfd);
   env->output.assign(process.output);
@@ -258,8 +266,13 @@ void FunctionHost::take_output(const EnvironmentPtr& env, std::string_view bytes
 }
 
 void FunctionHost::log_line(const EnvironmentPtr& env, const std::string& line) {
-  plane_.log_store().append(env->log_group, env->log_stream, epoch_ms(), line + "\n");
   if (env->current) env->current->outcome.log += line + "\n";
+  try {
+    plane_.log_store().append(env->log_group, env->log_stream, epoch_ms(), line + "\n");
+  } catch (const std::exception& e) {
+    // A full disk must not take the host down with it: the invocation goes on unlogged.
+    spdlog::error("cannot log for {}: {}", env->function, e.what());
+  }
 }
 
 int FunctionHost::max_memory_used_mb(const Environment& env) const {

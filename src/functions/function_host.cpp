@@ -148,6 +148,10 @@ asio::awaitable<ApiResponse> FunctionHost::invoke(ApiRequest& request, const std
     co_return lambda_error(e, e.reason);
   } catch (const ApiError& e) {
     co_return lambda_error(e);
+  } catch (const std::exception& e) {
+    // The host could not run it (no process, a package that no longer unpacks …).
+    spdlog::error("invoking {}: {}", name, e.what());
+    co_return lambda_error(ApiError("ServiceException", e.what(), 500));
   }
 }
 
