@@ -10,6 +10,8 @@
 // the most frequent error messages (first 200 characters, at most 10 distinct), the elapsed time
 // and the p50/p99 latency in milliseconds. Unsigned requests: `sluice serve` accepts
 // them unless it runs with --strict-auth.
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <boost/asio.hpp>
@@ -155,6 +157,12 @@ int main(int argc, char** argv) {
   if (!parsed) {
     std::fprintf(stderr, "sluice-invoke-burst: --url must be http://HOST:PORT\n");
     return 2;
+  }
+  // A socket per invocation: more than the usual soft limit of 1024 descriptors.
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
   }
   asio::io_context io;
   Burst burst(io);
