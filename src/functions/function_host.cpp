@@ -238,6 +238,8 @@ asio::awaitable<void> FunctionHost::run_event(std::string name, std::string payl
     } catch (const ApiError& e) {
       why = e.code + ": " + e.what();
       if (e.status == 404) break;  // the function is gone: nothing to retry
+    } catch (const std::exception& e) {
+      why = e.what();  // the host could not run it: retried like a function error
     }
     spdlog::info("Event invocation of {} failed (attempt {} of 3): {}", name, attempt + 1, why);
   }
