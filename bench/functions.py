@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
 
 import harness  # noqa: E402
 import test_cloud_guide as guide  # noqa: E402
-from cloud import Serve  # noqa: E402
+from cloud import Serve, invoke_burst, register_target  # noqa: E402
 
 ACCOUNT = "512662829295"
 FUNCTION = "meal-planner-test-app"
@@ -91,18 +91,7 @@ def start_stack():
         guide.apply(serve)
         for command in guide.guide_commands():
             guide.run_verbatim(serve, command)
-        serve.aws("rds", "register-db-proxy-targets", "--db-proxy-name", PROXY,
-                  "--db-cluster-identifiers", "meal-planner-db")
-        serve.aws("rds", "modify-db-proxy-target-group", "--db-proxy-name", PROXY,
-                  "--target-group-name", "default", "--connection-pool-config",
-                  json.dumps({"MaxConnectionsPercent": 11, "MaxIdleConnectionsPercent": 11,
-                              "ConnectionBorrowTimeout": 120}))
-
-        def available():
-            targets = serve.aws("rds", "describe-db-proxy-targets", "--db-proxy-name", PROXY)
-            return [t["TargetHealth"]["State"] for t in targets["Targets"] if t["Type"] == "RDS_INSTANCE"] == [
-                "AVAILABLE"]
-        harness.wait_for(available, 90, 0.5, "the proxy's target AVAILABLE")
+        register_target(serve, PROXY, "meal-planner-db", 11)  # 11 % of 189: 20 server connections
     except BaseException:
         stop_stack(serve)
         raise
@@ -226,16 +215,6 @@ class Sampler:
             t.join(30)
 
 
-def run_burst(build, serve, count, timeout):
-    r = subprocess.run([os.path.join(build, "sluice-invoke-burst"), "--url", serve.url, "--function", FUNCTION,
-                        "--count", str(count), "--payload", ADD_RECIPE],
-                       capture_output=True, text=True, timeout=timeout)
-    lines = r.stdout.strip().splitlines()
-    if not lines:
-        raise RuntimeError(f"sluice-invoke-burst printed nothing (exit {r.returncode}): {r.stderr[-800:]}")
-    return json.loads(lines[-1])
-
-
 def burst_level(build, serve, conn, path, count, timeout):
     """One cold burst: retire, sample, burst. The result with the samples added."""
     retire(serve, FUNCTION)
@@ -247,7 +226,7 @@ def burst_level(build, serve, conn, path, count, timeout):
     before = client_backends(conn)
     window = [int(time.time() * 1000), None]
     with Sampler(serve, conn) as sampler:
-        result = run_burst(build, serve, count, timeout)
+        result = invoke_burst(serve, FUNCTION, count, json.loads(ADD_RECIPE), timeout)
     window[1] = int(time.time() * 1000) + 1
     time.sleep(0.3)  # the last environments' log lines
     result.update(path=path, backends_before=before, peak_backends=sampler.peak_backends,
@@ -419,7 +398,7 @@ def print_tables(args, bursts, direct_note, warm, cold, echo_note):
     log("")
     if echo_note:
         log(echo_note)
-    else:
+    elif warm:
         inv, floor, durations = warm["invocations"], warm["floor"], warm["durations"]
         log(f"echo-function (C++, src/runtime, returns its event): {len(inv)} warm invocations in a row over one"
             f" keep-alive HTTP connection (Python http.client); {args.cold} cold starts each, environments"
@@ -465,7 +444,7 @@ def print_tables(args, bursts, direct_note, warm, cold, echo_note):
     else:
         log("| direct fails at 1000 (53300 too many clients) | not measured: " + (direct_note or "skipped")
             + " | n/a |")
-    if not echo_note:
+    if warm and cold:
         overhead = median(warm["invocations"]) - median(warm["floor"])
         log(f"| host overhead per warm invocation < 1 ms (empty function, median) | {overhead:.3f} ms"
             f" (end to end {median(warm['invocations']):.3f} ms incl. the client) | {yes(overhead < 1.0)} |")

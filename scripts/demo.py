@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
 
 import harness  # noqa: E402
 import test_cloud_guide as guide  # noqa: E402
-from cloud import Serve  # noqa: E402
+from cloud import Serve, invoke_burst, register_target  # noqa: E402
 
 FUNCTION = "meal-planner-test-app"
 PROXY_HOST = "meal-planner-proxy.proxy-cczg0cscuj55.us-east-1.rds.sluice.internal"
@@ -109,16 +109,12 @@ def aws_invoke(serve, event, out_dir):
     return payload
 
 
-def burst(build, serve, count):
-    binary = os.path.join(build, "sluice-invoke-burst")
+def burst(serve, count):
     # A second of other work per invocation (work_ms, before the transaction): invocations overlap
     # as on Lambda, where a cold start alone takes longer than here.
-    event = {"action": "add_recipe", "work_ms": 1000, "recipe": {"name": "burst-{n}", "servings": 1,
-                                                               "ingredients": [{"name": "rice", "quantity": 80,
-                                                                                "unit": "g"}]}}
-    r = subprocess.run([binary, "--url", serve.url, "--function", FUNCTION, "--count", str(count),
-                        "--payload", json.dumps(event)], capture_output=True, text=True, timeout=600)
-    return json.loads(r.stdout)
+    return invoke_burst(serve, FUNCTION, count, {
+        "action": "add_recipe", "work_ms": 1000,
+        "recipe": {"name": "burst-{n}", "servings": 1, "ingredients": [{"name": "rice", "quantity": 80, "unit": "g"}]}})
 
 
 def set_db_host(serve, host):
@@ -159,18 +155,7 @@ def run(args, problems):
             if command.startswith("aws lambda get-function-configuration"):
                 say("  Environment.Variables.DB_HOST = " + output["Environment"]["Variables"]["DB_HOST"])
                 say("  VpcConfig = " + json.dumps({k: output["VpcConfig"][k] for k in ("SubnetIds", "SecurityGroupIds")}))
-        serve.aws("rds", "register-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy",
-                  "--db-cluster-identifiers", "meal-planner-db")
-        serve.aws("rds", "modify-db-proxy-target-group", "--db-proxy-name", "meal-planner-proxy",
-                  "--target-group-name", "default", "--connection-pool-config",
-                  json.dumps({"MaxConnectionsPercent": POOL_PERCENT, "MaxIdleConnectionsPercent": POOL_PERCENT,
-                              "ConnectionBorrowTimeout": 120}))
-
-        def available():
-            targets = serve.aws("rds", "describe-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy")
-            return [t["TargetHealth"]["State"] for t in targets["Targets"] if t["Type"] == "RDS_INSTANCE"] == [
-                "AVAILABLE"]
-        harness.wait_for(available, 120, 0.5, "the proxy's target AVAILABLE")
+        register_target(serve, "meal-planner-proxy", "meal-planner-db", POOL_PERCENT)
         say(f"\nRegistered meal-planner-db as the proxy's target: AVAILABLE, pool capped at {POOL_PERCENT} % "
             "of its 189 connections = 20")
         say(f"DB_HOST = {set_db_host(serve, PROXY_HOST)}")
@@ -196,7 +181,7 @@ def run(args, problems):
         say(f"\nA burst of {args.burst} concurrent invocations through the proxy (add_recipe, each with a second of "
         "other work first) ...")
         with Sampler(metrics_url(serve), database) as through_proxy:
-            proxied = burst(build, serve, args.burst)
+            proxied = burst(serve, args.burst)
         view = json.loads(urllib.request.urlopen(f"{serve.url}/sluice/functions/{FUNCTION}", timeout=10).read())
         written = database.execute("select count(*) from recipes where name like 'burst-%'").fetchone()[0]
         say(f"  invocations ok={proxied['ok']} failed={proxied['function_errors'] + proxied['http_errors']} "
@@ -215,7 +200,7 @@ def run(args, problems):
 
         say(f"\nThe same burst with DB_HOST = {set_db_host(serve, CLUSTER_HOST)} (straight to the cluster) ...")
         with Sampler(None, database) as direct_peak:
-            direct = burst(build, serve, args.burst)
+            direct = burst(serve, args.burst)
         say(f"  invocations ok={direct['ok']} failed={direct['function_errors'] + direct['http_errors']}; "
             f"peak database connections {direct_peak.peak['cluster_backends']} (max_connections 189)")
         if direct["first_error"]:

@@ -136,3 +136,29 @@ def wait_available(serve_: Serve, instance: str, timeout=60):
         i = serve_.aws("rds", "describe-db-instances", "--db-instance-identifier", instance)["DBInstances"][0]
         return i if i["DBInstanceStatus"] == "available" else None
     return harness.wait_for(available, timeout, 0.3, f"DB instance {instance} available")
+
+
+def register_target(serve_: Serve, proxy: str, cluster: str, pool_percent: int, timeout=120):
+    """`cluster` as the proxy's target, its pool capped at `pool_percent` of the cluster's
+    max_connections (idle ones too), waited for until the target is AVAILABLE."""
+    serve_.aws("rds", "register-db-proxy-targets", "--db-proxy-name", proxy, "--db-cluster-identifiers", cluster)
+    serve_.aws("rds", "modify-db-proxy-target-group", "--db-proxy-name", proxy, "--target-group-name", "default",
+               "--connection-pool-config", json.dumps({"MaxConnectionsPercent": pool_percent,
+                                                       "MaxIdleConnectionsPercent": pool_percent,
+                                                       "ConnectionBorrowTimeout": 120}))
+
+    def available():
+        targets = serve_.aws("rds", "describe-db-proxy-targets", "--db-proxy-name", proxy)["Targets"]
+        return [t["TargetHealth"]["State"] for t in targets if t["Type"] == "RDS_INSTANCE"] == ["AVAILABLE"]
+    harness.wait_for(available, timeout, 0.5, f"{proxy}'s target AVAILABLE")
+
+
+def invoke_burst(serve_: Serve, function: str, count: int, event: dict, timeout=600) -> dict:
+    """`build/sluice-invoke-burst`: `count` invocations of `function` sent at one instant ({n} in
+    the event becomes each one's number); its JSON summary."""
+    binary = os.path.join(os.path.dirname(Serve.binary()), "sluice-invoke-burst")
+    r = subprocess.run([binary, "--url", serve_.url, "--function", function, "--count", str(count),
+                        "--payload", json.dumps(event)], capture_output=True, text=True, timeout=timeout)
+    if not r.stdout.strip():
+        raise RuntimeError(f"sluice-invoke-burst printed nothing (exit {r.returncode}): {r.stderr[-800:]}")
+    return json.loads(r.stdout)

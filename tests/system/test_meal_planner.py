@@ -7,7 +7,6 @@ commands verbatim, the cluster registered as the proxy's target with a cap of 20
 connections."""
 import json
 import os
-import subprocess
 import threading
 import time
 
@@ -16,7 +15,7 @@ import pytest
 
 import harness
 import test_cloud_guide as guide
-from cloud import Serve
+from cloud import Serve, invoke_burst, register_target
 from test_functions import environments, invoke
 
 FUNCTION = "meal-planner-test-app"
@@ -37,18 +36,7 @@ def stack():
         guide.apply(serve)
         for command in guide.guide_commands():
             guide.run_verbatim(serve, command)
-        serve.aws("rds", "register-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy",
-                  "--db-cluster-identifiers", "meal-planner-db")
-        serve.aws("rds", "modify-db-proxy-target-group", "--db-proxy-name", "meal-planner-proxy",
-                  "--target-group-name", "default", "--connection-pool-config",
-                  json.dumps({"MaxConnectionsPercent": 11, "MaxIdleConnectionsPercent": 11,
-                              "ConnectionBorrowTimeout": 120}))
-
-        def available():
-            targets = serve.aws("rds", "describe-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy")
-            return [t["TargetHealth"]["State"] for t in targets["Targets"] if t["Type"] == "RDS_INSTANCE"] == [
-                "AVAILABLE"]
-        harness.wait_for(available, 90, 0.5, "the proxy's target AVAILABLE")
+        register_target(serve, "meal-planner-proxy", "meal-planner-db", 11)  # 11 % of 189: 20
         yield serve
     finally:
         assert serve.stop() == 0
@@ -180,7 +168,7 @@ def test_a_burst_of_500_invocations_shares_20_server_connections(stack):
     t0 = time.monotonic()
     try:
         # A second of other work before each transaction: the invocations overlap, one environment each.
-        summary = burst(stack, 500, {"action": "add_recipe", "work_ms": 1000, "recipe": {
+        summary = invoke_burst(stack, FUNCTION, 500, {"action": "add_recipe", "work_ms": 1000, "recipe": {
             "name": "burst-{n}", "servings": 1, "ingredients": [{"name": "rice", "quantity": 1, "unit": "g"}]}})
     finally:
         sampling.set()
@@ -224,14 +212,6 @@ def test_init_errors_name_their_cause(stack):
         assert "meal-planner-local-dev-password" not in body
 
 
-def burst(serve, count, event):
-    """`sluice-invoke-burst`: `count` invocations sent at one instant; its JSON summary."""
-    binary = os.path.join(os.path.dirname(Serve.binary()), "sluice-invoke-burst")
-    r = subprocess.run([binary, "--url", serve.url, "--function", FUNCTION, "--count", str(count),
-                        "--payload", json.dumps(event)], capture_output=True, text=True, timeout=300)
-    return json.loads(r.stdout)
-
-
 def test_straight_to_the_cluster_functions_exhaust_its_connections(stack):
     """Last in this module: it fills the cluster with the connections of frozen environments.
     Inside the VPC the cluster's name resolves to its own interface there, admitted by its
@@ -243,7 +223,7 @@ def test_straight_to_the_cluster_functions_exhaust_its_connections(stack):
               "--environment", json.dumps({"Variables": variables}))
     health = ok(stack, {"action": "health"})
     assert health["tls"] is True
-    summary = burst(stack, 300, {"action": "health", "work_ms": 1000})
+    summary = invoke_burst(stack, FUNCTION, 300, {"action": "health", "work_ms": 1000})
     assert summary["ok"] + summary["function_errors"] == 300, summary
     assert summary["function_errors"] > 0, summary
     assert set(summary["error_types"]) == {"DatabaseError"}, summary
