@@ -1,4 +1,5 @@
-# Thin wrapper over CMake. `make demo` and `make test` work on a fresh Debian 12 machine as root.
+# Thin wrapper over CMake. `make demo` and `make test` work on a fresh Debian 12 machine as root:
+# they install what is missing first (`make deps`, apt). `make build` never calls apt.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
@@ -11,11 +12,11 @@ all: build
 deps:
 	@scripts/install-deps
 
-build: deps
+build:
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-build-asan: deps
+build-asan:
 	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
@@ -33,12 +34,15 @@ asan-test: build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 	SLUICE_BUILD=$(abspath $(ASAN_BUILD)) SLUICE_SANITIZED=1 $(PY) -m pytest -q $(ASAN_SYSTEM_SKIP) tests/system
 
-test: unit-test system-test asan-test
+test: deps
+	@$(MAKE) --no-print-directory unit-test system-test asan-test
 
-demo: build
+demo: deps
+	@$(MAKE) --no-print-directory build
 	@$(PY) scripts/demo.py --build $(abspath $(BUILD))
 
-bench: build
+bench: deps
+	@$(MAKE) --no-print-directory build
 	@$(PY) bench/bench.py --build $(abspath $(BUILD))
 	@$(PY) bench/instructions.py --build $(abspath $(BUILD))
 	@$(PY) bench/functions.py --build $(abspath $(BUILD))
