@@ -1,5 +1,7 @@
 #include "cloud/iam.hpp"
 
+#include <map>
+
 #include "cloud/ids.hpp"
 #include "cloud/json_fields.hpp"
 
@@ -111,155 +113,199 @@ std::string Iam::policy_xml(const json::object& policy) {
 }
 
 std::string Iam::handle(std::string_view action, const QueryParams& params) {
+  using Action = std::string (Iam::*)(const QueryParams&);
+  static const std::map<std::string_view, Action> kActions{
+      {"CreateRole", &Iam::create_role},
+      {"GetRole", &Iam::get_role},
+      {"ListRoles", &Iam::list_roles},
+      {"DeleteRole", &Iam::delete_role},
+      {"PutRolePolicy", &Iam::put_role_policy},
+      {"GetRolePolicy", &Iam::get_role_policy},
+      {"DeleteRolePolicy", &Iam::delete_role_policy},
+      {"ListRolePolicies", &Iam::list_role_policies},
+      {"CreatePolicy", &Iam::create_policy},
+      {"GetPolicy", &Iam::get_policy},
+      {"DeletePolicy", &Iam::delete_policy},
+      {"ListAttachedRolePolicies", &Iam::list_attached_role_policies},
+      {"AttachRolePolicy", &Iam::attach_role_policy},
+      {"DetachRolePolicy", &Iam::detach_role_policy},
+  };
+  auto it = kActions.find(action);
+  if (it == kActions.end())
+    throw ApiError("InvalidAction", "sluice does not implement iam " + std::string(action) + ".");
+  return (this->*it->second)(params);
+}
+
+std::string Iam::create_role(const QueryParams& params) {
   Xml xml;
-  if (action == "CreateRole") {
-    const std::string name = params.required("RoleName");
-    check_entity_name(name, "roleName", 64);
-    const std::string trust = params.required("AssumeRolePolicyDocument");
-    check_policy_document(trust);
-    const std::string path = params.get("Path").value_or("/");
-    check_path(path);
-    json::object role{
-        {"RoleName", name},
-        {"Path", path},
-        {"RoleId", unique_id("AROA")},
-        {"Arn", "arn:aws:iam::" + account_id_ + ":role" + path + name},
-        {"CreateDate", iso8601_now()},
-        {"AssumeRolePolicyDocument", trust},
-        {"MaxSessionDuration", params.integer("MaxSessionDuration", 3600, 43200).value_or(3600)},
-        {"InlinePolicies", json::object()},
-        {"AttachedPolicies", json::array()}};
-    if (auto description = params.get("Description")) role["Description"] = *description;
-    if (!store_.insert(kRole, name, json::serialize(role)))
-      throw ApiError("EntityAlreadyExists", "Role with name " + name + " already exists.", 409);
-    return xml.open("Role").raw(role_xml(role)).close("Role").str();
+  const std::string name = params.required("RoleName");
+  check_entity_name(name, "roleName", 64);
+  const std::string trust = params.required("AssumeRolePolicyDocument");
+  check_policy_document(trust);
+  const std::string path = params.get("Path").value_or("/");
+  check_path(path);
+  json::object role{
+      {"RoleName", name},
+      {"Path", path},
+      {"RoleId", unique_id("AROA")},
+      {"Arn", "arn:aws:iam::" + account_id_ + ":role" + path + name},
+      {"CreateDate", iso8601_now()},
+      {"AssumeRolePolicyDocument", trust},
+      {"MaxSessionDuration", params.integer("MaxSessionDuration", 3600, 43200).value_or(3600)},
+      {"InlinePolicies", json::object()},
+      {"AttachedPolicies", json::array()}};
+  if (auto description = params.get("Description")) role["Description"] = *description;
+  if (!store_.insert(kRole, name, json::serialize(role)))
+    throw ApiError("EntityAlreadyExists", "Role with name " + name + " already exists.", 409);
+  return xml.open("Role").raw(role_xml(role)).close("Role").str();
+}
+
+std::string Iam::get_role(const QueryParams& params) {
+  Xml xml;
+  return xml.open("Role").raw(role_xml(role(params.required("RoleName")))).close("Role").str();
+}
+
+std::string Iam::list_roles(const QueryParams& /*params*/) {
+  Xml xml;
+  xml.open("Roles");
+  for (const auto& [name, document] : store_.list(kRole))
+    xml.open("member").raw(role_xml(json::parse(document).as_object())).close("member");
+  return xml.close("Roles").leaf("IsTruncated", "false").str();
+}
+
+std::string Iam::delete_role(const QueryParams& params) {
+  const std::string name = params.required("RoleName");
+  json::object r = role(name);
+  if (!r.at("AttachedPolicies").as_array().empty())
+    throw ApiError("DeleteConflict", "Cannot delete entity, must detach all policies first.", 409);
+  if (!r.at("InlinePolicies").as_object().empty())
+    throw ApiError("DeleteConflict", "Cannot delete entity, must delete policies first.", 409);
+  store_.remove(kRole, name);
+  return "";
+}
+
+std::string Iam::put_role_policy(const QueryParams& params) {
+  json::object r = role(params.required("RoleName"));
+  const std::string name = params.required("PolicyName");
+  check_entity_name(name, "policyName", 128);
+  const std::string document = params.required("PolicyDocument");
+  check_policy_document(document);
+  r["InlinePolicies"].as_object()[name] = document;
+  save_role(r);
+  return "";
+}
+
+std::string Iam::get_role_policy(const QueryParams& params) {
+  Xml xml;
+  const std::string role_name = params.required("RoleName");
+  json::object r = role(role_name);
+  const std::string name = params.required("PolicyName");
+  const auto& inline_policies = r.at("InlinePolicies").as_object();
+  auto it = inline_policies.find(name);
+  if (it == inline_policies.end())
+    throw ApiError("NoSuchEntity", "The role policy with name " + name + " cannot be found.", 404);
+  return xml.leaf("RoleName", role_name)
+      .leaf("PolicyName", name)
+      .leaf("PolicyDocument", percent_encode(it->value().as_string()))
+      .str();
+}
+
+std::string Iam::delete_role_policy(const QueryParams& params) {
+  json::object r = role(params.required("RoleName"));
+  const std::string name = params.required("PolicyName");
+  if (!r["InlinePolicies"].as_object().erase(name))
+    throw ApiError("NoSuchEntity", "The role policy with name " + name + " cannot be found.", 404);
+  save_role(r);
+  return "";
+}
+
+std::string Iam::list_role_policies(const QueryParams& params) {
+  Xml xml;
+  json::object r = role(params.required("RoleName"));
+  xml.open("PolicyNames");
+  for (const auto& [name, document] : r.at("InlinePolicies").as_object()) xml.leaf("member", name);
+  return xml.close("PolicyNames").leaf("IsTruncated", "false").str();
+}
+
+std::string Iam::create_policy(const QueryParams& params) {
+  Xml xml;
+  const std::string name = params.required("PolicyName");
+  check_entity_name(name, "policyName", 128);
+  const std::string document = params.required("PolicyDocument");
+  check_policy_document(document);
+  const std::string path = params.get("Path").value_or("/");
+  check_path(path);
+  const std::string arn = "arn:aws:iam::" + account_id_ + ":policy" + path + name;
+  json::object p{{"PolicyName", name}, {"Arn", arn},           {"PolicyId", unique_id("ANPA")},
+                 {"Path", path},       {"Document", document}, {"CreateDate", iso8601_now()}};
+  if (auto description = params.get("Description")) p["Description"] = *description;
+  if (!store_.insert(kPolicy, arn, json::serialize(p)))
+    throw ApiError("EntityAlreadyExists",
+                   "A policy called " + name + " already exists. Duplicate names are not allowed.",
+                   409);
+  return xml.open("Policy").raw(policy_xml(p)).close("Policy").str();
+}
+
+std::string Iam::get_policy(const QueryParams& params) {
+  Xml xml;
+  return xml.open("Policy")
+      .raw(policy_xml(policy(params.required("PolicyArn"))))
+      .close("Policy")
+      .str();
+}
+
+std::string Iam::delete_policy(const QueryParams& params) {
+  const std::string arn = params.required("PolicyArn");
+  json::object p = policy(arn);
+  if (p.contains("Managed"))
+    throw ApiError("AccessDenied", "AWS managed policies cannot be deleted.", 403);
+  for (const auto& [name, document] : store_.list(kRole)) {
+    const json::value parsed = json::parse(document);  // kept alive for the loop
+    for (const auto& a : parsed.as_object().at("AttachedPolicies").as_array())
+      if (a.as_string() == arn)
+        throw ApiError("DeleteConflict", "Cannot delete a policy attached to entities.", 409);
   }
-  if (action == "GetRole") {
-    return xml.open("Role").raw(role_xml(role(params.required("RoleName")))).close("Role").str();
+  store_.remove(kPolicy, arn);
+  return "";
+}
+
+std::string Iam::list_attached_role_policies(const QueryParams& params) {
+  Xml xml;
+  json::object r = role(params.required("RoleName"));
+  xml.open("AttachedPolicies");
+  for (const auto& a : r.at("AttachedPolicies").as_array()) {
+    const std::string arn(a.as_string());
+    xml.open("member")
+        .leaf("PolicyName", arn.substr(arn.rfind('/') + 1))
+        .leaf("PolicyArn", arn)
+        .close("member");
   }
-  if (action == "ListRoles") {
-    xml.open("Roles");
-    for (const auto& [name, document] : store_.list(kRole))
-      xml.open("member").raw(role_xml(json::parse(document).as_object())).close("member");
-    return xml.close("Roles").leaf("IsTruncated", "false").str();
+  return xml.close("AttachedPolicies").leaf("IsTruncated", "false").str();
+}
+
+std::string Iam::attach_role_policy(const QueryParams& params) {
+  return change_attachment(params, true);
+}
+
+std::string Iam::detach_role_policy(const QueryParams& params) {
+  return change_attachment(params, false);
+}
+
+std::string Iam::change_attachment(const QueryParams& params, bool attach) {
+  json::object r = role(params.required("RoleName"));
+  const std::string arn = params.required("PolicyArn");
+  policy(arn);  // must exist
+  json::array& attached = r["AttachedPolicies"].as_array();
+  auto it = std::find(attached.begin(), attached.end(), json::value(arn));
+  if (attach) {
+    if (it == attached.end()) attached.emplace_back(arn);
+  } else {
+    if (it == attached.end())
+      throw ApiError("NoSuchEntity", "Policy " + arn + " was not found.", 404);
+    attached.erase(it);
   }
-  if (action == "DeleteRole") {
-    const std::string name = params.required("RoleName");
-    json::object r = role(name);
-    if (!r.at("AttachedPolicies").as_array().empty())
-      throw ApiError("DeleteConflict", "Cannot delete entity, must detach all policies first.",
-                     409);
-    if (!r.at("InlinePolicies").as_object().empty())
-      throw ApiError("DeleteConflict", "Cannot delete entity, must delete policies first.", 409);
-    store_.remove(kRole, name);
-    return "";
-  }
-  if (action == "PutRolePolicy") {
-    json::object r = role(params.required("RoleName"));
-    const std::string name = params.required("PolicyName");
-    check_entity_name(name, "policyName", 128);
-    const std::string document = params.required("PolicyDocument");
-    check_policy_document(document);
-    r["InlinePolicies"].as_object()[name] = document;
-    save_role(r);
-    return "";
-  }
-  if (action == "GetRolePolicy") {
-    const std::string role_name = params.required("RoleName");
-    json::object r = role(role_name);
-    const std::string name = params.required("PolicyName");
-    const auto& inline_policies = r.at("InlinePolicies").as_object();
-    auto it = inline_policies.find(name);
-    if (it == inline_policies.end())
-      throw ApiError("NoSuchEntity", "The role policy with name " + name + " cannot be found.",
-                     404);
-    return xml.leaf("RoleName", role_name)
-        .leaf("PolicyName", name)
-        .leaf("PolicyDocument", percent_encode(it->value().as_string()))
-        .str();
-  }
-  if (action == "DeleteRolePolicy") {
-    json::object r = role(params.required("RoleName"));
-    const std::string name = params.required("PolicyName");
-    if (!r["InlinePolicies"].as_object().erase(name))
-      throw ApiError("NoSuchEntity", "The role policy with name " + name + " cannot be found.",
-                     404);
-    save_role(r);
-    return "";
-  }
-  if (action == "ListRolePolicies") {
-    json::object r = role(params.required("RoleName"));
-    xml.open("PolicyNames");
-    for (const auto& [name, document] : r.at("InlinePolicies").as_object())
-      xml.leaf("member", name);
-    return xml.close("PolicyNames").leaf("IsTruncated", "false").str();
-  }
-  if (action == "CreatePolicy") {
-    const std::string name = params.required("PolicyName");
-    check_entity_name(name, "policyName", 128);
-    const std::string document = params.required("PolicyDocument");
-    check_policy_document(document);
-    const std::string path = params.get("Path").value_or("/");
-    check_path(path);
-    const std::string arn = "arn:aws:iam::" + account_id_ + ":policy" + path + name;
-    json::object p{{"PolicyName", name}, {"Arn", arn},           {"PolicyId", unique_id("ANPA")},
-                   {"Path", path},       {"Document", document}, {"CreateDate", iso8601_now()}};
-    if (auto description = params.get("Description")) p["Description"] = *description;
-    if (!store_.insert(kPolicy, arn, json::serialize(p)))
-      throw ApiError(
-          "EntityAlreadyExists",
-          "A policy called " + name + " already exists. Duplicate names are not allowed.", 409);
-    return xml.open("Policy").raw(policy_xml(p)).close("Policy").str();
-  }
-  if (action == "GetPolicy") {
-    return xml.open("Policy")
-        .raw(policy_xml(policy(params.required("PolicyArn"))))
-        .close("Policy")
-        .str();
-  }
-  if (action == "DeletePolicy") {
-    const std::string arn = params.required("PolicyArn");
-    json::object p = policy(arn);
-    if (p.contains("Managed"))
-      throw ApiError("AccessDenied", "AWS managed policies cannot be deleted.", 403);
-    for (const auto& [name, document] : store_.list(kRole)) {
-      const json::value parsed = json::parse(document);  // kept alive for the loop
-      for (const auto& a : parsed.as_object().at("AttachedPolicies").as_array())
-        if (a.as_string() == arn)
-          throw ApiError("DeleteConflict", "Cannot delete a policy attached to entities.", 409);
-    }
-    store_.remove(kPolicy, arn);
-    return "";
-  }
-  if (action == "AttachRolePolicy" || action == "DetachRolePolicy") {
-    json::object r = role(params.required("RoleName"));
-    const std::string arn = params.required("PolicyArn");
-    policy(arn);  // must exist
-    json::array& attached = r["AttachedPolicies"].as_array();
-    auto it = std::find(attached.begin(), attached.end(), json::value(arn));
-    if (action == "AttachRolePolicy") {
-      if (it == attached.end()) attached.emplace_back(arn);
-    } else {
-      if (it == attached.end())
-        throw ApiError("NoSuchEntity", "Policy " + arn + " was not found.", 404);
-      attached.erase(it);
-    }
-    save_role(r);
-    return "";
-  }
-  if (action == "ListAttachedRolePolicies") {
-    json::object r = role(params.required("RoleName"));
-    xml.open("AttachedPolicies");
-    for (const auto& a : r.at("AttachedPolicies").as_array()) {
-      const std::string arn(a.as_string());
-      xml.open("member")
-          .leaf("PolicyName", arn.substr(arn.rfind('/') + 1))
-          .leaf("PolicyArn", arn)
-          .close("member");
-    }
-    return xml.close("AttachedPolicies").leaf("IsTruncated", "false").str();
-  }
-  throw ApiError("InvalidAction", "sluice does not implement iam " + std::string(action) + ".");
+  save_role(r);
+  return "";
 }
 
 Decision Iam::evaluate(std::string_view role_arn, std::string_view action,

@@ -29,6 +29,23 @@ class Iam {
                     std::string* why = nullptr);
 
  private:
+  // One method per action (handle() dispatches by name).
+  std::string create_role(const QueryParams& params);
+  std::string get_role(const QueryParams& params);
+  std::string list_roles(const QueryParams& params);
+  std::string delete_role(const QueryParams& params);
+  std::string put_role_policy(const QueryParams& params);
+  std::string get_role_policy(const QueryParams& params);
+  std::string delete_role_policy(const QueryParams& params);
+  std::string list_role_policies(const QueryParams& params);
+  std::string create_policy(const QueryParams& params);
+  std::string get_policy(const QueryParams& params);
+  std::string delete_policy(const QueryParams& params);
+  std::string list_attached_role_policies(const QueryParams& params);
+  std::string attach_role_policy(const QueryParams& params);
+  std::string detach_role_policy(const QueryParams& params);
+  std::string change_attachment(const QueryParams& params, bool attach);
+
   boost::json::object role(const std::string& name);  // NoSuchEntity when absent
   boost::json::object policy(const std::string& arn);
   void save_role(const boost::json::object& role);
