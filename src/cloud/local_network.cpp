@@ -1,5 +1,7 @@
 #include "cloud/local_network.hpp"
 
+#include "cloud/sockets.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -50,14 +52,7 @@ std::string LocalNetwork::allocate_address(const std::set<std::string>& taken, i
                                 std::to_string(third(random)) + "." +
                                 std::to_string(fourth(random));
     if (taken.contains(address)) continue;
-    const int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(port));
-    ::inet_pton(AF_INET, address.c_str(), &sa.sin_addr);
-    const bool free = ::bind(probe, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-    ::close(probe);
-    if (free) return address;
+    if (can_bind(address, port)) return address;
   }
   throw std::runtime_error("no free loopback address for port " + std::to_string(port));
 }

@@ -54,10 +54,6 @@ class VpcNetwork {
   std::map<std::string, int> listeners_;           // "vpc address port" -> fd
 };
 
-// A TCP socket listening on address:port (port 0: any) inside the network namespace `ns`
-// (a name under /var/run/netns). Throws std::runtime_error.
-int listen_in_namespace(const std::string& ns, const std::string& address, int port);
-
 // Runs `ip ARGS…` (iproute2) and waits; throws std::runtime_error with the command and its
 // message when it fails.
 void run_ip(const std::vector<std::string>& args);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cloud/sockets.hpp"
 #include "cloud/vpc_network.hpp"
 #include "functions/host_state.hpp"
 #include "functions/invocation_log.hpp"

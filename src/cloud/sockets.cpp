@@ -1,0 +1,106 @@
+#include "cloud/sockets.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace sluice::cloud {
+
+sockaddr_in ipv4(const std::string& address, int port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, address.c_str(), &sa.sin_addr);
+  return sa;
+}
+
+bool can_bind(const std::string& address, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const sockaddr_in sa = ipv4(address, port);
+  const bool free = fd >= 0 && ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+  if (fd >= 0) ::close(fd);
+  return free;
+}
+
+int free_local_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa = ipv4("127.0.0.1", 0);
+  socklen_t len = sizeof sa;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
+    port = ntohs(sa.sin_port);
+  ::close(fd);
+  if (port == 0) throw std::runtime_error("no free local port for a proxy's metrics");
+  return port;
+}
+
+bool accepts_connections(const std::string& address, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const sockaddr_in sa = ipv4(address, port);
+  const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+  ::close(fd);
+  return ok;  // loopback: refused or accepted at once
+}
+
+// A dozen lines rather than a client library: HTTP/1.0, one request, the body to EOF.
+std::optional<std::string> local_http_get(int port, const std::string& path, int timeout_ms) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  const sockaddr_in sa = ipv4("127.0.0.1", port);
+  std::string response;
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0 && response.size() < 65536;)
+      response.append(buffer, n);
+  }
+  ::close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  if (!response.starts_with("HTTP/1.") || response.size() < 12 ||
+      response.compare(9, 3, "200") != 0 || body == std::string::npos)
+    return std::nullopt;
+  return response.substr(body + 4);
+}
+
+int listen_in_namespace(const std::string& ns, const std::string& address, int port) {
+  // A socket belongs to the namespace it was made in: step in, make it, step back.
+  const int home = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  const int target = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+  if (home < 0 || target < 0 || ::setns(target, CLONE_NEWNET) != 0) {
+    const std::string why = std::strerror(errno);
+    if (home >= 0) ::close(home);
+    if (target >= 0) ::close(target);
+    throw std::runtime_error("cannot enter the namespace " + ns + ": " + why);
+  }
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const sockaddr_in sa = ipv4(address, port);
+  const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 &&
+                  ::listen(fd, 4096) == 0;
+  const std::string why = ok ? "" : std::strerror(errno);
+  const bool back = ::setns(home, CLONE_NEWNET) == 0;
+  ::close(home);
+  ::close(target);
+  if (!back) throw std::runtime_error("cannot return to sluice serve's own network namespace");
+  if (!ok) {
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error("cannot listen on " + address + ":" + std::to_string(port) + " in " +
+                             ns + ": " + why);
+  }
+  return fd;
+}
+
+}  // namespace sluice::cloud
