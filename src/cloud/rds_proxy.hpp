@@ -120,6 +120,11 @@ class RdsProxies {
                               const std::vector<std::string>& host_listeners,
                               const std::string& vpc_id);
 
+  // Store kinds, and the port RDS Proxy listens on whatever the database's port.
+  static constexpr std::string_view kProxy = "rds-proxy";
+  static constexpr std::string_view kEndpoint = "rds-proxy-endpoint";
+  static constexpr int kProxyPort = 5432;
+
   RdsEnvironment& env_;
   Rds& rds_;
   // Per proxy: why its credentials cannot be used, and what its process last reported.
