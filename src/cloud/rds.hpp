@@ -85,6 +85,10 @@ class Rds {
   PostgresEngine& engine();
   ClusterFiles files_of(const std::string& cluster_id) const;
 
+  // Store kinds.
+  static constexpr std::string_view kCluster = "rds-cluster";
+  static constexpr std::string_view kInstance = "rds-instance";
+
   RdsEnvironment env_;
   std::unique_ptr<PostgresEngine> engine_;  // on first use: only clusters need PostgreSQL
   std::unique_ptr<LocalCertificateAuthority> ca_;
