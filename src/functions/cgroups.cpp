@@ -44,6 +44,23 @@ std::string make_group(const std::string& root, const char* controller, const st
 
 }  // namespace
 
+void remove_instance_cgroups(const std::string& root, const std::string& tag) {
+  for (const char* controller : {"freezer", "memory"}) {
+    const fs::path folder = fs::path(root) / controller / ("sluice-" + tag);
+    std::error_code ec;
+    if (!fs::is_directory(folder, ec)) continue;
+    // Environments whose group could not be removed while their last processes were exiting.
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      bool left = false;
+      for (const auto& entry : fs::directory_iterator(folder, ec))
+        if (entry.is_directory() && ::rmdir(entry.path().c_str()) != 0) left = true;
+      if (!left) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::rmdir(folder.c_str());  // only when empty
+  }
+}
+
 EnvironmentCgroups::EnvironmentCgroups(const std::string& root, const std::string& tag,
                                        const std::string& environment_id,
                                        int64_t memory_limit_bytes)

@@ -11,6 +11,10 @@
 
 namespace sluice::functions {
 
+// Removes ROOT/{freezer,memory}/sluice-TAG once its environments' groups are gone (at shutdown),
+// so repeated runs leave nothing behind.
+void remove_instance_cgroups(const std::string& root, const std::string& tag);
+
 class EnvironmentCgroups {
  public:
   // ROOT/{freezer,memory}/sluice-TAG/ENV, each made where its controller is mounted under

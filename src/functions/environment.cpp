@@ -312,6 +312,7 @@ void FunctionHost::shutdown() {
     env->cgroups.reset();
   }
   environments_.clear();
+  remove_instance_cgroups(options_.cgroup_root, options_.tag);
 }
 
 }  // namespace sluice::functions
