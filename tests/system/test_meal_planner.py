@@ -228,5 +228,8 @@ def test_straight_to_the_cluster_functions_exhaust_its_connections(stack):
     assert summary["function_errors"] > 0, summary
     assert set(summary["error_types"]) == {"DatabaseError"}, summary
     assert "too many clients" in summary["first_error"], summary
-    # One environment per invocation, each holding its own server connection while frozen.
-    assert len(environments(stack, FUNCTION)["Environments"]) >= 189
+    # Far more environments than the proxy's 20 server connections, each holding its own
+    # connection while frozen (how many depends on how fast failed invocations free theirs).
+    assert len(environments(stack, FUNCTION)["Environments"]) > 5 * SERVER_CAP
+    harness.wait_for(lambda: all(env["Frozen"] for env in environments(stack, FUNCTION)["Environments"]),
+                     10, 0.1, "every environment frozen between invocations")
