@@ -18,6 +18,7 @@ import hmac
 import json
 import os
 import pwd
+import random
 import re
 import secrets
 import shutil
@@ -84,7 +85,22 @@ def unregister_proc(proc: subprocess.Popen) -> None:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, drawn from below the kernel's ephemeral
+    range: a port the kernel hands out itself (an outgoing connection, a bind to port 0) could be
+    taken again between this call and the bind of the server it is for."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral_low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    for _ in range(200):
+        port = random.randint(10000, max(10001, ephemeral_low - 1))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
