@@ -63,6 +63,12 @@ void Rds::reconcile() {
       spdlog::error("DB cluster {}: {}", id, e.what());
       c["Status"] = "failed";
       save(kCluster, c);
+      continue;
+    }
+    try {
+      if (cluster_endpoints_->reconcile(c)) save(kCluster, c);
+    } catch (const std::exception& e) {
+      spdlog::error("DB cluster {} endpoint in its VPC: {}", id, e.what());
     }
   }
   for (auto& [id, doc] : env_.store.list(kInstance)) {
@@ -73,14 +79,6 @@ void Rds::reconcile() {
       spdlog::error("DB instance {}: {}", id, e.what());
       i["DBInstanceStatus"] = "failed";
       save(kInstance, i);
-    }
-  }
-  for (auto& [id, doc] : env_.store.list(kCluster)) {
-    json::object c = json::parse(doc).as_object();
-    try {
-      if (cluster_endpoints_->reconcile(c)) save(kCluster, c);
-    } catch (const std::exception& e) {
-      spdlog::error("DB cluster {} endpoint in its VPC: {}", id, e.what());
     }
   }
   reconcile_interfaces();

@@ -39,10 +39,14 @@ class Serve:
 
     def aws(self, *args, check=True, key=("AKIDLOCAL", "local-secret"), tool="aws"):
         """An aws CLI command against this region: its parsed JSON, or with check=False the
-        CompletedProcess. tool="sluice" runs the same command with the sluice CLI."""
+        CompletedProcess. tool="sluice" runs the same command with the sluice CLI; tool may also be
+        a path (/usr/bin/aws for CLI v2). key is (access key, secret[, session token])."""
         env = dict(os.environ, AWS_ACCESS_KEY_ID=key[0], AWS_SECRET_ACCESS_KEY=key[1],
                    AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",
-                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_PAGER="")
+        env.pop("AWS_SESSION_TOKEN", None)
+        if len(key) > 2:
+            env["AWS_SESSION_TOKEN"] = key[2]
         program = self.binary() if tool == "sluice" else tool
         r = subprocess.run([program, "--endpoint-url", self.url, "--output", "json", *args],
                            capture_output=True, text=True, env=env, timeout=60)

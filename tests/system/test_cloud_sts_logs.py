@@ -36,19 +36,7 @@ def aws_v2():
 def run_aws(serve_, *args, credentials=None, tool="aws", check=True):
     """An aws CLI command with these credentials (key, secret[, session token]): its parsed JSON,
     or with check=False the CompletedProcess."""
-    key, secret, *token = credentials or ("AKIDLOCAL", "local-secret")
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret,
-               AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",
-               AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_PAGER="")
-    env.pop("AWS_SESSION_TOKEN", None)
-    if token:
-        env["AWS_SESSION_TOKEN"] = token[0]
-    r = subprocess.run([tool, "--endpoint-url", serve_.url, "--output", "json", *args],
-                       capture_output=True, text=True, env=env, timeout=60)
-    if check:
-        assert r.returncode == 0, r.stderr
-        return json.loads(r.stdout) if r.stdout.strip() else None
-    return r
+    return serve_.aws(*args, key=credentials or ("AKIDLOCAL", "local-secret"), tool=tool, check=check)
 
 
 def now_ms():
