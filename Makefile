@@ -4,6 +4,8 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 PY := /usr/bin/python3
+# The system tests, the benches and the demo import the harness package python/sluice_harness.
+PYENV := PYTHONPATH=$(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 .PHONY: all deps build build-asan test unit-test system-test asan-test demo bench format clean
 
@@ -24,7 +26,7 @@ unit-test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 system-test: build
-	SLUICE_BUILD=$(abspath $(BUILD)) $(PY) -m pytest -q tests/system
+	SLUICE_BUILD=$(abspath $(BUILD)) $(PYENV) $(PY) -m pytest -q tests/system
 
 # The unit tests and the proxy's data-path system tests against the AddressSanitizer + UBSan
 # build (the control plane's and the function host's system tests run once, above).
@@ -32,20 +34,20 @@ ASAN_SYSTEM_SKIP := --ignore-glob='tests/system/test_cloud_*' --ignore=tests/sys
   --ignore=tests/system/test_functions.py --ignore-glob='tests/system/test_meal_planner*'
 asan-test: build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
-	SLUICE_BUILD=$(abspath $(ASAN_BUILD)) SLUICE_SANITIZED=1 $(PY) -m pytest -q $(ASAN_SYSTEM_SKIP) tests/system
+	SLUICE_BUILD=$(abspath $(ASAN_BUILD)) SLUICE_SANITIZED=1 $(PYENV) $(PY) -m pytest -q $(ASAN_SYSTEM_SKIP) tests/system
 
 test: deps
 	@$(MAKE) --no-print-directory unit-test system-test asan-test
 
 demo: deps
 	@$(MAKE) --no-print-directory build
-	@$(PY) scripts/demo.py --build $(abspath $(BUILD))
+	@$(PYENV) $(PY) scripts/demo.py --build $(abspath $(BUILD))
 
 bench: deps
 	@$(MAKE) --no-print-directory build
-	@$(PY) bench/bench.py --build $(abspath $(BUILD))
-	@$(PY) bench/instructions.py --build $(abspath $(BUILD))
-	@$(PY) bench/functions.py --build $(abspath $(BUILD))
+	@$(PYENV) $(PY) bench/bench.py --build $(abspath $(BUILD))
+	@$(PYENV) $(PY) bench/instructions.py --build $(abspath $(BUILD))
+	@$(PYENV) $(PY) bench/functions.py --build $(abspath $(BUILD))
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

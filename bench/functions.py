@@ -25,7 +25,7 @@ Prints a markdown table with medians and the issue's targets. Bounded by --budge
 alarm stops the run and everything it started). Traffic goes to 127.0.0.1 and the VPC namespaces
 sluice serve creates only. Exits 1 if an invocation through the proxy failed or the run broke.
 
-Usage: /usr/bin/python3 bench/functions.py --build build [--levels 100,500,1000] [--cold 10]
+Usage: PYTHONPATH=python /usr/bin/python3 bench/functions.py --build build [--levels 100,500,1000] [--cold 10]
 """
 import argparse
 import base64
@@ -42,12 +42,10 @@ import time
 import urllib.request
 from statistics import median
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
+from sluice_harness import guide, harness
+from sluice_harness.cloud import Serve, invoke_burst, register_target
 
-import harness  # noqa: E402
-import test_cloud_guide as guide  # noqa: E402
-from cloud import Serve, invoke_burst, register_target  # noqa: E402
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 ACCOUNT = "512662829295"
 FUNCTION = "meal-planner-test-app"

@@ -8,7 +8,7 @@ with a short and a long transaction count; the difference between the two counts
 difference in transactions, is the cost of a transaction alone (logins and warm-up cancel out).
 Kernel time (the system calls) is not counted; bench.py's CPU columns include it.
 
-Usage: /usr/bin/python3 bench/instructions.py --build build [--only tls,notls]
+Usage: PYTHONPATH=python /usr/bin/python3 bench/instructions.py --build build [--only tls,notls]
 """
 import argparse
 import glob
@@ -20,11 +20,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "system"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import bench  # noqa: E402
-import harness  # noqa: E402
+import bench
+from sluice_harness import harness
+from sluice_harness.pgbouncer import PgBouncer
 
 CLIENTS = 32
 SHORT, LONG = 100, 600  # transactions per client in the two runs
@@ -116,7 +114,7 @@ def main():
             harness.PGBOUNCER = wrapper(outdir, real, "pgbouncer")
             # With the stored SCRAM verifier: otherwise its logins (PBKDF2, and not equally many
             # per run) would swamp the per-transaction figure.
-            bouncer = bench.PgBouncer(pg, app, False, stored_secret=True)
+            bouncer = PgBouncer(pg, app, False, stored_secret=True)
             try:
                 bouncer.start()
                 env = pg.direct_env(app.app_user, app.app_password, app.dbname, sslmode)

@@ -15,7 +15,7 @@ Everything it starts is stopped at the end. The last line is
 `demo: invocations ok=N failed=M peak_client_connections=X peak_database_connections=Y`
 for the invocations through the proxy. Exits non-zero if anything did not go as described.
 
-Usage: /usr/bin/python3 scripts/demo.py --build build
+Usage: PYTHONPATH=python /usr/bin/python3 scripts/demo.py --build build
 """
 import argparse
 import json
@@ -29,12 +29,10 @@ import threading
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
+from sluice_harness import guide, harness
+from sluice_harness.cloud import Serve, invoke_burst, register_target
 
-import harness  # noqa: E402
-import test_cloud_guide as guide  # noqa: E402
-from cloud import Serve, invoke_burst, register_target  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FUNCTION = "meal-planner-test-app"
 PROXY_HOST = "meal-planner-proxy.proxy-cczg0cscuj55.us-east-1.rds.sluice.internal"

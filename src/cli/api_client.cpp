@@ -6,14 +6,13 @@
 #include <boost/url/parse.hpp>
 #include <chrono>
 #include <cstdlib>
-#include <ctime>
 #include <map>
 #include <optional>
 #include <sstream>
 
-#include "cli/http_client.hpp"
-#include "cloud/encoding.hpp"
-#include "cloud/sigv4.hpp"
+#include "common/encoding.hpp"
+#include "common/http_client.hpp"
+#include "common/sigv4.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -56,18 +55,14 @@ ApiResult ApiClient::send(const std::string& service, const std::string& method,
                           const std::string& path, const std::string& content_type,
                           std::vector<std::pair<std::string, std::string>> extra_headers,
                           const std::string& body) {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+  const std::string stamp = cloud::amz_date(std::chrono::system_clock::now());
   auto url = boost::urls::parse_uri(endpoint_url_);
   const std::string host =
       url ? std::string(url->host()) + (url->has_port() ? ":" + std::string(url->port()) : "") : "";
   std::map<std::string, std::string> signed_headers{{"host", host}, {"x-amz-date", stamp}};
   if (!content_type.empty()) signed_headers["content-type"] = content_type;
   for (const auto& [name, value] : extra_headers) signed_headers[name] = value;
-  cloud::CredentialScope scope{access_key_, std::string(stamp, 8), region_, service};
+  cloud::CredentialScope scope{access_key_, stamp.substr(0, 8), region_, service};
   const std::string authorization =
       cloud::sign_request(method, path, signed_headers, body, scope, secret_key_, stamp);
   std::vector<std::pair<std::string, std::string>> headers;

@@ -17,10 +17,10 @@
 #include <functional>
 
 #include "cli/apply.hpp"
-#include "cli/http_client.hpp"
 #include "cli/service_command.hpp"
 #include "cloud/control_plane.hpp"
 #include "cloud/server.hpp"
+#include "common/http_client.hpp"
 #include "functions/function_host.hpp"
 
 namespace {

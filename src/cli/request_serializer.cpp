@@ -7,7 +7,7 @@
 
 #include "auth/crypto.hpp"
 #include "cli/json_printer.hpp"
-#include "cloud/encoding.hpp"
+#include "common/encoding.hpp"
 
 namespace sluice::cli {
 namespace json = boost::json;

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "auth/crypto.hpp"
+#include "common/encoding.hpp"
 
 namespace sluice::cli {
 namespace json = boost::json;
@@ -162,7 +163,7 @@ void decode_policy_documents(const ServiceModel& model, json::value& value,
       const json::object& reference = ref.as_object();
       if (model_text(reference, "shape") == "policyDocumentType" && member->is_string()) {
         boost::system::error_code ec;
-        json::value parsed = json::parse(percent_decode(member->as_string()), ec);
+        json::value parsed = json::parse(cloud::percent_decode(member->as_string()), ec);
         if (!ec) *member = std::move(parsed);
       } else {
         decode_policy_documents(model, *member, model.shape_of(reference));
@@ -198,25 +199,6 @@ json::object read_xml(const ServiceModel& model, const json::object& operation,
 }
 
 }  // namespace
-
-std::string percent_decode(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const auto hex = [](char c) {
-      return c >= '0' && c <= '9'   ? c - '0'
-             : c >= 'a' && c <= 'f' ? c - 'a' + 10
-             : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                    : -1;
-    };
-    if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 && hex(text[i + 2]) >= 0) {
-      out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
 
 json::object parse_response(const ServiceModel& model, const json::object& operation,
                             const std::string& body, int status,

@@ -23,7 +23,4 @@ boost::json::object parse_response(
     const ServiceModel& model, const boost::json::object& operation, const std::string& body,
     int status = 0, const std::vector<std::pair<std::string, std::string>>& headers = {});
 
-// %XX decoded, as Python's urllib.parse.unquote.
-std::string percent_decode(std::string_view text);
-
 }  // namespace sluice::cli

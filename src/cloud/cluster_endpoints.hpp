@@ -13,6 +13,7 @@
 #include "cloud/endpoint_relay.hpp"
 #include "cloud/local_network.hpp"
 #include "cloud/rds_environment.hpp"
+#include "cloud/records.hpp"
 
 namespace sluice::cloud {
 
@@ -22,11 +23,11 @@ class ClusterEndpoints {
 
   // Brings an available cluster's VPC endpoint in line with its groups. Returns true when the
   // stored document changed (it gained its NetworkInterfaceId) and must be saved.
-  bool reconcile(boost::json::object& cluster);
+  bool reconcile(ClusterRecord& cluster);
   // Releases a deleted cluster's interface and listener.
-  void remove(const boost::json::object& cluster);
+  void remove(const ClusterRecord& cluster);
   // The cluster's names inside its VPC (VPC ID → address and name), to publish there.
-  void add_names(const boost::json::object& cluster, const RdsNames& names,
+  void add_names(const ClusterRecord& cluster, const RdsNames& names,
                  std::map<std::string, HostsEntries>& by_vpc);
   void shutdown() { relay_.shutdown(); }
 

@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "auth/crypto.hpp"
-#include "cloud/encoding.hpp"
 #include "cloud/json_fields.hpp"
-#include "cloud/sigv4.hpp"
+#include "common/encoding.hpp"
+#include "common/sigv4.hpp"
 
 namespace sluice::cloud {
 namespace json = boost::json;

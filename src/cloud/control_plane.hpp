@@ -63,7 +63,11 @@ class ControlPlane {
   // error shape, or nothing when the request may go on. handle() calls it first; the function
   // host calls it for the requests it serves itself (Invoke).
   std::optional<ApiResponse> authorize(const ApiRequest& request);
-  // Moves resources along and keeps their processes running; call a few times a second.
+  // Moves resources along and keeps their processes running; call a few times a second, on the
+  // thread that calls handle(): only that thread touches the state. Probes that could block on
+  // the network (a proxy's target health, whether it listens) run on a ProbeWorker's threads and
+  // are applied by a later tick (probe_worker.hpp), so neither tick() nor an API call waits on
+  // them.
   void tick();
   // Stops every process the region runs (state stays for the next start).
   void shutdown();

@@ -10,10 +10,8 @@
 
 #include "cloud/ec2_support.hpp"
 #include "cloud/ids.hpp"
-#include "cloud/json_fields.hpp"
 
 namespace sluice::cloud {
-namespace json = boost::json;
 using namespace ec2_support;
 namespace {
 
@@ -37,9 +35,9 @@ std::string pinned_or_new(const QueryParams& params, std::string_view prefix, St
   return *pinned;
 }
 
-// Tags from TagSpecification.N (for `resource_type`) as a JSON list of {Key, Value}.
-json::array tags_for(const QueryParams& params, std::string_view resource_type) {
-  json::array tags;
+// Tags from TagSpecification.N (for `resource_type`).
+std::vector<TagRecord> tags_for(const QueryParams& params, std::string_view resource_type) {
+  std::vector<TagRecord> tags;
   for (int i = 1;; ++i) {
     const std::string spec = "TagSpecification." + std::to_string(i);
     auto type = params.get(spec + ".ResourceType");
@@ -49,22 +47,17 @@ json::array tags_for(const QueryParams& params, std::string_view resource_type) 
       const std::string tag = spec + ".Tag." + std::to_string(j);
       auto key = params.get(tag + ".Key");
       if (!key) break;
-      tags.push_back(
-          json::object{{"Key", *key}, {"Value", params.get(tag + ".Value").value_or("")}});
+      tags.push_back({*key, params.get(tag + ".Value").value_or("")});
     }
   }
   return tags;
 }
 
-void tags_xml(Xml& xml, const json::object& resource) {
-  auto it = resource.find("Tags");
-  if (it == resource.end() || it->value().as_array().empty()) return;
+void tags_xml(Xml& xml, const std::vector<TagRecord>& tags) {
+  if (tags.empty()) return;
   xml.open("tagSet");
-  for (const auto& t : it->value().as_array())
-    xml.open("item")
-        .leaf("key", text(t.as_object(), "Key"))
-        .leaf("value", text(t.as_object(), "Value"))
-        .close("item");
+  for (const auto& t : tags)
+    xml.open("item").leaf("key", t.key).leaf("value", t.value).close("item");
   xml.close("tagSet");
 }
 
@@ -84,48 +77,49 @@ struct Rule {
   std::string cidr;   // or
   std::string group;  // a referenced security group
   std::string description;
-  bool same(const json::object& r) const {
-    return text(r, "IpProtocol") == protocol && number(r, "FromPort") == from &&
-           number(r, "ToPort") == to && text(r, "CidrIpv4") == cidr &&
-           text(r, "ReferencedGroupId") == group;
+  bool same(const SecurityGroupRuleRecord& r) const {
+    return r.protocol == protocol && r.from_port == from && r.to_port == to && r.cidr == cidr &&
+           r.referenced_group == group;
   }
 };
+
+// A port parameter (absent: -1). Throws ApiError.
+int64_t port_of(const std::optional<std::string>& v) {
+  if (!v) return -1;
+  int64_t parsed = 0;
+  const auto [end, error] = std::from_chars(v->data(), v->data() + v->size(), parsed);
+  if (error != std::errc() || end != v->data() + v->size() || parsed < -1 || parsed > 65535)
+    throw ApiError("InvalidParameterValue", "Invalid value '" + *v + "' for port.");
+  return parsed;
+}
+
+// A rule as EC2 keeps it: the protocol by name, no ports for "all", a canonical CIDR.
+Rule normalized(Rule rule) {
+  std::string& p = rule.protocol;
+  for (char& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (p == "6") p = "tcp";
+  if (p == "17") p = "udp";
+  if (p == "all") p = "-1";
+  if (p != "tcp" && p != "udp" && p != "icmp" && p != "-1")
+    throw ApiError("InvalidParameterValue",
+                   "Invalid value '" + p + "' for IP protocol. Unknown protocol.");
+  if (p == "-1")
+    rule.from = rule.to = -1;
+  else if ((p == "tcp" || p == "udp") && (rule.from < 0 || rule.to > 65535 || rule.from > rule.to))
+    throw ApiError("InvalidParameterValue", "Invalid port range " + std::to_string(rule.from) +
+                                                "-" + std::to_string(rule.to) + ".");
+  if (!rule.cidr.empty()) {
+    auto cidr = parse_cidr(rule.cidr);
+    if (!cidr) throw ApiError("InvalidParameterValue", "CIDR block " + rule.cidr + " is malformed");
+    rule.cidr = cidr_text(cidr->first, cidr->second);
+  }
+  return rule;
+}
 
 // The rules a request names: IpPermissions.N.* or the flat CidrIp/IpProtocol/FromPort/ToPort form.
 std::vector<Rule> rules_of(const QueryParams& params) {
   std::vector<Rule> rules;
-  auto port = [](const std::optional<std::string>& v) -> int64_t {
-    if (!v) return -1;
-    int64_t parsed = 0;
-    const auto [end, error] = std::from_chars(v->data(), v->data() + v->size(), parsed);
-    if (error != std::errc() || end != v->data() + v->size() || parsed < -1 || parsed > 65535)
-      throw ApiError("InvalidParameterValue", "Invalid value '" + *v + "' for port.");
-    return parsed;
-  };
-
-  auto normalized = [](Rule rule) {
-    std::string& p = rule.protocol;
-    for (char& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (p == "6") p = "tcp";
-    if (p == "17") p = "udp";
-    if (p == "all") p = "-1";
-    if (p != "tcp" && p != "udp" && p != "icmp" && p != "-1")
-      throw ApiError("InvalidParameterValue",
-                     "Invalid value '" + p + "' for IP protocol. Unknown protocol.");
-    if (p == "-1")
-      rule.from = rule.to = -1;
-    else if ((p == "tcp" || p == "udp") &&
-             (rule.from < 0 || rule.to > 65535 || rule.from > rule.to))
-      throw ApiError("InvalidParameterValue", "Invalid port range " + std::to_string(rule.from) +
-                                                  "-" + std::to_string(rule.to) + ".");
-    if (!rule.cidr.empty()) {
-      auto cidr = parse_cidr(rule.cidr);
-      if (!cidr)
-        throw ApiError("InvalidParameterValue", "CIDR block " + rule.cidr + " is malformed");
-      rule.cidr = cidr_text(cidr->first, cidr->second);
-    }
-    return rule;
-  };
+  const auto port = port_of;
   for (int i = 1;; ++i) {
     const std::string permission = "IpPermissions." + std::to_string(i);
     auto protocol = params.get(permission + ".IpProtocol");
@@ -174,35 +168,34 @@ std::string rule_text(const Rule& rule) {
          ", ALLOW";
 }
 
-void rule_xml(Xml& xml, const json::object& rule, const std::string& group_id,
+void rule_xml(Xml& xml, const SecurityGroupRuleRecord& rule, const std::string& group_id,
               const std::string& owner, bool egress) {
   xml.open("item")
-      .leaf("securityGroupRuleId", text(rule, "SecurityGroupRuleId"))
+      .leaf("securityGroupRuleId", rule.id)
       .leaf("groupId", group_id)
       .leaf("groupOwnerId", owner)
       .leaf("isEgress", egress ? "true" : "false")
-      .leaf("ipProtocol", text(rule, "IpProtocol"))
-      .leaf("fromPort", std::to_string(number(rule, "FromPort")))
-      .leaf("toPort", std::to_string(number(rule, "ToPort")));
-  if (!text(rule, "CidrIpv4").empty()) xml.leaf("cidrIpv4", text(rule, "CidrIpv4"));
-  if (!text(rule, "ReferencedGroupId").empty())
+      .leaf("ipProtocol", rule.protocol)
+      .leaf("fromPort", std::to_string(rule.from_port))
+      .leaf("toPort", std::to_string(rule.to_port));
+  if (!rule.cidr.empty()) xml.leaf("cidrIpv4", rule.cidr);
+  if (!rule.referenced_group.empty())
     xml.open("referencedGroupInfo")
-        .leaf("groupId", text(rule, "ReferencedGroupId"))
+        .leaf("groupId", rule.referenced_group)
         .leaf("userId", owner)
         .close("referencedGroupInfo");
-  if (!text(rule, "Description").empty()) xml.leaf("description", text(rule, "Description"));
+  if (!rule.description.empty()) xml.leaf("description", rule.description);
   xml.close("item");
 }
 
 // ipPermissions: rules grouped by (protocol, ports), with their ranges and groups.
-void permissions_xml(Xml& xml, std::string_view tag, const json::array& rules,
-                     const std::string& owner) {
-  std::map<std::tuple<std::string, int64_t, int64_t>, std::vector<const json::object*>> grouped;
-  std::vector<std::tuple<std::string, int64_t, int64_t>> order;
-  for (const auto& r : rules) {
-    const json::object& rule = r.as_object();
-    auto key =
-        std::make_tuple(text(rule, "IpProtocol"), number(rule, "FromPort"), number(rule, "ToPort"));
+void permissions_xml(Xml& xml, std::string_view tag,
+                     const std::vector<SecurityGroupRuleRecord>& rules, const std::string& owner) {
+  using Key = std::tuple<std::string, int64_t, int64_t>;
+  std::map<Key, std::vector<const SecurityGroupRuleRecord*>> grouped;
+  std::vector<Key> order;
+  for (const auto& rule : rules) {
+    auto key = std::make_tuple(rule.protocol, rule.from_port, rule.to_port);
     if (!grouped.contains(key)) order.push_back(key);
     grouped[key].push_back(&rule);
   }
@@ -214,18 +207,16 @@ void permissions_xml(Xml& xml, std::string_view tag, const json::array& rules,
       xml.leaf("fromPort", std::to_string(from)).leaf("toPort", std::to_string(to));
     xml.open("groups");
     for (const auto* rule : grouped[key])
-      if (!text(*rule, "ReferencedGroupId").empty()) {
-        xml.open("item").leaf("groupId", text(*rule, "ReferencedGroupId")).leaf("userId", owner);
-        if (!text(*rule, "Description").empty())
-          xml.leaf("description", text(*rule, "Description"));
+      if (!rule->referenced_group.empty()) {
+        xml.open("item").leaf("groupId", rule->referenced_group).leaf("userId", owner);
+        if (!rule->description.empty()) xml.leaf("description", rule->description);
         xml.close("item");
       }
     xml.close("groups").open("ipRanges");
     for (const auto* rule : grouped[key])
-      if (!text(*rule, "CidrIpv4").empty()) {
-        xml.open("item").leaf("cidrIp", text(*rule, "CidrIpv4"));
-        if (!text(*rule, "Description").empty())
-          xml.leaf("description", text(*rule, "Description"));
+      if (!rule->cidr.empty()) {
+        xml.open("item").leaf("cidrIp", rule->cidr);
+        if (!rule->description.empty()) xml.leaf("description", rule->description);
         xml.close("item");
       }
     xml.close("ipRanges")
@@ -256,26 +247,55 @@ std::optional<std::pair<uint32_t, int>> parse_cidr(std::string_view cidr) {
   return std::make_pair(ntohl(parsed.s_addr) & mask_of(prefix), prefix);
 }
 
-json::object Ec2::load(std::string_view kind, const std::string& id) {
-  auto document = store_.get(kind, id);
-  if (!document) {
-    if (kind == kVpc)
-      throw ApiError("InvalidVpcID.NotFound", "The vpc ID '" + id + "' does not exist");
-    if (kind == kSubnet)
-      throw ApiError("InvalidSubnetID.NotFound", "The subnet ID '" + id + "' does not exist");
-    throw ApiError("InvalidGroup.NotFound", "The security group '" + id + "' does not exist");
-  }
-  return json::parse(*document).as_object();
+VpcRecord Ec2::vpc(const std::string& id) {
+  auto document = store_.get(kVpc, id);
+  if (!document) throw ApiError("InvalidVpcID.NotFound", "The vpc ID '" + id + "' does not exist");
+  return parse_record<VpcRecord>(*document);
 }
 
-void Ec2::save(std::string_view kind, const json::object& resource) {
-  const char* key = kind == kVpc ? "VpcId" : kind == kSubnet ? "SubnetId" : "GroupId";
-  store_.put(kind, text(resource, key), json::serialize(resource));
+SubnetRecord Ec2::subnet(const std::string& id) {
+  auto document = store_.get(kSubnet, id);
+  if (!document)
+    throw ApiError("InvalidSubnetID.NotFound", "The subnet ID '" + id + "' does not exist");
+  return parse_record<SubnetRecord>(*document);
+}
+
+SecurityGroupRecord Ec2::group(const std::string& id) {
+  auto document = store_.get(kGroup, id);
+  if (!document)
+    throw ApiError("InvalidGroup.NotFound", "The security group '" + id + "' does not exist");
+  return parse_record<SecurityGroupRecord>(*document);
+}
+
+std::vector<SubnetRecord> Ec2::subnets() {
+  std::vector<SubnetRecord> out;
+  for (const auto& [id, document] : store_.list(kSubnet))
+    out.push_back(parse_record<SubnetRecord>(document));
+  return out;
+}
+
+std::vector<SecurityGroupRecord> Ec2::groups() {
+  std::vector<SecurityGroupRecord> out;
+  for (const auto& [id, document] : store_.list(kGroup))
+    out.push_back(parse_record<SecurityGroupRecord>(document));
+  return out;
+}
+
+void Ec2::save(const VpcRecord& vpc) {
+  store_.put(kVpc, vpc.id, serialize_record(vpc));
+}
+
+void Ec2::save(const SubnetRecord& subnet) {
+  store_.put(kSubnet, subnet.id, serialize_record(subnet));
+}
+
+void Ec2::save(const SecurityGroupRecord& group) {
+  store_.put(kGroup, group.id, serialize_record(group));
 }
 
 std::string Ec2::vpc_of_subnet(const std::string& subnet_id) {
   auto document = store_.get(kSubnet, subnet_id);
-  return document ? text(json::parse(*document).as_object(), "VpcId") : "";
+  return document ? parse_record<SubnetRecord>(*document).vpc_id : "";
 }
 
 std::vector<std::string> Ec2::admitted_sources(const std::string& vpc_id,
@@ -292,20 +312,20 @@ std::vector<std::string> Ec2::admitted_sources(const std::string& vpc_id,
 
 std::string Ec2::vpc_of_group(const std::string& group_id) {
   auto document = store_.get(kGroup, group_id);
-  return document ? text(json::parse(*document).as_object(), "VpcId") : "";
+  return document ? parse_record<SecurityGroupRecord>(*document).vpc_id : "";
 }
 
 std::vector<std::string> Ec2::subnets_of(const std::string& vpc_id) {
-  std::vector<std::string> subnets;
-  for (const auto& [id, document] : store_.list(kSubnet))
-    if (text(json::parse(document).as_object(), "VpcId") == vpc_id) subnets.push_back(id);
-  return subnets;
+  std::vector<std::string> out;
+  for (const auto& s : subnets())
+    if (s.vpc_id == vpc_id) out.push_back(s.id);
+  return out;
 }
 
 bool Ec2::group_in_vpc(const std::string& group_id, const std::string& vpc_id) {
   auto document = store_.get(kGroup, group_id);
   return document &&
-         (vpc_id.empty() || text(json::parse(*document).as_object(), "VpcId") == vpc_id);
+         (vpc_id.empty() || parse_record<SecurityGroupRecord>(*document).vpc_id == vpc_id);
 }
 
 std::string Ec2::handle(std::string_view action, const QueryParams& params,
@@ -335,24 +355,26 @@ std::string Ec2::handle(std::string_view action, const QueryParams& params,
 std::string Ec2::make_security_group(const std::string& vpc_id, const std::string& name,
                                      const std::string& description, bool self_ingress,
                                      const std::string& pinned_id) {
-  const std::string id = pinned_id.empty() ? resource_id("sg") : pinned_id;
-  json::array ingress;
-  if (self_ingress)  // the default group admits its own members, as in AWS
-    ingress.push_back(json::object{{"SecurityGroupRuleId", resource_id("sgr")},
-                                   {"IpProtocol", "-1"},
-                                   {"FromPort", -1},
-                                   {"ToPort", -1},
-                                   {"ReferencedGroupId", id}});
-  json::array egress{json::object{{"SecurityGroupRuleId", resource_id("sgr")},
-                                  {"IpProtocol", "-1"},
-                                  {"FromPort", -1},
-                                  {"ToPort", -1},
-                                  {"CidrIpv4", "0.0.0.0/0"}}};
-  json::object group{{"GroupId", id},    {"GroupName", name},      {"Description", description},
-                     {"VpcId", vpc_id},  {"OwnerId", account_id_}, {"Ingress", ingress},
-                     {"Egress", egress}, {"Tags", json::array()}};
-  store_.insert(kGroup, id, json::serialize(group));
-  return id;
+  SecurityGroupRecord group;
+  group.id = pinned_id.empty() ? resource_id("sg") : pinned_id;
+  group.name = name;
+  group.description = description;
+  group.vpc_id = vpc_id;
+  group.owner_id = account_id_;
+  SecurityGroupRuleRecord all;
+  all.protocol = "-1";
+  if (self_ingress) {  // the default group admits its own members, as in AWS
+    SecurityGroupRuleRecord members = all;
+    members.id = resource_id("sgr");
+    members.referenced_group = group.id;
+    group.ingress.push_back(members);
+  }
+  SecurityGroupRuleRecord out = all;
+  out.id = resource_id("sgr");
+  out.cidr = "0.0.0.0/0";
+  group.egress.push_back(out);
+  store_.insert(kGroup, group.id, serialize_record(group));
+  return group.id;
 }
 
 std::string Ec2::create_vpc(const QueryParams& params) {
@@ -360,58 +382,70 @@ std::string Ec2::create_vpc(const QueryParams& params) {
   auto cidr = parse_cidr(cidr_param);
   if (!cidr || cidr->second < 16 || cidr->second > 28)
     throw ApiError("InvalidVpc.Range", "The CIDR '" + cidr_param + "' is invalid.");
-  json::object vpc{{"VpcId", pinned_or_new(params, "vpc", store_, kVpc, "InvalidVpcID.Duplicate")},
-                   {"CidrBlock", cidr_text(cidr->first, cidr->second)},
-                   {"State", "available"},
-                   {"OwnerId", account_id_},
-                   {"DhcpOptionsId", "dopt-00000000000000000"},
-                   {"InstanceTenancy", params.get("InstanceTenancy").value_or("default")},
-                   {"Tags", tags_for(params, "vpc")}};
-  save(kVpc, vpc);
-  make_security_group(text(vpc, "VpcId"), "default", "default VPC security group", true);
+  VpcRecord vpc;
+  vpc.id = pinned_or_new(params, "vpc", store_, kVpc, "InvalidVpcID.Duplicate");
+  vpc.cidr_block = cidr_text(cidr->first, cidr->second);
+  vpc.owner_id = account_id_;
+  vpc.instance_tenancy = params.get("InstanceTenancy").value_or("default");
+  vpc.tags = tags_for(params, "vpc");
+  save(vpc);
+  make_security_group(vpc.id, "default", "default VPC security group", true);
   Xml xml;
   xml.open("vpc")
-      .leaf("vpcId", text(vpc, "VpcId"))
+      .leaf("vpcId", vpc.id)
       .leaf("state", "available")
-      .leaf("cidrBlock", text(vpc, "CidrBlock"))
-      .leaf("dhcpOptionsId", text(vpc, "DhcpOptionsId"))
-      .leaf("instanceTenancy", text(vpc, "InstanceTenancy"))
+      .leaf("cidrBlock", vpc.cidr_block)
+      .leaf("dhcpOptionsId", vpc.dhcp_options_id)
+      .leaf("instanceTenancy", vpc.instance_tenancy)
       .leaf("isDefault", "false")
       .leaf("ownerId", account_id_);
-  tags_xml(xml, vpc);
+  tags_xml(xml, vpc.tags);
   return xml.close("vpc").str();
 }
 
 namespace {
 
-void vpc_xml(Xml& xml, const json::object& vpc) {
+void vpc_xml(Xml& xml, const VpcRecord& vpc) {
   xml.open("item")
-      .leaf("vpcId", text(vpc, "VpcId"))
-      .leaf("state", text(vpc, "State"))
-      .leaf("cidrBlock", text(vpc, "CidrBlock"))
-      .leaf("dhcpOptionsId", text(vpc, "DhcpOptionsId"))
-      .leaf("instanceTenancy", text(vpc, "InstanceTenancy"))
+      .leaf("vpcId", vpc.id)
+      .leaf("state", vpc.state)
+      .leaf("cidrBlock", vpc.cidr_block)
+      .leaf("dhcpOptionsId", vpc.dhcp_options_id)
+      .leaf("instanceTenancy", vpc.instance_tenancy)
       .leaf("isDefault", "false")
-      .leaf("ownerId", text(vpc, "OwnerId"));
-  tags_xml(xml, vpc);
+      .leaf("ownerId", vpc.owner_id);
+  tags_xml(xml, vpc.tags);
   xml.close("item");
 }
 
-void subnet_xml(Xml& xml, std::string_view tag, const json::object& subnet) {
+void subnet_xml(Xml& xml, std::string_view tag, const SubnetRecord& subnet) {
   xml.open(tag)
-      .leaf("subnetId", text(subnet, "SubnetId"))
-      .leaf("subnetArn", text(subnet, "SubnetArn"))
+      .leaf("subnetId", subnet.id)
+      .leaf("subnetArn", subnet.arn)
       .leaf("state", "available")
-      .leaf("vpcId", text(subnet, "VpcId"))
-      .leaf("cidrBlock", text(subnet, "CidrBlock"))
-      .leaf("availableIpAddressCount", std::to_string(number(subnet, "AvailableIpAddressCount")))
-      .leaf("availabilityZone", text(subnet, "AvailabilityZone"))
-      .leaf("availabilityZoneId", text(subnet, "AvailabilityZoneId"))
+      .leaf("vpcId", subnet.vpc_id)
+      .leaf("cidrBlock", subnet.cidr_block)
+      .leaf("availableIpAddressCount", std::to_string(subnet.available_addresses))
+      .leaf("availabilityZone", subnet.zone)
+      .leaf("availabilityZoneId", subnet.zone_id)
       .leaf("defaultForAz", "false")
       .leaf("mapPublicIpOnLaunch", "false")
-      .leaf("ownerId", text(subnet, "OwnerId"));
-  tags_xml(xml, subnet);
+      .leaf("ownerId", subnet.owner_id);
+  tags_xml(xml, subnet.tags);
   xml.close(tag);
+}
+
+void group_xml(Xml& xml, const SecurityGroupRecord& group, const std::string& account_id) {
+  xml.open("item")
+      .leaf("ownerId", group.owner_id)
+      .leaf("groupId", group.id)
+      .leaf("groupName", group.name)
+      .leaf("groupDescription", group.description)
+      .leaf("vpcId", group.vpc_id);
+  permissions_xml(xml, "ipPermissions", group.ingress, account_id);
+  permissions_xml(xml, "ipPermissionsEgress", group.egress, account_id);
+  tags_xml(xml, group.tags);
+  xml.close("item");
 }
 
 }  // namespace
@@ -419,35 +453,33 @@ void subnet_xml(Xml& xml, std::string_view tag, const json::object& subnet) {
 std::string Ec2::create_subnet(const QueryParams& params, std::string_view region) {
   const std::string vpc_id = need(params, "VpcId");
   const std::string cidr_param = need(params, "CidrBlock");
-  json::object vpc = load(kVpc, vpc_id);
+  const VpcRecord vpc = this->vpc(vpc_id);
   auto cidr = parse_cidr(cidr_param);
-  auto vpc_cidr = parse_cidr(text(vpc, "CidrBlock"));
+  auto vpc_cidr = parse_cidr(vpc.cidr_block);
   if (!cidr || cidr->second < vpc_cidr->second || cidr->second > 28 ||
       (cidr->first & mask_of(vpc_cidr->second)) != vpc_cidr->first)
     throw ApiError("InvalidSubnet.Range", "The CIDR '" + cidr_param + "' is invalid.");
   const std::string id =
       pinned_or_new(params, "subnet", store_, kSubnet, "InvalidSubnetID.Duplicate");
-  for (const auto& [other_id, document] : store_.list(kSubnet)) {
-    const json::object other = json::parse(document).as_object();
-    if (text(other, "VpcId") != vpc_id) continue;
-    auto taken = parse_cidr(text(other, "CidrBlock"));
+  for (const auto& other : subnets()) {
+    if (other.vpc_id != vpc_id) continue;
+    auto taken = parse_cidr(other.cidr_block);
     const int shorter = std::min(taken->second, cidr->second);
     if ((taken->first & mask_of(shorter)) == (cidr->first & mask_of(shorter)))
       throw ApiError("InvalidSubnet.Conflict",
                      "The CIDR '" + cidr_param + "' conflicts with another subnet");
   }
-  const std::string zone = params.get("AvailabilityZone").value_or(std::string(region) + "a");
-  json::object subnet{
-      {"SubnetId", id},
-      {"VpcId", vpc_id},
-      {"CidrBlock", cidr_text(cidr->first, cidr->second)},
-      {"AvailabilityZone", zone},
-      {"AvailabilityZoneId", "use1-az" + std::to_string(zone.back() - 'a' + 1)},
-      {"AvailableIpAddressCount", (int64_t{1} << (32 - cidr->second)) - 5},  // AWS reserves 5
-      {"OwnerId", account_id_},
-      {"SubnetArn", "arn:aws:ec2:" + std::string(region) + ":" + account_id_ + ":subnet/" + id},
-      {"Tags", tags_for(params, "subnet")}};
-  save(kSubnet, subnet);
+  SubnetRecord subnet;
+  subnet.id = id;
+  subnet.vpc_id = vpc_id;
+  subnet.cidr_block = cidr_text(cidr->first, cidr->second);
+  subnet.zone = params.get("AvailabilityZone").value_or(std::string(region) + "a");
+  subnet.zone_id = "use1-az" + std::to_string(subnet.zone.back() - 'a' + 1);
+  subnet.available_addresses = (int64_t{1} << (32 - cidr->second)) - 5;  // AWS reserves 5
+  subnet.owner_id = account_id_;
+  subnet.arn = "arn:aws:ec2:" + std::string(region) + ":" + account_id_ + ":subnet/" + id;
+  subnet.tags = tags_for(params, "subnet");
+  save(subnet);
   Xml xml;
   subnet_xml(xml, "subnet", subnet);
   return xml.str();
@@ -457,32 +489,29 @@ std::string Ec2::create_security_group(const QueryParams& params) {
   const std::string name = need(params, "GroupName");
   const std::string description = need(params, "GroupDescription");
   const std::string vpc_id = need(params, "VpcId");  // no EC2-Classic, no default VPC here
-  load(kVpc, vpc_id);
+  vpc(vpc_id);
   if (name == "default" || name.starts_with("sg-"))
     throw ApiError("InvalidParameterValue",
                    "Group names may not be in the format sg-* or named default.");
-  for (const auto& [id, document] : store_.list(kGroup)) {
-    const json::object other = json::parse(document).as_object();
-    if (text(other, "VpcId") == vpc_id && text(other, "GroupName") == name)
+  for (const auto& other : groups())
+    if (other.vpc_id == vpc_id && other.name == name)
       throw ApiError("InvalidGroup.Duplicate",
                      "The security group '" + name + "' already exists for VPC '" + vpc_id + "'");
-  }
   const std::string id =
       make_security_group(vpc_id, name, description, false,
                           pinned_or_new(params, "sg", store_, kGroup, "InvalidGroup.Duplicate"));
-  json::object group = load(kGroup, id);
-  group["Tags"] = tags_for(params, "security-group");
-  save(kGroup, group);
+  SecurityGroupRecord group = this->group(id);
+  group.tags = tags_for(params, "security-group");
+  save(group);
   Xml xml;
   xml.leaf("return", "true").leaf("groupId", id);
-  tags_xml(xml, group);
+  tags_xml(xml, group.tags);
   return xml.str();
 }
 
 std::string Ec2::change_rules(const QueryParams& params, bool egress, bool authorize) {
-  json::object group = load(kGroup, need(params, "GroupId"));
-  const std::string group_id = text(group, "GroupId");
-  json::array& rules = group[egress ? "Egress" : "Ingress"].as_array();
+  SecurityGroupRecord group = this->group(need(params, "GroupId"));
+  std::vector<SecurityGroupRuleRecord>& rules = egress ? group.egress : group.ingress;
   Xml xml;
   if (!authorize) {
     // By rule ID, or by the rule's description.
@@ -490,9 +519,8 @@ std::string Ec2::change_rules(const QueryParams& params, bool egress, bool autho
     auto wanted = rules_of(params);
     if (ids.empty() && wanted.empty()) throw ApiError("MissingParameter", missing("IpPermissions"));
     for (const auto& id : ids) {
-      auto it = std::find_if(rules.begin(), rules.end(), [&](const json::value& r) {
-        return text(r.as_object(), "SecurityGroupRuleId") == id;
-      });
+      auto it = std::find_if(rules.begin(), rules.end(),
+                             [&](const SecurityGroupRuleRecord& r) { return r.id == id; });
       if (it == rules.end())
         throw ApiError("InvalidSecurityGroupRuleId.NotFound",
                        "The security group rule ID '" + id + "' does not exist");
@@ -500,35 +528,36 @@ std::string Ec2::change_rules(const QueryParams& params, bool egress, bool autho
     }
     for (const auto& rule : wanted) {
       auto it = std::find_if(rules.begin(), rules.end(),
-                             [&](const json::value& r) { return rule.same(r.as_object()); });
+                             [&](const SecurityGroupRuleRecord& r) { return rule.same(r); });
       if (it == rules.end())
         throw ApiError("InvalidPermission.NotFound",
                        "The specified rule does not exist in this security group.");
       rules.erase(it);
     }
-    save(kGroup, group);
+    save(group);
     return xml.leaf("return", "true").str();
   }
   auto wanted = rules_of(params);
   if (wanted.empty()) throw ApiError("MissingParameter", missing("IpPermissions"));
   xml.leaf("return", "true").open("securityGroupRuleSet");
   for (const auto& rule : wanted) {
-    if (!rule.group.empty()) load(kGroup, rule.group);  // must exist
+    if (!rule.group.empty()) this->group(rule.group);  // must exist
     for (const auto& r : rules)
-      if (rule.same(r.as_object()))
+      if (rule.same(r))
         throw ApiError("InvalidPermission.Duplicate",
                        "the specified rule \"" + rule_text(rule) + "\" already exists");
-    json::object stored{{"SecurityGroupRuleId", resource_id("sgr")},
-                        {"IpProtocol", rule.protocol},
-                        {"FromPort", rule.from},
-                        {"ToPort", rule.to}};
-    if (!rule.cidr.empty()) stored["CidrIpv4"] = rule.cidr;
-    if (!rule.group.empty()) stored["ReferencedGroupId"] = rule.group;
-    if (!rule.description.empty()) stored["Description"] = rule.description;
+    SecurityGroupRuleRecord stored;
+    stored.id = resource_id("sgr");
+    stored.protocol = rule.protocol;
+    stored.from_port = rule.from;
+    stored.to_port = rule.to;
+    stored.cidr = rule.cidr;
+    stored.referenced_group = rule.group;
+    stored.description = rule.description;
     rules.push_back(stored);
-    rule_xml(xml, stored, group_id, account_id_, egress);
+    rule_xml(xml, stored, group.id, account_id_, egress);
   }
-  save(kGroup, group);  // all or nothing: saved only when every rule passed
+  save(group);  // all or nothing: saved only when every rule passed
   return xml.close("securityGroupRuleSet").str();
 }
 
@@ -537,52 +566,55 @@ std::string Ec2::describe(std::string_view kind, const QueryParams& params) {
   const char* id_param = kind == kVpc ? "VpcId" : kind == kSubnet ? "SubnetId" : "GroupId";
   const auto ids = params.list(id_param);
   const auto names = kind == kGroup ? params.list("GroupName") : std::vector<std::string>{};
-  for (const auto& id : ids) load(kind, id);  // an unknown ID is an error, as in EC2
+  for (const auto& id : ids) {  // an unknown ID is an error, as in EC2
+    if (kind == kVpc) vpc(id);
+    if (kind == kSubnet) subnet(id);
+    if (kind == kGroup) group(id);
+  }
   Xml xml;
   const char* set = kind == kVpc ? "vpcSet" : kind == kSubnet ? "subnetSet" : "securityGroupInfo";
   xml.open(set);
   for (const auto& [id, document] : store_.list(kind)) {
-    const json::object resource = json::parse(document).as_object();
     if (!ids.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) continue;
-    if (!names.empty() &&
-        std::find(names.begin(), names.end(), text(resource, "GroupName")) == names.end())
-      continue;
-    std::map<std::string, std::string> fields;
-    if (kind == kVpc)
-      fields = {{"vpc-id", id},
-                {"cidr", text(resource, "CidrBlock")},
-                {"cidr-block", text(resource, "CidrBlock")},
-                {"state", "available"}};
-    if (kind == kSubnet)
-      fields = {{"subnet-id", id},
-                {"vpc-id", text(resource, "VpcId")},
-                {"cidr-block", text(resource, "CidrBlock")},
-                {"availability-zone", text(resource, "AvailabilityZone")},
-                {"state", "available"}};
-    if (kind == kGroup)
-      fields = {{"group-id", id},
-                {"group-name", text(resource, "GroupName")},
-                {"vpc-id", text(resource, "VpcId")},
-                {"description", text(resource, "Description")}};
-    for (const auto& t : resource.at("Tags").as_array())
-      fields["tag:" + text(t.as_object(), "Key")] = text(t.as_object(), "Value");
-    if (!passes(filters, fields)) continue;
-    if (kind == kVpc) vpc_xml(xml, resource);
-    if (kind == kSubnet) subnet_xml(xml, "item", resource);
-    if (kind == kGroup) {
-      xml.open("item")
-          .leaf("ownerId", text(resource, "OwnerId"))
-          .leaf("groupId", id)
-          .leaf("groupName", text(resource, "GroupName"))
-          .leaf("groupDescription", text(resource, "Description"))
-          .leaf("vpcId", text(resource, "VpcId"));
-      permissions_xml(xml, "ipPermissions", resource.at("Ingress").as_array(), account_id_);
-      permissions_xml(xml, "ipPermissionsEgress", resource.at("Egress").as_array(), account_id_);
-      tags_xml(xml, resource);
-      xml.close("item");
-    }
+    describe_item(xml, kind, document, names, filters);
   }
   return xml.close(set).str();
+}
+
+void Ec2::describe_item(Xml& xml, std::string_view kind, const std::string& document,
+                        const std::vector<std::string>& names,
+                        const std::map<std::string, std::vector<std::string>>& filters) {
+  std::map<std::string, std::string> fields;
+  const auto add_tags = [&](const std::vector<TagRecord>& tags) {
+    for (const auto& t : tags) fields["tag:" + t.key] = t.value;
+  };
+  if (kind == kVpc) {
+    const auto vpc = parse_record<VpcRecord>(document);
+    fields = {{"vpc-id", vpc.id},
+              {"cidr", vpc.cidr_block},
+              {"cidr-block", vpc.cidr_block},
+              {"state", "available"}};
+    add_tags(vpc.tags);
+    if (passes(filters, fields)) vpc_xml(xml, vpc);
+  } else if (kind == kSubnet) {
+    const auto subnet = parse_record<SubnetRecord>(document);
+    fields = {{"subnet-id", subnet.id},
+              {"vpc-id", subnet.vpc_id},
+              {"cidr-block", subnet.cidr_block},
+              {"availability-zone", subnet.zone},
+              {"state", "available"}};
+    add_tags(subnet.tags);
+    if (passes(filters, fields)) subnet_xml(xml, "item", subnet);
+  } else {
+    const auto group = parse_record<SecurityGroupRecord>(document);
+    if (!names.empty() && std::find(names.begin(), names.end(), group.name) == names.end()) return;
+    fields = {{"group-id", group.id},
+              {"group-name", group.name},
+              {"vpc-id", group.vpc_id},
+              {"description", group.description}};
+    add_tags(group.tags);
+    if (passes(filters, fields)) group_xml(xml, group, account_id_);
+  }
 }
 
 std::string Ec2::describe_rules(const QueryParams& params) {
@@ -590,36 +622,34 @@ std::string Ec2::describe_rules(const QueryParams& params) {
   const auto ids = params.list("SecurityGroupRuleId");
   Xml xml;
   xml.open("securityGroupRuleSet");
-  for (const auto& [group_id, document] : store_.list(kGroup)) {
-    const json::object group = json::parse(document).as_object();
+  for (const auto& group : groups())
     for (bool egress : {false, true})
-      for (const auto& r : group.at(egress ? "Egress" : "Ingress").as_array()) {
-        const json::object& rule = r.as_object();
-        const std::string rule_id = text(rule, "SecurityGroupRuleId");
-        if (!ids.empty() && std::find(ids.begin(), ids.end(), rule_id) == ids.end()) continue;
-        if (!passes(filters, {{"group-id", group_id}, {"security-group-rule-id", rule_id}}))
+      for (const auto& rule : egress ? group.egress : group.ingress) {
+        if (!ids.empty() && std::find(ids.begin(), ids.end(), rule.id) == ids.end()) continue;
+        if (!passes(filters, {{"group-id", group.id}, {"security-group-rule-id", rule.id}}))
           continue;
-        rule_xml(xml, rule, group_id, account_id_, egress);
+        rule_xml(xml, rule, group.id, account_id_, egress);
       }
-  }
   return xml.close("securityGroupRuleSet").str();
 }
 
 std::string Ec2::remove(std::string_view kind, const std::string& id) {
-  json::object resource = load(kind, id);
+  std::optional<SecurityGroupRecord> removed_group;
+  if (kind == kVpc) vpc(id);
+  if (kind == kSubnet) subnet(id);
+  if (kind == kGroup) removed_group = group(id);
   if (kind == kVpc) {
-    for (const auto& [other, document] : store_.list(kSubnet))
-      if (text(json::parse(document).as_object(), "VpcId") == id)
+    for (const auto& s : subnets())
+      if (s.vpc_id == id)
         throw ApiError("DependencyViolation",
                        "The vpc '" + id + "' has dependencies and cannot be deleted.");
     std::vector<std::string> default_groups;
-    for (const auto& [group_id, document] : store_.list(kGroup)) {
-      const json::object group = json::parse(document).as_object();
-      if (text(group, "VpcId") != id) continue;
-      if (text(group, "GroupName") != "default")
+    for (const auto& g : groups()) {
+      if (g.vpc_id != id) continue;
+      if (g.name != "default")
         throw ApiError("DependencyViolation",
                        "The vpc '" + id + "' has dependencies and cannot be deleted.");
-      default_groups.push_back(group_id);
+      default_groups.push_back(g.id);
     }
     for (const auto& group_id : default_groups) store_.remove(kGroup, group_id);
   }
@@ -632,16 +662,15 @@ std::string Ec2::remove(std::string_view kind, const std::string& id) {
       throw ApiError("DependencyViolation",
                      "resource " + id + " has a dependent object (" + eni.id + ")");
   }
-  if (kind == kGroup) {
-    if (text(resource, "GroupName") == "default")
+  if (removed_group) {
+    if (removed_group->name == "default")
       throw ApiError("CannotDelete", "the specified group: \"" + id +
                                          "\" name: \"default\" cannot be deleted by a user");
-    for (const auto& [other, document] : store_.list(kGroup)) {
-      if (other == id) continue;
-      const json::object group = json::parse(document).as_object();
-      for (const char* side : {"Ingress", "Egress"})
-        for (const auto& r : group.at(side).as_array())
-          if (text(r.as_object(), "ReferencedGroupId") == id)
+    for (const auto& g : groups()) {
+      if (g.id == id) continue;
+      for (const auto* side : {&g.ingress, &g.egress})
+        for (const auto& rule : *side)
+          if (rule.referenced_group == id)
             throw ApiError("DependencyViolation", "resource " + id + " has a dependent object");
     }
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/json.hpp>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 
 #include "cloud/api.hpp"
 #include "cloud/query_protocol.hpp"
+#include "cloud/records.hpp"
 #include "cloud/store.hpp"
 
 namespace sluice::cloud {
@@ -46,21 +48,8 @@ class Ec2 {
 
   // An elastic network interface: where something sits in a VPC (a proxy endpoint, a function's
   // environment, a command run with `sluice exec`), with its address and security groups.
-  struct NetworkInterface {
-    std::string id;
-    std::string subnet_id;
-    std::string vpc_id;
-    std::string zone;
-    std::string ip;
-    std::string description;
-    std::vector<std::string> groups;
-    bool requester_managed = false;  // made by a service (a proxy), not deletable by users
-    std::string interface_type = "interface";  // or "lambda": a function's Hyperplane ENI
-
-    // Whether clients run inside it (a user's interface, a function's): it gets a namespace of
-    // its own. A service's interface (a proxy's, a cluster's) is only an address it listens on.
-    bool is_client() const { return !requester_managed || interface_type == "lambda"; }
-  };
+  // A network interface as stored (records.hpp).
+  using NetworkInterface = NetworkInterfaceRecord;
   // A new interface with the next free address of the subnet (or `ip`). Throws ApiError.
   NetworkInterface create_interface(const std::string& subnet_id,
                                     const std::vector<std::string>& groups,
@@ -86,6 +75,11 @@ class Ec2 {
   std::string create_security_group(const QueryParams& params);
   std::string change_rules(const QueryParams& params, bool egress, bool authorize);
   std::string describe(std::string_view kind, const QueryParams& params);
+  // One resource of `kind` as DescribeVpcs/Subnets/SecurityGroups lists it, if it passes the
+  // request's names and filters.
+  void describe_item(Xml& xml, std::string_view kind, const std::string& document,
+                     const std::vector<std::string>& names,
+                     const std::map<std::string, std::vector<std::string>>& filters);
   std::string describe_rules(const QueryParams& params);
   std::string remove(std::string_view kind, const std::string& id);
   std::string create_network_interface(const QueryParams& params);
@@ -98,8 +92,15 @@ class Ec2 {
                    const std::vector<std::string>& peer_groups, std::string_view peer_ipv4,
                    int port);
 
-  boost::json::object load(std::string_view kind, const std::string& id);
-  void save(std::string_view kind, const boost::json::object& resource);
+  // The stored resources (records.hpp); not found: EC2's NotFound error for the kind.
+  VpcRecord vpc(const std::string& id);
+  SubnetRecord subnet(const std::string& id);
+  SecurityGroupRecord group(const std::string& id);
+  std::vector<SubnetRecord> subnets();
+  std::vector<SecurityGroupRecord> groups();
+  void save(const VpcRecord& vpc);
+  void save(const SubnetRecord& subnet);
+  void save(const SecurityGroupRecord& group);
   std::string make_security_group(const std::string& vpc_id, const std::string& name,
                                   const std::string& description, bool self_ingress,
                                   const std::string& pinned_id = {});

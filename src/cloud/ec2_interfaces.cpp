@@ -8,33 +8,14 @@
 
 #include "cloud/ec2.hpp"
 #include "cloud/ec2_support.hpp"
-#include "cloud/json_fields.hpp"
 
 namespace sluice::cloud {
-namespace json = boost::json;
 using namespace ec2_support;
-
-namespace {
-Ec2::NetworkInterface interface_from(const json::object& o) {
-  Ec2::NetworkInterface eni;
-  eni.id = text(o, "NetworkInterfaceId");
-  eni.subnet_id = text(o, "SubnetId");
-  eni.vpc_id = text(o, "VpcId");
-  eni.zone = text(o, "AvailabilityZone");
-  eni.ip = text(o, "PrivateIpAddress");
-  eni.description = text(o, "Description");
-  eni.requester_managed = flag(o, "RequesterManaged");
-  if (const std::string type = text(o, "InterfaceType"); !type.empty()) eni.interface_type = type;
-  for (const auto& g : o.at("Groups").as_array()) eni.groups.emplace_back(g.as_string());
-  return eni;
-}
-}  // namespace
 
 std::vector<Ec2::NetworkInterface> Ec2::interfaces() {
   std::vector<NetworkInterface> out;
   for (const auto& [id, document] : store_.list(kInterface)) {
-    const json::value parsed = json::parse(document);
-    out.push_back(interface_from(parsed.as_object()));
+    out.push_back(parse_record<NetworkInterface>(document));
   }
   return out;
 }
@@ -42,8 +23,7 @@ std::vector<Ec2::NetworkInterface> Ec2::interfaces() {
 std::optional<Ec2::NetworkInterface> Ec2::interface(const std::string& id) {
   auto document = store_.get(kInterface, id);
   if (!document) return std::nullopt;
-  const json::value parsed = json::parse(*document);
-  return interface_from(parsed.as_object());
+  return parse_record<NetworkInterface>(*document);
 }
 
 Ec2::NetworkInterface Ec2::create_interface(const std::string& subnet_id,
@@ -51,15 +31,14 @@ Ec2::NetworkInterface Ec2::create_interface(const std::string& subnet_id,
                                             const std::string& description, bool requester_managed,
                                             const std::string& wanted_ip,
                                             const std::string& interface_type) {
-  const json::object subnet = load(kSubnet, subnet_id);
-  const std::string vpc_id = text(subnet, "VpcId");
+  const SubnetRecord subnet = this->subnet(subnet_id);
+  const std::string& vpc_id = subnet.vpc_id;
   for (const auto& group : groups) {
-    const json::object g = load(kGroup, group);
-    if (text(g, "VpcId") != vpc_id)
+    if (this->group(group).vpc_id != vpc_id)
       throw ApiError("InvalidParameterValue",
                      "The security group " + group + " does not belong to VPC " + vpc_id + ".");
   }
-  const auto cidr = parse_cidr(text(subnet, "CidrBlock"));
+  const auto cidr = parse_cidr(subnet.cidr_block);
   std::set<uint32_t> taken;
   for (const auto& eni : interfaces()) {
     in_addr a{};
@@ -87,20 +66,19 @@ Ec2::NetworkInterface Ec2::create_interface(const std::string& subnet_id,
   }
   std::string address = cidr_text(ip, 32);
   address.resize(address.find('/'));
-  json::array group_ids;
-  for (const auto& g : groups) group_ids.emplace_back(g);
-  json::object eni{{"NetworkInterfaceId", resource_id("eni")},
-                   {"SubnetId", subnet_id},
-                   {"VpcId", vpc_id},
-                   {"AvailabilityZone", text(subnet, "AvailabilityZone")},
-                   {"PrivateIpAddress", address},
-                   {"Description", description},
-                   {"Groups", group_ids},
-                   {"RequesterManaged", requester_managed},
-                   {"InterfaceType", interface_type},
-                   {"OwnerId", account_id_}};
-  store_.put(kInterface, text(eni, "NetworkInterfaceId"), json::serialize(eni));
-  return interface_from(eni);
+  NetworkInterface eni;
+  eni.id = resource_id("eni");
+  eni.subnet_id = subnet_id;
+  eni.vpc_id = vpc_id;
+  eni.zone = subnet.zone;
+  eni.ip = address;
+  eni.description = description;
+  eni.groups = groups;
+  eni.requester_managed = requester_managed;
+  eni.interface_type = interface_type;
+  eni.owner_id = account_id_;
+  store_.put(kInterface, eni.id, serialize_record(eni));
+  return eni;
 }
 
 void Ec2::delete_interface(const std::string& id) {
@@ -124,7 +102,7 @@ void Ec2::interface_xml(Xml& xml, std::string_view tag, const NetworkInterface& 
   for (const auto& group : eni.groups) {
     std::string name;
     if (auto document = store_.get(kGroup, group))
-      name = text(json::parse(*document).as_object(), "GroupName");
+      name = parse_record<SecurityGroupRecord>(*document).name;
     xml.open("item").leaf("groupId", group).leaf("groupName", name).close("item");
   }
   xml.close("groupSet")
@@ -143,10 +121,8 @@ std::string Ec2::create_network_interface(const QueryParams& params) {
   if (groups.empty()) {
     // As in EC2: without groups, the VPC's default group.
     const std::string vpc = vpc_of_subnet(subnet);
-    for (const auto& [id, document] : store_.list(kGroup)) {
-      const json::object g = json::parse(document).as_object();
-      if (text(g, "VpcId") == vpc && text(g, "GroupName") == "default") groups.push_back(id);
-    }
+    for (const auto& g : this->groups())
+      if (g.vpc_id == vpc && g.name == "default") groups.push_back(g.id);
   }
   const NetworkInterface eni =
       create_interface(subnet, groups, params.get("Description").value_or(""), false,
@@ -226,20 +202,15 @@ bool Ec2::rules_allow(const std::vector<std::string>& groups, std::string_view s
   for (const auto& group_id : groups) {
     auto document = store_.get(kGroup, group_id);
     if (!document) continue;
-    const json::value stored = json::parse(*document);  // kept alive for the loop
-    const auto* rules = stored.as_object().if_contains(side);
-    if (!rules || !rules->is_array()) continue;
-    for (const auto& r : rules->as_array()) {
-      const json::object& rule = r.as_object();
-      const std::string protocol = text(rule, "IpProtocol");
-      if (protocol != "-1" &&
-          (protocol != "tcp" || port < number(rule, "FromPort") || port > number(rule, "ToPort")))
+    const SecurityGroupRecord group = parse_record<SecurityGroupRecord>(*document);
+    for (const auto& rule : side == "Egress" ? group.egress : group.ingress) {
+      if (rule.protocol != "-1" &&
+          (rule.protocol != "tcp" || port < rule.from_port || port > rule.to_port))
         continue;
-      const std::string referenced = text(rule, "ReferencedGroupId");
-      if (!referenced.empty() &&
-          std::find(peer_groups.begin(), peer_groups.end(), referenced) != peer_groups.end())
+      if (!rule.referenced_group.empty() && std::find(peer_groups.begin(), peer_groups.end(),
+                                                      rule.referenced_group) != peer_groups.end())
         return true;
-      if (auto cidr = parse_cidr(text(rule, "CidrIpv4"));
+      if (auto cidr = parse_cidr(rule.cidr);
           cidr && has_ip && (ip & mask_of(cidr->second)) == cidr->first)
         return true;
     }

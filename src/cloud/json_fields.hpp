@@ -1,4 +1,7 @@
 // Reading the control plane's stored JSON documents: absent or mistyped fields read as empty.
+// Resources with typed records (records.hpp: proxies, clusters, instances, VPCs, subnets,
+// security groups, network interfaces, functions) are read there instead, where a missing
+// required key is an error.
 #pragma once
 
 #include <boost/json.hpp>

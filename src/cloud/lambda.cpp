@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "auth/crypto.hpp"
-#include "cloud/encoding.hpp"
 #include "cloud/ids.hpp"
+#include "common/encoding.hpp"
 
 namespace sluice::cloud {
 namespace json = boost::json;
@@ -95,9 +95,9 @@ std::string role_of(const json::object& input) {
 }
 
 // UpdateFunction*'s optimistic lock: a RevisionId given must be the current one.
-void check_revision(const json::object& input, const json::object& function) {
+void check_revision(const json::object& input, const FunctionRecord& function) {
   const std::string wanted = text_of(input, "RevisionId");
-  if (!wanted.empty() && wanted != text_of(function, "RevisionId"))
+  if (!wanted.empty() && wanted != function.revision_id)
     throw ApiError("PreconditionFailedException",
                    "The Revision Id provided does not match the latest Revision Id. Call the "
                    "GetFunction/GetAlias API to retrieve the latest Revision Id",
@@ -175,49 +175,47 @@ bool Lambda::serves_path(std::string_view target) {
   return false;
 }
 
-json::object Lambda::load(const std::string& name_or_arn) {
+FunctionRecord Lambda::function(const std::string& name_or_arn) {
   const std::string name = name_of(name_or_arn);
   auto document = store_.get(kKind, name);
   if (!document)
     throw ApiError(
         "ResourceNotFoundException",
         "Function not found: arn:aws:lambda:us-east-1:" + account_id_ + ":function:" + name, 404);
-  return json::parse(*document).as_object();
+  return parse_record<FunctionRecord>(*document);
 }
 
-void Lambda::save(const json::object& function) {
-  store_.put(kKind, std::string(function.at("FunctionName").as_string()),
-             json::serialize(function));
+json::object Lambda::load(const std::string& name_or_arn) {
+  return function(name_or_arn).to_json();
 }
 
-std::vector<std::string> Lambda::network_interfaces(const json::object& function) {
-  std::vector<std::string> out;
-  if (const auto* attached = function.if_contains("NetworkInterfaces");
-      attached && attached->is_array())
-    for (const auto& a : attached->as_array())
-      if (const auto* id = a.as_object().if_contains("NetworkInterfaceId"); id && id->is_string())
-        out.emplace_back(id->as_string());
+std::vector<FunctionRecord> Lambda::functions() {
+  std::vector<FunctionRecord> out;
+  for (const auto& [id, document] : store_.list(kKind))
+    out.push_back(parse_record<FunctionRecord>(document));
   return out;
 }
 
+void Lambda::save(const FunctionRecord& function) {
+  store_.put(kKind, function.name, serialize_record(function));
+}
+
+std::vector<std::string> Lambda::network_interfaces(const json::object& function) {
+  return FunctionRecord::from_json(function).interface_ids();
+}
+
 std::optional<int64_t> Lambda::reserved_concurrency(const json::object& function) {
-  const auto* reserved = function.if_contains("ReservedConcurrentExecutions");
-  if (!reserved || !reserved->is_int64()) return std::nullopt;
-  return reserved->as_int64();
+  return FunctionRecord::from_json(function).reserved_concurrency;
 }
 
 int64_t Lambda::unreserved_concurrency() {
   int64_t reserved = 0;
-  for (const auto& [id, document] : store_.list(kKind))
-    reserved += reserved_concurrency(json::parse(document).as_object()).value_or(0);
+  for (const auto& f : functions()) reserved += f.reserved_concurrency.value_or(0);
   return account_concurrency_ - reserved;
 }
 
-json::object Lambda::vpc_config(const json::value& input) {
-  json::object out{{"SubnetIds", json::array()},
-                   {"SecurityGroupIds", json::array()},
-                   {"VpcId", ""},
-                   {"Ipv6AllowedForDualStack", false}};
+FunctionVpcConfig Lambda::vpc_config(const json::value& input) {
+  FunctionVpcConfig out;
   if (!input.is_object()) return out;
   const json::object& config = input.as_object();
   std::string vpc;
@@ -233,7 +231,7 @@ json::object Lambda::vpc_config(const json::value& input) {
             subnet + "' does not exist");
       if (!vpc.empty() && vpc != subnet_vpc) throw invalid("Subnets must all be in the same VPC.");
       vpc = subnet_vpc;
-      out["SubnetIds"].as_array().push_back(s);
+      out.subnets.push_back(subnet);
     }
   }
   if (auto it = config.find("SecurityGroupIds"); it != config.end() && it->value().is_array()) {
@@ -245,24 +243,23 @@ json::object Lambda::vpc_config(const json::value& input) {
             "EC2 "
             "Error Message: The security group '" +
             group + "' does not exist in VPC '" + vpc + "'");
-      out["SecurityGroupIds"].as_array().push_back(g);
+      out.groups.push_back(group);
     }
   }
-  if (!out["SubnetIds"].as_array().empty() && out["SecurityGroupIds"].as_array().empty())
+  if (!out.subnets.empty() && out.groups.empty())
     throw invalid("A VpcConfig with subnets needs at least one security group.");
-  out["VpcId"] = vpc;
+  out.vpc_id = vpc;
   return out;
 }
 
-json::array Lambda::attach_interfaces(const std::string& name, const json::object& vpc) {
-  std::vector<std::string> groups;
-  for (const auto& g : vpc.at("SecurityGroupIds").as_array()) groups.emplace_back(g.as_string());
+std::vector<FunctionInterface> Lambda::attach_interfaces(const std::string& name,
+                                                         const FunctionVpcConfig& vpc) {
+  std::vector<std::string> groups = vpc.groups;
   std::sort(groups.begin(), groups.end());
   groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
   auto known = ec2_.interfaces();
-  json::array attached;
-  for (const auto& s : vpc.at("SubnetIds").as_array()) {
-    const std::string subnet(s.as_string());
+  std::vector<FunctionInterface> attached;
+  for (const auto& subnet : vpc.subnets) {
     // One interface per (subnet, group set), whichever function made it: Hyperplane's sharing.
     auto shared = std::find_if(known.begin(), known.end(), [&](const Ec2::NetworkInterface& eni) {
       if (eni.interface_type != kLambdaInterface || eni.subnet_id != subnet) return false;
@@ -287,26 +284,18 @@ json::array Lambda::attach_interfaces(const std::string& name, const json::objec
       }
       id = known.back().id;
     }
-    attached.push_back(json::object{{"SubnetId", subnet}, {"NetworkInterfaceId", id}});
+    attached.push_back({subnet, id});
   }
   return attached;
 }
 
 void Lambda::release_unused_interfaces() {
   std::set<std::string> used;
-  for (const auto& [id, document] : store_.list(kKind))
-    for (auto& eni : network_interfaces(json::parse(document).as_object())) used.insert(eni);
+  for (const auto& f : functions())
+    for (auto& eni : f.interface_ids()) used.insert(eni);
   for (const auto& eni : ec2_.interfaces())
     if (eni.interface_type == kLambdaInterface && !used.contains(eni.id))
       ec2_.delete_interface(eni.id);
-}
-
-json::object Lambda::public_view(const json::object& function) {
-  json::object out = function;
-  for (const char* own :
-       {"CodeFile", "CodeIsLocal", "ReservedConcurrentExecutions", "NetworkInterfaces"})
-    out.erase(own);
-  return out;
 }
 
 Lambda::Package Lambda::package_of(const json::object& code, std::string_view missing_message) {
@@ -367,7 +356,7 @@ json::object Lambda::create(const json::object& input, const std::string& region
   // Every check before anything is written: a refused request leaves nothing behind.
   const int64_t timeout = integer_of(input, "Timeout", 3, 1, 900);
   const int64_t memory = integer_of(input, "MemorySize", 128, 128, 10240);
-  const json::object vpc =
+  const FunctionVpcConfig vpc =
       vpc_config(input.contains("VpcConfig") ? input.at("VpcConfig") : json::value());
   auto code_it = input.find("Code");
   if (code_it == input.end() || !code_it->value().is_object())
@@ -375,77 +364,67 @@ json::object Lambda::create(const json::object& input, const std::string& region
   Package package = package_of(code_it->value().as_object(), "The Code parameter is required.");
 
   const std::string revision = uuid4();
-  json::object function{
-      {"FunctionName", name},
-      {"FunctionArn", "arn:aws:lambda:" + region + ":" + account_id_ + ":function:" + name},
-      {"Runtime", runtime},
-      {"Role", role},
-      {"Handler", handler},
-      {"CodeSize", package.size},
-      {"Description", text_of(input, "Description")},
-      {"Timeout", timeout},
-      {"MemorySize", memory},
-      {"LastModified", now_lambda_format()},
-      {"CodeSha256", package.sha256},
-      {"Version", "$LATEST"},
-      {"VpcConfig", vpc},
-      {"Environment", json::object{{"Variables", json::object()}}},
-      {"TracingConfig", json::object{{"Mode", "PassThrough"}}},
-      {"RevisionId", revision},
-      {"State", "Active"},
-      {"LastUpdateStatus", "Successful"},
-      {"PackageType", "Zip"},
-      {"Architectures", json::array{"x86_64"}},
-      {"EphemeralStorage", json::object{{"Size", 512}}},
-      {"SnapStart", json::object{{"ApplyOn", "None"}, {"OptimizationStatus", "Off"}}},
-      {"LoggingConfig", json::object{{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + name}}},
-      {"CodeFile", package.file},
-      {"CodeIsLocal", package.local}};
+  FunctionRecord function;
+  function.name = name;
+  function.arn = "arn:aws:lambda:" + region + ":" + account_id_ + ":function:" + name;
+  function.runtime = runtime;
+  function.role = role;
+  function.handler = handler;
+  function.code_size = package.size;
+  function.description = text_of(input, "Description");
+  function.timeout = timeout;
+  function.memory_size = memory;
+  function.last_modified = now_lambda_format();
+  function.code_sha256 = package.sha256;
+  function.vpc_config = vpc;
+  function.revision_id = revision;
+  function.log_group = "/aws/lambda/" + name;
+  function.code_file = package.file;
+  function.code_is_local = package.local;
   if (auto it = input.find("Environment"); it != input.end() && it->value().is_object())
     if (auto vars = it->value().as_object().find("Variables");
         vars != it->value().as_object().end())
-      function["Environment"] = json::object{{"Variables", vars->value()}};
+      function.variables = vars->value();
   if (auto it = input.find("Architectures"); it != input.end() && it->value().is_array())
-    function["Architectures"] = it->value();
+    function.architectures = it->value().as_array();
   // The writes: the function's interfaces, its package, its record. Whatever fails undoes the rest.
   try {
-    function["NetworkInterfaces"] = attach_interfaces(name, vpc);
-    if (!package.local) function["CodeFile"] = write_upload(name, package, revision);
-    if (!store_.insert(kKind, name, json::serialize(function)))
+    function.interfaces = attach_interfaces(name, vpc);
+    if (!package.local) function.code_file = write_upload(name, package, revision);
+    if (!store_.insert(kKind, name, serialize_record(function)))
       throw ApiError("ResourceConflictException", "Function already exist: " + name, 409);
   } catch (...) {
-    if (!package.local && !text_of(function, "CodeFile").empty())
-      std::filesystem::remove(text_of(function, "CodeFile"));
+    if (!package.local && !function.code_file.empty()) std::filesystem::remove(function.code_file);
     release_unused_interfaces();
     throw;
   }
-  return public_view(function);
+  return function.configuration();
 }
 
 json::object Lambda::update(const std::string& name_or_arn, const json::object& input) {
-  json::object function = load(name_or_arn);
-  const std::string name(function.at("FunctionName").as_string());
+  FunctionRecord function = this->function(name_or_arn);
+  const std::string name = function.name;
   check_revision(input, function);
-  if (input.contains("Role")) function["Role"] = role_of(input);
-  for (const char* key : {"Handler", "Runtime", "Description"})
-    if (input.contains(key)) function[key] = text_of(input, key);
-  if (input.contains("Timeout")) function["Timeout"] = integer_of(input, "Timeout", 3, 1, 900);
+  if (input.contains("Role")) function.role = role_of(input);
+  if (input.contains("Handler")) function.handler = text_of(input, "Handler");
+  if (input.contains("Runtime")) function.runtime = text_of(input, "Runtime");
+  if (input.contains("Description")) function.description = text_of(input, "Description");
+  if (input.contains("Timeout")) function.timeout = integer_of(input, "Timeout", 3, 1, 900);
   if (input.contains("MemorySize"))
-    function["MemorySize"] = integer_of(input, "MemorySize", 128, 128, 10240);
-  std::optional<json::object> vpc;
+    function.memory_size = integer_of(input, "MemorySize", 128, 128, 10240);
+  std::optional<FunctionVpcConfig> vpc;
   if (input.contains("VpcConfig")) vpc = vpc_config(input.at("VpcConfig"));
   if (auto it = input.find("Environment"); it != input.end() && it->value().is_object()) {
     auto vars = it->value().as_object().find("Variables");
-    function["Environment"] = json::object{{"Variables", vars != it->value().as_object().end()
-                                                             ? vars->value()
-                                                             : json::value(json::object())}};
+    function.variables =
+        vars != it->value().as_object().end() ? vars->value() : json::value(json::object());
   }
-  function["LastModified"] = now_lambda_format();
-  function["RevisionId"] = uuid4();
+  function.last_modified = now_lambda_format();
+  function.revision_id = uuid4();
   if (vpc) {
-    function["VpcConfig"] = *vpc;
+    function.vpc_config = *vpc;
     try {
-      function["NetworkInterfaces"] = attach_interfaces(name, *vpc);
+      function.interfaces = attach_interfaces(name, *vpc);
     } catch (...) {
       release_unused_interfaces();
       throw;
@@ -453,12 +432,12 @@ json::object Lambda::update(const std::string& name_or_arn, const json::object& 
   }
   save(function);
   if (vpc) release_unused_interfaces();  // those of the previous VpcConfig, if no one else's
-  return public_view(function);
+  return function.configuration();
 }
 
 json::object Lambda::update_code(const std::string& name_or_arn, const json::object& input) {
-  json::object function = load(name_or_arn);
-  const std::string name(function.at("FunctionName").as_string());
+  FunctionRecord function = this->function(name_or_arn);
+  const std::string name = function.name;
   Package package = package_of(input, "Please provide a source for function code.");
   check_revision(input, function);
   if (auto it = input.find("Architectures"); it != input.end() && !it->value().is_null()) {
@@ -471,41 +450,41 @@ json::object Lambda::update_code(const std::string& name_or_arn, const json::obj
           "1 validation error detected: Value at 'architectures' failed to satisfy constraint: "
           "Member must have length less than or equal to 1, and each member must be one of "
           "[x86_64, arm64]");
-    function["Architectures"] = it->value();
+    function.architectures = it->value().as_array();
   }
-  const std::string old_file = text_of(function, "CodeFile");
-  const bool old_local = flag_of(function, "CodeIsLocal");
+  const std::string old_file = function.code_file;
+  const bool old_local = function.code_is_local;
   const std::string revision = uuid4();
-  function["CodeSha256"] = package.sha256;
-  function["CodeSize"] = package.size;
-  function["LastModified"] = now_lambda_format();
-  function["RevisionId"] = revision;
-  function["LastUpdateStatus"] = "Successful";
-  function["CodeIsLocal"] = package.local;
-  function["CodeFile"] = package.file;
-  if (flag_of(input, "DryRun")) return public_view(function);  // checked, nothing written
-  if (!package.local) function["CodeFile"] = write_upload(name, package, revision);
+  function.code_sha256 = package.sha256;
+  function.code_size = package.size;
+  function.last_modified = now_lambda_format();
+  function.revision_id = revision;
+  function.last_update_status = "Successful";
+  function.code_is_local = package.local;
+  function.code_file = package.file;
+  if (flag_of(input, "DryRun")) return function.configuration();  // checked, nothing written
+  if (!package.local) function.code_file = write_upload(name, package, revision);
   save(function);
   // The previous upload is replaced (code where the user keeps it is theirs).
-  if (!old_local && !old_file.empty() && old_file != text_of(function, "CodeFile")) {
+  if (!old_local && !old_file.empty() && old_file != function.code_file) {
     std::error_code ignored;
     std::filesystem::remove(old_file, ignored);
   }
-  return public_view(function);
+  return function.configuration();
 }
 
 void Lambda::remove(const std::string& name_or_arn) {
-  const json::object function = load(name_or_arn);
-  store_.remove(kKind, std::string(function.at("FunctionName").as_string()));
+  const FunctionRecord function = this->function(name_or_arn);
+  store_.remove(kKind, function.name);
   release_unused_interfaces();
-  if (!flag_of(function, "CodeIsLocal")) {
+  if (!function.code_is_local) {
     std::error_code ignored;
-    std::filesystem::remove(text_of(function, "CodeFile"), ignored);
+    std::filesystem::remove(function.code_file, ignored);
   }
 }
 
 json::object Lambda::put_concurrency(const std::string& name_or_arn, const json::object& input) {
-  json::object function = load(name_or_arn);
+  FunctionRecord function = this->function(name_or_arn);
   const auto it = input.find("ReservedConcurrentExecutions");
   if (it == input.end() || it->value().is_null())
     throw invalid(
@@ -517,9 +496,8 @@ json::object Lambda::put_concurrency(const std::string& name_or_arn, const json:
                   "have value greater than or equal to 0");
   const int64_t wanted = it->value().as_int64();
   int64_t others = 0;
-  for (const auto& [id, document] : store_.list(kKind))
-    if (id != text_of(function, "FunctionName"))
-      others += reserved_concurrency(json::parse(document).as_object()).value_or(0);
+  for (const auto& f : functions())
+    if (f.name != function.name) others += f.reserved_concurrency.value_or(0);
   // AWS keeps 100 unreserved; a tenth of a smaller limit here (see kMinimumUnreserved).
   const int64_t minimum = std::min(kMinimumUnreserved, account_concurrency_ / 10);
   if (account_concurrency_ - others - wanted < minimum)
@@ -527,7 +505,7 @@ json::object Lambda::put_concurrency(const std::string& name_or_arn, const json:
         "Specified ReservedConcurrentExecutions for function decreases account's "
         "UnreservedConcurrentExecution below its minimum value of [" +
         std::to_string(minimum) + "].");
-  function["ReservedConcurrentExecutions"] = wanted;
+  function.reserved_concurrency = wanted;
   save(function);
   return json::object{{"ReservedConcurrentExecutions", wanted}};
 }
@@ -536,12 +514,10 @@ json::object Lambda::account_settings() {
   int64_t code_size = 0;
   int64_t functions = 0;
   int64_t reserved = 0;
-  for (const auto& [id, document] : store_.list(kKind)) {
-    const json::object function = json::parse(document).as_object();
+  for (const auto& function : this->functions()) {
     ++functions;
-    if (const auto* size = function.if_contains("CodeSize"); size && size->is_int64())
-      code_size += size->as_int64();
-    reserved += reserved_concurrency(function).value_or(0);
+    code_size += function.code_size;
+    reserved += function.reserved_concurrency.value_or(0);
   }
   return json::object{
       {"AccountLimit",
@@ -551,6 +527,23 @@ json::object Lambda::account_settings() {
                     {"ConcurrentExecutions", account_concurrency_},
                     {"UnreservedConcurrentExecutions", account_concurrency_ - reserved}}},
       {"AccountUsage", json::object{{"TotalCodeSize", code_size}, {"FunctionCount", functions}}}};
+}
+
+json::object Lambda::get_function(const std::string& name_or_arn) {
+  const FunctionRecord function = this->function(name_or_arn);
+  json::object out{{"Configuration", function.configuration()},
+                   {"Code", json::object{{"RepositoryType", "S3"},
+                                         {"Location", "file://" + function.code_file}}}};
+  if (const auto reserved = function.reserved_concurrency)
+    out["Concurrency"] = json::object{{"ReservedConcurrentExecutions", *reserved}};
+  return out;
+}
+
+json::object Lambda::get_concurrency(const std::string& name_or_arn) {
+  json::object out;
+  if (const auto reserved = function(name_or_arn).reserved_concurrency)
+    out["ReservedConcurrentExecutions"] = *reserved;
+  return out;
 }
 
 ApiResponse Lambda::handle(const ApiRequest& request) {
@@ -574,27 +567,17 @@ ApiResponse Lambda::handle(const ApiRequest& request) {
     if (version == "2015-03-31" && resource == "functions") {
       if (depth == 2 && method == "POST") return json_response(201, create(body(), request.region));
       if (depth == 2 && method == "GET") {
-        json::array functions;
-        for (const auto& [id, document] : store_.list(kKind))
-          functions.push_back(public_view(json::parse(document).as_object()));
-        return json_response(200, json::object{{"Functions", functions}});
+        json::array listed;
+        for (const auto& function : functions()) listed.push_back(function.configuration());
+        return json_response(200, json::object{{"Functions", listed}});
       }
-      if (depth == 3 && method == "GET") {
-        const json::object function = load(name);
-        json::object out{
-            {"Configuration", public_view(function)},
-            {"Code", json::object{{"RepositoryType", "S3"},
-                                  {"Location", "file://" + text_of(function, "CodeFile")}}}};
-        if (const auto reserved = reserved_concurrency(function))
-          out["Concurrency"] = json::object{{"ReservedConcurrentExecutions", *reserved}};
-        return json_response(200, out);
-      }
+      if (depth == 3 && method == "GET") return json_response(200, get_function(name));
       if (depth == 3 && method == "DELETE") {
         remove(name);
         return no_content();
       }
       if (depth == 4 && sub == "configuration" && method == "GET")
-        return json_response(200, public_view(load(name)));
+        return json_response(200, function(name).configuration());
       if (depth == 4 && sub == "configuration" && method == "PUT")
         return json_response(200, update(name, body()));
       if (depth == 4 && sub == "code" && method == "PUT")
@@ -604,17 +587,13 @@ ApiResponse Lambda::handle(const ApiRequest& request) {
       if (version == "2017-10-31" && method == "PUT")
         return json_response(200, put_concurrency(name, body()));
       if (version == "2017-10-31" && method == "DELETE") {
-        json::object function = load(name);
-        function.erase("ReservedConcurrentExecutions");
+        FunctionRecord function = this->function(name);
+        function.reserved_concurrency.reset();
         save(function);
         return no_content();
       }
-      if (version == "2019-09-30" && method == "GET") {
-        json::object out;
-        if (const auto reserved = reserved_concurrency(load(name)))
-          out["ReservedConcurrentExecutions"] = *reserved;
-        return json_response(200, out);
-      }
+      if (version == "2019-09-30" && method == "GET")
+        return json_response(200, get_concurrency(name));
     }
     if (version == "2016-08-19" && resource == "account-settings" && depth == 2 && method == "GET")
       return json_response(200, account_settings());

@@ -14,6 +14,7 @@
 
 #include "cloud/api.hpp"
 #include "cloud/ec2.hpp"
+#include "cloud/records.hpp"
 #include "cloud/store.hpp"
 
 namespace sluice::cloud {
@@ -43,10 +44,13 @@ class Lambda {
   ApiResponse handle(const ApiRequest& request);
   // The stored function (its configuration and sluice's own keys: CodeFile, CodeIsLocal,
   // ReservedConcurrentExecutions, NetworkInterfaces …). Throws ResourceNotFoundException.
+  FunctionRecord function(const std::string& name_or_arn);
+  // The same as its stored document.
   boost::json::object load(const std::string& name_or_arn);
+  std::vector<FunctionRecord> functions();
 
   // The IDs of the function's network interfaces (one per subnet of its VpcConfig; none outside
-  // a VPC), where its execution environments run.
+  // a VPC), where its execution environments run (FunctionRecord::interface_ids).
   static std::vector<std::string> network_interfaces(const boost::json::object& function);
   // The function's reserved concurrency (PutFunctionConcurrency), if any.
   static std::optional<int64_t> reserved_concurrency(const boost::json::object& function);
@@ -75,16 +79,18 @@ class Lambda {
   boost::json::object update_code(const std::string& name, const boost::json::object& input);
   void remove(const std::string& name);
   boost::json::object put_concurrency(const std::string& name, const boost::json::object& input);
+  boost::json::object get_function(const std::string& name);     // GetFunction's output
+  boost::json::object get_concurrency(const std::string& name);  // GetFunctionConcurrency's
   boost::json::object account_settings();
   // VpcConfig as Lambda reports it, with VpcId looked up from the subnets.
-  boost::json::object vpc_config(const boost::json::value& input);
+  FunctionVpcConfig vpc_config(const boost::json::value& input);
   // The function's NetworkInterfaces for its VpcConfig: the shared interface of each (subnet,
   // group set), made when none exists yet.
-  boost::json::array attach_interfaces(const std::string& name, const boost::json::object& vpc);
+  std::vector<FunctionInterface> attach_interfaces(const std::string& name,
+                                                   const FunctionVpcConfig& vpc);
   // Deletes the functions' interfaces that no stored function uses.
   void release_unused_interfaces();
-  boost::json::object public_view(const boost::json::object& function);
-  void save(const boost::json::object& function);
+  void save(const FunctionRecord& function);
 
   Store& store_;
   Ec2& ec2_;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cloud/api.hpp"
-#include "cloud/encoding.hpp"
+#include "common/encoding.hpp"
 
 namespace sluice::cloud {
 

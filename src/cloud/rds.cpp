@@ -41,6 +41,63 @@ std::string capacity_text(double acus) {
   return fmt::format("{:.1f}", acus);
 }
 
+void security_groups_xml(Xml& xml, const std::vector<std::string>& groups) {
+  xml.open("VpcSecurityGroups");
+  for (const auto& group : groups)
+    xml.open("VpcSecurityGroupMembership")
+        .leaf("VpcSecurityGroupId", group)
+        .leaf("Status", "active")
+        .close("VpcSecurityGroupMembership");
+  xml.close("VpcSecurityGroups");
+}
+
+std::string master_username(const QueryParams& params) {
+  const std::string user = params.get("MasterUsername").value_or("");
+  if (user.empty())
+    throw ApiError("InvalidParameterValue",
+                   "The parameter MasterUsername must be provided and must not be blank.");
+  bool user_ok = user.size() <= 63 && std::isalpha(static_cast<unsigned char>(user[0]));
+  for (char c : user)
+    user_ok = user_ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+  if (!user_ok || user == "postgres" || user == "rdsadmin")
+    throw ApiError("InvalidParameterValue",
+                   "MasterUsername " + user +
+                       " cannot be used: it must start with a letter, contain only letters, "
+                       "digits and underscores, and not be a reserved word.");
+  return user;
+}
+
+std::string master_password(const QueryParams& params) {
+  if (params.boolean("ManageMasterUserPassword").value_or(false))
+    throw ApiError("InvalidParameterCombination",
+                   "sluice does not manage master passwords in Secrets Manager yet; pass "
+                   "MasterUserPassword.");
+  const std::string password = params.get("MasterUserPassword").value_or("");
+  if (password.size() < 8 || password.size() > 128)
+    throw ApiError("InvalidParameterValue",
+                   "The parameter MasterUserPassword is not a valid password because it is " +
+                       std::string(password.empty() ? "missing" : "not 8 to 128 characters long") +
+                       ".");
+  for (char c : password)
+    if (c == '/' || c == '"' || c == '@' || c == ' ' || static_cast<unsigned char>(c) < 0x21)
+      throw ApiError("InvalidParameterValue",
+                     "The parameter MasterUserPassword is not a valid password. Only printable "
+                     "ASCII characters besides '/', '@', '\"', ' ' may be used.");
+  return password;
+}
+
+std::string database_name(const QueryParams& params) {
+  const std::string database = params.get("DatabaseName").value_or("");
+  if (database.empty()) return database;
+  bool ok = database.size() <= 63 && std::isalpha(static_cast<unsigned char>(database[0]));
+  for (char c : database) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+  if (!ok)
+    throw ApiError("InvalidParameterValue",
+                   "The parameter DatabaseName must begin with a letter and contain only "
+                   "letters, digits and underscores (at most 63).");
+  return database;
+}
+
 void check_capacity(double acus, const std::string& name) {
   if (std::fmod(acus * 2, 1.0) != 0)
     throw ApiError(
@@ -128,24 +185,45 @@ std::pair<std::string, std::string> Rds::certificate(std::string_view region) {
                                  {});
 }
 
-void Rds::save(std::string_view kind, const json::object& resource) {
-  const std::string id =
-      text(resource, kind == kCluster ? "DBClusterIdentifier" : "DBInstanceIdentifier");
-  env_.store.put(kind, id, json::serialize(resource));
+void Rds::save(const ClusterRecord& c) {
+  env_.store.put(kCluster, c.id, serialize_record(c));
 }
 
-json::object Rds::cluster(const std::string& id_or_arn) {
-  const std::string id = id_from(id_or_arn);
+void Rds::save(const InstanceRecord& i) {
+  env_.store.put(kInstance, i.id, serialize_record(i));
+}
+
+std::optional<ClusterRecord> Rds::find_cluster(const std::string& id) {
   auto doc = env_.store.get(kCluster, id);
-  if (!doc) throw ApiError("DBClusterNotFoundFault", "DBCluster " + id + " not found.", 404);
-  return json::parse(*doc).as_object();
+  if (!doc) return std::nullopt;
+  return parse_record<ClusterRecord>(*doc);
 }
 
-json::object Rds::instance(const std::string& id_or_arn) {
-  const std::string id = id_from(id_or_arn);
+std::optional<InstanceRecord> Rds::find_instance(const std::string& id) {
   auto doc = env_.store.get(kInstance, id);
-  if (!doc) throw ApiError("DBInstanceNotFound", "DBInstance " + id + " not found.", 404);
-  return json::parse(*doc).as_object();
+  if (!doc) return std::nullopt;
+  return parse_record<InstanceRecord>(*doc);
+}
+
+std::vector<ClusterRecord> Rds::clusters() {
+  std::vector<ClusterRecord> out;
+  for (const auto& [id, doc] : env_.store.list(kCluster))
+    out.push_back(parse_record<ClusterRecord>(doc));
+  return out;
+}
+
+ClusterRecord Rds::cluster(const std::string& id_or_arn) {
+  const std::string id = id_from(id_or_arn);
+  auto found = find_cluster(id);
+  if (!found) throw ApiError("DBClusterNotFoundFault", "DBCluster " + id + " not found.", 404);
+  return std::move(*found);
+}
+
+InstanceRecord Rds::instance(const std::string& id_or_arn) {
+  const std::string id = id_from(id_or_arn);
+  auto found = find_instance(id);
+  if (!found) throw ApiError("DBInstanceNotFound", "DBInstance " + id + " not found.", 404);
+  return std::move(*found);
 }
 
 bool Rds::cluster_exists(const std::string& id) {
@@ -156,40 +234,30 @@ bool Rds::instance_exists(const std::string& id) {
 }
 
 std::string Rds::cluster_of_instance(const std::string& instance_id) {
-  auto doc = env_.store.get(kInstance, id_from(instance_id));
-  if (!doc) return "";
-  const json::value parsed = json::parse(*doc);
-  return text(parsed.as_object(), "DBClusterIdentifier");
+  const auto i = find_instance(id_from(instance_id));
+  return i ? i->cluster_id : "";
 }
 
 std::set<std::string> Rds::addresses_in_use() {
   std::set<std::string> out;
-  for (const auto& [id, doc] : env_.store.list(kCluster)) {
-    const json::value parsed = json::parse(doc);
-    out.insert(text(parsed.as_object(), "Address"));
-  }
+  for (const auto& c : clusters()) out.insert(c.address);
   for (const auto& address : proxies_->addresses_in_use()) out.insert(address);
   return out;
 }
 
 std::optional<ClusterWriter> Rds::writer(const std::string& cluster_id) {
-  auto doc = env_.store.get(kCluster, id_from(cluster_id));
-  if (!doc) return std::nullopt;
-  const json::value parsed = json::parse(*doc);
-  const json::object& c = parsed.as_object();
+  const auto c = find_cluster(id_from(cluster_id));
+  if (!c) return std::nullopt;
   ClusterWriter w;
-  w.cluster_id = text(c, "DBClusterIdentifier");
-  w.address = text(c, "Address");
-  w.port = static_cast<int>(whole(c, "Port", 5432));
-  const std::string instance_id = text(c, "WriterInstance");
-  if (auto idoc = env_.store.get(kInstance, instance_id)) {
-    const json::value iparsed = json::parse(*idoc);
-    const json::object& i = iparsed.as_object();
-    w.instance_id = instance_id;
-    w.instance_arn = text(i, "DBInstanceArn");
-    w.resource_id = text(i, "DbiResourceId");
-    w.endpoint = names(text(i, "Region")).instance(instance_id);
-    w.available = text(i, "DBInstanceStatus") == "available";
+  w.cluster_id = c->id;
+  w.address = c->address;
+  w.port = static_cast<int>(c->port);
+  if (const auto i = find_instance(c->writer_instance)) {
+    w.instance_id = i->id;
+    w.instance_arn = i->arn;
+    w.resource_id = i->resource_id;
+    w.endpoint = names(i->region).instance(i->id);
+    w.available = i->status == "available";
   }
   return w;
 }
@@ -217,43 +285,10 @@ std::string Rds::create_cluster(const QueryParams& params, std::string_view regi
     throw ApiError("InvalidParameterValue",
                    "Invalid DB engine: " + engine_name +
                        ". sluice runs Aurora PostgreSQL clusters (engine aurora-postgresql).");
-  const std::string user = params.get("MasterUsername").value_or("");
-  if (user.empty())
-    throw ApiError("InvalidParameterValue",
-                   "The parameter MasterUsername must be provided and must not be blank.");
-  bool user_ok = user.size() <= 63 && std::isalpha(static_cast<unsigned char>(user[0]));
-  for (char c : user)
-    user_ok = user_ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
-  if (!user_ok || user == "postgres" || user == "rdsadmin")
-    throw ApiError("InvalidParameterValue",
-                   "MasterUsername " + user +
-                       " cannot be used: it must start with a letter, contain only letters, "
-                       "digits and underscores, and not be a reserved word.");
-  if (params.boolean("ManageMasterUserPassword").value_or(false))
-    throw ApiError("InvalidParameterCombination",
-                   "sluice does not manage master passwords in Secrets Manager yet; pass "
-                   "MasterUserPassword.");
-  const std::string password = params.get("MasterUserPassword").value_or("");
-  if (password.size() < 8 || password.size() > 128)
-    throw ApiError("InvalidParameterValue",
-                   "The parameter MasterUserPassword is not a valid password because it is " +
-                       std::string(password.empty() ? "missing" : "not 8 to 128 characters long") +
-                       ".");
-  for (char c : password)
-    if (c == '/' || c == '"' || c == '@' || c == ' ' || static_cast<unsigned char>(c) < 0x21)
-      throw ApiError("InvalidParameterValue",
-                     "The parameter MasterUserPassword is not a valid password. Only printable "
-                     "ASCII characters besides '/', '@', '\"', ' ' may be used.");
+  const std::string user = master_username(params);
+  const std::string password = master_password(params);
   const int port = static_cast<int>(params.integer("Port", 1150, 65535).value_or(5432));
-  const std::string database = params.get("DatabaseName").value_or("");
-  if (!database.empty()) {
-    bool ok = database.size() <= 63 && std::isalpha(static_cast<unsigned char>(database[0]));
-    for (char c : database) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
-    if (!ok)
-      throw ApiError("InvalidParameterValue",
-                     "The parameter DatabaseName must begin with a letter and contain only "
-                     "letters, digits and underscores (at most 63).");
-  }
+  const std::string database = database_name(params);
   const double min_acus =
       params.number("ServerlessV2ScalingConfiguration.MinCapacity", 0, 256).value_or(0.5);
   const double max_acus =
@@ -276,41 +311,39 @@ std::string Rds::create_cluster(const QueryParams& params, std::string_view regi
   if (auto pinned = params.get("SluiceRegionId")) pin_region_id(region, *pinned);
 
   const std::string region_name(region);
-  json::object c{
-      {"DBClusterIdentifier", id},
-      {"Region", region_name},
-      {"DBClusterArn", "arn:aws:rds:" + region_name + ":" + env_.account_id + ":cluster:" + id},
-      {"DbClusterResourceId",
-       "cluster-" + random_chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 26)},
-      {"Engine", std::string(kEngine)},
-      {"EngineVersion", params.get("EngineVersion").value_or(std::string(kEngineVersion))},
-      {"Status", "creating"},
-      {"MasterUsername", user},
-      {"DatabaseName", database},
-      {"Port", port},
-      {"MinCapacity", min_acus},
-      {"MaxCapacity", max_acus},
-      {"VpcSecurityGroupIds", strings(groups)},
-      {"DBSubnetGroup", params.get("DBSubnetGroupName").value_or("default")},
-      {"DeletionProtection", params.boolean("DeletionProtection").value_or(false)},
-      {"StorageEncrypted", params.boolean("StorageEncrypted").value_or(false)},
-      {"ClusterCreateTime", iso8601_now()},
-      {"Address", env_.network.allocate_address(addresses_in_use(), port)},
-      {"WriterInstance", ""}};
+  ClusterRecord c;
+  c.id = id;
+  c.region = region_name;
+  c.arn = "arn:aws:rds:" + region_name + ":" + env_.account_id + ":cluster:" + id;
+  c.resource_id = "cluster-" + random_chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 26);
+  c.engine = std::string(kEngine);
+  c.engine_version = params.get("EngineVersion").value_or(std::string(kEngineVersion));
+  c.status = "creating";
+  c.master_username = user;
+  c.database_name = database;
+  c.port = port;
+  c.min_capacity = min_acus;
+  c.max_capacity = max_acus;
+  c.security_groups = groups;
+  c.subnet_group = params.get("DBSubnetGroupName").value_or("default");
+  c.deletion_protection = params.boolean("DeletionProtection").value_or(false);
+  c.storage_encrypted = params.boolean("StorageEncrypted").value_or(false);
+  c.created = iso8601_now();
+  c.address = env_.network.allocate_address(addresses_in_use(), port);
   engine();  // refuse now, not later, when PostgreSQL is not installed
-  c["MasterPassword"] = auth::base64_encode(env_.key.seal(password, text(c, "DBClusterArn")));
-  if (!env_.store.insert(kCluster, id, json::serialize(c)))
+  c.master_password = auth::base64_encode(env_.key.seal(password, c.arn));
+  if (!env_.store.insert(kCluster, id, serialize_record(c)))
     throw ApiError("DBClusterAlreadyExistsFault", "DB Cluster already exists");
   spdlog::info("DB cluster {} created", id);
   return "<DBCluster>" + cluster_xml(c) + "</DBCluster>";
 }
 
 std::string Rds::modify_cluster(const QueryParams& params) {
-  json::object c = cluster(params.required("DBClusterIdentifier"));
+  ClusterRecord c = cluster(params.required("DBClusterIdentifier"));
   auto min_acus = params.number("ServerlessV2ScalingConfiguration.MinCapacity", 0, 256);
   auto max_acus = params.number("ServerlessV2ScalingConfiguration.MaxCapacity", 1, 256);
-  const double new_min = min_acus.value_or(decimal(c, "MinCapacity"));
-  const double new_max = max_acus.value_or(decimal(c, "MaxCapacity"));
+  const double new_min = min_acus.value_or(c.min_capacity);
+  const double new_max = max_acus.value_or(c.max_capacity);
   check_capacity(new_min, "MinCapacity");
   check_capacity(new_max, "MaxCapacity");
   if (new_min > new_max)
@@ -327,22 +360,22 @@ std::string Rds::modify_cluster(const QueryParams& params) {
     throw ApiError("InvalidParameterCombination",
                    "sluice does not change master passwords yet; use ALTER ROLE.");
   // max_connections follows MaxCapacity at the next reboot, as in Aurora.
-  c["MinCapacity"] = new_min;
-  c["MaxCapacity"] = new_max;
-  if (!groups.empty()) c["VpcSecurityGroupIds"] = strings(groups);
-  if (auto protection = params.boolean("DeletionProtection")) c["DeletionProtection"] = *protection;
-  save(kCluster, c);
+  c.min_capacity = new_min;
+  c.max_capacity = new_max;
+  if (!groups.empty()) c.security_groups = groups;
+  if (auto protection = params.boolean("DeletionProtection")) c.deletion_protection = *protection;
+  save(c);
   return "<DBCluster>" + cluster_xml(c) + "</DBCluster>";
 }
 
 std::string Rds::delete_cluster(const QueryParams& params) {
-  json::object c = cluster(params.required("DBClusterIdentifier"));
-  const std::string id = text(c, "DBClusterIdentifier");
-  if (flag(c, "DeletionProtection"))
+  ClusterRecord c = cluster(params.required("DBClusterIdentifier"));
+  const std::string id = c.id;
+  if (c.deletion_protection)
     throw ApiError("InvalidParameterCombination",
                    "Cannot delete protected Cluster, please disable deletion protection and try "
                    "again.");
-  if (!text(c, "WriterInstance").empty())
+  if (!c.writer_instance.empty())
     throw ApiError("InvalidDBClusterStateFault",
                    "Cluster cannot be deleted, it still contains DB instances in non-deleting "
                    "state.");
@@ -359,7 +392,7 @@ std::string Rds::delete_cluster(const QueryParams& params) {
   std::error_code ec;
   fs::remove_all(files_of(id).dir, ec);
   env_.store.remove(kCluster, id);
-  c["Status"] = "deleting";
+  c.status = "deleting";
   spdlog::info("DB cluster {} deleted", id);
   publish_names();
   return "<DBCluster>" + cluster_xml(c) + "</DBCluster>";
@@ -370,63 +403,56 @@ std::string Rds::describe_clusters(const QueryParams& params) {
   if (auto id = params.get("DBClusterIdentifier")) {
     members = "<DBCluster>" + cluster_xml(cluster(*id)) + "</DBCluster>";
   } else {
-    for (const auto& [id, doc] : env_.store.list(kCluster))
-      members += "<DBCluster>" + cluster_xml(json::parse(doc).as_object()) + "</DBCluster>";
+    for (const auto& c : clusters()) members += "<DBCluster>" + cluster_xml(c) + "</DBCluster>";
   }
   return "<DBClusters>" + members + "</DBClusters>";
 }
 
-std::string Rds::cluster_xml(const json::object& c) {
-  const std::string id = text(c, "DBClusterIdentifier");
-  const RdsNames n = names(text(c, "Region"));
+std::string Rds::cluster_xml(const ClusterRecord& c) {
+  const RdsNames n = names(c.region);
   Xml xml;
   xml.leaf("AllocatedStorage", "1")
       .open("AvailabilityZones")
-      .leaf("AvailabilityZone", text(c, "Region") + "a")
+      .leaf("AvailabilityZone", c.region + "a")
       .close("AvailabilityZones")
       .leaf("BackupRetentionPeriod", "1");
-  if (!text(c, "DatabaseName").empty()) xml.leaf("DatabaseName", text(c, "DatabaseName"));
-  xml.leaf("DBClusterIdentifier", id)
+  if (!c.database_name.empty()) xml.leaf("DatabaseName", c.database_name);
+  xml.leaf("DBClusterIdentifier", c.id)
       .leaf("DBClusterParameterGroup", "default.aurora-postgresql15")
-      .leaf("DBSubnetGroup", text(c, "DBSubnetGroup"))
-      .leaf("Status", text(c, "Status"))
-      .leaf("Endpoint", n.cluster(id))
-      .leaf("ReaderEndpoint", n.cluster_reader(id))
+      .leaf("DBSubnetGroup", c.subnet_group)
+      .leaf("Status", c.status)
+      .leaf("Endpoint", n.cluster(c.id))
+      .leaf("ReaderEndpoint", n.cluster_reader(c.id))
       .leaf("MultiAZ", "false")
-      .leaf("Engine", text(c, "Engine"))
-      .leaf("EngineVersion", text(c, "EngineVersion"))
-      .leaf("Port", std::to_string(whole(c, "Port", 5432)))
-      .leaf("MasterUsername", text(c, "MasterUsername"))
+      .leaf("Engine", c.engine)
+      .leaf("EngineVersion", c.engine_version)
+      .leaf("Port", std::to_string(c.port))
+      .leaf("MasterUsername", c.master_username)
       .open("DBClusterMembers");
-  if (!text(c, "WriterInstance").empty())
+  if (!c.writer_instance.empty())
     xml.open("DBClusterMember")
-        .leaf("DBInstanceIdentifier", text(c, "WriterInstance"))
+        .leaf("DBInstanceIdentifier", c.writer_instance)
         .leaf("IsClusterWriter", "true")
         .leaf("DBClusterParameterGroupStatus", "in-sync")
         .leaf("PromotionTier", "1")
         .close("DBClusterMember");
-  xml.close("DBClusterMembers").open("VpcSecurityGroups");
-  for (const auto& group : c.at("VpcSecurityGroupIds").as_array())
-    xml.open("VpcSecurityGroupMembership")
-        .leaf("VpcSecurityGroupId", group.as_string())
-        .leaf("Status", "active")
-        .close("VpcSecurityGroupMembership");
-  xml.close("VpcSecurityGroups")
-      .leaf("HostedZoneId", "Z2R2ITUGPM61AM")
-      .leaf("StorageEncrypted", flag(c, "StorageEncrypted") ? "true" : "false")
-      .leaf("DbClusterResourceId", text(c, "DbClusterResourceId"))
-      .leaf("DBClusterArn", text(c, "DBClusterArn"))
+  xml.close("DBClusterMembers");
+  security_groups_xml(xml, c.security_groups);
+  xml.leaf("HostedZoneId", "Z2R2ITUGPM61AM")
+      .leaf("StorageEncrypted", c.storage_encrypted ? "true" : "false")
+      .leaf("DbClusterResourceId", c.resource_id)
+      .leaf("DBClusterArn", c.arn)
       .leaf("IAMDatabaseAuthenticationEnabled", "false")
-      .leaf("ClusterCreateTime", text(c, "ClusterCreateTime"))
+      .leaf("ClusterCreateTime", c.created)
       .leaf("EngineMode", "provisioned")
-      .leaf("DeletionProtection", flag(c, "DeletionProtection") ? "true" : "false")
+      .leaf("DeletionProtection", c.deletion_protection ? "true" : "false")
       .leaf("HttpEndpointEnabled", "false")
       .leaf("CopyTagsToSnapshot", "false")
       .leaf("CrossAccountClone", "false")
       .leaf("NetworkType", "IPV4")
       .open("ServerlessV2ScalingConfiguration")
-      .leaf("MinCapacity", capacity_text(decimal(c, "MinCapacity")))
-      .leaf("MaxCapacity", capacity_text(decimal(c, "MaxCapacity")))
+      .leaf("MinCapacity", capacity_text(c.min_capacity))
+      .leaf("MaxCapacity", capacity_text(c.max_capacity))
       .close("ServerlessV2ScalingConfiguration");
   return xml.str();
 }
@@ -444,70 +470,67 @@ std::string Rds::create_instance(const QueryParams& params, std::string_view reg
     throw ApiError("InvalidParameterCombination",
                    "sluice runs DB instances inside an Aurora DB cluster: pass "
                    "DBClusterIdentifier (create the cluster with CreateDBCluster first).");
-  json::object c = cluster(cluster_id);
-  if (engine_name != text(c, "Engine"))
+  ClusterRecord c = cluster(cluster_id);
+  if (engine_name != c.engine)
     throw ApiError("InvalidParameterCombination",
                    "The engine name requested for your DB instance (" + engine_name +
-                       ") doesn't match the engine name of your DB cluster (" + text(c, "Engine") +
-                       ").");
+                       ") doesn't match the engine name of your DB cluster (" + c.engine + ").");
   if (env_.store.get(kInstance, id))
     throw ApiError("DBInstanceAlreadyExists", "DB instance already exists");
-  if (!text(c, "WriterInstance").empty())
+  if (!c.writer_instance.empty())
     throw ApiError("InvalidParameterCombination",
-                   "DB cluster " + text(c, "DBClusterIdentifier") + " already has its writer (" +
-                       text(c, "WriterInstance") + "); sluice runs one instance per cluster.");
-  if (text(c, "Status") == "deleting")
+                   "DB cluster " + c.id + " already has its writer (" + c.writer_instance +
+                       "); sluice runs one instance per cluster.");
+  if (c.status == "deleting")
     throw ApiError("InvalidDBClusterStateFault", "DB cluster is being deleted.");
   const std::string region_name(region);
-  json::object i{
-      {"DBInstanceIdentifier", id},
-      {"Region", region_name},
-      {"DBInstanceArn", "arn:aws:rds:" + region_name + ":" + env_.account_id + ":db:" + id},
-      {"DbiResourceId", "db-" + random_chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 26)},
-      {"DBInstanceClass", instance_class},
-      {"Engine", engine_name},
-      {"DBClusterIdentifier", text(c, "DBClusterIdentifier")},
-      {"DBInstanceStatus", "creating"},
-      {"InstanceCreateTime", iso8601_now()},
-      {"MaxConnections", aurora_max_connections(decimal(c, "MaxCapacity", 16))},
-      {"DatabaseCreated", text(c, "DatabaseName").empty()}};
-  if (!env_.store.insert(kInstance, id, json::serialize(i)))
+  InstanceRecord i;
+  i.id = id;
+  i.region = region_name;
+  i.arn = "arn:aws:rds:" + region_name + ":" + env_.account_id + ":db:" + id;
+  i.resource_id = "db-" + random_chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 26);
+  i.instance_class = instance_class;
+  i.engine = engine_name;
+  i.cluster_id = c.id;
+  i.status = "creating";
+  i.created = iso8601_now();
+  i.max_connections = aurora_max_connections(c.max_capacity);
+  i.database_created = c.database_name.empty();
+  if (!env_.store.insert(kInstance, id, serialize_record(i)))
     throw ApiError("DBInstanceAlreadyExists", "DB instance already exists");
-  c["WriterInstance"] = id;
-  save(kCluster, c);
-  spdlog::info("DB instance {} created in cluster {}", id, text(c, "DBClusterIdentifier"));
+  c.writer_instance = id;
+  save(c);
+  spdlog::info("DB instance {} created in cluster {}", id, c.id);
   return "<DBInstance>" + instance_xml(i) + "</DBInstance>";
 }
 
 std::string Rds::delete_instance(const QueryParams& params) {
-  json::object i = instance(params.required("DBInstanceIdentifier"));
-  const std::string id = text(i, "DBInstanceIdentifier");
-  const std::string cluster_id = text(i, "DBClusterIdentifier");
+  InstanceRecord i = instance(params.required("DBInstanceIdentifier"));
+  const std::string id = i.id;
+  const std::string cluster_id = i.cluster_id;
   env_.supervisor.stop("postgres:" + cluster_id);
   env_.supervisor.stop("createdb:" + cluster_id);
-  if (auto doc = env_.store.get(kCluster, cluster_id)) {
-    json::object c = json::parse(*doc).as_object();
-    c["WriterInstance"] = "";
-    save(kCluster, c);
+  if (auto c = find_cluster(cluster_id)) {
+    c->writer_instance = "";
+    save(*c);
   }
   env_.store.remove(kInstance, id);
-  i["DBInstanceStatus"] = "deleting";
+  i.status = "deleting";
   spdlog::info("DB instance {} deleted", id);
   publish_names();
   return "<DBInstance>" + instance_xml(i) + "</DBInstance>";
 }
 
 std::string Rds::reboot_instance(const QueryParams& params) {
-  json::object i = instance(params.required("DBInstanceIdentifier"));
-  if (text(i, "DBInstanceStatus") != "available")
+  InstanceRecord i = instance(params.required("DBInstanceIdentifier"));
+  if (i.status != "available")
     throw ApiError("InvalidDBInstanceState", "DB instance is not in available state.");
-  const std::string cluster_id = text(i, "DBClusterIdentifier");
-  env_.supervisor.stop("postgres:" + cluster_id);
+  env_.supervisor.stop("postgres:" + i.cluster_id);
   // A reboot takes the cluster's current capacity, as Aurora does.
-  json::object c = cluster(cluster_id);
-  i["MaxConnections"] = aurora_max_connections(decimal(c, "MaxCapacity", 16));
-  i["DBInstanceStatus"] = "rebooting";
-  save(kInstance, i);
+  const ClusterRecord c = cluster(i.cluster_id);
+  i.max_connections = aurora_max_connections(c.max_capacity);
+  i.status = "rebooting";
+  save(i);
   return "<DBInstance>" + instance_xml(i) + "</DBInstance>";
 }
 
@@ -517,55 +540,45 @@ std::string Rds::describe_instances(const QueryParams& params) {
     members = "<DBInstance>" + instance_xml(instance(*id)) + "</DBInstance>";
   } else {
     for (const auto& [id, doc] : env_.store.list(kInstance))
-      members += "<DBInstance>" + instance_xml(json::parse(doc).as_object()) + "</DBInstance>";
+      members += "<DBInstance>" + instance_xml(parse_record<InstanceRecord>(doc)) + "</DBInstance>";
   }
   return "<DBInstances>" + members + "</DBInstances>";
 }
 
-std::string Rds::instance_xml(const json::object& i) {
-  const std::string id = text(i, "DBInstanceIdentifier");
-  const std::string status = text(i, "DBInstanceStatus");
-  json::object c;
-  if (auto doc = env_.store.get(kCluster, text(i, "DBClusterIdentifier")))
-    c = json::parse(*doc).as_object();
+std::string Rds::instance_xml(const InstanceRecord& i) {
+  // The cluster's settings; none once it is gone.
+  const ClusterRecord c = find_cluster(i.cluster_id).value_or(ClusterRecord{});
   Xml xml;
-  xml.leaf("DBInstanceIdentifier", id)
-      .leaf("DBInstanceClass", text(i, "DBInstanceClass"))
-      .leaf("Engine", text(i, "Engine"))
-      .leaf("DBInstanceStatus", status)
-      .leaf("MasterUsername", text(c, "MasterUsername"));
-  if (!text(c, "DatabaseName").empty()) xml.leaf("DBName", text(c, "DatabaseName"));
-  if (status != "creating")
+  xml.leaf("DBInstanceIdentifier", i.id)
+      .leaf("DBInstanceClass", i.instance_class)
+      .leaf("Engine", i.engine)
+      .leaf("DBInstanceStatus", i.status)
+      .leaf("MasterUsername", c.master_username);
+  if (!c.database_name.empty()) xml.leaf("DBName", c.database_name);
+  if (i.status != "creating")
     xml.open("Endpoint")
-        .leaf("Address", names(text(i, "Region")).instance(id))
-        .leaf("Port", std::to_string(whole(c, "Port", 5432)))
+        .leaf("Address", names(i.region).instance(i.id))
+        .leaf("Port", std::to_string(c.port))
         .leaf("HostedZoneId", "Z2R2ITUGPM61AM")
         .close("Endpoint");
   xml.leaf("AllocatedStorage", "1")
-      .leaf("InstanceCreateTime", text(i, "InstanceCreateTime"))
-      .leaf("BackupRetentionPeriod", "1")
-      .open("VpcSecurityGroups");
-  if (const auto* groups = c.if_contains("VpcSecurityGroupIds"))
-    for (const auto& group : groups->as_array())
-      xml.open("VpcSecurityGroupMembership")
-          .leaf("VpcSecurityGroupId", group.as_string())
-          .leaf("Status", "active")
-          .close("VpcSecurityGroupMembership");
-  xml.close("VpcSecurityGroups")
-      .leaf("AvailabilityZone", text(i, "Region") + "a")
+      .leaf("InstanceCreateTime", i.created)
+      .leaf("BackupRetentionPeriod", "1");
+  security_groups_xml(xml, c.security_groups);
+  xml.leaf("AvailabilityZone", i.region + "a")
       .leaf("MultiAZ", "false")
-      .leaf("EngineVersion", text(c, "EngineVersion"))
+      .leaf("EngineVersion", c.engine_version)
       .leaf("AutoMinorVersionUpgrade", "true")
       .leaf("LicenseModel", "postgresql-license")
       .leaf("PubliclyAccessible", "false")
       .leaf("StorageType", "aurora")
       .leaf("DbInstancePort", "0")
-      .leaf("DBClusterIdentifier", text(i, "DBClusterIdentifier"))
-      .leaf("StorageEncrypted", flag(c, "StorageEncrypted") ? "true" : "false")
-      .leaf("DbiResourceId", text(i, "DbiResourceId"))
+      .leaf("DBClusterIdentifier", i.cluster_id)
+      .leaf("StorageEncrypted", c.storage_encrypted ? "true" : "false")
+      .leaf("DbiResourceId", i.resource_id)
       .leaf("CACertificateIdentifier", "sluice-local-ca")
       .leaf("PromotionTier", "1")
-      .leaf("DBInstanceArn", text(i, "DBInstanceArn"))
+      .leaf("DBInstanceArn", i.arn)
       .leaf("IAMDatabaseAuthenticationEnabled", "false")
       .leaf("DeletionProtection", "false")
       .leaf("NetworkType", "IPV4");

@@ -14,6 +14,7 @@
 #include "cloud/postgres_engine.hpp"
 #include "cloud/query_protocol.hpp"
 #include "cloud/rds_environment.hpp"
+#include "cloud/records.hpp"
 
 namespace sluice::cloud {
 
@@ -73,15 +74,21 @@ class Rds {
   std::string reboot_instance(const QueryParams& params);
   std::string describe_instances(const QueryParams& params);
 
-  void reconcile_cluster(boost::json::object& cluster);
-  void reconcile_instance(boost::json::object& instance);
+  void reconcile_cluster(ClusterRecord& cluster);
+  void reconcile_instance(InstanceRecord& instance);
+  // Creates the instance's database once its server is ready; whether it is there now.
+  bool create_database(InstanceRecord& instance, const ClusterRecord& cluster, int port);
   void publish_names();
 
-  boost::json::object cluster(const std::string& id_or_arn);   // DBClusterNotFoundFault
-  boost::json::object instance(const std::string& id_or_arn);  // DBInstanceNotFound
-  void save(std::string_view kind, const boost::json::object& resource);
-  std::string cluster_xml(const boost::json::object& cluster);
-  std::string instance_xml(const boost::json::object& instance);
+  ClusterRecord cluster(const std::string& id_or_arn);    // DBClusterNotFoundFault
+  InstanceRecord instance(const std::string& id_or_arn);  // DBInstanceNotFound
+  std::optional<ClusterRecord> find_cluster(const std::string& id);
+  std::optional<InstanceRecord> find_instance(const std::string& id);
+  std::vector<ClusterRecord> clusters();
+  void save(const ClusterRecord& cluster);
+  void save(const InstanceRecord& instance);
+  std::string cluster_xml(const ClusterRecord& cluster);
+  std::string instance_xml(const InstanceRecord& instance);
   PostgresEngine& engine();
   ClusterFiles files_of(const std::string& cluster_id) const;
 

@@ -1,22 +1,13 @@
-#include "cloud/rds_proxy.hpp"
-
-#include "cloud/sockets.hpp"
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
+// RDS Proxy's API actions: proxies, their default target group and targets, extra endpoints.
+// The running proxies (reconcile, supervision, probes) are in rds_proxy_runtime.cpp.
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <toml++/toml.h>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "cloud/ids.hpp"
-#include "cloud/json_fields.hpp"
 #include "cloud/rds.hpp"
-#include "proxy/secrets.hpp"
+#include "cloud/rds_proxy.hpp"
+#include "cloud/sockets.hpp"
 
 namespace sluice::cloud {
 namespace json = boost::json;
@@ -53,55 +44,60 @@ void member_list(Xml& xml, std::string_view tag, const std::vector<std::string>&
 
 }  // namespace
 
-json::object RdsProxies::proxy(const std::string& name) {
+ProxyRecord RdsProxies::proxy(const std::string& name) {
   auto doc = env_.store.get(kProxy, lower_case(name));
   if (!doc) throw ApiError("DBProxyNotFoundFault", "DBProxy " + name + " not found.", 404);
-  return json::parse(*doc).as_object();
+  return parse_record<ProxyRecord>(*doc);
 }
 
-void RdsProxies::save(const json::object& p) {
-  env_.store.put(kProxy, text(p, "DBProxyName"), json::serialize(p));
+std::vector<ProxyRecord> RdsProxies::proxies() {
+  std::vector<ProxyRecord> out;
+  for (const auto& [id, doc] : env_.store.list(kProxy))
+    out.push_back(parse_record<ProxyRecord>(doc));
+  return out;
 }
 
-std::vector<json::object> RdsProxies::endpoints_of(const std::string& proxy_name) {
-  std::vector<json::object> out;
-  for (const auto& [id, doc] : env_.store.list(kEndpoint)) {
-    json::object e = json::parse(doc).as_object();
-    if (text(e, "DBProxyName") == proxy_name) out.push_back(std::move(e));
-  }
+void RdsProxies::save(const ProxyRecord& p) {
+  env_.store.put(kProxy, p.name, serialize_record(p));
+}
+
+void RdsProxies::save(const ProxyEndpointRecord& e) {
+  env_.store.put(kEndpoint, e.name, serialize_record(e));
+}
+
+std::vector<ProxyEndpointRecord> RdsProxies::endpoints() {
+  std::vector<ProxyEndpointRecord> out;
+  for (const auto& [id, doc] : env_.store.list(kEndpoint))
+    out.push_back(parse_record<ProxyEndpointRecord>(doc));
+  return out;
+}
+
+std::vector<ProxyEndpointRecord> RdsProxies::endpoints_of(const std::string& proxy_name) {
+  std::vector<ProxyEndpointRecord> out;
+  for (auto& e : endpoints())
+    if (e.proxy_name == proxy_name) out.push_back(std::move(e));
   return out;
 }
 
 std::set<std::string> RdsProxies::addresses_in_use() {
   std::set<std::string> out;
-  for (std::string_view kind : {kProxy, kEndpoint})
-    for (const auto& [id, doc] : env_.store.list(kind)) {
-      const json::value parsed = json::parse(doc);
-      out.insert(text(parsed.as_object(), "Address"));
-    }
+  for (const auto& p : proxies()) out.insert(p.address);
+  for (const auto& e : endpoints()) out.insert(e.address);
   return out;
 }
 
 HostsEntries RdsProxies::hosts_entries() {
   HostsEntries entries;
-  for (const auto& [id, doc] : env_.store.list(kProxy)) {
-    const json::value parsed = json::parse(doc);
-    const json::object& p = parsed.as_object();
-    entries.emplace_back(text(p, "Address"), rds_.names(text(p, "Region")).proxy(id));
-  }
-  for (const auto& [id, doc] : env_.store.list(kEndpoint)) {
-    const json::value parsed = json::parse(doc);
-    const json::object& e = parsed.as_object();
-    entries.emplace_back(text(e, "Address"), rds_.names(text(e, "Region")).proxy_endpoint(id));
-  }
+  for (const auto& p : proxies())
+    entries.emplace_back(p.address, rds_.names(p.region).proxy(p.name));
+  for (const auto& e : endpoints())
+    entries.emplace_back(e.address, rds_.names(e.region).proxy_endpoint(e.name));
   return entries;
 }
 
 bool RdsProxies::cluster_registered(const std::string& cluster_id) {
-  for (const auto& [id, doc] : env_.store.list(kProxy)) {
-    const json::value parsed = json::parse(doc);
-    if (text(parsed.as_object(), "TargetCluster") == cluster_id) return true;
-  }
+  for (const auto& p : proxies())
+    if (p.target_group.target_cluster == cluster_id) return true;
   return false;
 }
 
@@ -144,7 +140,7 @@ void RdsProxies::check_groups(const std::vector<std::string>& groups, const std:
                      "The security group " + group + " does not exist in VPC " + vpc + ".");
 }
 
-json::array RdsProxies::parse_auth(const QueryParams& params) {
+std::vector<ProxyAuthRecord> RdsProxies::parse_auth(const QueryParams& params) {
   const int count = params.structure_count("Auth");
   if (count == 0)
     throw ApiError("InvalidParameterValue",
@@ -152,7 +148,7 @@ json::array RdsProxies::parse_auth(const QueryParams& params) {
                    "SecretArn.");
   if (count > 200)
     throw ApiError("InvalidParameterValue", "A DB proxy can have at most 200 Auth entries.");
-  json::array auth;
+  std::vector<ProxyAuthRecord> auth;
   for (int n = 1; n <= count; ++n) {
     const std::string prefix = "Auth.member." + std::to_string(n) + ".";
     const std::string scheme = params.get(prefix + "AuthScheme").value_or("SECRETS");
@@ -179,12 +175,13 @@ json::array RdsProxies::parse_auth(const QueryParams& params) {
                      "ClientPasswordAuthType " + type +
                          " does not apply to engine family POSTGRESQL: use POSTGRES_SCRAM_SHA_256 "
                          "or POSTGRES_MD5.");
-    json::object entry{{"AuthScheme", scheme},
-                       {"SecretArn", arn},
-                       {"IAMAuth", iam},
-                       {"ClientPasswordAuthType", type}};
-    if (auto d = params.get(prefix + "Description")) entry["Description"] = *d;
-    if (auto u = params.get(prefix + "UserName")) entry["UserName"] = *u;
+    ProxyAuthRecord entry;
+    entry.auth_scheme = scheme;
+    entry.secret_arn = arn;
+    entry.iam_auth = iam;
+    entry.client_password_auth_type = type;
+    entry.description = params.get(prefix + "Description");
+    entry.user_name = params.get(prefix + "UserName");
     auth.push_back(std::move(entry));
   }
   return auth;
@@ -199,7 +196,7 @@ std::string RdsProxies::create_proxy(const QueryParams& params, std::string_view
                    "Invalid EngineFamily " + family + ": sluice runs POSTGRESQL proxies.");
   const std::string role = params.required("RoleArn");
   check_role_arn(role);
-  json::array auth = parse_auth(params);
+  std::vector<ProxyAuthRecord> auth = parse_auth(params);
   const auto subnets = ids(params, "VpcSubnetIds");
   const std::string vpc = vpc_of(subnets);
   const auto groups = ids(params, "VpcSecurityGroupIds");
@@ -212,30 +209,25 @@ std::string RdsProxies::create_proxy(const QueryParams& params, std::string_view
   const std::string region_name(region);
   const std::string now = iso8601_now();
   const std::string arn_prefix = "arn:aws:rds:" + region_name + ":" + env_.account_id;
-  json::object p{{"DBProxyName", name},
-                 {"Region", region_name},
-                 {"DBProxyArn", arn_prefix + ":db-proxy:prx-" + hex_id()},
-                 {"Status", "creating"},
-                 {"EngineFamily", family},
-                 {"VpcId", vpc},
-                 {"VpcSecurityGroupIds", strings(groups)},
-                 {"VpcSubnetIds", strings(subnets)},
-                 {"Auth", std::move(auth)},
-                 {"RoleArn", role},
-                 {"RequireTLS", params.boolean("RequireTLS").value_or(false)},
-                 {"IdleClientTimeout", idle},
-                 {"DebugLogging", params.boolean("DebugLogging").value_or(false)},
-                 {"CreatedDate", now},
-                 {"UpdatedDate", now},
-                 {"Address", env_.network.allocate_address(rds_.addresses_in_use(), kProxyPort)},
-                 {"MetricsPort", free_local_port()},
-                 {"TargetGroupArn", arn_prefix + ":target-group:prx-tg-" + hex_id()},
-                 {"TargetCluster", ""},
-                 {"MaxConnectionsPercent", 100},
-                 {"MaxIdleConnectionsPercent", 50},
-                 {"ConnectionBorrowTimeout", 120},
-                 {"InitQuery", ""}};
-  if (!env_.store.insert(kProxy, name, json::serialize(p)))
+  ProxyRecord p;
+  p.name = name;
+  p.region = region_name;
+  p.arn = arn_prefix + ":db-proxy:prx-" + hex_id();
+  p.status = "creating";
+  p.engine_family = family;
+  p.vpc_id = vpc;
+  p.security_groups = groups;
+  p.subnets = subnets;
+  p.auth = std::move(auth);
+  p.role_arn = role;
+  p.require_tls = params.boolean("RequireTLS").value_or(false);
+  p.idle_client_timeout = idle;
+  p.debug_logging = params.boolean("DebugLogging").value_or(false);
+  p.created = p.updated = now;
+  p.address = env_.network.allocate_address(rds_.addresses_in_use(), kProxyPort);
+  p.metrics_port = free_local_port();
+  p.target_group.arn = arn_prefix + ":target-group:prx-tg-" + hex_id();
+  if (!env_.store.insert(kProxy, name, serialize_record(p)))
     throw ApiError(
         "DBProxyAlreadyExistsFault",
         "Cannot create the DBProxy because a DBProxy with the name " + name + " already exists.");
@@ -244,49 +236,48 @@ std::string RdsProxies::create_proxy(const QueryParams& params, std::string_view
 }
 
 std::string RdsProxies::modify_proxy(const QueryParams& params) {
-  json::object p = proxy(params.required("DBProxyName"));
+  ProxyRecord p = proxy(params.required("DBProxyName"));
   if (params.get("NewDBProxyName"))
     throw ApiError("InvalidParameterCombination", "sluice does not rename DB proxies yet.");
-  json::array auth;
+  std::vector<ProxyAuthRecord> auth;
   if (params.structure_count("Auth") > 0) auth = parse_auth(params);
   const auto idle = params.integer("IdleClientTimeout", 1, 28800);
   const auto groups = ids(params, "SecurityGroups");
-  check_groups(groups, text(p, "VpcId"));
+  check_groups(groups, p.vpc_id);
   if (auto role = params.get("RoleArn")) {
     check_role_arn(*role);
-    p["RoleArn"] = *role;
+    p.role_arn = *role;
   }
-  if (!auth.empty()) p["Auth"] = std::move(auth);
-  if (idle) p["IdleClientTimeout"] = *idle;
-  if (!groups.empty()) p["VpcSecurityGroupIds"] = strings(groups);
-  if (auto v = params.boolean("RequireTLS")) p["RequireTLS"] = *v;
-  if (auto v = params.boolean("DebugLogging")) p["DebugLogging"] = *v;
-  p["UpdatedDate"] = iso8601_now();
+  if (!auth.empty()) p.auth = std::move(auth);
+  if (idle) p.idle_client_timeout = *idle;
+  if (!groups.empty()) p.security_groups = groups;
+  if (auto v = params.boolean("RequireTLS")) p.require_tls = *v;
+  if (auto v = params.boolean("DebugLogging")) p.debug_logging = *v;
+  p.updated = iso8601_now();
   save(p);
   return "<DBProxy>" + proxy_xml(p) + "</DBProxy>";
 }
 
 std::string RdsProxies::delete_proxy(const QueryParams& params) {
-  json::object p = proxy(params.required("DBProxyName"));
-  const std::string name = text(p, "DBProxyName");
+  ProxyRecord p = proxy(params.required("DBProxyName"));
+  const std::string name = p.name;
   env_.supervisor.stop("proxy:" + name);
-  for (auto& e : endpoints_of(name)) release_interface(e);
-  release_interface(p);
-  for (const auto& e : endpoints_of(name))
-    env_.store.remove(kEndpoint, text(e, "DBProxyEndpointName"));
+  for (const auto& e : endpoints_of(name)) release_interface(e.network_interface_id);
+  release_interface(p.network_interface_id);
+  for (const auto& e : endpoints_of(name)) env_.store.remove(kEndpoint, e.name);
   env_.store.remove(kProxy, name);
   std::error_code ec;
   fs::remove_all(dir_of(name), ec);
   credential_problems_.erase(name);
-  reported_.erase(name);
+  forget_report(name);
   next_check_.erase(name);
-  p["Status"] = "deleting";
+  p.status = "deleting";
   spdlog::info("DB proxy {} deleted", name);
   return "<DBProxy>" + proxy_xml(p) + "</DBProxy>";
 }
 
-void RdsProxies::release_interface(const json::object& resource) {
-  if (auto eni = env_.ec2.interface(text(resource, "NetworkInterfaceId"))) {
+void RdsProxies::release_interface(const std::string& interface_id) {
+  if (auto eni = env_.ec2.interface(interface_id)) {
     if (env_.vpc_network) env_.vpc_network->close_listener(eni->vpc_id, eni->ip, kProxyPort);
     env_.ec2.delete_interface(eni->id);
   }
@@ -297,41 +288,39 @@ std::string RdsProxies::describe_proxies(const QueryParams& params) {
   if (auto name = params.get("DBProxyName")) {
     members = "<member>" + proxy_xml(proxy(*name)) + "</member>";
   } else {
-    for (const auto& [id, doc] : env_.store.list(kProxy))
-      members += "<member>" + proxy_xml(json::parse(doc).as_object()) + "</member>";
+    for (const auto& p : proxies()) members += "<member>" + proxy_xml(p) + "</member>";
   }
   return "<DBProxies>" + members + "</DBProxies>";
 }
 
-std::string RdsProxies::proxy_xml(const json::object& p) {
+std::string RdsProxies::proxy_xml(const ProxyRecord& p) {
   Xml xml;
-  xml.leaf("DBProxyName", text(p, "DBProxyName"))
-      .leaf("DBProxyArn", text(p, "DBProxyArn"))
-      .leaf("Status", text(p, "Status"))
-      .leaf("EngineFamily", text(p, "EngineFamily"))
-      .leaf("VpcId", text(p, "VpcId"));
-  member_list(xml, "VpcSecurityGroupIds", strings_of(p, "VpcSecurityGroupIds"));
-  member_list(xml, "VpcSubnetIds", strings_of(p, "VpcSubnetIds"));
+  xml.leaf("DBProxyName", p.name)
+      .leaf("DBProxyArn", p.arn)
+      .leaf("Status", p.status)
+      .leaf("EngineFamily", p.engine_family)
+      .leaf("VpcId", p.vpc_id);
+  member_list(xml, "VpcSecurityGroupIds", p.security_groups);
+  member_list(xml, "VpcSubnetIds", p.subnets);
   xml.open("Auth");
-  for (const auto& a : p.at("Auth").as_array()) {
-    const json::object& entry = a.as_object();
+  for (const auto& entry : p.auth) {
     xml.open("member");
-    if (entry.contains("Description")) xml.leaf("Description", text(entry, "Description"));
-    if (entry.contains("UserName")) xml.leaf("UserName", text(entry, "UserName"));
-    xml.leaf("AuthScheme", text(entry, "AuthScheme"))
-        .leaf("SecretArn", text(entry, "SecretArn"))
-        .leaf("IAMAuth", text(entry, "IAMAuth"))
-        .leaf("ClientPasswordAuthType", text(entry, "ClientPasswordAuthType"))
+    if (entry.description) xml.leaf("Description", *entry.description);
+    if (entry.user_name) xml.leaf("UserName", *entry.user_name);
+    xml.leaf("AuthScheme", entry.auth_scheme)
+        .leaf("SecretArn", entry.secret_arn)
+        .leaf("IAMAuth", entry.iam_auth)
+        .leaf("ClientPasswordAuthType", entry.client_password_auth_type)
         .close("member");
   }
   xml.close("Auth")
-      .leaf("RoleArn", text(p, "RoleArn"))
-      .leaf("Endpoint", rds_.names(text(p, "Region")).proxy(text(p, "DBProxyName")))
-      .leaf("RequireTLS", flag(p, "RequireTLS") ? "true" : "false")
-      .leaf("IdleClientTimeout", std::to_string(whole(p, "IdleClientTimeout", 1800)))
-      .leaf("DebugLogging", flag(p, "DebugLogging") ? "true" : "false")
-      .leaf("CreatedDate", text(p, "CreatedDate"))
-      .leaf("UpdatedDate", text(p, "UpdatedDate"))
+      .leaf("RoleArn", p.role_arn)
+      .leaf("Endpoint", rds_.names(p.region).proxy(p.name))
+      .leaf("RequireTLS", p.require_tls ? "true" : "false")
+      .leaf("IdleClientTimeout", std::to_string(p.idle_client_timeout))
+      .leaf("DebugLogging", p.debug_logging ? "true" : "false")
+      .leaf("CreatedDate", p.created)
+      .leaf("UpdatedDate", p.updated)
       .leaf("EndpointNetworkType", "IPV4")
       .leaf("TargetConnectionNetworkType", "IPV4");
   return xml.str();
@@ -339,51 +328,50 @@ std::string RdsProxies::proxy_xml(const json::object& p) {
 
 // ---- target group and targets ----
 
-void RdsProxies::check_target_group(const json::object& p, const QueryParams& params) {
+void RdsProxies::check_target_group(const ProxyRecord& p, const QueryParams& params) {
   const std::string group = params.get("TargetGroupName").value_or("default");
   if (group != "default")
     throw ApiError("DBProxyTargetGroupNotFoundFault",
-                   "DBProxy " + text(p, "DBProxyName") + " has no target group " + group +
-                       " (only \"default\").",
+                   "DBProxy " + p.name + " has no target group " + group + " (only \"default\").",
                    404);
 }
 
-std::string RdsProxies::target_group_xml(const json::object& p) {
+std::string RdsProxies::target_group_xml(const ProxyRecord& p) {
+  const TargetGroupRecord& g = p.target_group;
   Xml xml;
-  xml.leaf("DBProxyName", text(p, "DBProxyName"))
+  xml.leaf("DBProxyName", p.name)
       .leaf("TargetGroupName", "default")
-      .leaf("TargetGroupArn", text(p, "TargetGroupArn"))
+      .leaf("TargetGroupArn", g.arn)
       .leaf("IsDefault", "true")
       .leaf("Status", "available")
       .open("ConnectionPoolConfig")
-      .leaf("MaxConnectionsPercent", std::to_string(whole(p, "MaxConnectionsPercent", 100)))
-      .leaf("MaxIdleConnectionsPercent", std::to_string(whole(p, "MaxIdleConnectionsPercent", 50)))
-      .leaf("ConnectionBorrowTimeout", std::to_string(whole(p, "ConnectionBorrowTimeout", 120)))
+      .leaf("MaxConnectionsPercent", std::to_string(g.max_connections_percent))
+      .leaf("MaxIdleConnectionsPercent", std::to_string(g.max_idle_connections_percent))
+      .leaf("ConnectionBorrowTimeout", std::to_string(g.connection_borrow_timeout))
       .open("SessionPinningFilters")
       .close("SessionPinningFilters");
-  if (!text(p, "InitQuery").empty()) xml.leaf("InitQuery", text(p, "InitQuery"));
-  xml.close("ConnectionPoolConfig")
-      .leaf("CreatedDate", text(p, "CreatedDate"))
-      .leaf("UpdatedDate", text(p, "UpdatedDate"));
+  if (!g.init_query.empty()) xml.leaf("InitQuery", g.init_query);
+  xml.close("ConnectionPoolConfig").leaf("CreatedDate", p.created).leaf("UpdatedDate", p.updated);
   return xml.str();
 }
 
 std::string RdsProxies::describe_target_groups(const QueryParams& params) {
-  const json::object p = proxy(params.required("DBProxyName"));
+  const ProxyRecord p = proxy(params.required("DBProxyName"));
   check_target_group(p, params);
   return "<TargetGroups><member>" + target_group_xml(p) + "</member></TargetGroups>";
 }
 
 std::string RdsProxies::modify_target_group(const QueryParams& params) {
-  json::object p = proxy(params.required("DBProxyName"));
+  ProxyRecord p = proxy(params.required("DBProxyName"));
   check_target_group(p, params);
   if (params.get("NewName"))
     throw ApiError("InvalidParameterValue", "The default target group cannot be renamed.");
+  TargetGroupRecord& g = p.target_group;
   const std::string prefix = "ConnectionPoolConfig.";
-  const int64_t max_percent = params.integer(prefix + "MaxConnectionsPercent", 1, 100)
-                                  .value_or(whole(p, "MaxConnectionsPercent", 100));
+  const int64_t max_percent =
+      params.integer(prefix + "MaxConnectionsPercent", 1, 100).value_or(g.max_connections_percent);
   const auto idle_given = params.integer(prefix + "MaxIdleConnectionsPercent", 0, 100);
-  int64_t idle_percent = idle_given.value_or(whole(p, "MaxIdleConnectionsPercent", 50));
+  int64_t idle_percent = idle_given.value_or(g.max_idle_connections_percent);
   if (!idle_given) idle_percent = std::min(idle_percent, max_percent);
   if (idle_percent > max_percent)
     throw ApiError("InvalidParameterValue",
@@ -396,17 +384,17 @@ std::string RdsProxies::modify_target_group(const QueryParams& params) {
     throw ApiError("InvalidParameterValue",
                    "SessionPinningFilters apply to MySQL only; sluice tracks PostgreSQL session "
                    "state instead of pinning.");
-  p["MaxConnectionsPercent"] = max_percent;
-  p["MaxIdleConnectionsPercent"] = idle_percent;
-  if (borrow) p["ConnectionBorrowTimeout"] = *borrow;
-  if (init) p["InitQuery"] = *init;
-  p["UpdatedDate"] = iso8601_now();
+  g.max_connections_percent = max_percent;
+  g.max_idle_connections_percent = idle_percent;
+  if (borrow) g.connection_borrow_timeout = *borrow;
+  if (init) g.init_query = *init;
+  p.updated = iso8601_now();
   save(p);
   return "<DBProxyTargetGroup>" + target_group_xml(p) + "</DBProxyTargetGroup>";
 }
 
 std::string RdsProxies::register_targets(const QueryParams& params) {
-  json::object p = proxy(params.required("DBProxyName"));
+  ProxyRecord p = proxy(params.required("DBProxyName"));
   check_target_group(p, params);
   const auto clusters = params.list("DBClusterIdentifiers");
   const auto instances = params.list("DBInstanceIdentifiers");
@@ -421,53 +409,52 @@ std::string RdsProxies::register_targets(const QueryParams& params) {
                        rds_.cluster_of_instance(instance) +
                        "; register the cluster (DBClusterIdentifiers) instead.");
   }
-  if (clusters.size() > 1 || !text(p, "TargetCluster").empty())
+  const std::string& registered = p.target_group.target_cluster;
+  if (clusters.size() > 1 || !registered.empty())
     throw ApiError("DBProxyTargetAlreadyRegisteredFault",
                    "A target group has one target cluster; " +
-                       (text(p, "TargetCluster").empty()
-                            ? std::string("register one.")
-                            : text(p, "TargetCluster") + " is registered already."));
+                       (registered.empty() ? std::string("register one.")
+                                           : registered + " is registered already."));
   const std::string cluster = lower_case(clusters.front());
   if (!rds_.cluster_exists(cluster))
     throw ApiError("DBClusterNotFoundFault", "DBCluster " + cluster + " not found.", 404);
-  p["TargetCluster"] = cluster;
-  p["UpdatedDate"] = iso8601_now();
+  p.target_group.target_cluster = cluster;
+  p.updated = iso8601_now();
   save(p);
-  reported_.erase(text(p, "DBProxyName"));
+  forget_report(p.name);
   return "<DBProxyTargets>" + targets_xml(p) + "</DBProxyTargets>";
 }
 
 std::string RdsProxies::deregister_targets(const QueryParams& params) {
-  json::object p = proxy(params.required("DBProxyName"));
+  ProxyRecord p = proxy(params.required("DBProxyName"));
   check_target_group(p, params);
   const auto clusters = params.list("DBClusterIdentifiers");
   const auto instances = params.list("DBInstanceIdentifiers");
+  const std::string& registered = p.target_group.target_cluster;
   for (const auto& c : clusters)
-    if (lower_case(c) != text(p, "TargetCluster"))
-      throw ApiError(
-          "DBProxyTargetNotFoundFault",
-          "DB cluster " + c + " is not a target of DBProxy " + text(p, "DBProxyName") + ".", 404);
+    if (lower_case(c) != registered)
+      throw ApiError("DBProxyTargetNotFoundFault",
+                     "DB cluster " + c + " is not a target of DBProxy " + p.name + ".", 404);
   for (const auto& i : instances)
-    if (text(p, "TargetCluster").empty() || rds_.cluster_of_instance(i) != text(p, "TargetCluster"))
-      throw ApiError(
-          "DBProxyTargetNotFoundFault",
-          "DB instance " + i + " is not a target of DBProxy " + text(p, "DBProxyName") + ".", 404);
+    if (registered.empty() || rds_.cluster_of_instance(i) != registered)
+      throw ApiError("DBProxyTargetNotFoundFault",
+                     "DB instance " + i + " is not a target of DBProxy " + p.name + ".", 404);
   if (clusters.empty() && instances.empty())
     throw ApiError("InvalidParameterValue", "Pass DBClusterIdentifiers to deregister.");
-  p["TargetCluster"] = "";
-  p["UpdatedDate"] = iso8601_now();
+  p.target_group.target_cluster = "";
+  p.updated = iso8601_now();
   save(p);
   return "";
 }
 
 std::string RdsProxies::describe_targets(const QueryParams& params) {
-  const json::object p = proxy(params.required("DBProxyName"));
+  const ProxyRecord p = proxy(params.required("DBProxyName"));
   check_target_group(p, params);
   return "<Targets>" + targets_xml(p) + "</Targets>";
 }
 
-std::string RdsProxies::targets_xml(const json::object& p) {
-  const std::string cluster = text(p, "TargetCluster");
+std::string RdsProxies::targets_xml(const ProxyRecord& p) {
+  const std::string& cluster = p.target_group.target_cluster;
   if (cluster.empty()) return "";
   const auto writer = rds_.writer(cluster);
   if (!writer) return "";
@@ -498,43 +485,41 @@ std::string RdsProxies::targets_xml(const json::object& p) {
   return xml.str();
 }
 
-TargetHealthReport RdsProxies::health_of(const json::object& p) {
-  const std::string name = text(p, "DBProxyName");
-  const auto writer = rds_.writer(text(p, "TargetCluster"));
+TargetHealthReport RdsProxies::health_of(const ProxyRecord& p) {
+  const auto writer = rds_.writer(p.target_group.target_cluster);
   if (!writer || writer->instance_id.empty())
     return {"UNAVAILABLE", "CONNECTION_FAILED", "The target DB cluster has no writer instance."};
   if (!writer->available) return {"REGISTERING", "", ""};
-  if (auto problem = credential_problems_.find(name);
+  if (auto problem = credential_problems_.find(p.name);
       problem != credential_problems_.end() && !problem->second.empty())
     return {"UNAVAILABLE", "AUTH_FAILURE", problem->second};
-  if (auto reported = reported_.find(name); reported != reported_.end()) return reported->second;
+  if (auto reported = reported_.find(p.name); reported != reported_.end()) return reported->second;
   return {"REGISTERING", "", ""};
 }
 
 // ---- endpoints ----
 
-std::string RdsProxies::endpoint_xml(const json::object& e, const json::object& p) {
-  const bool is_default = flag(e, "IsDefault");
-  const RdsNames n = rds_.names(text(p, "Region"));
+std::string RdsProxies::endpoint_xml(const ProxyEndpointRecord& e, const ProxyRecord& p,
+                                     bool is_default) {
+  const RdsNames n = rds_.names(p.region);
   Xml xml;
-  xml.leaf("DBProxyEndpointName", text(e, "DBProxyEndpointName"))
-      .leaf("DBProxyEndpointArn", text(e, "DBProxyEndpointArn"))
-      .leaf("DBProxyName", text(p, "DBProxyName"))
-      .leaf("Status", text(e, "Status"))
-      .leaf("VpcId", text(e, "VpcId"));
-  member_list(xml, "VpcSecurityGroupIds", strings_of(e, "VpcSecurityGroupIds"));
-  member_list(xml, "VpcSubnetIds", strings_of(e, "VpcSubnetIds"));
-  xml.leaf("Endpoint", is_default ? n.proxy(text(p, "DBProxyName"))
-                                  : n.proxy_endpoint(text(e, "DBProxyEndpointName")))
-      .leaf("CreatedDate", text(e, "CreatedDate"))
-      .leaf("TargetRole", text(e, "TargetRole"))
+  xml.leaf("DBProxyEndpointName", e.name)
+      .leaf("DBProxyEndpointArn", e.arn)
+      .leaf("DBProxyName", p.name)
+      .leaf("Status", e.status)
+      .leaf("VpcId", e.vpc_id);
+  member_list(xml, "VpcSecurityGroupIds", e.security_groups);
+  member_list(xml, "VpcSubnetIds", e.subnets);
+  xml.leaf("Endpoint", is_default ? n.proxy(p.name) : n.proxy_endpoint(e.name))
+      .leaf("CreatedDate", e.created)
+      .leaf("TargetRole", e.target_role)
       .leaf("IsDefault", is_default ? "true" : "false")
       .leaf("EndpointNetworkType", "IPV4");
   return xml.str();
 }
 
 std::string RdsProxies::create_endpoint(const QueryParams& params) {
-  json::object p = proxy(params.required("DBProxyName"));
+  const ProxyRecord p = proxy(params.required("DBProxyName"));
   const std::string raw_name = params.get("DBProxyEndpointName").value_or("");
   const std::string name = rds_identifier(raw_name, "DBProxyEndpointName");
   const std::string role = params.get("TargetRole").value_or("READ_WRITE");
@@ -548,26 +533,27 @@ std::string RdsProxies::create_endpoint(const QueryParams& params) {
   const std::string vpc = vpc_of(subnets);
   auto groups = ids(params, "VpcSecurityGroupIds");
   check_groups(groups, vpc);
-  if (groups.empty()) groups = strings_of(p, "VpcSecurityGroupIds");
+  if (groups.empty()) groups = p.security_groups;
   if (env_.store.get(kEndpoint, name) || env_.store.get(kProxy, name))
     throw ApiError("DBProxyEndpointAlreadyExistsFault",
                    "A DB proxy endpoint named " + name + " already exists.");
-  json::object e{{"DBProxyEndpointName", name},
-                 {"DBProxyName", text(p, "DBProxyName")},
-                 {"Region", text(p, "Region")},
-                 {"DBProxyEndpointArn", "arn:aws:rds:" + text(p, "Region") + ":" + env_.account_id +
-                                            ":db-proxy-endpoint:prx-endpoint-" + hex_id()},
-                 {"Status", "creating"},
-                 {"VpcId", vpc},
-                 {"VpcSecurityGroupIds", strings(groups)},
-                 {"VpcSubnetIds", strings(subnets)},
-                 {"TargetRole", role},
-                 {"CreatedDate", iso8601_now()},
-                 {"Address", env_.network.allocate_address(rds_.addresses_in_use(), kProxyPort)}};
-  if (!env_.store.insert(kEndpoint, name, json::serialize(e)))
+  ProxyEndpointRecord e;
+  e.name = name;
+  e.proxy_name = p.name;
+  e.region = p.region;
+  e.arn = "arn:aws:rds:" + p.region + ":" + env_.account_id + ":db-proxy-endpoint:prx-endpoint-" +
+          hex_id();
+  e.status = "creating";
+  e.vpc_id = vpc;
+  e.security_groups = groups;
+  e.subnets = subnets;
+  e.target_role = role;
+  e.created = iso8601_now();
+  e.address = env_.network.allocate_address(rds_.addresses_in_use(), kProxyPort);
+  if (!env_.store.insert(kEndpoint, name, serialize_record(e)))
     throw ApiError("DBProxyEndpointAlreadyExistsFault",
                    "A DB proxy endpoint named " + name + " already exists.");
-  return "<DBProxyEndpoint>" + endpoint_xml(e, p) + "</DBProxyEndpoint>";
+  return "<DBProxyEndpoint>" + endpoint_xml(e, p, false) + "</DBProxyEndpoint>";
 }
 
 std::string RdsProxies::delete_endpoint(const QueryParams& params) {
@@ -579,49 +565,51 @@ std::string RdsProxies::delete_endpoint(const QueryParams& params) {
                      "The default endpoint of a DB proxy cannot be deleted; delete the proxy.");
     throw ApiError("DBProxyEndpointNotFoundFault", "DBProxyEndpoint " + name + " not found.", 404);
   }
-  json::object e = json::parse(*doc).as_object();
-  const json::object p = proxy(text(e, "DBProxyName"));
-  release_interface(e);
+  ProxyEndpointRecord e = parse_record<ProxyEndpointRecord>(*doc);
+  const ProxyRecord p = proxy(e.proxy_name);
+  release_interface(e.network_interface_id);
   env_.store.remove(kEndpoint, name);
-  e["Status"] = "deleting";
-  return "<DBProxyEndpoint>" + endpoint_xml(e, p) + "</DBProxyEndpoint>";
+  e.status = "deleting";
+  return "<DBProxyEndpoint>" + endpoint_xml(e, p, false) + "</DBProxyEndpoint>";
 }
 
 std::string RdsProxies::describe_endpoints(const QueryParams& params) {
   const auto proxy_name = params.get("DBProxyName");
   const auto endpoint_name = params.get("DBProxyEndpointName");
-  std::vector<json::object> proxies;
-  if (proxy_name) {
-    proxies.push_back(proxy(*proxy_name));
-  } else {
-    for (const auto& [id, doc] : env_.store.list(kProxy))
-      proxies.push_back(json::parse(doc).as_object());
-  }
+  const std::vector<ProxyRecord> listed =
+      proxy_name ? std::vector<ProxyRecord>{proxy(*proxy_name)} : proxies();
   std::string members;
   bool found = false;
-  for (const auto& p : proxies) {
-    std::vector<json::object> endpoints;
+  for (const auto& p : listed) {
     // The default endpoint is listed too, named after the proxy, as RDS does.
-    endpoints.push_back(json::object{{"DBProxyEndpointName", text(p, "DBProxyName")},
-                                     {"DBProxyEndpointArn", text(p, "DBProxyArn")},
-                                     {"Status", text(p, "Status")},
-                                     {"VpcId", text(p, "VpcId")},
-                                     {"VpcSecurityGroupIds", p.at("VpcSecurityGroupIds")},
-                                     {"VpcSubnetIds", p.at("VpcSubnetIds")},
-                                     {"TargetRole", "READ_WRITE"},
-                                     {"CreatedDate", text(p, "CreatedDate")},
-                                     {"IsDefault", true}});
-    for (auto& e : endpoints_of(text(p, "DBProxyName"))) endpoints.push_back(std::move(e));
-    for (const auto& e : endpoints) {
-      if (endpoint_name && lower_case(*endpoint_name) != text(e, "DBProxyEndpointName")) continue;
+    std::vector<std::pair<ProxyEndpointRecord, bool>> listed_endpoints{{default_endpoint(p), true}};
+    for (auto& e : endpoints_of(p.name)) listed_endpoints.emplace_back(std::move(e), false);
+    for (const auto& [e, is_default] : listed_endpoints) {
+      if (endpoint_name && lower_case(*endpoint_name) != e.name) continue;
       found = true;
-      members += "<member>" + endpoint_xml(e, p) + "</member>";
+      members += "<member>" + endpoint_xml(e, p, is_default) + "</member>";
     }
   }
   if (endpoint_name && !found)
     throw ApiError("DBProxyEndpointNotFoundFault",
                    "DBProxyEndpoint " + *endpoint_name + " not found.", 404);
   return "<DBProxyEndpoints>" + members + "</DBProxyEndpoints>";
+}
+
+ProxyEndpointRecord RdsProxies::default_endpoint(const ProxyRecord& p) {
+  ProxyEndpointRecord e;
+  e.name = p.name;
+  e.proxy_name = p.name;
+  e.region = p.region;
+  e.arn = p.arn;
+  e.status = p.status;
+  e.vpc_id = p.vpc_id;
+  e.security_groups = p.security_groups;
+  e.subnets = p.subnets;
+  e.target_role = "READ_WRITE";
+  e.created = p.created;
+  e.address = p.address;
+  return e;
 }
 
 }  // namespace sluice::cloud

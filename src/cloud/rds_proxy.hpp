@@ -2,6 +2,9 @@
 // endpoints. Each proxy is a running sluice-proxy, configured from the proxy's settings, the
 // secrets its role may read and the writer of its target cluster; its endpoints are loopback
 // addresses on port 5432 (local_network.hpp). Target health comes from the running proxy.
+// Threading: everything here runs on the API's thread except the probes of running proxies
+// (their GET /targets, whether their address accepts connections), which run on `probes_` and
+// whose results reconcile() applies (probe_worker.hpp).
 #pragma once
 
 #include <boost/json.hpp>
@@ -14,12 +17,15 @@
 #include <vector>
 
 #include "cloud/local_network.hpp"
+#include "cloud/probe_worker.hpp"
 #include "cloud/query_protocol.hpp"
 #include "cloud/rds_environment.hpp"
+#include "cloud/records.hpp"
 
 namespace sluice::cloud {
 
 class Rds;
+struct ClusterWriter;
 
 struct TargetHealthReport {
   std::string state = "REGISTERING";  // REGISTERING | AVAILABLE | UNAVAILABLE
@@ -64,7 +70,7 @@ class RdsProxies {
   // (VPC ID → entries, the clusters' endpoints).
   void reconcile_interfaces(const std::map<std::string, HostsEntries>& extra_names);
   // Deletes a proxy's or endpoint's interface and closes its socket.
-  void release_interface(const boost::json::object& resource);
+  void release_interface(const std::string& interface_id);
   std::set<std::string> addresses_in_use();
   HostsEntries hosts_entries();
   bool cluster_registered(const std::string& cluster_id);
@@ -83,30 +89,59 @@ class RdsProxies {
   std::string delete_endpoint(const QueryParams& params);
   std::string describe_endpoints(const QueryParams& params);
 
-  boost::json::object proxy(const std::string& name);  // DBProxyNotFoundFault
-  void check_target_group(const boost::json::object& proxy, const QueryParams& params);
-  void save(const boost::json::object& proxy);
-  boost::json::array parse_auth(const QueryParams& params);
+  ProxyRecord proxy(const std::string& name);  // DBProxyNotFoundFault
+  std::vector<ProxyRecord> proxies();
+  std::vector<ProxyEndpointRecord> endpoints();
+  std::vector<ProxyEndpointRecord> endpoints_of(const std::string& proxy_name);
+  // The proxy's default endpoint, as DescribeDBProxyEndpoints lists it (not stored).
+  static ProxyEndpointRecord default_endpoint(const ProxyRecord& proxy);
+  void check_target_group(const ProxyRecord& proxy, const QueryParams& params);
+  void save(const ProxyRecord& proxy);
+  void save(const ProxyEndpointRecord& endpoint);
+  std::vector<ProxyAuthRecord> parse_auth(const QueryParams& params);
   // The one VPC of `subnets` (InvalidSubnet otherwise).
   std::string vpc_of(const std::vector<std::string>& subnets);
   void check_groups(const std::vector<std::string>& groups, const std::string& vpc);
-  std::string proxy_xml(const boost::json::object& proxy);
-  std::string target_group_xml(const boost::json::object& proxy);
-  std::string targets_xml(const boost::json::object& proxy);
-  std::string endpoint_xml(const boost::json::object& endpoint, const boost::json::object& proxy);
-  std::vector<boost::json::object> endpoints_of(const std::string& proxy_name);
+  std::string proxy_xml(const ProxyRecord& proxy);
+  std::string target_group_xml(const ProxyRecord& proxy);
+  std::string targets_xml(const ProxyRecord& proxy);
+  std::string endpoint_xml(const ProxyEndpointRecord& endpoint, const ProxyRecord& proxy,
+                           bool is_default);
 
   // Brings the proxy's process in line with its settings, secrets and target.
-  void reconcile_proxy(boost::json::object& proxy);
+  void reconcile_proxy(ProxyRecord& proxy);
+  // Writes proxy.toml and the admission rules and keeps the process running with them; `changed`
+  // (the secrets changed) restarts it.
+  void run_proxy(ProxyRecord& proxy, const ClusterWriter& writer,
+                 const std::vector<std::pair<std::string, std::string>>& auth, bool changed);
+  // The proxy's listeners inside the VPC, its own and its endpoints' (their interfaces made on
+  // first need); `inherited` gets their sockets, the proxy's descriptors 3, 4, …
+  struct VpcListener;
+  std::vector<VpcListener> vpc_listeners(ProxyRecord& proxy,
+                                         std::vector<ProxyEndpointRecord>& endpoints,
+                                         std::vector<int>& inherited);
   // Why the proxy's secrets cannot be used (empty: all can); also writes the usable ones.
-  std::string prepare_secrets(const boost::json::object& proxy, const std::string& dir,
+  std::string prepare_secrets(const ProxyRecord& proxy, const std::string& dir,
                               std::vector<std::pair<std::string, std::string>>& auth,
                               bool& changed);
-  TargetHealthReport health_of(const boost::json::object& proxy);
+  TargetHealthReport health_of(const ProxyRecord& proxy);
+  // Probes of a running proxy, at most one of each kind in flight; their results are applied
+  // when reconcile() delivers them. What its process reports, at most once a second:
+  void probe_health(const std::string& name, int metrics_port);
+  // Whether it listens: then the proxy and its endpoints still creating become available.
+  void probe_listening(const std::string& name, const std::string& address);
+  void mark_available(const std::string& name);
+  // Forgets what the proxy's process reported (it restarts, stops or is gone); a probe of it
+  // still in flight is then ignored.
+  void forget_report(const std::string& name);
   std::string dir_of(const std::string& name) const { return env_.home + "/proxies/" + name; }
-  // The proxy's (or an endpoint's) interface in its first subnet, made on first need.
-  Ec2::NetworkInterface interface_of(boost::json::object& resource, std::string_view kind,
-                                     const std::string& description);
+  // The proxy's (or an endpoint's) interface in its first subnet, made (and saved) on first need.
+  Ec2::NetworkInterface interface_of(ProxyRecord& proxy);
+  Ec2::NetworkInterface interface_of(ProxyEndpointRecord& endpoint);
+  // The interface `id` names, or a new one (then `id` is set to it).
+  Ec2::NetworkInterface ensure_interface(std::string& id, const std::vector<std::string>& subnets,
+                                         const std::vector<std::string>& groups,
+                                         const std::string& description);
   // A listener inside the VPC: its label in proxy.toml (fd:N), its interface's address and the
   // security groups that guard it.
   struct VpcListener {
@@ -131,6 +166,10 @@ class RdsProxies {
   std::map<std::string, std::string> credential_problems_;
   std::map<std::string, TargetHealthReport> reported_;
   std::map<std::string, std::chrono::steady_clock::time_point> next_check_;
+  std::map<std::string, uint64_t> report_epoch_;  // bumped by forget_report()
+  uint64_t report_epochs_ = 0;
+  std::set<std::string> probing_;  // "health:NAME", "listening:NAME" in flight
+  ProbeWorker probes_;             // last: its threads end before the rest goes
 };
 
 }  // namespace sluice::cloud

@@ -95,20 +95,19 @@ std::optional<TargetHealthReport> parse_proxy_targets(std::string_view body) {
 
 // ---- the running proxies ----
 
-std::string RdsProxies::prepare_secrets(const json::object& p, const std::string& dir,
+std::string RdsProxies::prepare_secrets(const ProxyRecord& p, const std::string& dir,
                                         std::vector<std::pair<std::string, std::string>>& auth,
                                         bool& changed) {
   std::string problems;
-  const std::string role = text(p, "RoleArn");
   int n = 0;
-  for (const auto& a : p.at("Auth").as_array()) {
-    const json::object& entry = a.as_object();
-    const std::string arn = text(entry, "SecretArn");
+  for (const auto& entry : p.auth) {
+    const std::string& arn = entry.secret_arn;
     std::string why;
     std::string problem;
-    if (env_.iam.evaluate(role, "secretsmanager:GetSecretValue", arn, &why) != Decision::kAllow) {
-      problem = "The proxy's role " + role + " may not call secretsmanager:GetSecretValue on " +
-                arn + ": " + why;
+    if (env_.iam.evaluate(p.role_arn, "secretsmanager:GetSecretValue", arn, &why) !=
+        Decision::kAllow) {
+      problem = "The proxy's role " + p.role_arn +
+                " may not call secretsmanager:GetSecretValue on " + arn + ": " + why;
     } else if (auto value = env_.secrets.current_string(arn); !value) {
       problem = "The secret " + arn +
                 " does not exist, is scheduled for deletion or has no "
@@ -121,7 +120,7 @@ std::string RdsProxies::prepare_secrets(const json::object& p, const std::string
       } else {
         const std::string file = dir + "/secret-" + std::to_string(n++) + ".json";
         write_if_changed(file, *value, changed);
-        auth.emplace_back(file, text(entry, "ClientPasswordAuthType"));
+        auth.emplace_back(file, entry.client_password_auth_type);
       }
     }
     if (!problem.empty()) problems += (problems.empty() ? "" : " ") + problem;
@@ -129,106 +128,166 @@ std::string RdsProxies::prepare_secrets(const json::object& p, const std::string
   return problems;
 }
 
-void RdsProxies::reconcile_proxy(json::object& p) {
-  const std::string name = text(p, "DBProxyName");
-  const std::string process = "proxy:" + name;
-  const std::string dir = dir_of(name);
-  fs::create_directories(dir);
+void RdsProxies::reconcile_proxy(ProxyRecord& p) {
+  const std::string& name = p.name;
+  fs::create_directories(dir_of(name));
   std::vector<std::pair<std::string, std::string>> auth;
   bool changed = false;  // the proxy reads its files once: a change means a restart
-  credential_problems_[name] = prepare_secrets(p, dir, auth, changed);
-  const auto writer = rds_.writer(text(p, "TargetCluster"));
+  credential_problems_[name] = prepare_secrets(p, dir_of(name), auth, changed);
+  const auto writer = rds_.writer(p.target_group.target_cluster);
   const bool should_run = !auth.empty() && writer && !writer->instance_id.empty();
-  if (!should_run) {
-    env_.supervisor.stop(process);
-    reported_.erase(name);
+  if (should_run) {
+    run_proxy(p, *writer, auth, changed);
   } else {
-    ProxyRuntime runtime;
-    runtime.name = name;
-    runtime.listen.push_back(text(p, "Address") + ":" + std::to_string(kProxyPort));
-    auto endpoints = endpoints_of(name);
-    for (const auto& e : endpoints)
-      runtime.listen.push_back(text(e, "Address") + ":" + std::to_string(kProxyPort));
-    const std::vector<std::string> host_listeners = runtime.listen;
-    // In the VPC: a socket on each endpoint's interface address, opened by us in the VPC's
-    // namespace and inherited by the proxy as descriptors 3, 4, …
-    std::vector<int> inherited;
-    std::vector<VpcListener> vpc_listeners;
-    if (env_.vpc_network) {
-      const auto eni = interface_of(p, kProxy, "RDS Proxy " + name);
-      inherited.push_back(env_.vpc_network->listener(eni.vpc_id, eni.ip, kProxyPort));
-      vpc_listeners.push_back({"fd:3", eni.ip, strings_of(p, "VpcSecurityGroupIds")});
-      for (auto& e : endpoints) {
-        const auto endpoint_eni =
-            interface_of(e, kEndpoint, "RDS Proxy endpoint " + text(e, "DBProxyEndpointName"));
-        inherited.push_back(
-            env_.vpc_network->listener(endpoint_eni.vpc_id, endpoint_eni.ip, kProxyPort));
-        vpc_listeners.push_back({"fd:" + std::to_string(2 + inherited.size()), endpoint_eni.ip,
-                                 strings_of(e, "VpcSecurityGroupIds")});
-      }
-      for (const auto& listener : vpc_listeners) runtime.listen.push_back(listener.label);
-    }
-    runtime.admission_file = dir + "/admission";
-    bool rules_changed = false;  // the proxy re-reads its rules by itself
-    write_if_changed(runtime.admission_file,
-                     admission_rules(vpc_listeners, host_listeners, text(p, "VpcId")),
-                     rules_changed);
-    runtime.require_tls = flag(p, "RequireTLS");
-    runtime.idle_client_timeout = static_cast<int>(whole(p, "IdleClientTimeout", 1800));
-    runtime.debug_logging = flag(p, "DebugLogging");
-    std::tie(runtime.cert_file, runtime.key_file) = rds_.certificate(text(p, "Region"));
-    runtime.auth = auth;
-    runtime.target_host = writer->address;
-    runtime.target_port = writer->port;
-    runtime.max_connections_percent = static_cast<int>(whole(p, "MaxConnectionsPercent", 100));
-    runtime.max_idle_connections_percent =
-        static_cast<int>(whole(p, "MaxIdleConnectionsPercent", 50));
-    runtime.connection_borrow_timeout = static_cast<int>(whole(p, "ConnectionBorrowTimeout", 120));
-    runtime.init_query = text(p, "InitQuery");
-    runtime.metrics_listen = "127.0.0.1:" + std::to_string(whole(p, "MetricsPort"));
-    const std::string config = dir + "/proxy.toml";
-    write_if_changed(config, render_proxy_config(runtime), changed);
-    if (changed) {
-      env_.supervisor.stop(process);  // a new configuration: start over with it
-      reported_.erase(name);
-    }
-    ProcessSpec spec;
-    spec.argv = {env_.proxy_binary, "--config", config};
-    spec.log_file = dir + "/proxy.log";
-    spec.stop_order = 0;
-    spec.inherit_fds = inherited;
-    env_.supervisor.ensure(process, spec);
-    // What the running proxy says about its target, at most once a second.
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= next_check_[name]) {
-      next_check_[name] = now + std::chrono::seconds(1);
-      if (auto body = local_http_get(static_cast<int>(whole(p, "MetricsPort")), "/targets", 500))
-        if (auto report = parse_proxy_targets(*body)) reported_[name] = *report;
-    }
+    env_.supervisor.stop("proxy:" + name);
+    forget_report(name);
   }
-  const bool listening = !should_run || accepts_connections(text(p, "Address"), kProxyPort);
-  if (text(p, "Status") == "creating" && listening) {
-    p["Status"] = "available";
+  bool creating = p.status == "creating";
+  for (const auto& e : endpoints_of(name)) creating = creating || e.status == "creating";
+  if (!creating) return;
+  if (should_run)
+    probe_listening(name, p.address);
+  else
+    mark_available(name);  // no process to wait for
+}
+
+void RdsProxies::run_proxy(ProxyRecord& p, const ClusterWriter& writer,
+                           const std::vector<std::pair<std::string, std::string>>& auth,
+                           bool changed) {
+  const std::string process = "proxy:" + p.name;
+  const std::string dir = dir_of(p.name);
+  ProxyRuntime runtime;
+  runtime.name = p.name;
+  runtime.listen.push_back(p.address + ":" + std::to_string(kProxyPort));
+  auto endpoints = endpoints_of(p.name);
+  for (const auto& e : endpoints)
+    runtime.listen.push_back(e.address + ":" + std::to_string(kProxyPort));
+  const std::vector<std::string> host_listeners = runtime.listen;
+  std::vector<int> inherited;
+  const std::vector<VpcListener> in_vpc = vpc_listeners(p, endpoints, inherited);
+  for (const auto& listener : in_vpc) runtime.listen.push_back(listener.label);
+  runtime.admission_file = dir + "/admission";
+  bool rules_changed = false;  // the proxy re-reads its rules by itself
+  write_if_changed(runtime.admission_file, admission_rules(in_vpc, host_listeners, p.vpc_id),
+                   rules_changed);
+  runtime.require_tls = p.require_tls;
+  runtime.idle_client_timeout = static_cast<int>(p.idle_client_timeout);
+  runtime.debug_logging = p.debug_logging;
+  std::tie(runtime.cert_file, runtime.key_file) = rds_.certificate(p.region);
+  runtime.auth = auth;
+  runtime.target_host = writer.address;
+  runtime.target_port = writer.port;
+  const TargetGroupRecord& g = p.target_group;
+  runtime.max_connections_percent = static_cast<int>(g.max_connections_percent);
+  runtime.max_idle_connections_percent = static_cast<int>(g.max_idle_connections_percent);
+  runtime.connection_borrow_timeout = static_cast<int>(g.connection_borrow_timeout);
+  runtime.init_query = g.init_query;
+  runtime.metrics_listen = "127.0.0.1:" + std::to_string(p.metrics_port);
+  const std::string config = dir + "/proxy.toml";
+  write_if_changed(config, render_proxy_config(runtime), changed);
+  if (changed) {
+    env_.supervisor.stop(process);  // a new configuration: start over with it
+    forget_report(p.name);
+  }
+  ProcessSpec spec;
+  spec.argv = {env_.proxy_binary, "--config", config};
+  spec.log_file = dir + "/proxy.log";
+  spec.stop_order = 0;
+  spec.inherit_fds = inherited;
+  env_.supervisor.ensure(process, spec);
+  probe_health(p.name, static_cast<int>(p.metrics_port));
+}
+
+std::vector<RdsProxies::VpcListener> RdsProxies::vpc_listeners(
+    ProxyRecord& p, std::vector<ProxyEndpointRecord>& endpoints, std::vector<int>& inherited) {
+  // In the VPC: a socket on each endpoint's interface address, opened by us in the VPC's
+  // namespace and inherited by the proxy as descriptors 3, 4, …
+  std::vector<VpcListener> listeners;
+  if (!env_.vpc_network) return listeners;
+  const auto eni = interface_of(p);
+  inherited.push_back(env_.vpc_network->listener(eni.vpc_id, eni.ip, kProxyPort));
+  listeners.push_back({"fd:3", eni.ip, p.security_groups});
+  for (auto& e : endpoints) {
+    const auto endpoint_eni = interface_of(e);
+    inherited.push_back(
+        env_.vpc_network->listener(endpoint_eni.vpc_id, endpoint_eni.ip, kProxyPort));
+    listeners.push_back(
+        {"fd:" + std::to_string(2 + inherited.size()), endpoint_eni.ip, e.security_groups});
+  }
+  return listeners;
+}
+
+void RdsProxies::probe_health(const std::string& name, int metrics_port) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_check_[name] || !probing_.insert("health:" + name).second) return;
+  next_check_[name] = now + std::chrono::seconds(1);
+  const uint64_t epoch = report_epoch_[name];
+  probes_.run<std::optional<TargetHealthReport>>(
+      [metrics_port]() -> std::optional<TargetHealthReport> {
+        const auto body = local_http_get(metrics_port, "/targets", 500);
+        return body ? parse_proxy_targets(*body) : std::nullopt;
+      },
+      [this, name, epoch](std::optional<TargetHealthReport> report) {
+        probing_.erase("health:" + name);
+        if (report && report_epoch_[name] == epoch && env_.store.get(kProxy, name))
+          reported_[name] = *report;
+      });
+}
+
+void RdsProxies::probe_listening(const std::string& name, const std::string& address) {
+  if (!probing_.insert("listening:" + name).second) return;
+  probes_.run<bool>([address] { return accepts_connections(address, kProxyPort); },
+                    [this, name](bool listening) {
+                      probing_.erase("listening:" + name);
+                      if (listening) mark_available(name);
+                    });
+}
+
+void RdsProxies::mark_available(const std::string& name) {
+  const auto doc = env_.store.get(kProxy, name);
+  if (!doc) return;  // deleted while a probe ran
+  ProxyRecord p = parse_record<ProxyRecord>(*doc);
+  if (p.status == "creating") {
+    p.status = "available";
     save(p);
     spdlog::info("DB proxy {} available", name);
   }
   for (auto& e : endpoints_of(name))
-    if (text(e, "Status") == "creating" && listening) {
-      e["Status"] = "available";
-      env_.store.put(kEndpoint, text(e, "DBProxyEndpointName"), json::serialize(e));
+    if (e.status == "creating") {
+      e.status = "available";
+      save(e);
     }
 }
 
-Ec2::NetworkInterface RdsProxies::interface_of(json::object& resource, std::string_view kind,
-                                               const std::string& description) {
-  if (auto eni = env_.ec2.interface(text(resource, "NetworkInterfaceId"))) return *eni;
-  const auto subnets = strings_of(resource, "VpcSubnetIds");
+void RdsProxies::forget_report(const std::string& name) {
+  reported_.erase(name);
+  report_epoch_[name] = ++report_epochs_;
+}
+
+Ec2::NetworkInterface RdsProxies::ensure_interface(std::string& id,
+                                                   const std::vector<std::string>& subnets,
+                                                   const std::vector<std::string>& groups,
+                                                   const std::string& description) {
+  if (auto eni = env_.ec2.interface(id)) return *eni;
   const auto eni =
-      env_.ec2.create_interface(subnets.at(0), strings_of(resource, "VpcSecurityGroupIds"),
-                                description, /*requester_managed=*/true);
-  resource["NetworkInterfaceId"] = eni.id;
-  const std::string id = text(resource, kind == kProxy ? "DBProxyName" : "DBProxyEndpointName");
-  env_.store.put(kind, id, json::serialize(resource));
+      env_.ec2.create_interface(subnets.at(0), groups, description, /*requester_managed=*/true);
+  id = eni.id;
+  return eni;
+}
+
+Ec2::NetworkInterface RdsProxies::interface_of(ProxyRecord& p) {
+  const std::string before = p.network_interface_id;
+  const auto eni =
+      ensure_interface(p.network_interface_id, p.subnets, p.security_groups, "RDS Proxy " + p.name);
+  if (p.network_interface_id != before) save(p);
+  return eni;
+}
+
+Ec2::NetworkInterface RdsProxies::interface_of(ProxyEndpointRecord& e) {
+  const std::string before = e.network_interface_id;
+  const auto eni = ensure_interface(e.network_interface_id, e.subnets, e.security_groups,
+                                    "RDS Proxy endpoint " + e.name);
+  if (e.network_interface_id != before) save(e);
   return eni;
 }
 
@@ -251,19 +310,12 @@ void RdsProxies::reconcile_interfaces(const std::map<std::string, HostsEntries>&
   if (!env_.vpc_network) return;
   // Inside a VPC, endpoint names resolve to the endpoints' interface addresses.
   std::map<std::string, HostsEntries> names_by_vpc = extra_names;
-  for (const auto& [id, doc] : env_.store.list(kProxy)) {
-    const json::value parsed = json::parse(doc);
-    const json::object& p = parsed.as_object();
-    if (auto eni = env_.ec2.interface(text(p, "NetworkInterfaceId")))
-      names_by_vpc[eni->vpc_id].emplace_back(eni->ip, rds_.names(text(p, "Region")).proxy(id));
-  }
-  for (const auto& [id, doc] : env_.store.list(kEndpoint)) {
-    const json::value parsed = json::parse(doc);
-    const json::object& e = parsed.as_object();
-    if (auto eni = env_.ec2.interface(text(e, "NetworkInterfaceId")))
-      names_by_vpc[eni->vpc_id].emplace_back(eni->ip,
-                                             rds_.names(text(e, "Region")).proxy_endpoint(id));
-  }
+  for (const auto& p : proxies())
+    if (auto eni = env_.ec2.interface(p.network_interface_id))
+      names_by_vpc[eni->vpc_id].emplace_back(eni->ip, rds_.names(p.region).proxy(p.name));
+  for (const auto& e : endpoints())
+    if (auto eni = env_.ec2.interface(e.network_interface_id))
+      names_by_vpc[eni->vpc_id].emplace_back(eni->ip, rds_.names(e.region).proxy_endpoint(e.name));
   std::set<std::string> present;
   for (const auto& eni : env_.ec2.interfaces()) {
     if (!eni.is_client()) continue;  // a service's interface is a listener, not a namespace
@@ -279,9 +331,10 @@ void RdsProxies::reconcile_interfaces(const std::map<std::string, HostsEntries>&
 }
 
 void RdsProxies::reconcile() {
+  probes_.deliver();  // what the probes found since the last tick
   for (const auto& [id, doc] : env_.store.list(kProxy)) {
-    json::object p = json::parse(doc).as_object();
     try {
+      ProxyRecord p = parse_record<ProxyRecord>(doc);
       reconcile_proxy(p);
     } catch (const std::exception& e) {
       spdlog::error("DB proxy {}: {}", id, e.what());

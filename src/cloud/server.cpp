@@ -5,7 +5,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "cloud/sigv4.hpp"
+#include "common/sigv4.hpp"
 
 namespace sluice::cloud {
 namespace asio = boost::asio;

@@ -23,34 +23,71 @@ namespace fs = std::filesystem;
 using cloud::ApiError;
 using cloud::ApiRequest;
 using cloud::ApiResponse;
-using cloud::text;
 
-FunctionHost::EnvironmentPtr FunctionHost::start_environment(const json::object& function) {
-  auto env = std::make_shared<Environment>(io_.get_executor());
-  env->function = text(function, "FunctionName");
-  env->revision = revision_of(function);
-  env->memory_mb = static_cast<int>(cloud::whole(function, "MemorySize", 128));
-  env->log_group = log_group_name(env->function);
-  env->log_stream = log_stream_name(std::chrono::system_clock::now(), env->id);
-
-  // Inside the VPC: one of the function's Hyperplane interfaces, in turn.
-  std::string network_namespace;
-  const auto interfaces = cloud::Lambda::network_interfaces(function);
-  if (!interfaces.empty()) {
-    if (cloud::VpcNetwork* vpc = plane_.vpc_network()) {
-      network_namespace =
-          vpc->interface_namespace(interfaces[next_interface_++ % interfaces.size()]);
-      if (!fs::exists("/var/run/netns/" + network_namespace))
-        throw ApiError("ResourceNotReadyException",
-                       "The function is currently in the following state: Pending", 502);
-    } else {
-      spdlog::warn(
-          "{} has a VpcConfig but this sluice serve cannot make network namespaces: "
-          "it runs on the host's network",
-          env->function);
-    }
+std::vector<std::string> FunctionHost::lambda_variables(const cloud::FunctionRecord& function,
+                                                        const Environment& env,
+                                                        const std::string& code,
+                                                        const std::string& endpoint,
+                                                        const cloud::RoleSession& credentials) {
+  std::vector<std::string> out;
+  if (function.variables.is_object())
+    for (const auto& [key, value] : function.variables.as_object())
+      if (value.is_string()) out.push_back(std::string(key) + "=" + std::string(value.as_string()));
+  const std::string& arn = function.arn;
+  const std::string region = arn.size() > 15 ? arn.substr(15, arn.find(':', 15) - 15) : "";
+  for (std::string variable : std::initializer_list<std::string>{
+           "PATH=/usr/local/bin:/usr/bin:/bin",
+           "LANG=C.UTF-8",
+           "TZ=:UTC",
+           "LD_LIBRARY_PATH=" + code + "/lib",
+           "_HANDLER=" + function.handler,
+           "AWS_REGION=" + region,
+           "AWS_DEFAULT_REGION=" + region,
+           "AWS_LAMBDA_FUNCTION_NAME=" + env.function,
+           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(env.memory_mb),
+           "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+           "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+           "AWS_LAMBDA_LOG_GROUP_NAME=" + env.log_group,
+           "AWS_LAMBDA_LOG_STREAM_NAME=" + env.log_stream,
+           "AWS_LAMBDA_RUNTIME_API=" + endpoint,
+           "LAMBDA_TASK_ROOT=" + code,
+           "LAMBDA_RUNTIME_DIR=" + code,
+           "AWS_ACCESS_KEY_ID=" + credentials.access_key_id,
+           "AWS_SECRET_ACCESS_KEY=" + credentials.secret_access_key,
+           "AWS_SESSION_TOKEN=" + credentials.session_token,
+           "AWS_ENDPOINT_URL=http://" + endpoint,
+           "TMPDIR=" + env.scratch,
+           "HOME=" + env.scratch,
+       }) {
+    const std::string key = variable.substr(0, variable.find('=') + 1);
+    std::erase_if(out, [&](const std::string& e) { return e.starts_with(key); });
+    out.push_back(std::move(variable));
   }
-  const std::string code = code_.folder(text(function, "CodeFile"), text(function, "CodeSha256"));
+  return out;
+}
+
+std::string FunctionHost::environment_namespace(const cloud::FunctionRecord& function) {
+  // Inside the VPC: one of the function's Hyperplane interfaces, in turn.
+  const auto interfaces = function.interface_ids();
+  if (interfaces.empty()) return "";
+  cloud::VpcNetwork* vpc = plane_.vpc_network();
+  if (!vpc) {
+    spdlog::warn(
+        "{} has a VpcConfig but this sluice serve cannot make network namespaces: "
+        "it runs on the host's network",
+        function.name);
+    return "";
+  }
+  const std::string network_namespace =
+      vpc->interface_namespace(interfaces[next_interface_++ % interfaces.size()]);
+  if (!fs::exists("/var/run/netns/" + network_namespace))
+    throw ApiError("ResourceNotReadyException",
+                   "The function is currently in the following state: Pending", 502);
+  return network_namespace;
+}
+
+std::string FunctionHost::start_runtime_api(const EnvironmentPtr& env,
+                                            const std::string& network_namespace) {
   const int listener = network_namespace.empty()
                            ? -1
                            : cloud::listen_in_namespace(network_namespace, "127.0.0.1", 0);
@@ -66,10 +103,22 @@ FunctionHost::EnvironmentPtr FunctionHost::start_environment(const json::object&
           : std::make_unique<cloud::ApiServer>(
                 io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), handler);
   env->api->start();
-  const std::string endpoint = "127.0.0.1:" + std::to_string(env->api->port());
+  return "127.0.0.1:" + std::to_string(env->api->port());
+}
 
+FunctionHost::EnvironmentPtr FunctionHost::start_environment(
+    const cloud::FunctionRecord& function) {
+  auto env = std::make_shared<Environment>(io_.get_executor());
+  env->function = function.name;
+  env->revision = revision_of(function);
+  env->memory_mb = static_cast<int>(function.memory_size);
+  env->log_group = log_group_name(env->function);
+  env->log_stream = log_stream_name(std::chrono::system_clock::now(), env->id);
+  const std::string network_namespace = environment_namespace(function);
+  const std::string code = code_.folder(function.code_file, function.code_sha256);
+  const std::string endpoint = start_runtime_api(env, network_namespace);
   const cloud::RoleSession credentials =
-      plane_.role_credentials().issue(text(function, "Role"), env->function);
+      plane_.role_credentials().issue(function.role, env->function);
   env->access_key = credentials.access_key_id;
   env->scratch = options_.home + "/functions-runtime/env/" + env->id;
   fs::create_directories(env->scratch);
@@ -79,49 +128,13 @@ FunctionHost::EnvironmentPtr FunctionHost::start_environment(const json::object&
     if (::chown(env->scratch.c_str(), uid, gid) != 0)
       spdlog::warn("cannot hand {} to {}", env->scratch, options_.user);
   }
-  const std::string arn = text(function, "FunctionArn");
-  const std::string region = arn.size() > 15 ? arn.substr(15, arn.find(':', 15) - 15) : "";
-
   LaunchSpec spec;
   spec.program = env->bootstrap = code + "/bootstrap";
   spec.working_directory = code;
   spec.network_namespace = network_namespace;
   if (!network_namespace.empty()) spec.hosts_file = "/etc/netns/" + network_namespace + "/hosts";
   spec.user = as_user ? options_.user : "";
-  // The function's variables first: Lambda's reserved ones are not theirs to change.
-  if (const auto* environment = function.if_contains("Environment"))
-    if (const auto* variables = environment->as_object().if_contains("Variables"))
-      for (const auto& [key, value] : variables->as_object())
-        if (value.is_string())
-          spec.environment.push_back(std::string(key) + "=" + std::string(value.as_string()));
-  for (std::string variable : std::initializer_list<std::string>{
-           "PATH=/usr/local/bin:/usr/bin:/bin",
-           "LANG=C.UTF-8",
-           "TZ=:UTC",
-           "LD_LIBRARY_PATH=" + code + "/lib",
-           "_HANDLER=" + text(function, "Handler"),
-           "AWS_REGION=" + region,
-           "AWS_DEFAULT_REGION=" + region,
-           "AWS_LAMBDA_FUNCTION_NAME=" + env->function,
-           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(env->memory_mb),
-           "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-           "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
-           "AWS_LAMBDA_LOG_GROUP_NAME=" + env->log_group,
-           "AWS_LAMBDA_LOG_STREAM_NAME=" + env->log_stream,
-           "AWS_LAMBDA_RUNTIME_API=" + endpoint,
-           "LAMBDA_TASK_ROOT=" + code,
-           "LAMBDA_RUNTIME_DIR=" + code,
-           "AWS_ACCESS_KEY_ID=" + credentials.access_key_id,
-           "AWS_SECRET_ACCESS_KEY=" + credentials.secret_access_key,
-           "AWS_SESSION_TOKEN=" + credentials.session_token,
-           "AWS_ENDPOINT_URL=http://" + endpoint,
-           "TMPDIR=" + env->scratch,
-           "HOME=" + env->scratch,
-       }) {
-    const std::string key = variable.substr(0, variable.find('=') + 1);
-    std::erase_if(spec.environment, [&](const std::string& e) { return e.starts_with(key); });
-    spec.environment.push_back(std::move(variable));
-  }
+  spec.environment = lambda_variables(function, *env, code, endpoint, credentials);
   env->cgroups = std::make_unique<EnvironmentCgroups>(options_.cgroup_root, options_.tag, env->id,
                                                       int64_t{env->memory_mb} * 1024 * 1024);
   spec.cgroup_procs = env->cgroups->procs_files();

@@ -10,10 +10,10 @@
 #include <optional>
 
 #include "auth/crypto.hpp"
-#include "cloud/encoding.hpp"
 #include "cloud/ids.hpp"
 #include "cloud/server.hpp"
 #include "cloud/vpc_network.hpp"
+#include "common/encoding.hpp"
 #include "functions/host_state.hpp"
 #include "functions/invocation_log.hpp"
 #include "functions/process.hpp"
@@ -26,7 +26,6 @@ namespace fs = std::filesystem;
 using cloud::ApiError;
 using cloud::ApiRequest;
 using cloud::ApiResponse;
-using cloud::text;
 
 namespace {
 
@@ -106,7 +105,7 @@ asio::awaitable<ApiResponse> FunctionHost::handle(ApiRequest& request) {
 asio::awaitable<ApiResponse> FunctionHost::invoke(ApiRequest& request, const std::string& name) {
   try {
     // Names may come percent-encoded (a full ARN); Lambda::load accepts either form.
-    const json::object function = plane_.lambda().load(cloud::percent_decode(name));
+    const cloud::FunctionRecord function = plane_.lambda().function(cloud::percent_decode(name));
     const std::string type = request.header("x-amz-invocation-type").empty()
                                  ? "RequestResponse"
                                  : request.header("x-amz-invocation-type");
@@ -133,8 +132,7 @@ asio::awaitable<ApiResponse> FunctionHost::invoke(ApiRequest& request, const std
       co_return out;
     }
     if (type == "Event") {
-      asio::co_spawn(io_, run_event(text(function, "FunctionName"), std::move(payload)),
-                     asio::detached);
+      asio::co_spawn(io_, run_event(function.name, std::move(payload)), asio::detached);
       out.status = 202;
       co_return out;
     }
@@ -155,16 +153,14 @@ asio::awaitable<ApiResponse> FunctionHost::invoke(ApiRequest& request, const std
   }
 }
 
-void FunctionHost::admit(const json::object& function) {
-  const std::string name = text(function, "FunctionName");
+void FunctionHost::admit(const cloud::FunctionRecord& function) {
+  const std::string& name = function.name;
   std::map<std::string, int> busy;  // by function
   for (const auto& [id, env] : environments_)
     if (env->current) ++busy[env->function];
   std::map<std::string, int64_t> reserved;
-  for (const auto& [id, document] : plane_.store().list("function")) {
-    if (const auto r = cloud::Lambda::reserved_concurrency(json::parse(document).as_object()))
-      reserved[id] = *r;
-  }
+  for (const auto& f : plane_.lambda().functions())
+    if (f.reserved_concurrency) reserved[f.name] = *f.reserved_concurrency;
   if (auto it = reserved.find(name); it != reserved.end()) {
     if (busy[name] >= it->second)
       throw Throttled("ReservedFunctionConcurrentInvocationLimitExceeded");
@@ -180,8 +176,8 @@ void FunctionHost::admit(const json::object& function) {
   peak = std::max(peak, busy[name] + 1);
 }
 
-FunctionHost::EnvironmentPtr FunctionHost::take_idle(const json::object& function) {
-  const std::string name = text(function, "FunctionName");
+FunctionHost::EnvironmentPtr FunctionHost::take_idle(const cloud::FunctionRecord& function) {
+  const std::string& name = function.name;
   const std::string revision = revision_of(function);
   EnvironmentPtr best;
   for (const auto& [id, env] : environments_) {
@@ -193,13 +189,13 @@ FunctionHost::EnvironmentPtr FunctionHost::take_idle(const json::object& functio
   return best;
 }
 
-asio::awaitable<FunctionHost::Outcome> FunctionHost::run(const json::object& function,
+asio::awaitable<FunctionHost::Outcome> FunctionHost::run(const cloud::FunctionRecord& function,
                                                          std::string payload) {
   admit(function);
   auto invocation = std::make_shared<Invocation>(io_.get_executor());
   invocation->payload = std::move(payload);
-  invocation->function_arn = text(function, "FunctionArn");
-  invocation->timeout_seconds = static_cast<int>(cloud::whole(function, "Timeout", 3));
+  invocation->function_arn = function.arn;
+  invocation->timeout_seconds = static_cast<int>(function.timeout);
   EnvironmentPtr env = take_idle(function);
   if (!env) env = start_environment(function);
   env->state = Environment::State::kBusy;
@@ -231,7 +227,7 @@ asio::awaitable<void> FunctionHost::run_event(std::string name, std::string payl
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     try {
-      const json::object function = plane_.lambda().load(name);
+      const cloud::FunctionRecord function = plane_.lambda().function(name);
       Outcome outcome = co_await run(function, payload);
       if (!outcome.function_error) co_return;
       why = "function error " + outcome.payload.substr(0, 200);
@@ -379,7 +375,7 @@ void FunctionHost::tick() {
     auto [it, fresh] = revisions.try_emplace(env->function);
     if (fresh) {
       try {
-        it->second = revision_of(plane_.lambda().load(env->function));
+        it->second = revision_of(plane_.lambda().function(env->function));
       } catch (const ApiError&) {
         it->second.reset();
       }

@@ -64,16 +64,25 @@ class FunctionHost {
   boost::asio::awaitable<cloud::ApiResponse> invoke(cloud::ApiRequest& request,
                                                     const std::string& name);
   // Runs one invocation to its end. Throws ApiError (throttled, not ready, …).
-  boost::asio::awaitable<Outcome> run(const boost::json::object& function, std::string payload);
+  boost::asio::awaitable<Outcome> run(const cloud::FunctionRecord& function, std::string payload);
   boost::asio::awaitable<void> run_event(std::string name, std::string payload);
   boost::asio::awaitable<cloud::ApiResponse> runtime_call(EnvironmentPtr env,
                                                           cloud::ApiRequest& request);
   boost::asio::awaitable<cloud::ApiResponse> next_invocation(EnvironmentPtr env);
   cloud::ApiResponse environments_view(const std::string& name);
 
-  void admit(const boost::json::object& function);  // throws TooManyRequestsException
-  EnvironmentPtr take_idle(const boost::json::object& function);
-  EnvironmentPtr start_environment(const boost::json::object& function);
+  void admit(const cloud::FunctionRecord& function);  // throws TooManyRequestsException
+  EnvironmentPtr take_idle(const cloud::FunctionRecord& function);
+  EnvironmentPtr start_environment(const cloud::FunctionRecord& function);
+  // The namespace of one of the function's interfaces ("" outside a VPC), in turn.
+  std::string environment_namespace(const cloud::FunctionRecord& function);
+  // The environment's Runtime API (inside its namespace, if any); its HOST:PORT.
+  std::string start_runtime_api(const EnvironmentPtr& env, const std::string& network_namespace);
+  // Lambda's environment variables: the function's own, then the reserved ones (which win).
+  static std::vector<std::string> lambda_variables(const cloud::FunctionRecord& function,
+                                                   const Environment& env, const std::string& code,
+                                                   const std::string& endpoint,
+                                                   const cloud::RoleSession& credentials);
   void deliver(const EnvironmentPtr& env);
   void finish(const EnvironmentPtr& env, std::string payload, bool function_error);
   void time_out(const EnvironmentPtr& env);

@@ -11,7 +11,7 @@
 
 #include "auth/crypto.hpp"
 #include "cloud/ids.hpp"
-#include "cloud/json_fields.hpp"
+#include "cloud/records.hpp"
 #include "cloud/server.hpp"
 #include "functions/cgroups.hpp"
 #include "functions/function_host.hpp"
@@ -31,8 +31,8 @@ inline double ms_since(Clock::time_point start) {
 }
 
 // What decides whether a warm environment still runs the function as configured now.
-inline std::string revision_of(const boost::json::object& function) {
-  return cloud::text(function, "RevisionId") + "/" + cloud::text(function, "CodeSha256");
+inline std::string revision_of(const cloud::FunctionRecord& function) {
+  return function.revision_id + "/" + function.code_sha256;
 }
 
 inline cloud::ApiResponse runtime_reply(int status, std::string body) {

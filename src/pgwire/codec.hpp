@@ -26,6 +26,11 @@ constexpr uint32_t kSslRequestCode = 80877103;
 constexpr uint32_t kGssEncRequestCode = 80877104;
 constexpr uint32_t kCancelRequestCode = 80877102;
 
+// The int32 at `p` in the wire's byte order (big-endian), as unsigned; `p` must hold 4 bytes.
+inline uint32_t read_be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
 // ---------------------------------------------------------------- framing
 
 enum class FrameStatus {
@@ -205,6 +210,15 @@ void write_auth_sasl_continue(std::string& out, std::string_view data);
 void write_auth_sasl_final(std::string& out, std::string_view data);
 void write_parameter_status(std::string& out, std::string_view name, std::string_view value);
 void write_backend_key_data(std::string& out, uint32_t process_id, uint32_t secret_key);
+// NegotiateProtocolVersion: the newest version of the client's major protocol spoken here
+// (as PostgreSQL sends it: major << 16 | minor), and the protocol options (`_pq_.*`) not
+// recognised.
+void write_negotiate_protocol_version(std::string& out, uint32_t newest_version,
+                                      std::span<const std::string> unrecognized);
+// What a server that speaks 3.0 and no protocol options owes a client that asked for a newer
+// minor version or for `_pq_.*` options: the options to name in NegotiateProtocolVersion.
+// Nothing when the client asked for neither (then no such message is sent), as PostgreSQL does.
+std::optional<std::vector<std::string>> protocol_negotiation_needed(const StartupMessage& startup);
 void write_ready_for_query(std::string& out, char status);
 void write_command_complete(std::string& out, std::string_view tag);
 void write_empty_query_response(std::string& out);

@@ -31,7 +31,7 @@ class Reader {
     if (remaining() < 4) return std::nullopt;
     const uint8_t* p = b_.data() + pos_;
     pos_ += 4;
-    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+    return read_be32(p);
   }
 
   // A NUL-terminated string; the NUL is consumed but not returned.

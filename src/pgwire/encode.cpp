@@ -153,6 +153,24 @@ void write_backend_key_data(std::string& out, uint32_t process_id, uint32_t secr
   w.end();
 }
 
+void write_negotiate_protocol_version(std::string& out, uint32_t newest_version,
+                                      std::span<const std::string> unrecognized) {
+  MessageWriter w(out);
+  w.begin('v');
+  w.int32(newest_version);
+  w.int32(static_cast<uint32_t>(unrecognized.size()));
+  for (const std::string& option : unrecognized) w.cstring(option);
+  w.end();
+}
+
+std::optional<std::vector<std::string>> protocol_negotiation_needed(const StartupMessage& startup) {
+  std::vector<std::string> unrecognized;
+  for (const auto& [name, value] : startup.params)
+    if (name.starts_with("_pq_.")) unrecognized.push_back(name);
+  if ((startup.protocol & 0xffff) == 0 && unrecognized.empty()) return std::nullopt;
+  return unrecognized;
+}
+
 void write_ready_for_query(std::string& out, char status) {
   MessageWriter w(out);
   w.begin('Z');

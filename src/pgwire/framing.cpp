@@ -4,10 +4,6 @@
 namespace sluice::pgwire {
 namespace {
 
-uint32_t read_be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
-
 // The wire carries lengths as signed int32; anything with the sign bit set is negative.
 constexpr uint32_t kSignBit = 0x80000000u;
 

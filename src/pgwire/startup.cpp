@@ -8,10 +8,6 @@
 namespace sluice::pgwire {
 namespace {
 
-uint32_t read_be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
-
 ProtocolViolation layout_error(std::string message) {
   return ProtocolViolation{"08P01", std::move(message)};
 }

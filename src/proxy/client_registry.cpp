@@ -5,10 +5,6 @@
 #include "proxy/client_session.hpp"
 
 namespace sluice::proxy {
-namespace {
-constexpr auto kLoginTimeout = std::chrono::seconds(60);  // PostgreSQL's authentication_timeout
-}
-
 uint32_t ClientRegistry::add(ClientSession* session) {
   // Process ids stay positive int32 values, as clients expect of PostgreSQL backends.
   do {
@@ -18,14 +14,9 @@ uint32_t ClientRegistry::add(ClientSession* session) {
   return next_process_id_;
 }
 
-void ClientRegistry::remove(uint32_t process_id) {
+void ClientRegistry::remove(uint32_t process_id, bool was_logged_in) {
   sessions_.erase(process_id);
-}
-
-size_t ClientRegistry::logged_in() const {
-  size_t n = 0;
-  for (auto& [pid, s] : sessions_) n += s->phase() == ClientSession::Phase::kReady;
-  return n;
+  if (was_logged_in) --logged_in_;
 }
 
 void ClientRegistry::cancel(uint32_t process_id, uint32_t secret_key) {
@@ -37,9 +28,10 @@ void ClientRegistry::cancel(uint32_t process_id, uint32_t secret_key) {
 
 void ClientRegistry::sweep(std::chrono::steady_clock::time_point now) {
   const auto idle_limit = std::chrono::seconds(ctx_.config.idle_client_timeout);
+  const auto login_limit = std::chrono::seconds(ctx_.config.login_timeout);
   std::vector<ClientSession*> expired;
   for (auto& [pid, s] : sessions_) {
-    if (s->phase() == ClientSession::Phase::kStartup && now - s->accepted_at() > kLoginTimeout)
+    if (s->phase() == ClientSession::Phase::kStartup && now - s->accepted_at() > login_limit)
       expired.push_back(s);
     else if (s->phase() == ClientSession::Phase::kReady && !s->busy() &&
              now - s->last_activity() > idle_limit)

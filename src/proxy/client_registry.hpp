@@ -17,9 +17,13 @@ class ClientRegistry {
 
   // Registers a session and gives it a process id for its BackendKeyData.
   uint32_t add(ClientSession* session);
-  void remove(uint32_t process_id);
+  // The session logged in (it counts towards max_client_connections from now on).
+  void note_logged_in() { ++logged_in_; }
+  void remove(uint32_t process_id, bool was_logged_in);
   size_t size() const { return sessions_.size(); }
-  size_t logged_in() const;
+  size_t logged_in() const { return logged_in_; }
+  // Sessions not logged in (yet): what max_pending_logins caps.
+  size_t pending_logins() const { return sessions_.size() - logged_in_; }
 
   // A CancelRequest: only a matching (process id, secret key) pair does anything.
   void cancel(uint32_t process_id, uint32_t secret_key);
@@ -34,6 +38,7 @@ class ClientRegistry {
   ProxyContext& ctx_;
   std::unordered_map<uint32_t, ClientSession*> sessions_;
   uint32_t next_process_id_ = 1;
+  size_t logged_in_ = 0;
 };
 
 }  // namespace sluice::proxy

@@ -109,8 +109,9 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
   }
   check_keys(root, "",
              {"name", "listen", "require_tls", "idle_client_timeout", "max_client_connections",
-              "max_message_size", "debug_logging", "tls", "auth", "target", "connection_pool",
-              "metrics", "admission"});
+              "max_message_size", "debug_logging", "login_timeout", "max_pending_logins",
+              "max_concurrent_logins", "auth_failure_delay", "tls", "auth", "target",
+              "connection_pool", "metrics", "admission"});
   Config c;
   if (auto v = get<std::string>(root, "", "name")) {
     if (v->empty() || v->size() > 63) throw ConfigError("name", "must be 1 to 63 characters");
@@ -142,6 +143,12 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
   c.max_message_size =
       get_range(root, "", "max_message_size", 1024, 1024LL * 1024 * 1024, c.max_message_size);
   c.debug_logging = get<bool>(root, "", "debug_logging").value_or(false);
+  c.login_timeout = get_range(root, "", "login_timeout", 1, 600, c.login_timeout);
+  c.max_pending_logins =
+      get_range(root, "", "max_pending_logins", 1, 1000000, c.max_pending_logins);
+  c.auth_failure_delay = get_range(root, "", "auth_failure_delay", 0, 10000, 0);
+  c.max_concurrent_logins =
+      get_range(root, "", "max_concurrent_logins", 1, 100000, c.max_concurrent_logins);
 
   if (const toml::table* tls = get_table(root, "tls")) {
     check_keys(*tls, "tls.", {"cert_file", "key_file"});

@@ -40,6 +40,16 @@ struct Config {
   uint32_t max_client_connections = 10000;
   uint32_t max_message_size = 16 * 1024 * 1024;
   bool debug_logging = false;
+  // Logins: a client that has not finished logging in after login_timeout seconds is closed
+  // (slowloris); at most max_pending_logins clients may be logging in at once (more are refused
+  // with FATAL 53300 at once); a failed login is answered after auth_failure_delay milliseconds
+  // (PostgreSQL's auth_delay), which slows password guessing.
+  uint32_t login_timeout = 15;
+  uint32_t max_pending_logins = 5000;
+  // Clients doing login work (TLS handshake, authentication) at once, per worker; more wait their
+  // turn from their first byte on.
+  uint32_t max_concurrent_logins = 100;
+  uint32_t auth_failure_delay = 0;
 
   std::string tls_cert_file;  // both empty: ephemeral self-signed certificate
   std::string tls_key_file;

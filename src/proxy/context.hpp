@@ -15,6 +15,7 @@ class PoolManager;
 class Poller;
 class StatementRegistry;
 class ClientRegistry;
+class LoginGate;
 class TargetHealth;
 
 struct ProxyContext {
@@ -28,6 +29,7 @@ struct ProxyContext {
   StatementRegistry* statements = nullptr;
   PoolManager* pools = nullptr;
   ClientRegistry* clients = nullptr;
+  LoginGate* logins = nullptr;     // max_concurrent_logins; null: no limit
   TargetHealth* health = nullptr;  // every server login's outcome lands here
   bool draining = false;
   // The housekeeping tick's clock (250 ms resolution), for bookkeeping that needs no more than

@@ -50,6 +50,10 @@ std::string Metrics::render_prometheus(const std::string& proxy_name) const {
           client_connections_setup_succeeded);
   counter("client_connections_setup_failed_auth", "Client logins refused for bad credentials.",
           client_connections_setup_failed_auth);
+  gauge("client_logins_in_progress", "Clients doing login work now (TLS, authentication).",
+        client_logins_in_progress);
+  gauge("client_logins_waiting",
+        "Clients waiting for their turn to log in (max_concurrent_logins).", client_logins_waiting);
   counter("client_connections_closed", "Client connections closed.", client_connections_closed);
   counter("client_connections_tls", "Client connections that used TLS.", client_connections_tls);
   counter("client_connections_no_tls", "Client connections without TLS.",
@@ -91,6 +95,15 @@ std::string Metrics::render_prometheus(const std::string& proxy_name) const {
         database_connections_concurrency_limit);
   counter("database_connections_borrow_timeouts", "Clients that timed out waiting to borrow.",
           database_connections_borrow_timeouts);
+  out +=
+      "# HELP sluice_database_connections_in_state Server connections by state (sluice's own).\n"
+      "# TYPE sluice_database_connections_in_state gauge\n";
+  static constexpr const char* kStateNames[] = {"opening", "idle",       "lent",
+                                                "pinned",  "cancelling", "closed"};
+  for (size_t i = 0; i < database_connections_in_state.size(); ++i)
+    fmt::format_to(std::back_inserter(out),
+                   "sluice_database_connections_in_state{{state=\"{}\"}} {}\n", kStateNames[i],
+                   database_connections_in_state[i].load());
   counter("query_requests", "Queries received from clients.", query_requests);
   counter("query_requests_tls", "Queries received over TLS.", query_requests_tls);
   counter("query_requests_no_tls", "Queries received without TLS.", query_requests_no_tls);

@@ -59,6 +59,10 @@ struct Metrics {
   Counter client_connections_closed{0};
   Counter client_connections_tls{0};
   Counter client_connections_no_tls{0};
+  // sluice's own: clients doing login work now, and clients waiting for their turn
+  // (max_concurrent_logins).
+  Gauge client_logins_in_progress{0};
+  Gauge client_logins_waiting{0};
 
   Gauge database_connections{0};
   Counter database_connection_requests{0};
@@ -74,6 +78,8 @@ struct Metrics {
   // How many may be lent at once: the adaptive limit, or the cap when it is off (sluice's own).
   Gauge database_connections_concurrency_limit{0};
   Counter database_connections_borrow_timeouts{0};
+  // Server connections by ServerState (opening, idle, lent, pinned, cancelling, closed).
+  std::array<Gauge, 6> database_connections_in_state{};
 
   Counter query_requests{0};
   Counter query_requests_tls{0};

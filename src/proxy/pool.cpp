@@ -15,7 +15,10 @@ constexpr auto kLongestHoldBack = std::chrono::milliseconds(50);
 constexpr size_t kLeastConcurrency = 2;
 }  // namespace
 
-PoolManager::PoolManager(ProxyContext& ctx) : ctx_(ctx) {
+PoolManager::PoolManager(ProxyContext& ctx, ServerConnector* connector)
+    : ctx_(ctx),
+      own_connector_(connector ? nullptr : make_network_connector()),
+      connector_(connector ? connector : own_connector_.get()) {
   ctx_.metrics.max_database_connections_allowed.store(static_cast<int64_t>(cap_));
   if (ctx_.config.adaptive_concurrency) limiter_.emplace(kLeastConcurrency, cap_);
   publish_limit();
@@ -26,17 +29,50 @@ void PoolManager::publish_limit() {
       static_cast<int64_t>(concurrency_limit()));
 }
 
-void PoolManager::pinned(ServerConnection& connection) {
-  if (!connection.lent_out || connection.pinned_borrow) return;
-  connection.pinned_borrow = true;
+PoolManager::~PoolManager() = default;
+
+// ------------------------------------------------------------------ leases
+
+ServerLease::ServerLease(PoolManager& pools, std::shared_ptr<ServerConnection> connection)
+    : pools_(&pools), connection_(std::move(connection)) {
+  pools_->ctx_.metrics.database_connections_currently_borrowed.add(1);
+}
+
+void ServerLease::pin() {
+  if (connection_) pools_->pin(*connection_);
+}
+
+void ServerLease::release(bool reusable) {
+  if (!connection_) return;
+  pools_->ctx_.metrics.database_connections_currently_borrowed.sub(1);
+  pools_->give_back(std::move(connection_), reusable);
+  connection_.reset();
+}
+
+void PoolManager::pin(ServerConnection& connection) {
+  if (connection.state() != ServerState::kLent) return;
+  connection.set_state(ServerState::kPinned);
   --lent_;
   if (limiter_) admit_waiters();
 }
 
 void PoolManager::lend(ServerConnection& connection) {
-  connection.lent_out = true;
+  connection.set_state(ServerState::kLent);
   ++lent_;
   if (limiter_) connection.lent_at = Clock::now();
+}
+
+void PoolManager::cancel(const ServerLease& lease) {
+  const auto& connection = lease.connection();
+  if (!connection) return;
+  ++connection->cancels_in_flight;
+  connector_->cancel(connection, [this, connection] { cancel_done(connection); });
+}
+
+void PoolManager::cancel_done(const std::shared_ptr<ServerConnection>& connection) {
+  if (--connection->cancels_in_flight > 0) return;
+  // Returned while the cancel was in flight: the server has taken it, so it may be lent again.
+  if (connection->state() == ServerState::kCancelling) give_back(connection, true);
 }
 
 Pool& PoolManager::pool_for(const std::string& database, const Credential& credential) {
@@ -59,7 +95,13 @@ void PoolManager::update_cap(int server_max_connections) {
   grant_slots();
 }
 
-std::shared_ptr<ServerConnection> PoolManager::take_idle(Pool& pool) {
+ServerLease PoolManager::take_idle(Pool& pool) {
+  auto connection = take_idle_connection(pool);
+  if (!connection) return {};
+  return lease(std::move(connection));
+}
+
+std::shared_ptr<ServerConnection> PoolManager::take_idle_connection(Pool& pool) {
   if (at_limit()) return nullptr;
   while (!pool.idle.empty()) {
     auto connection = std::move(pool.idle.back());
@@ -86,8 +128,8 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
       publish_limit();
     }
     if (!options.fresh_login)
-      if (auto connection = take_idle(pool))
-        co_return Borrowed{std::move(connection), std::nullopt};
+      if (auto connection = take_idle_connection(pool))
+        co_return Borrowed{lease(std::move(connection)), std::nullopt};
     bool may_open = total_ < cap_ && !at_limit();
     if (!may_open && !at_limit() && close_idle_elsewhere(pool)) may_open = total_ < cap_;
     if (!may_open) {
@@ -99,7 +141,7 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
       pool.waiters.push_back(waiter);
       co_await waiter->wakeup.wait();
       std::erase(pool.waiters, waiter);
-      if (waiter->handed) co_return Borrowed{std::move(waiter->handed), std::nullopt};
+      if (waiter->handed) co_return Borrowed{lease(std::move(waiter->handed)), std::nullopt};
       if (!waiter->slot_granted) {
         if (Clock::now() >= deadline) break;
         continue;
@@ -111,68 +153,69 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
         break;
       }
     }
-    Borrowed result = co_await open_new(pool, deadline);
+    Opened result = co_await open_new(pool, deadline);
     if (result.connection) {
       lend(*result.connection);
-      co_return result;
+      co_return Borrowed{lease(std::move(result.connection)), std::nullopt};
     }
     last_error = result.error;
     if (!options.retry_logins || !result.error->transient || Clock::now() + kRetryPause >= deadline)
-      co_return result;
+      co_return Borrowed{{}, std::move(result.error)};
     // The server may be restarting: nothing was sent for the client yet, so try again.
     steady_timer pause(executor, kRetryPause);
     co_await pause.async_wait(as_tuple_awaitable);
   }
   ctx_.metrics.database_connections_borrow_timeouts.add(1);
   co_return Borrowed{
-      nullptr,
+      {},
       ServerError{"ERROR", "08000", "Timed-out waiting to acquire database connection.", false}};
 }
 
-awaitable<Borrowed> PoolManager::open_new(Pool& pool, Clock::time_point deadline) {
+awaitable<PoolManager::Opened> PoolManager::open_new(Pool& pool, Clock::time_point deadline) {
   ++total_;
   ++pool.open;
   auto connection = std::make_shared<ServerConnection>(ctx_, pool, next_connection_id_++);
-  auto error = co_await connection->open(deadline);
+  auto error = co_await connector_->open(*connection, deadline);
   if (error) {
+    connection->close();
     spdlog::warn("server connection to {}:{} for user \"{}\" failed: {}", ctx_.config.target.host,
                  ctx_.config.target.port, pool.credential.username, error->message);
     --total_;
     --pool.open;
     grant_slots();
-    co_return Borrowed{nullptr, std::move(error)};
+    co_return Opened{nullptr, std::move(error)};
   }
   if (connection->server_max_connections) update_cap(*connection->server_max_connections);
   if (!pool.default_parameters) pool.default_parameters = connection->parameters;
-  co_return Borrowed{std::move(connection), std::nullopt};
+  co_return Opened{std::move(connection), std::nullopt};
 }
 
-void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reusable) {
+void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool reusable) {
   Pool& pool = connection->pool();
-  if (connection->lent_out) {
-    connection->lent_out = false;
-    if (!connection->pinned_borrow) --lent_;
-    if (limiter_ && reusable && !connection->pinned_borrow) {
+  const ServerState was = connection->state();
+  if (was == ServerState::kLent) {
+    --lent_;
+    if (limiter_ && reusable) {
       const size_t before = limiter_->limit();
       last_release_ = Clock::now();
       limiter_->sample(std::chrono::duration<double>(last_release_ - connection->lent_at).count());
       if (limiter_->limit() != before) publish_limit();
       if (limiter_->limit() > before) admit_waiters();
     }
-    connection->pinned_borrow = false;
   }
   if (!reusable || connection->broken || ctx_.draining || total_ > cap_) {
     forget(connection);
     return;
   }
-  if (connection->cancel_in_flight()) {
-    // Lent again only once the server has taken the cancel (ServerConnection::cancel_done).
-    connection->returned_while_cancelling = true;
+  if (connection->cancels_in_flight > 0) {
+    // Lent again only once the server has taken the cancel (cancel_done).
+    connection->set_state(ServerState::kCancelling);
     return;
   }
   connection->last_used = ctx_.coarse_now;
   connection->inbound().shrink_if_idle();
   if (at_limit()) {  // the adaptive limit came down: this one rests
+    connection->set_state(ServerState::kIdle);
     pool.idle.push_back(std::move(connection));
     return;
   }
@@ -192,13 +235,14 @@ void PoolManager::release(std::shared_ptr<ServerConnection> connection, bool reu
     forget(connection);
     return;
   }
+  connection->set_state(ServerState::kIdle);
   pool.idle.push_back(std::move(connection));
   // Below the cap, another pool's client waited only for the limit: it may open one now.
   if (elsewhere) admit_waiters();
 }
 
 void PoolManager::forget(const std::shared_ptr<ServerConnection>& connection) {
-  connection->transport().close();
+  connection->close();
   --total_;
   --connection->pool().open;
   grant_slots();
@@ -237,7 +281,7 @@ void PoolManager::admit_waiters() {
   while (!at_limit()) {
     const auto [oldest, pool] = oldest_unserved();
     if (!oldest) return;
-    if (auto connection = take_idle(*pool)) {
+    if (auto connection = take_idle_connection(*pool)) {
       oldest->handed = std::move(connection);
       oldest->wakeup.notify();
       continue;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,6 +20,7 @@
 
 #include "proxy/concurrency_limit.hpp"
 #include "proxy/context.hpp"
+#include "proxy/lease.hpp"
 #include "proxy/server_connection.hpp"
 #include "proxy/wakeup.hpp"
 
@@ -54,8 +56,23 @@ class Pool {
 };
 
 struct Borrowed {
-  std::shared_ptr<ServerConnection> connection;
+  ServerLease lease;
   std::optional<ServerError> error;  // set when no connection could be had
+};
+
+// How the pool reaches the server. The real one (NetworkConnector) logs in over the network and
+// sends cancel requests on their own connections; unit tests substitute one that needs no server.
+class ServerConnector {
+ public:
+  using Clock = std::chrono::steady_clock;
+  virtual ~ServerConnector() = default;
+  // Connects and logs `connection` in (ServerConnection::open).
+  virtual awaitable<std::optional<ServerError>> open(ServerConnection& connection,
+                                                     Clock::time_point deadline) = 0;
+  // Asks the server to cancel what `connection` runs; `done` runs once the server has taken the
+  // request (or the attempt gave up).
+  virtual void cancel(const std::shared_ptr<ServerConnection>& connection,
+                      std::function<void()> done) = 0;
 };
 
 // How acquire() goes about it. Clients use the defaults; the health probe wants the outcome of
@@ -66,24 +83,27 @@ struct AcquireOptions {
   bool fresh_login = false;  // pass over idle connections
 };
 
+// The connector that logs in over the network (server_connector.cpp).
+std::unique_ptr<ServerConnector> make_network_connector();
+
 class PoolManager {
  public:
   using Clock = std::chrono::steady_clock;
-  explicit PoolManager(ProxyContext& ctx);
+  // `connector` null: the network (tests pass their own, which must outlive the manager).
+  explicit PoolManager(ProxyContext& ctx, ServerConnector* connector = nullptr);
+  ~PoolManager();
 
   Pool& pool_for(const std::string& database, const Credential& credential);
 
-  // An idle connection of `pool`, or null. Never suspends: the common case of a borrow.
-  std::shared_ptr<ServerConnection> take_idle(Pool& pool);
+  // An idle connection of `pool`, or an empty lease. Never suspends: the common case of a borrow.
+  ServerLease take_idle(Pool& pool);
   // A connection for `pool`, waiting in line until `deadline` if the cap is reached.
   awaitable<Borrowed> acquire(Pool& pool, Clock::time_point deadline, AcquireOptions options = {});
 
-  // The client holding `connection` pinned its session: the connection no longer counts
-  // towards the adaptive limit (a pinned session mostly idles on it), nor samples its load.
-  void pinned(ServerConnection& connection);
-
-  // Back from a client. Not reusable (broken, dirty, draining): it is closed.
-  void release(std::shared_ptr<ServerConnection> connection, bool reusable);
+  // Cancels what the leased connection runs now. Until the server has taken the request the
+  // connection is parked (state cancelling) if it comes back: never lent while a late signal
+  // could still cancel the next client's query.
+  void cancel(const ServerLease& lease);
 
   // Drops idle connections the server closed, and closes idle connections unused for the
   // configured time while more than the idle allowance are open. Called periodically.
@@ -98,12 +118,27 @@ class PoolManager {
   void close_all_idle();
 
   size_t cap() const { return cap_; }
+  size_t lent() const { return lent_; }
   size_t total() const { return total_; }
   // The adaptive limit on lent connections, or the cap when adaptive_concurrency is off.
   size_t concurrency_limit() const { return limiter_ ? limiter_->limit() : cap_; }
 
  private:
-  awaitable<Borrowed> open_new(Pool& pool, Clock::time_point deadline);
+  friend class ServerLease;
+  // The lease's accounting (see ServerLease).
+  void pin(ServerConnection& connection);
+  void give_back(std::shared_ptr<ServerConnection> connection, bool reusable);
+  void cancel_done(const std::shared_ptr<ServerConnection>& connection);
+  ServerLease lease(std::shared_ptr<ServerConnection> connection) {
+    return ServerLease(*this, std::move(connection));
+  }
+  std::shared_ptr<ServerConnection> take_idle_connection(Pool& pool);
+
+  struct Opened {
+    std::shared_ptr<ServerConnection> connection;
+    std::optional<ServerError> error;
+  };
+  awaitable<Opened> open_new(Pool& pool, Clock::time_point deadline);
   void forget(const std::shared_ptr<ServerConnection>& connection);
   void grant_slots();
   static std::shared_ptr<Waiter> first_unserved(Pool& pool);
@@ -121,6 +156,8 @@ class PoolManager {
   void admit_waiters();
 
   ProxyContext& ctx_;
+  std::unique_ptr<ServerConnector> own_connector_;
+  ServerConnector* connector_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
   size_t total_ = 0;
   size_t cap_ = 1;  // until the first connection reads the server's max_connections

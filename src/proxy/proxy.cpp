@@ -47,6 +47,7 @@ Proxy::Proxy(asio::io_context& io, Config config)
       poller_(io_.get_executor()),
       pools_(ctx_),
       clients_(ctx_),
+      login_gate_(io_.get_executor(), config_.max_concurrent_logins, metrics_),
       signals_(io_, SIGTERM, SIGINT),
       probe_timer_(io_) {
   if (!config_.admission_file.empty()) {
@@ -58,6 +59,7 @@ Proxy::Proxy(asio::io_context& io, Config config)
   ctx_.statements = &statements_;
   ctx_.pools = &pools_;
   ctx_.clients = &clients_;
+  ctx_.logins = &login_gate_;
 }
 
 int Proxy::run() {
@@ -149,6 +151,17 @@ awaitable<void> Proxy::accept_loop(tcp_acceptor& acceptor, std::string label) {
         continue;
       }
     }
+    if (clients_.pending_logins() >= config_.max_pending_logins) {
+      // A login storm, or connections left half-open on purpose: those already logging in and
+      // those logged in go on; this one is told to come back.
+      asio::co_spawn(io_,
+                     refuse(std::move(socket), "53300",
+                            "too many clients are logging in to the proxy at once (" +
+                                std::to_string(config_.max_pending_logins) +
+                                ", max_pending_logins); try again"),
+                     asio::detached);
+      continue;
+    }
     std::shared_ptr<ClientSession> session;
     try {
       session = std::make_shared<ClientSession>(ctx_, std::move(socket));
@@ -165,6 +178,28 @@ awaitable<void> Proxy::accept_loop(tcp_acceptor& acceptor, std::string label) {
       }
     });
   }
+}
+
+awaitable<void> Proxy::refuse(tcp_socket socket, std::string sqlstate, std::string message) {
+  std::string fatal;
+  pgwire::write_error(fatal, "FATAL", sqlstate, message);
+  steady_timer limit(io_, std::chrono::seconds(1));
+  limit.async_wait([&socket](boost::system::error_code ec) {
+    if (ec) return;  // cancelled: the frame holding the socket may be gone
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  });
+  co_await asio::async_write(socket, asio::buffer(fatal), as_tuple_awaitable);
+  boost::system::error_code ec;
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  char dropped[4096];
+  for (;;) {
+    auto [read_error, n] =
+        co_await socket.async_read_some(asio::buffer(dropped), as_tuple_awaitable);
+    if (read_error) break;
+  }
+  limit.cancel();
+  socket.close(ec);
 }
 
 awaitable<void> Proxy::hold_back_watch() {
@@ -224,8 +259,8 @@ awaitable<void> Proxy::probe_target() {
           co_await pools_.acquire(pool, std::chrono::steady_clock::now() + kProbeDeadline,
                                   {.retry_logins = false, .fresh_login = fresh});
       probing_ = false;
-      if (borrowed.connection) {
-        pools_.release(std::move(borrowed.connection), true);
+      if (borrowed.lease) {
+        borrowed.lease.release();
         continue;
       }
       // A target that cannot be reached fails every user alike: no need to wait on each.

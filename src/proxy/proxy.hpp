@@ -9,6 +9,7 @@
 #include "proxy/client_registry.hpp"
 #include "proxy/config.hpp"
 #include "proxy/context.hpp"
+#include "proxy/login_gate.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/metrics_server.hpp"
 #include "proxy/poller.hpp"
@@ -28,6 +29,10 @@ class Proxy {
 
  private:
   awaitable<void> accept_loop(tcp_acceptor& acceptor, std::string label);
+  // Turns a client away before it logs in: it reads `sqlstate` and `message` as a FATAL, and
+  // what it sends meanwhile is dropped (for at most a second) so that the close does not reset
+  // the connection before it read why.
+  awaitable<void> refuse(tcp_socket socket, std::string sqlstate, std::string message);
   awaitable<void> housekeeping();
   awaitable<void> hold_back_watch();
   awaitable<void> probe_target();
@@ -45,6 +50,7 @@ class Proxy {
   StatementRegistry statements_;
   PoolManager pools_;
   ClientRegistry clients_;
+  LoginGate login_gate_;
   std::vector<std::unique_ptr<tcp_acceptor>> acceptors_;  // `listen`, then `extra_listen`
   std::vector<std::string> listener_labels_;              // each acceptor's, for admission
   std::unique_ptr<AdmissionFile> admission_;              // null: every source is admitted

@@ -9,7 +9,7 @@
 #include "auth/crypto.hpp"
 #include "auth/md5.hpp"
 #include "auth/scram.hpp"
-#include "proxy/pool.hpp"
+#include "proxy/pool.hpp"  // Pool: whose user and database this connection logs in as
 #include "proxy/secrets.hpp"
 #include "proxy/target_health.hpp"
 
@@ -85,9 +85,12 @@ ServerError server_error_from(const pgwire::ErrorFields& fields) {
 }
 
 ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id)
-    : statements(ctx.config.max_prepared_statements), ctx_(ctx), pool_(pool), id_(id) {}
+    : statements(ctx.config.max_prepared_statements), ctx_(ctx), pool_(pool), id_(id) {
+  ctx_.metrics.database_connections_in_state[static_cast<size_t>(state_)].add(1);
+}
 
 ServerConnection::~ServerConnection() {
+  ctx_.metrics.database_connections_in_state[static_cast<size_t>(state_)].sub(1);
   if (opened) {
     ctx_.metrics.database_connections.sub(1);
     if (transport_ && transport_->tls()) ctx_.metrics.database_connections_with_tls.sub(1);
@@ -382,48 +385,55 @@ awaitable<std::optional<Settings>> ServerConnection::read_session_settings(
 }
 
 bool ServerConnection::server_went_away() {
-  if (broken || !transport_->is_open()) return true;
+  if (broken) return true;
+  if (!transport_) return false;  // a test's connection
+  if (!transport_->is_open()) return true;
   if (!transport_->peer_sent_something()) return false;
   broken = true;  // a goodbye (FATAL on shutdown), EOF or an error
   return true;
 }
 
-void ServerConnection::send_cancel() {
-  if (backend_key_.process_id == 0) return;
-  const tcp::endpoint endpoint = transport_->remote_endpoint();
-  if (endpoint.port() == 0) return;
-  std::string packet;
-  pgwire::write_cancel_request(packet, backend_key_.process_id, backend_key_.secret_key);
-  ++cancels_in_flight_;
-  asio::co_spawn(
-      transport_->get_executor(),
-      [self = shared_from_this(), endpoint, packet]() -> awaitable<void> {
-        auto executor = co_await asio::this_coro::executor;
-        tcp_socket socket(executor);
-        // The server answers within milliseconds; a stuck one must not hold the connection.
-        steady_timer limit(executor, std::chrono::seconds(5));
-        limit.async_wait([&socket](boost::system::error_code ec) {
-          if (ec) return;
-          boost::system::error_code ignored;
-          socket.close(ignored);
-        });
-        auto [ec] = co_await socket.async_connect(endpoint, as_tuple_awaitable);
-        if (!ec) {
-          co_await asio::async_write(socket, asio::buffer(packet), as_tuple_awaitable);
-          // The server closes once it has signalled the backend.
-          char byte;
-          co_await socket.async_read_some(asio::buffer(&byte, 1), as_tuple_awaitable);
-        }
-        limit.cancel();
-        self->cancel_done();
-      },
-      asio::detached);
+std::optional<ServerConnection::CancelTarget> ServerConnection::cancel_target() const {
+  if (backend_key_.process_id == 0 || !transport_) return std::nullopt;
+  CancelTarget target{transport_->remote_endpoint(), {}};
+  if (target.endpoint.port() == 0) return std::nullopt;
+  pgwire::write_cancel_request(target.packet, backend_key_.process_id, backend_key_.secret_key);
+  return target;
 }
 
-void ServerConnection::cancel_done() {
-  if (--cancels_in_flight_ > 0 || !returned_while_cancelling) return;
-  returned_while_cancelling = false;
-  ctx_.pools->release(shared_from_this(), true);
+const char* server_state_name(ServerState state) {
+  switch (state) {
+    case ServerState::kOpening:
+      return "opening";
+    case ServerState::kIdle:
+      return "idle";
+    case ServerState::kLent:
+      return "lent";
+    case ServerState::kPinned:
+      return "pinned";
+    case ServerState::kCancelling:
+      return "cancelling";
+    case ServerState::kClosed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+void ServerConnection::set_state(ServerState next) {
+  if (next == state_) return;
+  auto& by_state = ctx_.metrics.database_connections_in_state;
+  by_state[static_cast<size_t>(state_)].sub(1);
+  by_state[static_cast<size_t>(next)].add(1);
+  // debug_logging, not spdlog's level: asking the logger costs more than the rest of this.
+  if (ctx_.config.debug_logging)
+    spdlog::debug("server connection {}: {} -> {}", id_, server_state_name(state_),
+                  server_state_name(next));
+  state_ = next;
+}
+
+void ServerConnection::close() {
+  if (transport_) transport_->close();
+  set_state(ServerState::kClosed);
 }
 
 }  // namespace sluice::proxy

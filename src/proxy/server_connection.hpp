@@ -1,5 +1,13 @@
 // One connection from the proxy to PostgreSQL: login, setup, and the state the pool needs to
 // decide whether it may be lent to a client.
+//
+// Its life is an explicit state, changed only by set_state() (which logs and counts every
+// transition), and only by the pool and the lease: a connection never calls the pool.
+//
+//   opening ──► lent ◄──► pinned          (a lease: ServerLease)
+//      │        ▲  │
+//      ▼        │  ▼
+//   closed ◄── idle ◄── cancelling        (returned while its cancel request was in flight)
 #pragma once
 
 #include <chrono>
@@ -21,6 +29,10 @@ namespace sluice::proxy {
 
 struct Credential;
 class Pool;
+
+enum class ServerState : uint8_t { kOpening, kIdle, kLent, kPinned, kCancelling, kClosed };
+inline constexpr size_t kServerStateCount = 6;
+const char* server_state_name(ServerState state);
 
 // A failure to reach or use the server, shaped as the ErrorResponse a client would get.
 struct ServerError {
@@ -59,30 +71,39 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // borrow of a quiet connection costs no system call.
   bool server_went_away();
 
-  // Asks the server to cancel whatever this connection runs (a separate connection, as
-  // PostgreSQL wants). Until the server has taken the request (it closes that connection), the
-  // pool does not lend this connection again: a late signal must not cancel the next client's
-  // query.
-  void send_cancel();
-  bool cancel_in_flight() const { return cancels_in_flight_ > 0; }
-  // Set by the pool when it got this connection back while a cancel was in flight: the pool
-  // takes it back once the cancel is done.
-  bool returned_while_cancelling = false;
+  // The CancelRequest for whatever this connection runs, and where to send it (PostgreSQL wants
+  // a separate connection); nothing when the server gave no key. PoolManager::cancel() sends it.
+  struct CancelTarget {
+    tcp::endpoint endpoint;
+    std::string packet;
+  };
+  std::optional<CancelTarget> cancel_target() const;
+  // Cancel requests sent and not yet taken by the server (kept by the pool): until then the
+  // connection is not lent again, since a late signal must not cancel the next client's query.
+  int cancels_in_flight = 0;
+
+  ServerState state() const { return state_; }
+  // The one place a connection changes state: logs the transition and keeps the count of
+  // connections in each state (sluice_database_connections_in_state).
+  void set_state(ServerState next);
+  // Closes the socket (state closed). Only the pool calls this.
+  void close();
 
   Transport& transport() { return *transport_; }
+  // A connection made by a test's connector may have no socket, or one the connector connected.
+  bool has_transport() const { return transport_ != nullptr; }
+  void adopt_transport(std::unique_ptr<Transport> transport) { transport_ = std::move(transport); }
   ReadBuffer& inbound() { return inbound_; }
   Pool& pool() { return pool_; }
   uint64_t id() const { return id_; }
   uint32_t backend_pid() const { return backend_key_.process_id; }
 
+  // Must not be lent again (lost, failed, state unknown): closed when it comes back.
   bool broken = false;
+  // Logged in: counted in database_connections until destroyed.
   bool opened = false;
   Clock::time_point last_used;
-  // Lent to a client (PoolManager's count of lent connections), since when, and whether the
-  // borrow is a pinned session's (whose length says nothing about the server's load).
-  bool lent_out = false;
-  bool pinned_borrow = false;
-  Clock::time_point lent_at;
+  Clock::time_point lent_at;  // set when lent, for the adaptive limit's latency samples
   std::map<std::string, std::string> parameters;  // as last reported by ParameterStatus
   Settings applied;                               // what our SETs made of this session
   StatementCache statements;                      // named statements prepared here
@@ -104,7 +125,6 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   };
   awaitable<QueryOutcome> simple_query(std::string_view sql);
   awaitable<bool> read_frame(pgwire::Frame& frame);
-  void cancel_done();
   void consume_frame(const pgwire::Frame& frame) { inbound_.consume(frame.wire_size()); }
 
   ProxyContext& ctx_;
@@ -113,7 +133,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   std::unique_ptr<Transport> transport_;
   ReadBuffer inbound_;
   pgwire::BackendKeyData backend_key_;
-  int cancels_in_flight_ = 0;
+  ServerState state_ = ServerState::kOpening;
 };
 
 // Turns an ErrorResponse body from the server into a ServerError.

@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "pgwire/codec.hpp"
+#include "proxy/pinning.hpp"
 
 namespace sluice::proxy {
 
@@ -105,6 +106,18 @@ std::string settings_key(const Settings& settings) {
     key += '\0';
   }
   return key;
+}
+
+bool ClientSettings::note_change(std::string_view sql) {
+  changed = true;
+  collect_custom_setting_names(sql, custom_names);
+  // Each name is asked for at every read-back.
+  return custom_names.size() > 64;
+}
+
+void ClientSettings::adopt_read_back(Settings found) {
+  for (const auto& [name, value] : startup) found.emplace(name, value);
+  wanted = std::move(found);
 }
 
 }  // namespace sluice::proxy

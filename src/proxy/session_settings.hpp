@@ -33,4 +33,23 @@ std::string settings_key(const Settings& settings);
 
 bool is_valid_guc_name(std::string_view name);
 
+// One client's settings, owned by its session. (A server connection knows what its own session
+// holds, ServerConnection::applied; the pool caches settings the server accepted. Those are other
+// facts.)
+struct ClientSettings {
+  Settings wanted;                        // what every lent connection is made to match
+  Settings startup;                       // from the startup packet: what RESET returns to
+  bool changed = false;                   // SET, RESET or set_config() ran since the last read-back
+  std::vector<std::string> custom_names;  // dotted names seen in the client's SETs
+
+  // A statement that changes settings ran: they are read back before the connection goes.
+  // True when the client has invented so many custom names that each read-back would ask for
+  // too many: its session should be pinned instead.
+  bool note_change(std::string_view sql);
+  // What the read-back found (`changed` was cleared when it started: a SET sent meanwhile
+  // stays noted). As in PostgreSQL, a setting no SET holds any more has the
+  // client's startup value.
+  void adopt_read_back(Settings found);
+};
+
 }  // namespace sluice::proxy

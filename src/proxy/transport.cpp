@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <openssl/err.h>
+
 namespace sluice::proxy {
 namespace {
 
@@ -70,10 +72,77 @@ Transport::~Transport() {
 
 void Transport::close() {
   if (fd_ < 0) return;
+  send_close_notify();
   poller_.remove(watch_);
   ::shutdown(fd_, SHUT_RDWR);
   ::close(fd_);
   fd_ = -1;
+}
+
+void Transport::send_close_notify() {
+  // TLS says goodbye with close_notify, so the peer can tell an end from a truncation. Sent as
+  // far as the socket takes it now: a close never waits.
+  if (!tls_ || fd_ < 0 || !SSL_is_init_finished(tls_.get()) ||
+      (SSL_get_shutdown(tls_.get()) & SSL_SENT_SHUTDOWN))
+    return;
+  if (SSL_shutdown(tls_.get()) < 0) ERR_clear_error();
+  take_tls_output();
+  send_backlog_now();
+}
+
+void Transport::say_goodbye() {
+  send_close_notify();
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
+awaitable<void> Transport::close_gracefully(size_t still_to_come,
+                                            std::chrono::steady_clock::duration limit) {
+  // Closing at once, with the peer's bytes unread, makes the kernel send a reset; and a client
+  // that sees the end of the stream while still sending (libpq) reports that, not the FATAL
+  // waiting in its buffer. So the rest of what it is sending is read and dropped first; then
+  // the goodbye (close_notify, the write side shut), also when it has gone quiet; then what it
+  // still sends is dropped until it closes too.
+  if (fd_ < 0) co_return;
+  constexpr auto kQuiet = std::chrono::milliseconds(500);
+  steady_timer deadline(executor_, limit);
+  deadline.async_wait([this](boost::system::error_code ec) {
+    if (!ec) close();  // cancelled first when all ends in time
+  });
+  if (has_backlog()) co_await flush();
+  bool goodbye = still_to_come == 0;
+  if (goodbye) say_goodbye();
+  steady_timer quiet(executor_);
+  auto goodbye_when_quiet = [&] {
+    if (goodbye) return;
+    quiet.expires_after(kQuiet);  // a wait still pending ends as cancelled
+    quiet.async_wait([this, &goodbye](boost::system::error_code ec) {
+      if (ec || goodbye) return;  // cancelled: the frame holding `goodbye` may be gone
+      goodbye = true;
+      say_goodbye();
+    });
+  };
+  goodbye_when_quiet();
+  ReadBuffer scratch;
+  size_t taken = 0;
+  constexpr size_t kAfterGoodbye = 1024 * 1024;
+  while (fd_ >= 0 && taken < still_to_come + kAfterGoodbye) {
+    const ReadStatus status = read_now(scratch);
+    if (status == ReadStatus::kClosed) break;  // the peer's end of stream, or an error
+    if (status == ReadStatus::kWouldBlock) {
+      co_await readable();
+      continue;
+    }
+    taken += scratch.readable().size();
+    scratch.consume(scratch.readable().size());
+    if (!goodbye && taken >= still_to_come) {
+      goodbye = true;
+      say_goodbye();
+    }
+    goodbye_when_quiet();
+  }
+  quiet.cancel();
+  deadline.cancel();
+  close();
 }
 
 ssize_t Transport::receive(asio::mutable_buffer space) {

@@ -12,6 +12,7 @@
 // cost measurably more CPU per transaction than PgBouncer (see docs/architecture.md).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -85,7 +86,13 @@ class Transport {
 
   bool tls() const { return tls_ != nullptr; }
   bool is_open() const { return fd_ >= 0; }
+  // Closes now (after a TLS close_notify, as far as the socket takes it).
   void close();
+  // Ends the connection so that the peer reads everything written first (a FATAL, say) rather
+  // than a reset: `still_to_come` more bytes of what it is sending are read and dropped (or
+  // until it goes quiet for half a second), then a close_notify for TLS and the write side shut,
+  // then what it still sends is dropped until it closes too. All within `limit`; then closes.
+  awaitable<void> close_gracefully(size_t still_to_come, std::chrono::steady_clock::duration limit);
   // Bytes (or EOF) may have arrived since the last read found the socket drained. Peeks only
   // when the poller saw an edge since, so asking costs nothing on a quiet socket.
   bool peer_sent_something();
@@ -98,6 +105,9 @@ class Transport {
     void operator()(SSL* ssl) const;
   };
   void start_tls(ssl::context& ctx);
+  void send_close_notify();
+  // close_notify, then the write side shut: the peer reads the end after all that was written.
+  void say_goodbye();
   awaitable<void> handshake();
   // Moves what OpenSSL wrote into the outgoing BIO to the end of the backlog.
   void take_tls_output();

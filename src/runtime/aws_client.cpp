@@ -4,13 +4,12 @@
 #include <boost/url/parse.hpp>
 #include <chrono>
 #include <cstdlib>
-#include <ctime>
 #include <map>
 #include <utility>
 #include <vector>
 
-#include "cli/http_client.hpp"
-#include "cloud/sigv4.hpp"
+#include "common/http_client.hpp"
+#include "common/sigv4.hpp"
 
 namespace sluice::runtime {
 namespace {
@@ -24,15 +23,6 @@ std::string required_env(const char* name) {
   std::string value = env(name);
   if (value.empty()) throw AwsError("Runtime.ConfigError", std::string(name) + " is not set");
   return value;
-}
-
-std::string amz_date_now() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
-  return stamp;
 }
 
 // HOST:PORT exactly as cli::http_request sends it in the Host header, which is signed.
@@ -72,7 +62,7 @@ AwsEnvironment AwsEnvironment::from_environment() {
 AwsResponse aws_json_call(const AwsEnvironment& environment, const std::string& service,
                           const std::string& target, const boost::json::value& body) {
   const std::string payload = boost::json::serialize(body);
-  const std::string amz_date = amz_date_now();
+  const std::string amz_date = cloud::amz_date(std::chrono::system_clock::now());
   std::map<std::string, std::string> headers{{"host", host_header(environment.endpoint_url)},
                                              {"x-amz-date", amz_date},
                                              {"x-amz-target", target},

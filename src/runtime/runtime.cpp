@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "cli/http_client.hpp"
+#include "common/http_client.hpp"
 
 namespace sluice::runtime {
 namespace {

@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The guide's helpers assert like the tests that use them (they lived in test_cloud_guide.py).
+pytest.register_assert_rewrite("sluice_harness.guide")
 
-import harness  # noqa: E402
+from sluice_harness import harness  # noqa: E402
 
 SERVER_MAX_CONNECTIONS = 100
 

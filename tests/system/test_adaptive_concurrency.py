@@ -4,7 +4,7 @@ import statistics
 import threading
 import time
 
-import harness
+from sluice_harness import harness
 
 
 def limit_of(proxy):

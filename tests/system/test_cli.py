@@ -5,7 +5,7 @@ import os
 import re
 import subprocess
 
-from cloud import Serve, serve  # noqa: F401
+from sluice_harness.cloud import Serve, serve  # noqa: F401
 
 
 def sluice(*args, env_extra=None):

@@ -5,7 +5,7 @@ import psycopg
 import psycopg2
 import pytest
 
-import harness
+from sluice_harness import harness
 
 CLIENTS = 4 if harness.SANITIZED else 8
 TXNS = 25 if harness.SANITIZED else 100

@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from cloud import Serve, post_form, rest
+from sluice_harness.cloud import Serve, post_form, rest
 
 GOOD = ("AKIDLOCAL", "local-secret")
 

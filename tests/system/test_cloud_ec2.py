@@ -2,7 +2,7 @@
 security groups and their rules, including the guide's self-referencing 5432 rule."""
 import re
 
-from cloud import post_form, serve  # noqa: F401 - the fixture
+from sluice_harness.cloud import post_form, serve  # noqa: F401 - the fixture
 
 
 def test_vpc_subnets_and_the_guides_security_group_rule(serve):

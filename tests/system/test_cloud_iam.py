@@ -3,7 +3,7 @@ inline and customer-managed policies, attachments, and the service's errors."""
 import json
 import urllib.parse
 
-from cloud import post_form, serve  # noqa: F401 - the fixture
+from sluice_harness.cloud import post_form, serve  # noqa: F401 - the fixture
 
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "rds.amazonaws.com"}, "Action": "sts:AssumeRole"}]})

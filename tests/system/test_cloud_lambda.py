@@ -8,7 +8,7 @@ import os
 import shutil
 import zipfile
 
-from cloud import Serve, rest, serve  # noqa: F401 - the fixture
+from sluice_harness.cloud import Serve, rest, serve  # noqa: F401 - the fixture
 
 ROLE = "arn:aws:iam::000000000000:role/meal-planner-lambda-role"
 

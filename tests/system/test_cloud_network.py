@@ -8,8 +8,8 @@ import os
 import subprocess
 import zipfile
 
-import harness
-from cloud import Serve, ca_bundle_file, psql, serve  # noqa: F401
+from sluice_harness import harness
+from sluice_harness.cloud import Serve, ca_bundle_file, psql, serve  # noqa: F401
 from test_cloud_rds_proxy import DB_PASSWORD, create_proxy, stack, wait_target
 from test_cloud_lambda import ROLE
 

@@ -4,8 +4,8 @@ reached by their endpoint names with sslmode=verify-full, kept across restarts."
 import os
 import socket
 
-import harness
-from cloud import Serve, ca_bundle_file, create_aurora, post_form, psql, serve, wait_available  # noqa: F401
+from sluice_harness import harness
+from sluice_harness.cloud import Serve, ca_bundle_file, create_aurora, post_form, psql, serve, wait_available  # noqa: F401
 
 PASSWORD = "meal-planner-pw-1"
 

@@ -3,10 +3,12 @@ front of a real Aurora cluster, logging in with the secret its role may read, re
 endpoint name with sslmode=verify-full, reporting target health from the running proxy."""
 import json
 import os
+import signal
 import socket
+import time
 
-import harness
-from cloud import Serve, ca_bundle_file, create_aurora, psql, serve  # noqa: F401
+from sluice_harness import harness
+from sluice_harness.cloud import Serve, ca_bundle_file, create_aurora, post_form, psql, serve  # noqa: F401
 
 DB_PASSWORD = "meal-planner-db-pw"
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
@@ -229,3 +231,46 @@ def test_extra_endpoint_errors_and_restart(serve):
     assert not os.path.exists(os.path.join(serve.home, "proxies", "meal-planner-proxy"))
     with open("/etc/hosts") as f:
         assert "meal-planner-proxy" not in f.read()
+
+
+def proxy_pid(serve_, name="meal-planner-proxy"):
+    """The pid of the sluice-proxy sluice serve runs for `name` (by its configuration's path)."""
+    config = os.path.join(serve_.home, "proxies", name, "proxy.toml").encode()
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if config in f.read().split(b"\0"):
+                    return int(entry)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def test_the_api_answers_while_a_proxys_health_probe_hangs(serve):
+    """Target health comes from the running proxy (GET /targets, 500 ms timeout, once a second).
+    A stopped proxy accepts that connection and never answers, so each probe waits its whole
+    timeout; the probes run off the API's thread, so no API call waits on them."""
+    s = stack(serve)
+    create_proxy(serve, s)
+    wait_proxy_available(serve)
+    serve.aws("rds", "register-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy",
+              "--db-cluster-identifiers", "meal-planner-db")
+    wait_target(serve, "AVAILABLE")
+    pid = harness.wait_for(lambda: proxy_pid(serve), 10, 0.2, "the proxy's process")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(1.5)  # probes now hang
+        slowest = 0.0
+        deadline = time.monotonic() + 4  # about four probes, each 500 ms long
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            status, body = post_form(serve, "Action=DescribeDBProxyTargets&Version=2014-10-31"
+                                            "&DBProxyName=meal-planner-proxy")
+            slowest = max(slowest, time.monotonic() - started)
+            assert status == 200, body
+            time.sleep(0.02)
+        # An API call takes a few milliseconds; one that waited on a probe would take up to 500.
+        assert slowest < 0.3, f"an API call took {slowest * 1000:.0f} ms while a probe hung"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_target(serve, "AVAILABLE")

@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 
-from cloud import Serve, serve  # noqa: F401 - the fixture
+from sluice_harness.cloud import Serve, serve  # noqa: F401 - the fixture
 
 ARN = re.compile(r"^arn:aws:secretsmanager:us-east-1:000000000000:secret:(?P<name>.+)-[A-Za-z0-9]{6}$")
 

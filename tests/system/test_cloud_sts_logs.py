@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-import harness
-from cloud import Serve, serve  # noqa: F401 - the fixture
+from sluice_harness import harness
+from sluice_harness.cloud import Serve, serve  # noqa: F401 - the fixture
 
 ACCOUNT = "000000000000"
 GROUP = "/aws/lambda/meal-planner-test-app"

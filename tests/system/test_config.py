@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-import harness
+from sluice_harness import harness
 
 VALID = """\
 name = "meal-planner-proxy"
@@ -14,6 +14,10 @@ require_tls = true
 idle_client_timeout = 1800
 max_client_connections = 10000
 max_message_size = 16777216
+login_timeout = 15
+max_pending_logins = 5000
+max_concurrent_logins = 100
+auth_failure_delay = 0
 
 [tls]
 cert_file = "server.crt"
@@ -85,6 +89,11 @@ BAD = [
      "max_idle_connections_percent"),
     ("borrow_timeout_negative", ("connection_borrow_timeout = 120", "connection_borrow_timeout = -5"),
      "connection_borrow_timeout"),
+    ("login_timeout_zero", ("login_timeout = 15", "login_timeout = 0"), "login_timeout"),
+    ("pending_logins_zero", ("max_pending_logins = 5000", "max_pending_logins = 0"), "max_pending_logins"),
+    ("concurrent_logins_zero", ("max_concurrent_logins = 100", "max_concurrent_logins = 0"),
+     "max_concurrent_logins"),
+    ("auth_delay_too_long", ("auth_failure_delay = 0", "auth_failure_delay = 60000"), "auth_failure_delay"),
 ]
 
 

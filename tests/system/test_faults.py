@@ -6,7 +6,7 @@ import time
 import psycopg
 import pytest
 
-import harness
+from sluice_harness import harness
 
 
 def _txn_state(pg, user):

@@ -19,8 +19,8 @@ import urllib.request
 
 import pytest
 
-import harness
-from cloud import Serve
+from sluice_harness import harness
+from sluice_harness.cloud import Serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROLE = "arn:aws:iam::000000000000:role/fn-role"

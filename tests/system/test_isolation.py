@@ -3,7 +3,7 @@ client, and session state (SET, temp tables, advisory locks, LISTEN) never leaks
 import psycopg
 import pytest
 
-import harness
+from sluice_harness import harness
 
 PROBE = ("select current_setting('search_path'), current_setting('application_name'),"
          " current_setting('TimeZone'), current_setting('DateStyle'), current_setting('extra_float_digits'),"

@@ -8,7 +8,7 @@ once A has left and the backend has been wiped."""
 import psycopg
 import pytest
 
-import harness
+from sluice_harness import harness
 
 PINNED_KINDS = ["temp_table", "advisory_lock", "hold_cursor", "listen"]
 

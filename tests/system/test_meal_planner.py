@@ -13,9 +13,8 @@ import time
 import psycopg
 import pytest
 
-import harness
-import test_cloud_guide as guide
-from cloud import Serve, invoke_burst, register_target
+from sluice_harness import guide, harness
+from sluice_harness.cloud import Serve, invoke_burst, register_target
 from test_functions import environments, invoke
 
 FUNCTION = "meal-planner-test-app"

@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-import harness
+from sluice_harness import harness
 
 BUILD = os.path.abspath(os.environ.get("SLUICE_BUILD") or os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 PACKAGE = os.path.join(BUILD, "functions", "meal-planner-test-app.zip")

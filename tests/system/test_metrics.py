@@ -5,7 +5,7 @@ import urllib.request
 import psycopg
 import pytest
 
-import harness
+from sluice_harness import harness
 from conftest import SERVER_MAX_CONNECTIONS
 
 SERIES = [

@@ -6,7 +6,7 @@ import time
 import psycopg
 import pytest
 
-import harness
+from sluice_harness import harness
 from conftest import SERVER_MAX_CONNECTIONS
 
 BORROW_TIMEOUT_MSG = "Timed-out waiting to acquire database connection."

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-import harness
-from harness import msg
+from sluice_harness import harness
+from sluice_harness.harness import msg
 
 PIN_LOG = "was pinned"
 

@@ -3,7 +3,7 @@ ParameterStatus, cancel-free large results."""
 import psycopg
 import pytest
 
-import harness
+from sluice_harness import harness
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 import psycopg
 import pytest
 
-import harness
+from sluice_harness import harness
 
 MAX_MESSAGE = 65536
 
@@ -189,3 +189,44 @@ def test_truncated_startup_then_close(setup, app):
     # the half-open clients are released: only the bystander remains connected
     harness.wait_for(lambda: proxy.metrics().get("sluice_client_connections") <= 1, 15 * harness.SLOW, 0.2,
                      "abandoned startup attempts to be dropped")
+
+
+def test_oversized_query_gets_the_fatal_not_a_reset(setup, app):
+    """The client is still sending when the proxy refuses the message: what it sends is read and
+    dropped until the FATAL is through, so the driver reports the proxy's reason."""
+    proxy, tls = setup
+    conn = proxy.connect(app.app_user, app.app_password, sslmode="require" if tls else "disable")
+    try:
+        with pytest.raises(psycopg.OperationalError, match="exceeds max_message_size"):
+            conn.execute("select length(%s)", ("y" * (8 * 1024 * 1024),))
+    finally:
+        conn.close()
+
+
+def _first_message_after_startup(host, port, tls, user, database, protocol, **params):
+    c = harness.RawPgClient(host, port, tls=tls)
+    p = {"user": user, "database": database}
+    p.update(params)
+    c.send(harness.startup_packet(p, protocol=protocol))
+    return c, c.read_msg()
+
+
+@pytest.mark.parametrize("protocol,options", [((3 << 16) | 2, {}),
+                                              ((3 << 16) | 0, {"_pq_.sluice_test": "on"}),
+                                              ((3 << 16) | 1, {"_pq_.a": "1", "_pq_.b": "2"})])
+def test_newer_protocol_versions_are_negotiated_as_postgresql_does(setup, app, pg, protocol, options):
+    proxy, tls = setup
+    direct, (t_direct, p_direct) = _first_message_after_startup(
+        pg.host, pg.port, False, app.app_user, app.dbname, protocol, **options)
+    direct.close()
+    assert t_direct == b"v", "PostgreSQL 15 answers with NegotiateProtocolVersion"
+    c, (t, p) = _first_message_after_startup(proxy.host, proxy.port, tls, app.app_user, app.dbname,
+                                             protocol, **options)
+    try:
+        assert (t, p) == (t_direct, p_direct)
+        (version, count) = struct.unpack("!II", p[:8])
+        assert version == 3 << 16 and count == len(options)
+        c.authenticate(app.app_user, app.app_password)  # the login goes on as usual
+        assert c.scalar("select 1") == "1"
+    finally:
+        c.close()

@@ -6,7 +6,7 @@ the next one meets, so a leak shows at once."""
 import psycopg
 import pytest
 
-import harness
+from sluice_harness import harness
 
 PIN_LOG = "was pinned"
 

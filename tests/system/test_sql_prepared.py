@@ -9,7 +9,7 @@ their SQLSTATE, message and position."""
 import psycopg
 import pytest
 
-import harness
+from sluice_harness import harness
 
 PIN_LOG = "was pinned"
 

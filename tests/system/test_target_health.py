@@ -10,7 +10,7 @@ import urllib.request
 import psycopg
 import pytest
 
-import harness
+from sluice_harness import harness
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 

@@ -7,7 +7,7 @@ import psycopg
 import psycopg2
 import pytest
 
-import harness
+from sluice_harness import harness
 
 TLS_REQUIRED = "This proxy requires TLS connections."
 

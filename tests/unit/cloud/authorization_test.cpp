@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "cloud/control_plane.hpp"
-#include "cloud/encoding.hpp"
-#include "cloud/sigv4.hpp"
+#include "common/encoding.hpp"
+#include "common/sigv4.hpp"
 
 namespace sluice::cloud {
 namespace {

@@ -466,7 +466,9 @@ TEST(LocalCertificateAuthority, LoaderWaitsForACreatorInProgress) {
   std::thread creator([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     spit(temp.path + "/ca.key", other.key_pem);
-    spit(temp.path + "/ca.pem", other.cert_pem);
+    // As the real creator does: the certificate is renamed into place, never seen half-written.
+    spit(temp.path + "/ca.pem.new", other.cert_pem);
+    std::filesystem::rename(temp.path + "/ca.pem.new", temp.path + "/ca.pem");
   });
   std::string bundle;
   std::string error;

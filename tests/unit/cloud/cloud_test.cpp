@@ -8,8 +8,8 @@
 #include "cloud/ids.hpp"
 #include "cloud/sealed.hpp"
 #include "cloud/secretsmanager.hpp"
-#include "cloud/sigv4.hpp"
 #include "cloud/store.hpp"
+#include "common/sigv4.hpp"
 
 namespace sluice::cloud {
 namespace {

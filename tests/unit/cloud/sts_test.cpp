@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <regex>
 
-#include "cloud/encoding.hpp"
 #include "cloud/iam.hpp"
+#include "common/encoding.hpp"
 
 namespace sluice::cloud {
 namespace {

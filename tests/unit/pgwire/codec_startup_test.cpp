@@ -110,6 +110,34 @@ TEST(DecodeStartup, MinorVersionIsAcceptedAndKept) {
   EXPECT_EQ(msg->protocol, v3_2);
 }
 
+TEST(ProtocolNegotiation, OnlyANewerMinorOrProtocolOptionsAskForIt) {
+  StartupMessage plain;
+  plain.protocol = 3u << 16;
+  plain.params = {{"user", "u"}, {"application_name", "x"}};
+  EXPECT_FALSE(protocol_negotiation_needed(plain).has_value());
+
+  StartupMessage newer = plain;
+  newer.protocol = (3u << 16) | 2u;
+  ASSERT_TRUE(protocol_negotiation_needed(newer).has_value());
+  EXPECT_TRUE(protocol_negotiation_needed(newer)->empty());
+
+  StartupMessage options = plain;
+  options.params.emplace_back("_pq_.compression", "on");
+  options.params.emplace_back("_pq_.other", "1");
+  EXPECT_EQ(protocol_negotiation_needed(options),
+            (std::vector<std::string>{"_pq_.compression", "_pq_.other"}));
+}
+
+TEST(ProtocolNegotiation, NegotiateProtocolVersionLayout) {
+  std::string out;
+  const std::vector<std::string> unrecognized{"_pq_.a", "_pq_.bc"};
+  write_negotiate_protocol_version(out, 3u << 16, unrecognized);
+  const std::string expected = std::string("v\0\0\0\x1b", 5) + std::string("\0\x03\0\0", 4) +
+                               std::string("\0\0\0\x02", 4) + std::string("_pq_.a\0", 7) +
+                               std::string("_pq_.bc\0", 8);
+  EXPECT_EQ(out, expected);
+}
+
 TEST(DecodeStartup, MissingUser) {
   for (const Params& params : {Params{}, Params{{"database", "db"}}, Params{{"user", ""}}}) {
     const ProtocolViolation v = violation(decode(packet(kProtocolVersion3, startup_body(params))));

@@ -1,4 +1,5 @@
 #include "proxy/prepared_statements.hpp"
+#include "proxy/response_tracker.hpp"
 
 #include <gtest/gtest.h>
 

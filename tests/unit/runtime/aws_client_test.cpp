@@ -5,7 +5,7 @@
 #include <boost/json.hpp>
 #include <cstdlib>
 
-#include "cloud/sigv4.hpp"
+#include "common/sigv4.hpp"
 #include "fake_runtime_api.hpp"
 
 namespace sluice::runtime {

@@ -1,7 +1,7 @@
 """Reusable system-test harness for sluice-proxy.
 
-Imported by the pytest suite in this folder, by bench/bench.py and by
-scripts/demo.py (they put this folder on sys.path).  Needs Debian 12 with the
+Imported (`from sluice_harness import harness`) by the pytest suite in tests/system, by the
+benches in bench/ and by scripts/demo.py.  Needs Debian 12 with the
 PostgreSQL 15 server binaries, psql, pgbench, openssl and Debian's python3
 (psycopg 3).  Everything runs on 127.0.0.1 with random free ports, in
 temporary directories that are removed on teardown.

@@ -1,12 +1,22 @@
-#include "cloud/sigv4.hpp"
+#include "common/sigv4.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <vector>
 
 #include "auth/crypto.hpp"
-#include "cloud/encoding.hpp"
+#include "common/encoding.hpp"
 
 namespace sluice::cloud {
+
+std::string amz_date(std::chrono::system_clock::time_point time) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(time);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+  return stamp;
+}
 
 std::optional<CredentialScope> parse_authorization(std::string_view header) {
   constexpr std::string_view kScheme = "AWS4-HMAC-SHA256 ";

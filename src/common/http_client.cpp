@@ -1,4 +1,4 @@
-#include "cli/http_client.hpp"
+#include "common/http_client.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>

@@ -1,9 +1,7 @@
-#include "cloud/encoding.hpp"
+#include "common/encoding.hpp"
 
 #include <cctype>
 #include <string>
-
-#include <cctype>
 
 namespace sluice::cloud {
 

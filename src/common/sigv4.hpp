@@ -2,6 +2,7 @@
 // Pure: no I/O.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -31,6 +32,9 @@ SignatureCheck verify_signature(
     std::string_view method, std::string_view target,
     const std::map<std::string, std::string>& headers, std::string_view body,
     const std::function<std::optional<std::string>(std::string_view)>& secret_for);
+
+// `time` as x-amz-date carries it (and sign_request takes it): YYYYMMDDTHHMMSSZ, in UTC.
+std::string amz_date(std::chrono::system_clock::time_point time);
 
 // The Authorization header for a request, as botocore signs it: every header in `headers`
 // (lower-case names; it must hold "host" and "x-amz-date" = `amz_date`, YYYYMMDDTHHMMSSZ) is

@@ -1,4 +1,4 @@
-#include "cloud/sigv4.hpp"
+#include "common/sigv4.hpp"
 
 #include <gtest/gtest.h>
 
@@ -84,6 +84,14 @@ TEST(SigV4Sign, ReproducesTheSuiteAndRoundTrips) {
   post["authorization"] = sign_request("POST", "/", post, body, ec2, kSecret, "20261127T120000Z");
   EXPECT_EQ(verify_signature("POST", "/", post, body, keys), SignatureCheck::kValid);
   EXPECT_EQ(verify_signature("POST", "/", post, body + "&x=1", keys), SignatureCheck::kMismatch);
+}
+
+// x-amz-date: UTC, YYYYMMDDTHHMMSSZ (the suite's 2015-08-30 12:36:00 is 1440938160).
+TEST(SigV4Sign, AmzDateIsUtcBasicFormat) {
+  const auto t = std::chrono::system_clock::from_time_t(1440938160);
+  EXPECT_EQ(amz_date(t), "20150830T123600Z");
+  EXPECT_EQ(amz_date(t + std::chrono::milliseconds(999)), "20150830T123600Z");
+  EXPECT_EQ(amz_date(std::chrono::system_clock::from_time_t(0)), "19700101T000000Z");
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
-"""`build/sluice serve` for the control plane's system tests."""
+"""`build/sluice serve` for the control plane's system tests, bench/functions.py and scripts/demo.py:
+the region on a free port, the aws CLI against it, the `serve` fixture, and helpers for
+Aurora clusters, proxy targets and invocation bursts."""
 import json
 import os
 import shutil
@@ -10,7 +12,7 @@ import urllib.request
 
 import pytest
 
-import harness
+from sluice_harness import harness
 
 
 class Serve:

@@ -1,0 +1,309 @@
+#include "proxy/backend_link.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "proxy/pool.hpp"
+#include "proxy/server_connection.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+// Server messages can be large (wide rows); PostgreSQL's own ceiling is 1 GiB.
+constexpr size_t kMaxServerMessage = 1024u * 1024u * 1024u;
+
+uint64_t micros_since(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
+std::string_view as_text(pgwire::Bytes bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+}  // namespace
+
+BackendLink::BackendLink(ProxyContext& ctx, Transport& client, ClientSettings& settings,
+                         Owner& owner)
+    : ctx_(ctx),
+      client_(client),
+      settings_(settings),
+      owner_(owner),
+      attached_(client.get_executor()) {}
+
+BackendLink::~BackendLink() {
+  set_transaction('I');
+  unpin();
+}
+
+void BackendLink::set_transaction(char status) {
+  const bool now = status != 'I';
+  if (now == in_transaction_counted_) return;
+  ctx_.metrics.database_connections_currently_in_transaction.add(now ? 1 : -1);
+  in_transaction_counted_ = now;
+}
+
+void BackendLink::note_latency(const Batch& batch) {
+  if (batch.consumed == 0 || !request_started_) return;
+  const uint64_t waited = micros_since(*request_started_);
+  ctx_.metrics.query_response_latency.observe(waited);
+  ctx_.metrics.query_database_response_latency.observe(waited);
+  request_started_.reset();
+}
+
+awaitable<void> BackendLink::run() {
+  // The connection being read. Whenever the lease no longer holds it (released, lost, or
+  // another lent), the loop starts over with the lease's, or waits for the next borrow.
+  std::shared_ptr<ServerConnection> server;
+  bool buffered = false;  // replies already in `inbound`, read while settings were read back
+  for (;;) {
+    if (lease_.connection() != server) {
+      set_transaction('I');
+      server = lease_.connection();
+      buffered = false;
+    }
+    if (!server) {
+      if (closing_) co_return;
+      co_await attached_.wait();
+      continue;
+    }
+    ReadBuffer& inbound = server->inbound();
+    Transport& transport = server->transport();
+    const ReadStatus status = buffered ? ReadStatus::kData : transport.read_now(inbound);
+    buffered = false;
+    if (status == ReadStatus::kWouldBlock) {
+      co_await transport.readable();
+      continue;
+    }
+    if (status == ReadStatus::kClosed) {
+      lost(server, false);
+      continue;
+    }
+    // The common path suspends only when the client's socket is full: a coroutine call per
+    // batch would cost more than the rest of the batch's handling.
+    const Batch batch = read_batch(inbound.readable(), *server);
+    note_latency(batch);
+    if (!batch.out.empty() && !client_gone_) {
+      bool sent = client_.write(batch.out);
+      // A client slower than its server: stop reading the server until it catches up.
+      if (sent && client_.has_backlog()) sent = co_await client_.flush();
+      if (!sent) {
+        client_gone_ = true;  // the client reader sees the closed socket and cleans up
+        client_.close();
+      }
+    }
+    inbound.consume(batch.consumed);
+    if (batch.violation || batch.fatal) {
+      lost(server, batch.fatal);
+      continue;
+    }
+    if (lease_.connection() != server || !tracker_.may_release() || pinned_ || !inbound.empty())
+      continue;
+    if (discarding_ || settings_.changed) {
+      co_await release_after_cleanup(server, buffered);
+    } else {
+      release();
+    }
+  }
+}
+
+void BackendLink::release() {
+  lease_.release(true);
+  owner_.server_released();
+}
+
+BackendLink::Batch BackendLink::read_batch(pgwire::Bytes data, ServerConnection& server) {
+  ClientStatements& statements = owner_.client_statements();
+  Batch batch;
+  size_t forward = 0;
+  // Replies are forwarded as they came, in one write, unless the tracker drops, replaces or
+  // inserts a message; then the batch is rebuilt in reshaped_.
+  bool reshaping = false;
+  for (;;) {
+    pgwire::Frame frame;
+    auto status = pgwire::peek_frame(data.subspan(forward), kMaxServerMessage, frame);
+    if (status == pgwire::FrameStatus::kNeedMore) break;
+    if (status != pgwire::FrameStatus::kReady) {
+      batch.violation = true;
+      break;
+    }
+    // Rows and most replies tell the link nothing: only these are looked at.
+    if ((frame.type == 'Z' || frame.type == 'S' || frame.type == 'E') &&
+        !inspect(frame, server, batch))
+      break;
+    answers_before_.clear();
+    answers_after_.clear();
+    const auto verdict =
+        tracker_.on_server_message(frame.type, frame.body, answers_before_, answers_after_,
+                                   replacement_, statements, server.statements);
+    if (!reshaping && (verdict != ResponseTracker::Verdict::kForward || !answers_before_.empty() ||
+                       !answers_after_.empty())) {
+      reshaping = true;
+      reshaped_.assign(as_text(data.first(forward)));
+    }
+    if (reshaping) {
+      reshaped_ += answers_before_;
+      if (verdict == ResponseTracker::Verdict::kForward) {
+        reshaped_ += as_text(data.subspan(forward, frame.wire_size()));
+      } else if (verdict == ResponseTracker::Verdict::kReplace) {
+        pgwire::MessageWriter w(reshaped_);
+        w.begin('E');
+        w.bytes(replacement_);
+        w.end();
+      }
+      reshaped_ += answers_after_;
+    }
+    forward += frame.wire_size();
+  }
+  batch.consumed = forward;
+  batch.out = reshaping ? std::string_view(reshaped_) : as_text(data.first(forward));
+  return batch;
+}
+
+bool BackendLink::inspect(const pgwire::Frame& frame, ServerConnection& server, Batch& batch) {
+  if (frame.type == 'Z') {
+    auto tx = pgwire::decode_ready_for_query(frame.body);
+    if (!tx || !tracker_.note_ready(*tx)) {
+      batch.violation = true;  // an unrequested ReadyForQuery: the server's state is unknown
+      return false;
+    }
+    set_transaction(*tx);
+  } else if (frame.type == 'S') {
+    if (auto ps = pgwire::decode_parameter_status(frame.body)) {
+      auto& known = server.parameters[ps->name];
+      // Reported changes are expected after the client's own SET (read back at release).
+      if (known != ps->value && !pinned_ && !settings_.changed && !discarding_)
+        pin(PinReason::kUnexpectedParameterChange);
+      known = ps->value;
+    }
+  } else if (frame.type == 'E') {
+    auto fields = pgwire::decode_error_fields(frame.body);
+    if (fields && (fields->severity() == "FATAL" || fields->severity() == "PANIC"))
+      batch.fatal = true;
+    // The cleanup of a pinned session failed: its state is unknown, so it is closed.
+    if (discarding_) server.broken = true;
+  }
+  return true;
+}
+
+awaitable<void> BackendLink::release_after_cleanup(const std::shared_ptr<ServerConnection>& server,
+                                                   bool& buffered) {
+  if (discarding_) {
+    // DISCARD ALL left the server session as new: nothing applied, nothing prepared.
+    server->applied.clear();
+    server->statements.clear();
+    settings_.changed = false;
+  }
+  if (settings_.changed) {
+    // SET, RESET or set_config() ran: learn what they left (a rolled-back SET is gone, SET LOCAL
+    // too) so that any connection this client borrows next gets exactly that.
+    settings_.changed = false;
+    auto found = co_await server->read_session_settings(settings_.custom_names);
+    if (lease_.connection() != server) co_return;
+    if (!found) {
+      lost(server, false);
+      co_return;
+    }
+    settings_.adopt_read_back(std::move(*found));
+    // The client may have sent more while the settings were read: then go on relaying.
+    if (tracker_.busy() || !tracker_.empty() || !server->inbound().empty()) {
+      buffered = !server->inbound().empty();
+      co_return;
+    }
+  }
+  release();
+}
+
+void BackendLink::lost(const std::shared_ptr<ServerConnection>& server, bool fatal_forwarded) {
+  if (lease_.connection() != server) return;
+  tracker_.clear();
+  server->broken = true;
+  lease_.discard();
+  if (client_gone_) return;
+  spdlog::warn("server connection {} lost while lent to client {}", server->id(), client_.peer());
+  owner_.server_lost(fatal_forwarded);
+}
+
+void BackendLink::attach(ServerLease lease) {
+  lease_ = std::move(lease);
+  if (pinned_) lease_.pin();
+  tracker_.clear();
+  // The reply loop, waiting for a connection, waits for this one's first reply: it runs only
+  // when that comes (or at once if the socket may hold something already).
+  attached_.notify_via([this](std::optional<Wakeup::Resume>& reader) {
+    return lease_->transport().wait_readable_instead(reader);
+  });
+}
+
+void BackendLink::send(std::string& bytes) {
+  if (lease_ && !bytes.empty()) lease_->transport().write(bytes);
+  bytes.clear();
+}
+
+awaitable<bool> BackendLink::flush_if_backlogged() {
+  if (!lease_ || !lease_->transport().has_backlog()) co_return true;
+  auto server = lease_.connection();  // the lease may change while this waits
+  co_return co_await server->transport().flush();
+}
+
+void BackendLink::pin(PinReason reason) {
+  pinned_ = reason;
+  if (lease_) lease_.pin();
+  ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(reason)].add(1);
+  spdlog::info(
+      "The client session was pinned to the database connection [dbConnection={}] for the "
+      "remainder of the session. The proxy can't reuse this connection until the session ends. "
+      "Reason: {}.",
+      lease_ ? lease_->backend_pid() : 0, pin_reason_text(reason));
+}
+
+void BackendLink::unpin() {
+  if (!pinned_) return;
+  ctx_.metrics.database_connections_currently_session_pinned[static_cast<size_t>(*pinned_)].sub(1);
+  pinned_.reset();
+}
+
+void BackendLink::cancel_running_query() {
+  if (lease_ && tracker_.busy()) ctx_.pools->cancel(lease_);
+}
+
+awaitable<void> BackendLink::client_left() {
+  closing_ = true;
+  client_gone_ = true;
+  attached_.notify();  // lets run() end once no connection is lent
+  if (!lease_) co_return;
+  auto server = lease_.connection();
+  const bool in_transaction = tracker_.transaction_status() != 'I';
+  if (!pinned_ && !tracker_.busy() && in_transaction) {
+    // Abandoned inside a transaction: roll it back; run() returns the connection at the
+    // ReadyForQuery that follows.
+    std::string rollback;
+    pgwire::write_query(rollback, "ROLLBACK");
+    tracker_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+    co_await server->transport().write_all(rollback);
+    co_return;
+  }
+  if (pinned_ && *pinned_ != PinReason::kLoad && !tracker_.busy()) {
+    // A pinned session's state is wiped on the server and the connection goes back to the pool
+    // at the ReadyForQuery that follows, instead of being closed. DISCARD ALL closes cursors,
+    // drops temporary objects, resets settings and the role, deallocates statements, unlistens
+    // and releases session advisory locks. A loaded library cannot be unloaded: LOAD closes.
+    std::string cleanup;
+    if (in_transaction) {
+      pgwire::write_query(cleanup, "ROLLBACK");
+      tracker_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+    }
+    pgwire::write_query(cleanup, "DISCARD ALL");
+    tracker_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+    unpin();
+    discarding_ = true;
+    co_await server->transport().write_all(cleanup);
+    co_return;
+  }
+  // A request nobody will read, or state that cannot be wiped: the connection cannot be reused.
+  if (tracker_.busy()) ctx_.pools->cancel(lease_);
+  server->broken = true;
+  lease_.discard();
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,124 @@
+// A client session's side of its lent server connection: the server's reply loop, the release
+// rule, and what is outstanding.
+//
+// One coroutine per session (run()) reads the lent connection whenever there is one, forwards
+// the server's replies to the client (reshaped where the proxy renamed or prepared statements),
+// and gives the connection back at the ReadyForQuery that leaves nothing owed outside a
+// transaction (ResponseTracker::may_release), after reading back settings the client changed.
+// The link also owns pinning: a pinned session keeps its connection until it ends, when
+// client_left() wipes it (DISCARD ALL) or closes it.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proxy/context.hpp"
+#include "proxy/lease.hpp"
+#include "proxy/pinning.hpp"
+#include "proxy/response_tracker.hpp"
+#include "proxy/session_settings.hpp"
+#include "proxy/transport.hpp"
+#include "proxy/wakeup.hpp"
+
+namespace sluice::proxy {
+
+class ServerConnection;
+
+class BackendLink {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // What the link tells its session.
+  class Owner {
+   public:
+    virtual ClientStatements& client_statements() = 0;
+    // The connection went back to the pool.
+    virtual void server_released() = 0;
+    // The connection was lost while lent (the client must be told, unless it left).
+    // `fatal_forwarded`: the server's FATAL already reached the client.
+    virtual void server_lost(bool fatal_forwarded) = 0;
+
+   protected:
+    ~Owner() = default;
+  };
+
+  BackendLink(ProxyContext& ctx, Transport& client, ClientSettings& settings, Owner& owner);
+  ~BackendLink();
+  BackendLink(const BackendLink&) = delete;
+  BackendLink& operator=(const BackendLink&) = delete;
+
+  // The reply loop, for the whole relay. Ends once the client left and no connection is lent.
+  awaitable<void> run();
+
+  bool attached() const { return static_cast<bool>(lease_); }
+  ServerConnection& server() const { return *lease_; }
+  ResponseTracker& tracker() { return tracker_; }
+  const ResponseTracker& tracker() const { return tracker_; }
+
+  // Takes a lent connection that already carries the client's settings; the reply loop wakes
+  // at its first reply.
+  void attach(ServerLease lease);
+  // Writes the client's messages (the buffer is cleared). A failed write surfaces as a failed
+  // read in the reply loop, which reports it.
+  void send(std::string& bytes);
+  // Waits while the server's socket is full (a server slow to take a COPY stream).
+  awaitable<bool> flush_if_backlogged();
+  // When the client's pending request arrived (for the latency metrics).
+  void note_request(Clock::time_point arrived) {
+    if (!request_started_) request_started_ = arrived;
+  }
+
+  std::optional<PinReason> pinned() const { return pinned_; }
+  void pin(PinReason reason);
+  // Cancels what the lent connection runs, if the client is waiting for it.
+  void cancel_running_query();
+  bool client_gone() const { return client_gone_; }
+  // The client is gone: a lent connection is rolled back, wiped or closed, and the reply loop
+  // ends once none is lent.
+  awaitable<void> client_left();
+
+ private:
+  // The replies in `data` up to the last whole message, checked and reshaped if need be.
+  // Returns how many bytes were consumed; `out` is what the client gets.
+  struct Batch {
+    size_t consumed = 0;
+    std::string_view out;
+    bool fatal = false;      // the server sent FATAL or PANIC: the connection is going
+    bool violation = false;  // a malformed or unrequested message: its state is unknown
+  };
+  Batch read_batch(pgwire::Bytes data, ServerConnection& server);
+  // What one reply tells the link (transaction status, parameter changes, fatal errors). False
+  // when the batch must stop here.
+  bool inspect(const pgwire::Frame& frame, ServerConnection& server, Batch& batch);
+  [[gnu::always_inline]] inline void note_latency(const Batch& batch);
+  // The release rule held: the connection goes back to the pool.
+  void release();
+  // The same after what must come first: a wiped pinned session's records cleared, changed
+  // settings read back. The connection stays when it was lost meanwhile, or when the client sent
+  // more (then `buffered` says whether replies wait in its buffer).
+  awaitable<void> release_after_cleanup(const std::shared_ptr<ServerConnection>& server,
+                                        bool& buffered);
+  void set_transaction(char status);
+  void unpin();
+  void lost(const std::shared_ptr<ServerConnection>& server, bool fatal_forwarded);
+
+  ProxyContext& ctx_;
+  Transport& client_;
+  ClientSettings& settings_;
+  Owner& owner_;
+  ServerLease lease_;
+  ResponseTracker tracker_;  // what the lent server still owes, and how to pass it on
+  Wakeup attached_;          // wakes run() when a connection is lent
+  std::optional<PinReason> pinned_;
+  bool discarding_ = false;   // the client left a pinned session; DISCARD ALL is running
+  bool client_gone_ = false;  // the client's socket is closed: nothing more is sent to it
+  bool closing_ = false;      // client_left() ran: run() ends once no connection is lent
+  bool in_transaction_counted_ = false;  // in database_connections_currently_in_transaction
+  std::optional<Clock::time_point> request_started_;
+  // Scratch for reshaped replies (kept: no allocation per batch).
+  std::string answers_before_, answers_after_, replacement_, reshaped_;
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,80 @@
+// A client's way in, from its first byte to its first ReadyForQuery: SSL and GSS negotiation,
+// the startup packet, the proxy's own admission checks (TLS required, client limit, draining,
+// startup settings), SCRAM-SHA-256 or MD5 against the secret store, and the first check of the
+// client's settings against the server (once per distinct set, cached by the pool).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "pgwire/codec.hpp"
+#include "proxy/context.hpp"
+#include "proxy/session_settings.hpp"
+#include "proxy/transport.hpp"
+
+namespace sluice::proxy {
+
+class Pool;
+struct Credential;
+struct ServerError;
+
+struct LoginResult {
+  std::string user;
+  std::string database;
+  ClientSettings settings;
+  Pool* pool = nullptr;
+};
+
+// Sends a FATAL ErrorResponse (the caller closes the connection). Always false, for
+// `co_return co_await send_fatal(...)` in checks.
+awaitable<bool> send_fatal(Transport& client, std::string_view sqlstate, std::string_view message);
+
+class ClientLogin {
+ public:
+  // `inbound` keeps what the client sent beyond its login (a pipelined first query).
+  ClientLogin(ProxyContext& ctx, Transport& client, ReadBuffer& inbound, uint32_t cancel_pid,
+              uint32_t cancel_key)
+      : ctx_(ctx),
+        client_(client),
+        inbound_(inbound),
+        cancel_pid_(cancel_pid),
+        cancel_key_(cancel_key) {}
+
+  // Nullopt when the client was refused (and told why with a FATAL) or left.
+  awaitable<std::optional<LoginResult>> run();
+
+ private:
+  awaitable<bool> negotiate_startup(pgwire::StartupMessage& startup);
+  // The checks made before any password: a FATAL for the first that fails.
+  awaitable<bool> admit(const pgwire::StartupMessage& startup, LoginResult& result);
+  awaitable<bool> authenticate(const Credential& credential, const std::string& user);
+  awaitable<bool> authenticate_scram(const Credential& credential);
+  awaitable<bool> authenticate_md5(const Credential& credential);
+  awaitable<bool> read_auth_message(std::string& payload);
+  // AuthenticationOk, the server's parameters for these settings, BackendKeyData and
+  // ReadyForQuery.
+  awaitable<bool> finish(LoginResult& result);
+  // What the server reports for these settings, if the pool knows already.
+  const std::map<std::string, std::string>* known_parameters(const Settings& settings,
+                                                             Pool& pool) const;
+  // Lets the server check these settings on a lent connection, and learns what it reports
+  // (canonical forms such as "ISO, MDY"); the pool remembers.
+  awaitable<std::optional<ServerError>> check_settings(const Settings& settings, Pool& pool,
+                                                       std::map<std::string, std::string>& learned);
+  awaitable<bool> send_fatal(std::string_view sqlstate, std::string_view message) {
+    return sluice::proxy::send_fatal(client_, sqlstate, message);
+  }
+  awaitable<bool> flush();
+
+  ProxyContext& ctx_;
+  Transport& client_;
+  ReadBuffer& inbound_;
+  uint32_t cancel_pid_;
+  uint32_t cancel_key_;
+  std::string to_client_;  // replies gathered for one write
+};
+
+}  // namespace sluice::proxy

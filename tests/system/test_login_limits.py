@@ -1,0 +1,111 @@
+"""Logins under abuse: clients that never finish logging in are closed after login_timeout,
+at most max_pending_logins may be logging in at once (more are told so at once), failed logins
+are answered after auth_failure_delay; logged-in clients go on working through all of it."""
+import socket
+import time
+
+import psycopg
+import pytest
+
+from sluice_harness import harness
+
+
+def _half_open(proxy):
+    """A TCP connection that never sends a byte."""
+    return socket.create_connection((proxy.host, proxy.port), timeout=10)
+
+
+def _closed_with(sock, timeout=10):
+    """Everything the proxy sent until it closed the connection (raises if it stays open)."""
+    sock.settimeout(timeout)
+    received = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return received
+        received += chunk
+
+
+def test_a_login_that_never_finishes_is_closed_after_login_timeout(proxy_factory, app):
+    proxy = proxy_factory(require_tls=False, login_timeout=1)
+    with proxy.connect(app.app_user, app.app_password, sslmode="disable") as working:
+        silent = _half_open(proxy)
+        slow = _half_open(proxy)
+        packet = harness.startup_packet({"user": app.app_user, "database": app.dbname})
+        # Slowloris: a byte now and then, never the whole packet. It stops before the proxy's
+        # timeout, so that no byte of its races the proxy's close.
+        for byte in packet[:4]:
+            slow.sendall(bytes([byte]))
+            time.sleep(0.15)
+        assert b"timeout expired during login" in _closed_with(slow)
+        assert b"timeout expired during login" in _closed_with(silent)
+        slow.close()
+        silent.close()
+        assert working.execute("select 1").fetchone()[0] == 1
+
+
+def test_at_most_max_pending_logins_are_logging_in_at_once(proxy_factory, app):
+    proxy = proxy_factory(require_tls=False, max_pending_logins=3, login_timeout=30)
+    with proxy.connect(app.app_user, app.app_password, sslmode="disable") as working:
+        pending = [_half_open(proxy) for _ in range(3)]
+        time.sleep(0.3)  # the proxy has taken them
+        refused = _half_open(proxy)
+        error = harness.parse_error_fields(_closed_with(refused)[5:])
+        refused.close()
+        assert error["C"] == "53300", error
+        assert "max_pending_logins" in error["M"], error
+        with pytest.raises(psycopg.OperationalError, match="max_pending_logins"):
+            proxy.connect(app.app_user, app.app_password, sslmode="disable")
+        # Logged-in clients are not pending: they work on.
+        assert working.execute("select 2").fetchone()[0] == 2
+        pending.pop().close()
+        time.sleep(0.3)
+        with proxy.connect(app.app_user, app.app_password, sslmode="disable") as late:
+            assert late.execute("select 3").fetchone()[0] == 3
+        for s in pending:
+            s.close()
+
+
+def test_a_failed_login_is_answered_after_auth_failure_delay(proxy_factory, app):
+    proxy = proxy_factory(require_tls=False, auth_failure_delay=400)
+    started = time.monotonic()
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        proxy.connect(app.app_user, "wrong", sslmode="disable")
+    assert time.monotonic() - started >= 0.4
+    with proxy.connect(app.app_user, app.app_password, sslmode="disable") as ok:
+        assert ok.execute("select 1").fetchone()[0] == 1
+
+
+def _wait_metric(proxy, name, value, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        current = proxy.metrics().get(name)
+        if current == value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} is {current}, expected {value}")
+        time.sleep(0.05)
+
+
+def test_at_most_max_concurrent_logins_do_login_work_and_the_rest_wait_their_turn(proxy_factory, app):
+    proxy = proxy_factory(require_tls=False, max_concurrent_logins=2, login_timeout=60)
+    with proxy.connect(app.app_user, app.app_password, sslmode="disable") as working:
+        half_open = _half_open(proxy)  # sends nothing: takes no place at the gate
+        holders = []
+        for _ in range(2):  # the first bytes of a startup packet, never the rest
+            s = _half_open(proxy)
+            s.sendall(b"\x00\x00")
+            holders.append(s)
+        _wait_metric(proxy, "sluice_client_logins_in_progress", 2)
+        waiter = harness.RawPgClient(proxy.host, proxy.port, tls=False)
+        waiter.startup(app.app_user)
+        _wait_metric(proxy, "sluice_client_logins_waiting", 1)
+        assert working.execute("select 1").fetchone()[0] == 1, "logged-in clients work on"
+        holders.pop().close()  # its place goes to the one waiting, which now logs in
+        waiter.authenticate(app.app_user, app.app_password)
+        assert waiter.scalar("select 2") == "2"
+        waiter.close()
+        _wait_metric(proxy, "sluice_client_logins_waiting", 0)
+        for s in holders + [half_open]:
+            s.close()
+        _wait_metric(proxy, "sluice_client_logins_in_progress", 0)

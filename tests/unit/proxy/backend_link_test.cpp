@@ -1,0 +1,313 @@
+// The backend link with real sockets on loopback and a fake server: the test writes the
+// server's replies by hand and reads what the client is sent. Release at every ReadyForQuery
+// kind, pipelined extended protocol, errors mid-pipeline, pinning and its cleanup, loss of the
+// server while lent, and what a leaving client leaves behind.
+#include "proxy/backend_link.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+#include "proxy/poller.hpp"
+#include "proxy/pool.hpp"
+#include "proxy/secrets.hpp"
+#include "proxy/server_connection.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Kind = ResponseTracker::Kind;
+
+// Two connected loopback sockets: the proxy's end and the peer's.
+std::pair<tcp_socket, tcp_socket> socket_pair(asio::io_context& io) {
+  tcp_acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  tcp_socket peer(io);
+  peer.connect(acceptor.local_endpoint());
+  tcp_socket ours = acceptor.accept();
+  return {std::move(ours), std::move(peer)};
+}
+
+struct LoopbackConnector : ServerConnector {
+  asio::io_context& io;
+  Poller& poller;
+  std::vector<tcp_socket> servers;  // the fake servers' ends, one per connection opened
+  int cancels = 0;
+  LoopbackConnector(asio::io_context& io, Poller& poller) : io(io), poller(poller) {}
+  awaitable<std::optional<ServerError>> open(ServerConnection& connection,
+                                             Clock::time_point) override {
+    auto [ours, peer] = socket_pair(io);
+    connection.adopt_transport(std::make_unique<Transport>(poller, std::move(ours)));
+    servers.push_back(std::move(peer));
+    co_return std::nullopt;
+  }
+  void cancel(const std::shared_ptr<ServerConnection>&, std::function<void()> done) override {
+    ++cancels;
+    done();
+  }
+};
+
+struct Owner : BackendLink::Owner {
+  ClientStatements statements;
+  int released = 0;
+  int lost = 0;
+  bool fatal_forwarded = false;
+  ClientStatements& client_statements() override { return statements; }
+  void server_released() override { ++released; }
+  void server_lost(bool fatal) override {
+    ++lost;
+    fatal_forwarded = fatal;
+  }
+};
+
+std::string message(char type, std::string_view body) {
+  std::string out(1, type);
+  const uint32_t length = static_cast<uint32_t>(body.size() + 4);
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>(length >> shift);
+  out.append(body);
+  return out;
+}
+std::string ready(char status) {
+  return message('Z', std::string(1, status));
+}
+std::string error(std::string_view severity, std::string_view sqlstate, std::string_view text) {
+  std::string out;
+  pgwire::write_error(out, severity, sqlstate, text);
+  return out;
+}
+std::string complete(std::string_view tag) {
+  return message('C', std::string(tag) + '\0');
+}
+
+struct Link : ::testing::Test {
+  asio::io_context io;
+  Poller poller{io.get_executor()};
+  Config config = [] {
+    Config c;
+    c.adaptive_concurrency = false;
+    return c;
+  }();
+  SecretStore secrets;
+  ssl::context tls{ssl::context::tls_server};
+  Metrics metrics;
+  ProxyContext ctx = [this] {
+    ProxyContext c{io, config, secrets, tls, nullptr, metrics};
+    c.poller = &poller;
+    return c;
+  }();
+  LoopbackConnector connector{io, poller};
+  PoolManager pools{ctx, &connector};
+  Credential credential = [] {
+    Credential c;
+    c.username = "app";
+    return c;
+  }();
+  Pool& pool = pools.pool_for("db", credential);
+  std::pair<tcp_socket, tcp_socket> client_sockets = socket_pair(io);
+  Transport client{poller, std::move(client_sockets.first)};
+  tcp_socket& client_peer = client_sockets.second;
+  ClientSettings settings;
+  Owner owner;
+  std::unique_ptr<BackendLink> link;
+  std::shared_ptr<ServerConnection> connection;
+
+  bool run_done = false;
+  std::string server_bytes;
+
+  void SetUp() override {
+    ctx.pools = &pools;
+    link = std::make_unique<BackendLink>(ctx, client, settings, owner);
+    asio::co_spawn(io, link->run(), [this](std::exception_ptr) { run_done = true; });
+    attach();
+  }
+  // The reply loop ends once the client left and no connection is lent: the fake servers hang
+  // up, so whatever the link still holds is let go.
+  void TearDown() override {
+    asio::co_spawn(io, link->client_left(), asio::detached);
+    for (auto& server : connector.servers) server.close();
+    run_until([&] { return run_done; }, std::chrono::seconds(2));
+  }
+  void attach() {
+    std::optional<Borrowed> borrowed;
+    asio::co_spawn(
+        io,
+        [&]() -> awaitable<void> {
+          borrowed = co_await pools.acquire(pool, Clock::now() + std::chrono::seconds(5));
+        },
+        asio::detached);
+    ASSERT_TRUE(run_until([&] { return borrowed.has_value(); }));
+    ASSERT_TRUE(borrowed->lease);
+    connection = borrowed->lease.connection();
+    link->attach(std::move(borrowed->lease));
+  }
+  // Runs the loop until `done` holds (or `limit` passes: then false).
+  template <class Predicate>
+  bool run_until(Predicate done, Clock::duration limit = std::chrono::seconds(5)) {
+    const auto until = Clock::now() + limit;
+    while (!done()) {
+      if (Clock::now() >= until) return false;
+      io.restart();
+      io.poll();
+      if (!done()) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return true;
+  }
+  void server_sends(std::string_view bytes) {
+    asio::write(connector.servers.back(), asio::buffer(bytes));
+  }
+  // What the client was sent so far.
+  std::string client_received() {
+    std::string out;
+    client_peer.non_blocking(true);
+    char buffer[4096];
+    for (;;) {
+      boost::system::error_code ec;
+      const size_t n = client_peer.read_some(asio::buffer(buffer), ec);
+      if (ec) break;
+      out.append(buffer, n);
+    }
+    return out;
+  }
+  // Everything the fake server was sent so far.
+  std::string server_received() {
+    std::string& out = server_bytes;
+    auto& server = connector.servers.back();
+    server.non_blocking(true);
+    char buffer[4096];
+    for (;;) {
+      boost::system::error_code ec;
+      const size_t n = server.read_some(asio::buffer(buffer), ec);
+      if (ec) break;
+      out.append(buffer, n);
+    }
+    return out;
+  }
+  void query() { link->tracker().expect({Kind::kSimpleQuery}); }
+  void extended_round() {
+    auto& tracker = link->tracker();
+    tracker.note_unsynced();
+    for (Kind kind : {Kind::kParse, Kind::kBind, Kind::kExecute, Kind::kSync})
+      tracker.expect({kind});
+  }
+  bool released() {
+    return run_until([&] { return owner.released > 0; });
+  }
+  // Lets the link take everything the server sent; true when it still holds the connection.
+  bool still_lent() {
+    run_until([] { return false; }, std::chrono::milliseconds(30));
+    return link->attached() && owner.released == 0;
+  }
+};
+
+TEST_F(Link, ReleasesAtReadyForQueryIdleAndForwardsTheReplies) {
+  query();
+  const std::string replies = complete("SELECT 1") + ready('I');
+  server_sends(replies);
+  ASSERT_TRUE(released());
+  EXPECT_FALSE(link->attached());
+  EXPECT_EQ(connection->state(), ServerState::kIdle);
+  EXPECT_EQ(client_received(), replies);
+  EXPECT_EQ(metrics.database_connections_currently_borrowed.load(), 0);
+}
+
+TEST_F(Link, KeepsTheConnectionThroughATransactionAndAFailedOne) {
+  query();
+  server_sends(complete("BEGIN") + ready('T'));
+  EXPECT_TRUE(still_lent());
+  EXPECT_EQ(metrics.database_connections_currently_in_transaction.load(), 1);
+  query();
+  server_sends(error("ERROR", "22012", "division by zero") + ready('E'));
+  EXPECT_TRUE(still_lent());
+  query();
+  server_sends(complete("ROLLBACK") + ready('I'));
+  ASSERT_TRUE(released());
+  EXPECT_EQ(metrics.database_connections_currently_in_transaction.load(), 0);
+}
+
+TEST_F(Link, PipelinedExtendedProtocolReleasesAfterTheLastSync) {
+  extended_round();
+  extended_round();
+  const std::string round = message('1', "") + message('2', "") + complete("SELECT 1") + ready('I');
+  server_sends(round);
+  EXPECT_TRUE(still_lent()) << "the second round is still owed";
+  server_sends(round);
+  ASSERT_TRUE(released());
+  EXPECT_EQ(client_received(), round + round);
+}
+
+TEST_F(Link, AnErrorMidPipelineSkipsToSync) {
+  extended_round();
+  extended_round();
+  server_sends(message('1', "") + error("ERROR", "42601", "syntax error") + ready('I'));
+  EXPECT_TRUE(still_lent());
+  server_sends(message('1', "") + message('2', "") + complete("SELECT 1") + ready('I'));
+  ASSERT_TRUE(released());
+  EXPECT_TRUE(link->tracker().empty());
+}
+
+TEST_F(Link, AnUnexpectedParameterChangePinsAndTheCleanupUnpins) {
+  query();
+  server_sends(message('S', std::string("TimeZone\0Europe/Paris\0", 22)) + complete("SELECT 1") +
+               ready('I'));
+  EXPECT_TRUE(still_lent()) << "pinned: the connection stays with the session";
+  EXPECT_EQ(link->pinned(), PinReason::kUnexpectedParameterChange);
+  EXPECT_EQ(connection->state(), ServerState::kPinned);
+
+  asio::co_spawn(io, link->client_left(), asio::detached);
+  ASSERT_TRUE(
+      run_until([&] { return server_received().find("DISCARD ALL") != std::string::npos; }));
+  EXPECT_FALSE(link->pinned());
+  server_sends(complete("DISCARD ALL") + ready('I'));
+  ASSERT_TRUE(released());
+  EXPECT_EQ(connection->state(), ServerState::kIdle);
+  EXPECT_TRUE(connection->applied.empty());
+}
+
+TEST_F(Link, ServerLossWhileLentIsReportedAndTheConnectionClosed) {
+  query();
+  connector.servers.back().close();
+  ASSERT_TRUE(run_until([&] { return owner.lost > 0; }));
+  EXPECT_FALSE(owner.fatal_forwarded);
+  EXPECT_FALSE(link->attached());
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+  EXPECT_EQ(pools.total(), 0u);
+}
+
+TEST_F(Link, AServerFatalReachesTheClientThenTheConnectionGoes) {
+  query();
+  const std::string fatal = error("FATAL", "57P01", "terminating connection");
+  server_sends(fatal);
+  ASSERT_TRUE(run_until([&] { return owner.lost > 0; }));
+  EXPECT_TRUE(owner.fatal_forwarded);
+  EXPECT_EQ(client_received(), fatal);
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+}
+
+TEST_F(Link, AnUnrequestedReadyForQueryDropsTheConnection) {
+  server_sends(ready('I'));
+  ASSERT_TRUE(run_until([&] { return owner.lost > 0; }));
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+}
+
+TEST_F(Link, AClientLeavingInsideATransactionRollsItBack) {
+  query();
+  server_sends(complete("BEGIN") + ready('T'));
+  EXPECT_TRUE(still_lent());
+  asio::co_spawn(io, link->client_left(), asio::detached);
+  ASSERT_TRUE(run_until([&] { return server_received().find("ROLLBACK") != std::string::npos; }));
+  server_sends(complete("ROLLBACK") + ready('I'));
+  ASSERT_TRUE(run_until([&] { return connection->state() == ServerState::kIdle; }));
+}
+
+TEST_F(Link, AClientLeavingMidRequestCancelsAndClosesTheConnection) {
+  query();
+  EXPECT_TRUE(still_lent());
+  asio::co_spawn(io, link->client_left(), asio::detached);
+  ASSERT_TRUE(run_until([&] { return !link->attached(); }));
+  EXPECT_EQ(connector.cancels, 1);
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+}
+
+}  // namespace
+}  // namespace sluice::proxy

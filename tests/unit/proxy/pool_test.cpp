@@ -1,0 +1,224 @@
+// The pool's stateful core through a connector that needs no server: leases and their one way
+// back, connection states, the borrow timeout, cancel racing release, loss while lent.
+#include "proxy/pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "proxy/secrets.hpp"
+
+namespace sluice::proxy {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct FakeConnector : ServerConnector {
+  int opened = 0;
+  std::vector<std::function<void()>> cancels;  // pending: the server has not taken them yet
+  awaitable<std::optional<ServerError>> open(ServerConnection&, Clock::time_point) override {
+    ++opened;
+    co_return std::nullopt;
+  }
+  void cancel(const std::shared_ptr<ServerConnection>&, std::function<void()> done) override {
+    cancels.push_back(std::move(done));
+  }
+};
+
+struct PoolTest : ::testing::Test {
+  asio::io_context io;
+  Config config = [] {
+    Config c;
+    c.adaptive_concurrency = false;  // the cap alone: one connection until a server says more
+    return c;
+  }();
+  SecretStore secrets;
+  ssl::context tls{ssl::context::tls_server};
+  Metrics metrics;
+  ProxyContext ctx{io, config, secrets, tls, nullptr, metrics};
+  FakeConnector connector;
+  PoolManager pools{ctx, &connector};
+  Credential credential = [] {
+    Credential c;
+    c.username = "app";
+    return c;
+  }();
+  Pool& pool = pools.pool_for("db", credential);
+
+  // A borrow running as a client's would; `done` once it returned.
+  struct Borrow {
+    std::optional<Borrowed> result;
+    bool done() const { return result.has_value(); }
+    ServerLease& lease() { return result->lease; }
+  };
+  std::shared_ptr<Borrow> start_borrow(Clock::duration timeout = std::chrono::seconds(30)) {
+    auto borrow = std::make_shared<Borrow>();
+    asio::co_spawn(
+        io,
+        [this, borrow, timeout]() -> awaitable<void> {
+          borrow->result = co_await pools.acquire(pool, Clock::now() + timeout);
+        },
+        asio::detached);
+    run();
+    return borrow;
+  }
+  void run() {
+    io.restart();
+    io.poll();
+  }
+  int64_t in_state(ServerState state) {
+    return metrics.database_connections_in_state[static_cast<size_t>(state)].load();
+  }
+};
+
+TEST_F(PoolTest, ALeaseComesBackIdleAndIsLentAgain) {
+  auto first = start_borrow();
+  ASSERT_TRUE(first->done());
+  ASSERT_TRUE(first->lease());
+  const uint64_t id = first->lease()->id();
+  EXPECT_EQ(first->lease()->state(), ServerState::kLent);
+  EXPECT_EQ(metrics.database_connections_currently_borrowed.load(), 1);
+  EXPECT_EQ(pools.lent(), 1u);
+
+  auto connection = first->lease().connection();
+  first->lease().release(true);
+  EXPECT_FALSE(first->lease());
+  EXPECT_EQ(connection->state(), ServerState::kIdle);
+  EXPECT_EQ(metrics.database_connections_currently_borrowed.load(), 0);
+  EXPECT_EQ(pools.lent(), 0u);
+  EXPECT_EQ(in_state(ServerState::kIdle), 1);
+
+  ServerLease again = pools.take_idle(pool);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->id(), id);
+  EXPECT_EQ(again->state(), ServerState::kLent);
+  EXPECT_EQ(connector.opened, 1);
+  again.release(true);
+}
+
+TEST_F(PoolTest, AReleasedConnectionGoesStraightToTheOldestWaiter) {
+  auto first = start_borrow();
+  auto second = start_borrow();
+  EXPECT_FALSE(second->done()) << "at the cap of one connection";
+  const uint64_t id = first->lease()->id();
+  first->lease().release(true);
+  run();
+  ASSERT_TRUE(second->done());
+  ASSERT_TRUE(second->lease());
+  EXPECT_EQ(second->lease()->id(), id);
+  EXPECT_EQ(connector.opened, 1);
+  second->lease().release(true);
+}
+
+TEST_F(PoolTest, ServerLossWhileLentFreesRoomForTheNextClient) {
+  auto first = start_borrow();
+  auto second = start_borrow();
+  ASSERT_FALSE(second->done());
+  auto lost = first->lease().connection();
+  lost->broken = true;
+  first->lease().discard();
+  EXPECT_EQ(lost->state(), ServerState::kClosed);
+  run();
+  ASSERT_TRUE(second->done());
+  ASSERT_TRUE(second->lease());
+  EXPECT_NE(second->lease()->id(), lost->id());
+  EXPECT_EQ(connector.opened, 2);
+  EXPECT_EQ(pools.total(), 1u);
+  second->lease().release(true);
+}
+
+TEST_F(PoolTest, ABrokenConnectionIsClosedEvenWhenCalledReusable) {
+  auto first = start_borrow();
+  auto connection = first->lease().connection();
+  connection->broken = true;
+  first->lease().release(true);
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+  EXPECT_EQ(pools.total(), 0u);
+}
+
+TEST_F(PoolTest, ALeaseDroppedWithoutReleaseIsDiscarded) {
+  std::shared_ptr<ServerConnection> connection;
+  {
+    auto first = start_borrow();
+    connection = first->lease().connection();
+  }
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+  EXPECT_EQ(pools.total(), 0u);
+  EXPECT_EQ(metrics.database_connections_currently_borrowed.load(), 0);
+}
+
+TEST_F(PoolTest, BorrowTimesOutAtTheDeadline) {
+  auto first = start_borrow();
+  auto second = start_borrow(std::chrono::milliseconds(1));
+  ASSERT_FALSE(second->done());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // past its deadline
+  pools.expire_waiters(Clock::now());
+  run();
+  ASSERT_TRUE(second->done());
+  EXPECT_FALSE(second->lease());
+  ASSERT_TRUE(second->result->error);
+  EXPECT_EQ(second->result->error->sqlstate, "08000");
+  EXPECT_EQ(second->result->error->message, "Timed-out waiting to acquire database connection.");
+  EXPECT_EQ(metrics.database_connections_borrow_timeouts.load(), 1u);
+  first->lease().release(true);
+}
+
+TEST_F(PoolTest, CancelRacingReleaseParksTheConnectionUntilTheServerTookIt) {
+  auto first = start_borrow();
+  auto second = start_borrow();
+  auto connection = first->lease().connection();
+  pools.cancel(first->lease());
+  ASSERT_EQ(connector.cancels.size(), 1u);
+  first->lease().release(true);  // the client left before the server took the cancel
+  EXPECT_EQ(connection->state(), ServerState::kCancelling);
+  run();
+  EXPECT_FALSE(second->done()) << "a late cancel must not hit the next client's query";
+  connector.cancels[0]();
+  run();
+  ASSERT_TRUE(second->done());
+  ASSERT_TRUE(second->lease());
+  EXPECT_EQ(second->lease()->id(), connection->id());
+  EXPECT_EQ(connection->state(), ServerState::kLent);
+  second->lease().release(true);
+}
+
+TEST_F(PoolTest, ACancelTakenBeforeReleaseLeavesNothingParked) {
+  auto first = start_borrow();
+  auto connection = first->lease().connection();
+  pools.cancel(first->lease());
+  connector.cancels[0]();
+  EXPECT_EQ(connection->state(), ServerState::kLent);
+  first->lease().release(true);
+  EXPECT_EQ(connection->state(), ServerState::kIdle);
+}
+
+TEST_F(PoolTest, APinnedLeaseLeavesTheLentCount) {
+  auto first = start_borrow();
+  EXPECT_EQ(pools.lent(), 1u);
+  first->lease().pin();
+  EXPECT_EQ(first->lease()->state(), ServerState::kPinned);
+  EXPECT_EQ(pools.lent(), 0u) << "a pinned session mostly idles on its connection";
+  EXPECT_EQ(metrics.database_connections_currently_borrowed.load(), 1);
+  auto connection = first->lease().connection();
+  first->lease().release(true);
+  EXPECT_EQ(connection->state(), ServerState::kIdle);
+  EXPECT_EQ(pools.lent(), 0u);
+}
+
+TEST_F(PoolTest, ConnectionsAreCountedByState) {
+  auto first = start_borrow();
+  EXPECT_EQ(in_state(ServerState::kLent), 1);
+  first->lease().pin();
+  EXPECT_EQ(in_state(ServerState::kLent), 0);
+  EXPECT_EQ(in_state(ServerState::kPinned), 1);
+  first->lease().release(true);
+  EXPECT_EQ(in_state(ServerState::kPinned), 0);
+  EXPECT_EQ(in_state(ServerState::kIdle), 1);
+  pools.close_all_idle();
+  EXPECT_EQ(in_state(ServerState::kIdle), 0);
+}
+
+}  // namespace
+}  // namespace sluice::proxy
