@@ -2,12 +2,14 @@
 # they install what is missing first (`make deps`, apt). `make build` never calls apt.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 PY := /usr/bin/python3
 # The system tests, the benches and the demo import the harness package python/sluice_harness.
 PYENV := PYTHONPATH=$(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: all deps build build-asan test unit-test system-test asan-test demo bench format clean
+.PHONY: all deps build build-asan test unit-test system-test asan-test demo bench fuzz format clean
 
 all: build
 
@@ -49,8 +51,14 @@ bench: deps
 	@$(PYENV) $(PY) bench/instructions.py --build $(abspath $(BUILD))
 	@$(PYENV) $(PY) bench/functions.py --build $(abspath $(BUILD))
 
+# libFuzzer (clang): each target in fuzz/ for FUZZ_SECONDS from its seed corpus in fuzz/corpus.
+fuzz: deps
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
