@@ -27,6 +27,12 @@ std::unique_ptr<ssl::context> make_client_tls(const Config& config) {
 }
 }  // namespace
 
+static size_t descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  return static_cast<size_t>(limit.rlim_cur);
+}
+
 void raise_file_limit() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
@@ -48,6 +54,7 @@ Proxy::Proxy(asio::io_context& io, Config config)
       pools_(ctx_),
       clients_(ctx_),
       login_gate_(io_.get_executor(), config_.max_concurrent_logins, metrics_),
+      descriptor_limit_(descriptor_limit()),
       signals_(io_, SIGTERM, SIGINT),
       probe_timer_(io_) {
   if (!config_.admission_file.empty()) {
@@ -131,8 +138,15 @@ awaitable<void> Proxy::accept_loop(tcp_acceptor& acceptor, std::string label) {
     auto [ec, socket] = co_await acceptor.async_accept(as_tuple_awaitable);
     if (ec) {
       if (!acceptor.is_open()) co_return;
-      // Out of descriptors and the like: back off briefly rather than spin.
-      spdlog::warn("accept failed: {}", ec.message());
+      // Out of descriptors and the like: back off briefly rather than spin, and say so at most
+      // every ten seconds.
+      ++accept_failures_;
+      if (const auto now = std::chrono::steady_clock::now(); now >= next_accept_warning_) {
+        spdlog::warn("accept failed: {} ({} times since the last warning)", ec.message(),
+                     accept_failures_);
+        accept_failures_ = 0;
+        next_accept_warning_ = now + std::chrono::seconds(10);
+      }
       steady_timer pause(io_, std::chrono::milliseconds(50));
       co_await pause.async_wait(as_tuple_awaitable);
       continue;
@@ -151,6 +165,18 @@ awaitable<void> Proxy::accept_loop(tcp_acceptor& acceptor, std::string label) {
         continue;
       }
     }
+    if (clients_.size() + pools_.cap() + kReservedDescriptors >= descriptor_limit_) {
+      // The open-file limit is near: the descriptors left are kept for the server connections
+      // of clients already here, their cancel requests and the metrics endpoint.
+      asio::co_spawn(io_,
+                     refuse(std::move(socket), "53300",
+                            "the proxy has no file descriptors left for new clients (open-file "
+                            "limit " +
+                                std::to_string(descriptor_limit_) + "); try again",
+                            false),
+                     asio::detached);
+      continue;
+    }
     if (clients_.pending_logins() >= config_.max_pending_logins) {
       // A login storm, or connections left half-open on purpose: those already logging in and
       // those logged in go on; this one is told to come back.
@@ -158,7 +184,8 @@ awaitable<void> Proxy::accept_loop(tcp_acceptor& acceptor, std::string label) {
                      refuse(std::move(socket), "53300",
                             "too many clients are logging in to the proxy at once (" +
                                 std::to_string(config_.max_pending_logins) +
-                                ", max_pending_logins); try again"),
+                                ", max_pending_logins); try again",
+                            true),
                      asio::detached);
       continue;
     }
@@ -180,9 +207,19 @@ awaitable<void> Proxy::accept_loop(tcp_acceptor& acceptor, std::string label) {
   }
 }
 
-awaitable<void> Proxy::refuse(tcp_socket socket, std::string sqlstate, std::string message) {
+awaitable<void> Proxy::refuse(tcp_socket socket, std::string sqlstate, std::string message,
+                              bool linger) {
   std::string fatal;
   pgwire::write_error(fatal, "FATAL", sqlstate, message);
+  if (!linger) {
+    // Short of descriptors: this one goes at once (the message fits the empty socket buffer).
+    boost::system::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(asio::buffer(fatal), ignored);
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+    co_return;
+  }
   steady_timer limit(io_, std::chrono::seconds(1));
   limit.async_wait([&socket](boost::system::error_code ec) {
     if (ec) return;  // cancelled: the frame holding the socket may be gone

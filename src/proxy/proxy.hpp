@@ -32,7 +32,8 @@ class Proxy {
   // Turns a client away before it logs in: it reads `sqlstate` and `message` as a FATAL, and
   // what it sends meanwhile is dropped (for at most a second) so that the close does not reset
   // the connection before it read why.
-  awaitable<void> refuse(tcp_socket socket, std::string sqlstate, std::string message);
+  // `linger` false: no drain (when descriptors are short, the socket goes at once).
+  awaitable<void> refuse(tcp_socket socket, std::string sqlstate, std::string message, bool linger);
   awaitable<void> housekeeping();
   awaitable<void> hold_back_watch();
   awaitable<void> probe_target();
@@ -51,6 +52,12 @@ class Proxy {
   PoolManager pools_;
   ClientRegistry clients_;
   LoginGate login_gate_;
+  // The open-file limit, and what is kept of it beyond clients and server connections:
+  // listeners, the poller, the metrics endpoint and its clients, cancel requests, TLS files.
+  size_t descriptor_limit_;
+  static constexpr size_t kReservedDescriptors = 64;
+  uint64_t accept_failures_ = 0;
+  std::chrono::steady_clock::time_point next_accept_warning_{};
   std::vector<std::unique_ptr<tcp_acceptor>> acceptors_;  // `listen`, then `extra_listen`
   std::vector<std::string> listener_labels_;              // each acceptor's, for admission
   std::unique_ptr<AdmissionFile> admission_;              // null: every source is admitted

@@ -109,3 +109,64 @@ def test_at_most_max_concurrent_logins_do_login_work_and_the_rest_wait_their_tur
         for s in holders + [half_open]:
             s.close()
         _wait_metric(proxy, "sluice_client_logins_in_progress", 0)
+
+
+def test_near_the_open_file_limit_new_clients_are_refused_and_established_work_goes_on(
+        proxy_binary, pg, app, tmp_path):
+    """Under an open-file limit of 200, half-open connections cannot take the descriptors that
+    logged-in clients' server connections and the metrics endpoint need."""
+    wrapper = tmp_path / "sluice-proxy"
+    wrapper.write_text(f'#!/bin/sh\nexec prlimit --nofile=200:200 {proxy_binary} "$@"\n')
+    wrapper.chmod(0o755)
+    proxy = harness.Proxy(str(wrapper), pg.port, users=[(app.app_user, app.app_password)],
+                          require_tls=False, login_timeout=60,
+                          connection_pool={"max_connections_percent": 10,
+                                           "max_idle_connections_percent": 10})
+    proxy.start()
+    flood = []
+    try:
+        working = [proxy.connect(app.app_user, app.app_password, sslmode="disable") for _ in range(3)]
+        for c in working:
+            c.execute("begin")  # each holds a server connection of its own
+        refused = 0
+        for _ in range(250):
+            try:
+                s = _half_open(proxy)
+            except OSError:
+                break
+            flood.append(s)
+        time.sleep(0.5)  # the refusals are written at accept
+        for s in flood:
+            s.setblocking(False)
+            try:
+                data = s.recv(4096)
+            except OSError:  # nothing (still logging in), or reset after the refusal
+                continue
+            if data[:1] == b"E" and b"53300" in data and b"file descriptors" in data:
+                refused += 1
+        assert refused > 0, "the flood should reach the descriptor budget"
+        for i, c in enumerate(working):
+            assert c.execute("select %s::int", (i,)).fetchone()[0] == i
+            c.execute("commit")
+        assert proxy.metrics().get("sluice_client_connections") == 3, "the metrics endpoint answers"
+        for s in flood:
+            s.close()
+        flood = []
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with proxy.connect(app.app_user, app.app_password, sslmode="disable") as late:
+                    assert late.execute("select 1").fetchone()[0] == 1
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert "Too many open files" not in proxy.log_text()
+        for c in working:
+            c.close()
+    finally:
+        for s in flood:
+            s.close()
+        proxy.stop()
+        proxy.cleanup()

@@ -1,5 +1,7 @@
 """Malformed and oversized packets get an ErrorResponse and a closed connection, and never disturb
 other clients (a psycopg client keeps querying throughout each test)."""
+import random
+import socket
 import struct
 import threading
 import time
@@ -230,3 +232,57 @@ def test_newer_protocol_versions_are_negotiated_as_postgresql_does(setup, app, p
         assert c.scalar("select 1") == "1"
     finally:
         c.close()
+
+
+def test_a_client_that_disconnects_after_each_byte(setup, app):
+    """Every prefix of a login and a query, each on its own connection closed right after it."""
+    proxy, tls = setup
+    stream = harness.startup_packet({"user": app.app_user, "database": app.dbname})
+    if tls:
+        stream = struct.pack("!II", 8, harness.SSL_REQUEST_CODE)
+    stream += b"Q" + struct.pack("!I", 13) + b"select 1\0"
+    for n in range(1, len(stream) + 1):
+        s = socket.create_connection((proxy.host, proxy.port), timeout=10)
+        s.sendall(stream[:n])
+        s.close()
+    assert proxy.alive()
+
+
+def test_ssl_negotiation_then_plaintext(setup, app):
+    proxy, tls = setup
+    s = socket.create_connection((proxy.host, proxy.port), timeout=10)
+    try:
+        s.sendall(struct.pack("!II", 8, harness.SSL_REQUEST_CODE))
+        assert s.recv(1) == b"S"
+        # A plaintext startup where the TLS ClientHello should be: the handshake fails and the
+        # connection closes.
+        s.sendall(harness.startup_packet({"user": app.app_user, "database": app.dbname}))
+        s.settimeout(10)
+        while True:
+            try:
+                if not s.recv(4096):
+                    break
+            except ConnectionResetError:
+                break
+    finally:
+        s.close()
+    assert proxy.alive()
+
+
+def test_random_garbage_instead_of_a_startup_packet(setup, app):
+    proxy, tls = setup
+    rng = random.Random(1414)
+    for _ in range(30):
+        s = socket.create_connection((proxy.host, proxy.port), timeout=10)
+        try:
+            s.sendall(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 4096))))
+            s.settimeout(10)
+            while True:
+                try:
+                    if not s.recv(4096):
+                        break
+                except ConnectionResetError:
+                    break
+        finally:
+            s.close()
+    assert proxy.alive()
