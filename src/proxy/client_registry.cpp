@@ -5,6 +5,10 @@
 #include "proxy/client_session.hpp"
 
 namespace sluice::proxy {
+namespace {
+// A client quiet this long gives its buffers back (ClientSession::release_idle_memory).
+constexpr auto kIdleMemoryAfter = std::chrono::seconds(1);
+}  // namespace
 uint32_t ClientRegistry::add(ClientSession* session) {
   // Process ids stay positive int32 values, as clients expect of PostgreSQL backends.
   do {
@@ -36,6 +40,9 @@ void ClientRegistry::sweep(std::chrono::steady_clock::time_point now) {
     else if (s->phase() == ClientSession::Phase::kReady && !s->busy() &&
              now - s->last_activity() > idle_limit)
       expired.push_back(s);
+    else if (s->phase() == ClientSession::Phase::kReady && !s->busy() &&
+             now - s->last_activity() > kIdleMemoryAfter)
+      s->release_idle_memory();
   }
   for (auto* s : expired) {
     if (s->phase() == ClientSession::Phase::kStartup)

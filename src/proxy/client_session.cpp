@@ -322,6 +322,13 @@ void ClientSession::server_lost(bool fatal_forwarded) {
     terminate("08006", "the connection to the database server was lost");
 }
 
+void ClientSession::release_idle_memory() {
+  inbound_.release_if_empty();
+  client_.release_idle_memory();
+  if (to_client_.empty()) std::string().swap(to_client_);
+  if (to_server_.empty()) std::string().swap(to_server_);
+}
+
 // ------------------------------------------------------------------ the end
 
 awaitable<void> ClientSession::leave() {

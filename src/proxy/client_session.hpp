@@ -54,6 +54,9 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   // A CancelRequest carrying this session's key: cancels the query it runs now, if any.
   void cancel_running_query() { link_.cancel_running_query(); }
   uint32_t cancel_pid() const { return cancel_pid_; }
+  // Idle for a while: the read buffer and scratch space go back (taken again at the next
+  // message), so that thousands of idle clients hold little more than their sockets.
+  void release_idle_memory();
   uint32_t cancel_key() const { return cancel_key_; }
 
  private:

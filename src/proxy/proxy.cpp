@@ -1,5 +1,6 @@
 #include "proxy/proxy.hpp"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
@@ -274,6 +275,12 @@ awaitable<void> Proxy::housekeeping() {
     }
     clients_.sweep(now);
     pools_.reap_idle(now);
+    if (now >= next_trim_) {
+      // What idle clients and finished transfers gave back returns to the system (glibc keeps
+      // freed pages otherwise); a few milliseconds every ten seconds.
+      malloc_trim(0);
+      next_trim_ = now + kTrimPeriod;
+    }
   }
 }
 

@@ -57,6 +57,8 @@ class Proxy {
   size_t descriptor_limit_;
   static constexpr size_t kReservedDescriptors = 64;
   uint64_t accept_failures_ = 0;
+  static constexpr auto kTrimPeriod = std::chrono::seconds(10);
+  std::chrono::steady_clock::time_point next_trim_{};
   std::chrono::steady_clock::time_point next_accept_warning_{};
   std::vector<std::unique_ptr<tcp_acceptor>> acceptors_;  // `listen`, then `extra_listen`
   std::vector<std::string> listener_labels_;              // each acceptor's, for admission

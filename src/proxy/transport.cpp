@@ -227,6 +227,23 @@ void Transport::start_tls(ssl::context& ctx) {
   SSL_set_bio(ssl, tls_in_, tls_out_);
 }
 
+void Transport::release_idle_memory() {
+  // Memory BIOs keep the largest buffer they ever held (a whole TLS record, or the handshake's
+  // certificate flight): fresh empty ones replace them when nothing waits in either.
+  if (!tls_ || BIO_ctrl_pending(tls_in_) != 0 || BIO_ctrl_pending(tls_out_) != 0) return;
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  if (!in || !out) {
+    BIO_free(in);
+    BIO_free(out);
+    return;
+  }
+  BIO_set_mem_eof_return(in, -1);
+  SSL_set_bio(tls_.get(), in, out);  // frees the old pair
+  tls_in_ = in;
+  tls_out_ = out;
+}
+
 awaitable<void> Transport::take_write_turn() {
   // One writer at a time: writes on a stream must not overlap.
   while (writing_) {

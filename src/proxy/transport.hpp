@@ -36,6 +36,13 @@ class ReadBuffer {
   void commit(size_t n) { end_ += n; }
   // Releases memory of idle connections that once carried a large message.
   void shrink_if_idle();
+  // Gives all its memory back when nothing is buffered (an idle client's).
+  void release_if_empty() {
+    if (empty() && !data_.empty()) {
+      std::vector<uint8_t>().swap(data_);
+      begin_ = end_ = 0;
+    }
+  }
 
  private:
   std::vector<uint8_t> data_;
@@ -85,6 +92,8 @@ class Transport {
   awaitable<bool> write_all(std::string_view data);
 
   bool tls() const { return tls_ != nullptr; }
+  // Idle: gives back the TLS buffers (taken again at the next record).
+  void release_idle_memory();
   bool is_open() const { return fd_ >= 0; }
   // Closes now (after a TLS close_notify, as far as the socket takes it).
   void close();

@@ -1,5 +1,7 @@
 """Protocol features through the proxy: COPY, errors in transactions, pipelining, notices,
 ParameterStatus, cancel-free large results."""
+import time
+
 import psycopg
 import pytest
 
@@ -161,3 +163,26 @@ def test_cancel_request(proxy, app):
             c.execute("select pg_sleep(20)")
         t.join()
         assert c.execute("select 5").fetchone()[0] == 5
+
+
+def test_idle_clients_give_their_buffers_back_and_resume(proxy_factory, app):
+    """A client idle for a second gives its read buffer and TLS buffers back; its next queries,
+    large or prepared, work as before."""
+    proxy = proxy_factory(require_tls=False)
+    tls = proxy.connect(app.app_user, app.app_password, sslmode="require")
+    plain = proxy.connect(app.app_user, app.app_password, sslmode="disable")
+    try:
+        for c in (tls, plain):
+            assert c.execute("select 1").fetchone()[0] == 1
+        time.sleep(1.8)  # past the 1 s after which idle clients release their buffers
+        for c in (tls, plain):
+            assert c.execute("select length(repeat('x', 1000000))").fetchone()[0] == 1000000
+            assert c.execute("select %s::int + 1", (41,), prepare=True).fetchone()[0] == 42
+            big = "y" * 300000
+            assert c.execute("select length(%s)", (big,)).fetchone()[0] == 300000
+        time.sleep(1.8)
+        for c in (tls, plain):
+            assert c.execute("select %s::int + 1", (1,), prepare=True).fetchone()[0] == 2
+    finally:
+        tls.close()
+        plain.close()

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
+
+#include "proxy/tls.hpp"
 
 namespace sluice::proxy {
 namespace {
@@ -139,6 +142,59 @@ TEST(Transport, PeerSentSomethingOnlyAfterBytesArrive) {
   }
   theirs.close();
   EXPECT_TRUE(ours->peer_sent_something());
+}
+
+}  // namespace
+}  // namespace sluice::proxy
+
+namespace sluice::proxy {
+namespace {
+
+TEST(ReadBuffer, GivesItsMemoryBackOnlyWhenEmpty) {
+  ReadBuffer buffer;
+  auto space = buffer.prepare(16384);
+  std::memcpy(space.data(), "abc", 3);
+  buffer.commit(3);
+  buffer.release_if_empty();
+  EXPECT_EQ(text(buffer), "abc") << "buffered bytes are kept";
+  buffer.consume(3);
+  buffer.release_if_empty();
+  EXPECT_TRUE(buffer.empty());
+  space = buffer.prepare(16);  // taken again when needed
+  std::memcpy(space.data(), "d", 1);
+  buffer.commit(1);
+  EXPECT_EQ(text(buffer), "d");
+}
+
+TEST(Transport, TlsGoesOnAfterAnIdleConnectionGaveItsBuffersBack) {
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  std::string fingerprint;
+  auto server_tls = make_server_tls_context("", "", fingerprint);
+  auto client_tls = make_client_tls_context(TargetTls::kRequire, "");
+  tcp_acceptor acceptor(io.get_executor(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  tcp_socket client_socket(io.get_executor());
+  client_socket.connect(acceptor.local_endpoint());
+  Transport server(poller, acceptor.accept());
+  Transport client(poller, std::move(client_socket));
+  auto handshake = asio::co_spawn(io, server.start_tls_as_server(*server_tls), asio::use_future);
+  run(io, client.start_tls_as_client(*client_tls, "", false));
+  while (handshake.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+    ASSERT_NE(io.run_one_for(std::chrono::seconds(5)), 0u);
+  handshake.get();
+
+  auto exchange = [&](const std::string& message) {
+    EXPECT_TRUE(client.write(message));
+    ReadBuffer got;
+    while (got.readable().size() < message.size())
+      if (!run(io, server.read_some(got))) return std::string("<closed>");
+    return text(got);
+  };
+  EXPECT_EQ(exchange(std::string(40000, 'x')), std::string(40000, 'x'));
+  server.release_idle_memory();
+  client.release_idle_memory();
+  EXPECT_EQ(exchange("after the release"), "after the release");
+  EXPECT_EQ(exchange(std::string(20000, 'y')), std::string(20000, 'y'));
 }
 
 }  // namespace
