@@ -34,8 +34,6 @@ std::string hex_fingerprint(X509* cert) {
 void harden(ssl::context& ctx) {
   SSL_CTX* native = ctx.native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  // An idle connection holds no record buffers (about 34 KB each otherwise).
-  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   ctx.set_options(ssl::context::default_workarounds | ssl::context::no_compression |
                   ssl::context::single_dh_use);
 }

@@ -231,6 +231,9 @@ void Transport::release_idle_memory() {
   // Memory BIOs keep the largest buffer they ever held (a whole TLS record, or the handshake's
   // certificate flight): fresh empty ones replace them when nothing waits in either.
   if (!tls_ || BIO_ctrl_pending(tls_in_) != 0 || BIO_ctrl_pending(tls_out_) != 0) return;
+  // OpenSSL's record buffers too (about 34 KB). Not SSL_MODE_RELEASE_BUFFERS, which frees and
+  // takes them again on every record: 7 % more instructions per TLS transaction.
+  SSL_free_buffers(tls_.get());
   BIO* in = BIO_new(BIO_s_mem());
   BIO* out = BIO_new(BIO_s_mem());
   if (!in || !out) {
