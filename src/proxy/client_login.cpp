@@ -49,7 +49,9 @@ awaitable<std::optional<LoginResult>> ClientLogin::run() {
   const Credential* known = ctx_.secrets.find(result.user);
   // An unknown user goes through the same exchange, against a decoy: nothing tells which
   // users exist.
-  const Credential& credential = known ? *known : ctx_.secrets.decoy(result.user);
+  std::optional<Credential> decoy;
+  if (!known) decoy = ctx_.secrets.decoy(result.user);
+  const Credential& credential = known ? *known : *decoy;
   if (!co_await authenticate(credential, result.user) || !known || !co_await finish(result))
     co_return std::nullopt;
   co_return result;

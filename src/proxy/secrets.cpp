@@ -74,27 +74,25 @@ std::vector<const Credential*> SecretStore::credentials() const {
   return all;
 }
 
-const Credential& SecretStore::decoy(std::string_view username) {
-  auto it = decoys_.find(std::string(username));
-  if (it != decoys_.end()) return *it->second;
-  if (decoys_.size() > 10000) decoys_.clear();  // bounded: names come from the network
-  // The salt is a keyed hash of the name, so repeated attempts see the same salt, as they
-  // would for a real user.
+Credential SecretStore::decoy(std::string_view username) const {
+  // Made afresh for each attempt, never kept: names come from the network, and an attacker
+  // inventing them must not grow memory. The salt is a keyed hash of the name, so repeated
+  // attempts see the same salt, as they would for a real user.
   unsigned char mac[32];
   unsigned int len = sizeof mac;
   HMAC(EVP_sha256(), decoy_key_.data(), static_cast<int>(decoy_key_.size()),
        reinterpret_cast<const unsigned char*>(username.data()), username.size(), mac, &len);
-  auto cred = std::make_unique<Credential>();
-  cred->username = std::string(username);
-  cred->client_auth = default_auth_;
+  Credential decoy;
+  decoy.username = std::string(username);
+  decoy.client_auth = default_auth_;
   // Random keys: no password can match, and no PBKDF2 work is spent on made-up names.
-  cred->scram.salt.assign(reinterpret_cast<char*>(mac), 16);
-  cred->scram.iterations = auth::kDefaultScramIterations;
+  decoy.scram.salt.assign(reinterpret_cast<char*>(mac), 16);
+  decoy.scram.iterations = auth::kDefaultScramIterations;
   const std::string keys = auth::random_bytes(64);
-  std::copy_n(keys.begin(), 32, cred->scram.stored_key.begin());
-  std::copy_n(keys.begin() + 32, 32, cred->scram.server_key.begin());
-  cred->md5_hash = auth::md5_stored_hash(cred->username, auth::random_bytes(24));
-  return *decoys_.emplace(std::string(username), std::move(cred)).first->second;
+  std::copy_n(keys.begin(), 32, decoy.scram.stored_key.begin());
+  std::copy_n(keys.begin() + 32, 32, decoy.scram.server_key.begin());
+  decoy.md5_hash = auth::md5_stored_hash(decoy.username, auth::random_bytes(24));
+  return decoy;
 }
 
 }  // namespace sluice::proxy

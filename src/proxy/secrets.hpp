@@ -30,13 +30,13 @@ class SecretStore {
   // Every configured credential, by user name.
   std::vector<const Credential*> credentials() const;
   // A stand-in for unknown users, so a failed login looks the same whether or not the user
-  // exists: same exchange, stable per-name salt.
-  const Credential& decoy(std::string_view username);
+  // exists: same exchange, stable per-name salt. Made afresh for each attempt and never kept,
+  // so names invented by the thousand grow no memory.
+  Credential decoy(std::string_view username) const;
   AuthType default_auth() const { return default_auth_; }
 
  private:
   std::unordered_map<std::string, std::unique_ptr<Credential>> by_user_;
-  std::unordered_map<std::string, std::unique_ptr<Credential>> decoys_;
   std::string decoy_key_;
   AuthType default_auth_ = AuthType::kScramSha256;
 };
