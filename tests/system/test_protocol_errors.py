@@ -248,6 +248,17 @@ def test_a_client_that_disconnects_after_each_byte(setup, app):
     assert proxy.alive()
 
 
+def _read_until_closed(s):
+    """Reads until the proxy closes the connection (a reset counts as closed)."""
+    s.settimeout(10)
+    while True:
+        try:
+            if not s.recv(4096):
+                return
+        except ConnectionResetError:
+            return
+
+
 def test_ssl_negotiation_then_plaintext(setup, app):
     proxy, tls = setup
     s = socket.create_connection((proxy.host, proxy.port), timeout=10)
@@ -257,13 +268,7 @@ def test_ssl_negotiation_then_plaintext(setup, app):
         # A plaintext startup where the TLS ClientHello should be: the handshake fails and the
         # connection closes.
         s.sendall(harness.startup_packet({"user": app.app_user, "database": app.dbname}))
-        s.settimeout(10)
-        while True:
-            try:
-                if not s.recv(4096):
-                    break
-            except ConnectionResetError:
-                break
+        _read_until_closed(s)
     finally:
         s.close()
     assert proxy.alive()
@@ -276,13 +281,7 @@ def test_random_garbage_instead_of_a_startup_packet(setup, app):
         s = socket.create_connection((proxy.host, proxy.port), timeout=10)
         try:
             s.sendall(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 4096))))
-            s.settimeout(10)
-            while True:
-                try:
-                    if not s.recv(4096):
-                        break
-                except ConnectionResetError:
-                    break
+            _read_until_closed(s)
         finally:
             s.close()
     assert proxy.alive()
