@@ -31,6 +31,11 @@ inline uint32_t read_be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
+// The same bytes as text (no copy).
+inline std::string_view as_text(Bytes bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
 // ---------------------------------------------------------------- framing
 
 enum class FrameStatus {

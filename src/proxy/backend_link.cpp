@@ -6,22 +6,6 @@
 #include "proxy/server_connection.hpp"
 
 namespace sluice::proxy {
-namespace {
-
-// Server messages can be large (wide rows); PostgreSQL's own ceiling is 1 GiB.
-constexpr size_t kMaxServerMessage = 1024u * 1024u * 1024u;
-
-uint64_t micros_since(std::chrono::steady_clock::time_point start) {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::steady_clock::now() - start)
-                                   .count());
-}
-
-std::string_view as_text(pgwire::Bytes bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
-
-}  // namespace
 
 BackendLink::BackendLink(ProxyContext& ctx, Transport& client, ClientSettings& settings,
                          Owner& owner)
@@ -139,12 +123,12 @@ BackendLink::Batch BackendLink::read_batch(pgwire::Bytes data, ServerConnection&
     if (!reshaping && (verdict != ResponseTracker::Verdict::kForward || !answers_before_.empty() ||
                        !answers_after_.empty())) {
       reshaping = true;
-      reshaped_.assign(as_text(data.first(forward)));
+      reshaped_.assign(pgwire::as_text(data.first(forward)));
     }
     if (reshaping) {
       reshaped_ += answers_before_;
       if (verdict == ResponseTracker::Verdict::kForward) {
-        reshaped_ += as_text(data.subspan(forward, frame.wire_size()));
+        reshaped_ += pgwire::as_text(data.subspan(forward, frame.wire_size()));
       } else if (verdict == ResponseTracker::Verdict::kReplace) {
         pgwire::MessageWriter w(reshaped_);
         w.begin('E');
@@ -156,7 +140,7 @@ BackendLink::Batch BackendLink::read_batch(pgwire::Bytes data, ServerConnection&
     forward += frame.wire_size();
   }
   batch.consumed = forward;
-  batch.out = reshaping ? std::string_view(reshaped_) : as_text(data.first(forward));
+  batch.out = reshaping ? std::string_view(reshaped_) : pgwire::as_text(data.first(forward));
   return batch;
 }
 

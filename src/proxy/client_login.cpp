@@ -19,10 +19,6 @@ namespace {
 constexpr size_t kMaxAuthMessage = 10000;
 constexpr size_t kMaxCachedSettings = 1000;
 
-std::string_view as_text(pgwire::Bytes bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
-
 }  // namespace
 
 awaitable<std::optional<LoginResult>> ClientLogin::run() {
@@ -135,7 +131,7 @@ awaitable<bool> ClientLogin::read_auth_message(std::string& payload) {
     auto status = pgwire::peek_frame(inbound_.readable(), kMaxAuthMessage, frame);
     if (status == pgwire::FrameStatus::kReady) {
       if (frame.type != 'p') co_return false;
-      payload.assign(as_text(frame.body));
+      payload.assign(pgwire::as_text(frame.body));
       inbound_.consume(frame.wire_size());
       co_return true;
     }

@@ -14,20 +14,14 @@
 namespace sluice::proxy {
 namespace {
 
-uint64_t micros_since(std::chrono::steady_clock::time_point start) {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::steady_clock::now() - start)
-                                   .count());
-}
-
 // After a FATAL for a bad message, how much of the message's rest is read and dropped at most,
 // and for how long, before the connection closes (Transport::close_gracefully).
 constexpr size_t kMaxMessageDrain = 1024u * 1024u * 1024u;
 constexpr auto kDrainTime = std::chrono::seconds(10);
 
+// The length word of the message at the start of `buf` (type byte, then the length).
 uint32_t declared_length(pgwire::Bytes buf) {
-  return (uint32_t(buf[1]) << 24) | (uint32_t(buf[2]) << 16) | (uint32_t(buf[3]) << 8) |
-         uint32_t(buf[4]);
+  return pgwire::read_be32(buf.data() + 1);
 }
 
 }  // namespace
@@ -90,6 +84,7 @@ awaitable<void> ClientSession::relay() {
       continue;
     }
     last_activity_ = Clock::now();
+    memory_released_ = false;
     for (;;) {
       pgwire::Frame frame;
       auto status = pgwire::peek_frame(inbound_.readable(), max_message, frame);
@@ -323,6 +318,8 @@ void ClientSession::server_lost(bool fatal_forwarded) {
 }
 
 void ClientSession::release_idle_memory() {
+  if (memory_released_) return;  // once per quiet spell, not at every sweep
+  memory_released_ = true;
   inbound_.release_if_empty();
   client_.release_idle_memory();
   if (to_client_.empty()) std::string().swap(to_client_);

@@ -113,6 +113,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   Pool* pool_ = nullptr;
   BackendLink link_;
   StatementRouter router_;
+  bool memory_released_ = false;  // release_idle_memory() ran since the last message
   bool skip_until_sync_ = false;  // after an error in the extended protocol, as PostgreSQL does
   std::string violation_;         // what handle_frame() found wrong
 };

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -33,6 +34,13 @@ class Cell {
  private:
   std::atomic<T> value_;
 };
+
+// Microseconds from `start` to now, for the latency histograms.
+inline uint64_t micros_since(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
 
 class Histogram {
  public:

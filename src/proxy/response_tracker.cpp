@@ -2,12 +2,6 @@
 
 namespace sluice::proxy {
 
-namespace {
-std::string_view as_text(pgwire::Bytes body) {
-  return {reinterpret_cast<const char*>(body.data()), body.size()};
-}
-}  // namespace
-
 // ------------------------------------------------------------------ ResponseTracker
 
 void ResponseTracker::answer(Entry entry, std::string& out, ClientStatements& client) {
@@ -209,14 +203,14 @@ ResponseTracker::Verdict ResponseTracker::settle(char type, pgwire::Bytes body, 
       }
       if (pop_if(Kind::kSqlPrepare)) break;
       if (head.kind == Kind::kExecute && head.statement &&
-          as_text(body) == std::string_view("DEALLOCATE\0", 11)) {
+          pgwire::as_text(body) == std::string_view("DEALLOCATE\0", 11)) {
         // A DEALLOCATE of the client's statement, renamed: gone for the client and the server.
         if (auto it = client.find(head.text); it != client.end() && it->second == head.statement)
           client.erase(it);
         server.remove(*head.statement);
       }
       if (head.kind == Kind::kExecute &&
-          as_text(body) == std::string_view("DEALLOCATE ALL\0", 15)) {
+          pgwire::as_text(body) == std::string_view("DEALLOCATE ALL\0", 15)) {
         // The client's own DEALLOCATE ALL ran on the server (psycopg 3 sends it after a
         // rollback): nothing is prepared there any more, for the client or the connection.
         client.clear();
@@ -257,7 +251,7 @@ std::optional<std::string> error_for_client(pgwire::Bytes body,
   const std::string client_quoted =
       split == std::string_view::npos ? "" : "\"" + std::string(names.substr(split + 1)) + "\"";
   // Fields: a code byte and a NUL-terminated value each, then a final NUL.
-  const std::string_view fields(reinterpret_cast<const char*>(body.data()), body.size());
+  const std::string_view fields = pgwire::as_text(body);
   std::string out;
   bool found = false;
   size_t i = 0;

@@ -16,9 +16,6 @@
 namespace sluice::proxy {
 namespace {
 
-// Server messages can be large (wide rows); PostgreSQL's own ceiling is 1 GiB.
-constexpr size_t kMaxServerMessage = 1024u * 1024u * 1024u;
-
 bool transient_sqlstate(std::string_view code) {
   // cannot_connect_now (starting up / shutting down), too_many_connections, admin shutdown.
   return code == "57P03" || code == "53300" || code == "57P01" || code == "08006";

@@ -30,6 +30,9 @@ namespace sluice::proxy {
 struct Credential;
 class Pool;
 
+// Server messages can be large (wide rows); PostgreSQL's own ceiling is 1 GiB.
+inline constexpr size_t kMaxServerMessage = 1024u * 1024u * 1024u;
+
 enum class ServerState : uint8_t { kOpening, kIdle, kLent, kPinned, kCancelling, kClosed };
 inline constexpr size_t kServerStateCount = 6;
 const char* server_state_name(ServerState state);
@@ -91,7 +94,6 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
 
   Transport& transport() { return *transport_; }
   // A connection made by a test's connector may have no socket, or one the connector connected.
-  bool has_transport() const { return transport_ != nullptr; }
   void adopt_transport(std::unique_ptr<Transport> transport) { transport_ = std::move(transport); }
   ReadBuffer& inbound() { return inbound_; }
   Pool& pool() { return pool_; }

@@ -8,7 +8,7 @@ constexpr uint8_t kNoParameters[6] = {0, 0, 0, 0, 0, 0};
 }  // namespace
 
 bool StatementRouter::answered_without_server(const pgwire::Frame& query) const {
-  const std::string_view body(reinterpret_cast<const char*>(query.body.data()), query.body.size());
+  const std::string_view body = pgwire::as_text(query.body);
   if (!enabled_ || !may_be_sql_prepared_command(body)) return false;
   auto sql = pgwire::decode_query(query.body);
   if (!sql) return false;
