@@ -98,12 +98,10 @@ std::string Metrics::render_prometheus(const std::string& proxy_name) const {
   out +=
       "# HELP sluice_database_connections_in_state Server connections by state (sluice's own).\n"
       "# TYPE sluice_database_connections_in_state gauge\n";
-  static constexpr const char* kStateNames[] = {"opening", "idle",       "lent",
-                                                "pinned",  "cancelling", "closed"};
   for (size_t i = 0; i < database_connections_in_state.size(); ++i)
-    fmt::format_to(std::back_inserter(out),
-                   "sluice_database_connections_in_state{{state=\"{}\"}} {}\n", kStateNames[i],
-                   database_connections_in_state[i].load());
+    fmt::format_to(
+        std::back_inserter(out), "sluice_database_connections_in_state{{state=\"{}\"}} {}\n",
+        server_state_name(static_cast<ServerState>(i)), database_connections_in_state[i].load());
   counter("query_requests", "Queries received from clients.", query_requests);
   counter("query_requests_tls", "Queries received over TLS.", query_requests_tls);
   counter("query_requests_no_tls", "Queries received without TLS.", query_requests_no_tls);

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "proxy/pinning.hpp"
+#include "proxy/server_state.hpp"
 
 namespace sluice::proxy {
 
@@ -87,7 +88,7 @@ struct Metrics {
   Gauge database_connections_concurrency_limit{0};
   Counter database_connections_borrow_timeouts{0};
   // Server connections by ServerState (opening, idle, lent, pinned, cancelling, closed).
-  std::array<Gauge, 6> database_connections_in_state{};
+  std::array<Gauge, kServerStateCount> database_connections_in_state{};
 
   Counter query_requests{0};
   Counter query_requests_tls{0};

@@ -398,24 +398,6 @@ std::optional<ServerConnection::CancelTarget> ServerConnection::cancel_target() 
   return target;
 }
 
-const char* server_state_name(ServerState state) {
-  switch (state) {
-    case ServerState::kOpening:
-      return "opening";
-    case ServerState::kIdle:
-      return "idle";
-    case ServerState::kLent:
-      return "lent";
-    case ServerState::kPinned:
-      return "pinned";
-    case ServerState::kCancelling:
-      return "cancelling";
-    case ServerState::kClosed:
-      return "closed";
-  }
-  return "unknown";
-}
-
 void ServerConnection::set_state(ServerState next) {
   if (next == state_) return;
   auto& by_state = ctx_.metrics.database_connections_in_state;

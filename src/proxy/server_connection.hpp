@@ -21,6 +21,7 @@
 #include "pgwire/codec.hpp"
 #include "proxy/context.hpp"
 #include "proxy/prepared_statements.hpp"
+#include "proxy/server_state.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/target_health.hpp"
 #include "proxy/transport.hpp"
@@ -32,10 +33,6 @@ class Pool;
 
 // Server messages can be large (wide rows); PostgreSQL's own ceiling is 1 GiB.
 inline constexpr size_t kMaxServerMessage = 1024u * 1024u * 1024u;
-
-enum class ServerState : uint8_t { kOpening, kIdle, kLent, kPinned, kCancelling, kClosed };
-inline constexpr size_t kServerStateCount = 6;
-const char* server_state_name(ServerState state);
 
 // A failure to reach or use the server, shaped as the ErrorResponse a client would get.
 struct ServerError {
