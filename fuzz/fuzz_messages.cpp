@@ -1,6 +1,6 @@
 // libFuzzer: the protocol codec on hostile bytes. Frames are cut from the input as the proxy cuts
-// them (peek_frame), and each is decoded by every decoder that could meet a frame of its type,
-// from a client or from a server.
+// them (peek_frame, peek_frame_head), and each is decoded by every decoder that could meet a frame
+// of its type, from a client or from a server.
 #include <cstddef>
 #include <cstdint>
 
@@ -12,7 +12,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Bytes rest(data, size);
   for (int i = 0; i < 64 && !rest.empty(); ++i) {
     Frame frame;
-    if (peek_frame(rest, 1 << 20, frame) != FrameStatus::kReady) break;
+    if (peek_frame(rest, 1 << 20, frame) != FrameStatus::kReady) {
+      // Not whole: the head of a message streamed through, as the proxy takes it (a Bind's
+      // names are read from its head alone).
+      if (peek_frame_head(rest, 16, 1u << 30, frame) == FrameStatus::kReady && frame.type == 'B')
+        (void)decode_bind(frame.body);
+      break;
+    }
     const Bytes body = frame.body;
     switch (frame.type) {
       case 'Q':

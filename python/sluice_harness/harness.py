@@ -595,7 +595,6 @@ class Proxy:
             "require_tls": True,
             "idle_client_timeout": 1800,
             "max_client_connections": 10000,
-            "max_message_size": 16777216,
             "auth": auth_entries,
             "target": {"host": "127.0.0.1", "port": target_port, "tls": "prefer"},
             "connection_pool": {"max_connections_percent": 100, "max_idle_connections_percent": 50,

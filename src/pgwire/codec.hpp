@@ -49,12 +49,22 @@ enum class FrameStatus {
 struct Frame {
   char type = 0;
   Bytes body;  // the bytes after the length word; points into the caller's buffer
+  // A streamed message's head (peek_frame_head) holds only the body's first bytes: how many
+  // are still to come. Zero for a whole message.
+  size_t unread = 0;
+  // The bytes of this frame in the buffer (for a head, only those present).
   size_t wire_size() const { return 5 + body.size(); }
 };
 
 // Looks for one typed frame at the start of `buf`. Never reads past `buf`.
 // `max_message_size` bounds the whole frame (type byte + length + body).
 FrameStatus peek_frame(Bytes buf, size_t max_message_size, Frame& frame);
+
+// The head of a message too large to hold whole, so that it can be passed on as it arrives: once
+// at least `head_size` bytes of it are in `buf`, `frame` gets its type, the body bytes present
+// and `unread`. kNeedMore before that (or when the message is whole and no larger than
+// `head_size`: peek_frame takes it), kTooLarge over `max_message_size`.
+FrameStatus peek_frame_head(Bytes buf, size_t head_size, size_t max_message_size, Frame& frame);
 
 // Looks for one untyped startup-phase packet (StartupMessage, SSLRequest, GSSENCRequest,
 // CancelRequest) at the start of `buf`; `packet` gets the whole packet, length word included.
@@ -198,6 +208,10 @@ class MessageWriter {
   void cstring(std::string_view s);  // bytes then NUL
   void bytes(std::string_view s);
   void end();  // patches the length word
+  // A message whose body is still to come (`unread` more bytes, streamed after it): end() with
+  // those counted in its length.
+  void end_with_unread(size_t unread);
+
  private:
   std::string& out_;
   size_t start_ = 0;
@@ -244,7 +258,9 @@ void write_sync(std::string& out);
 // Parse of a statement `definition` (as in ParseMessage) under `name`.
 void write_parse(std::string& out, std::string_view name, Bytes definition);
 // Bind with the parameters and formats `rest` (as in BindMessage).
-void write_bind(std::string& out, std::string_view portal, std::string_view statement, Bytes rest);
+// `unread`: bytes of `rest` still to come (a streamed Bind's parameters, sent after it).
+void write_bind(std::string& out, std::string_view portal, std::string_view statement, Bytes rest,
+                size_t unread = 0);
 // Describe and Close: `kind` 'S' (statement) or 'P' (portal).
 void write_describe(std::string& out, char kind, std::string_view name);
 void write_close(std::string& out, char kind, std::string_view name);

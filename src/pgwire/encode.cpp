@@ -39,7 +39,11 @@ void MessageWriter::bytes(std::string_view s) {
 }
 
 void MessageWriter::end() {
-  const auto length = static_cast<uint32_t>(out_.size() - start_);
+  end_with_unread(0);
+}
+
+void MessageWriter::end_with_unread(size_t unread) {
+  const auto length = static_cast<uint32_t>(out_.size() - start_ + unread);
   out_[start_ + 0] = static_cast<char>((length >> 24) & 0xff);
   out_[start_ + 1] = static_cast<char>((length >> 16) & 0xff);
   out_[start_ + 2] = static_cast<char>((length >> 8) & 0xff);
@@ -257,13 +261,14 @@ void write_parse(std::string& out, std::string_view name, Bytes definition) {
   w.end();
 }
 
-void write_bind(std::string& out, std::string_view portal, std::string_view statement, Bytes rest) {
+void write_bind(std::string& out, std::string_view portal, std::string_view statement, Bytes rest,
+                size_t unread) {
   MessageWriter w(out);
   w.begin('B');
   w.cstring(portal);
   w.cstring(statement);
   w.bytes({reinterpret_cast<const char*>(rest.data()), rest.size()});
-  w.end();
+  w.end_with_unread(unread);
 }
 
 namespace {

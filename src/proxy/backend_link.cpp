@@ -7,6 +7,15 @@
 
 namespace sluice::proxy {
 
+awaitable<void> yield_to_others() {
+  co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
+}
+
+void shrink_if_large(std::string& buffer) {
+  constexpr size_t kKeep = 64 * 1024;
+  if (buffer.empty() && buffer.capacity() > kKeep) std::string().swap(buffer);
+}
+
 BackendLink::BackendLink(ProxyContext& ctx, Transport& client, ClientSettings& settings,
                          Owner& owner)
     : ctx_(ctx),
@@ -40,6 +49,7 @@ awaitable<void> BackendLink::run() {
   // another lent), the loop starts over with the lease's, or waits for the next borrow.
   std::shared_ptr<ServerConnection> server;
   bool buffered = false;  // replies already in `inbound`, read while settings were read back
+  size_t relayed = 0;     // bytes moved since this loop last let others run
   for (;;) {
     if (lease_.connection() != server) {
       set_transaction('I');
@@ -47,6 +57,7 @@ awaitable<void> BackendLink::run() {
       buffered = false;
     }
     if (!server) {
+      relayed = 0;
       if (closing_) co_return;
       co_await attached_.wait();
       continue;
@@ -56,6 +67,7 @@ awaitable<void> BackendLink::run() {
     const ReadStatus status = buffered ? ReadStatus::kData : transport.read_now(inbound);
     buffered = false;
     if (status == ReadStatus::kWouldBlock) {
+      relayed = 0;
       co_await transport.readable();
       continue;
     }
@@ -81,8 +93,24 @@ awaitable<void> BackendLink::run() {
       lost(server, batch.fatal);
       continue;
     }
-    if (lease_.connection() != server || !tracker_.may_release() || pinned_ || !inbound.empty())
+    if ((relayed += batch.consumed) > kFairShareBytes) {
+      relayed = 0;
+      co_await yield_to_others();
+    }
+    if (lease_.connection() != server || !tracker_.may_release() || pinned_ || !inbound.empty() ||
+        server_unread_ > 0)
       continue;
+    if (client_mid_message_) {
+      // The server is done (COPY data kept coming after the COPY failed) while the rest of the
+      // client's message is still on its way here: no other client may get that rest, so this
+      // connection is closed rather than returned.
+      server->broken = true;
+      lease_.discard();
+      owner_.server_released();
+      continue;
+    }
+    inbound.shrink_if_idle();
+    shrink_if_large(reshaped_);
     if (discarding_ || settings_.changed) {
       co_await release_after_cleanup(server, buffered);
     } else {
@@ -99,15 +127,21 @@ void BackendLink::release() {
 BackendLink::Batch BackendLink::read_batch(pgwire::Bytes data, ServerConnection& server) {
   ClientStatements& statements = owner_.client_statements();
   Batch batch;
-  size_t forward = 0;
+  // The rest of a streamed message goes first, as it came.
+  size_t forward = std::min(server_unread_, data.size());
+  server_unread_ -= forward;
   // Replies are forwarded as they came, in one write, unless the tracker drops, replaces or
   // inserts a message; then the batch is rebuilt in reshaped_.
   bool reshaping = false;
-  for (;;) {
+  while (server_unread_ == 0) {
     pgwire::Frame frame;
-    auto status = pgwire::peek_frame(data.subspan(forward), kMaxServerMessage, frame);
-    if (status == pgwire::FrameStatus::kNeedMore) break;
-    if (status != pgwire::FrameStatus::kReady) {
+    const pgwire::Bytes rest = data.subspan(forward);
+    auto status = pgwire::peek_frame(rest, kMaxServerMessage, frame);
+    if (status == pgwire::FrameStatus::kNeedMore) {
+      if (!streams(rest) || pgwire::peek_frame_head(rest, kStreamedHeadSize, kMaxServerMessage,
+                                                    frame) != pgwire::FrameStatus::kReady)
+        break;
+    } else if (status != pgwire::FrameStatus::kReady) {
       batch.violation = true;
       break;
     }
@@ -138,10 +172,17 @@ BackendLink::Batch BackendLink::read_batch(pgwire::Bytes data, ServerConnection&
       reshaped_ += answers_after_;
     }
     forward += frame.wire_size();
+    server_unread_ = frame.unread;
   }
   batch.consumed = forward;
   batch.out = reshaping ? std::string_view(reshaped_) : pgwire::as_text(data.first(forward));
   return batch;
+}
+
+bool BackendLink::streams(pgwire::Bytes data) const {
+  // Only rows and COPY data, which the link never reads, and only inside a request: nothing of
+  // the proxy's own may be written to the client in the middle of one.
+  return !data.empty() && (data[0] == 'D' || data[0] == 'd') && tracker_.busy();
 }
 
 bool BackendLink::inspect(const pgwire::Frame& frame, ServerConnection& server, Batch& batch) {
@@ -201,6 +242,7 @@ awaitable<void> BackendLink::release_after_cleanup(const std::shared_ptr<ServerC
 void BackendLink::lost(const std::shared_ptr<ServerConnection>& server, bool fatal_forwarded) {
   if (lease_.connection() != server) return;
   tracker_.clear();
+  server_unread_ = 0;
   server->broken = true;
   lease_.discard();
   if (client_gone_) return;
@@ -212,6 +254,7 @@ void BackendLink::attach(ServerLease lease) {
   lease_ = std::move(lease);
   if (pinned_) lease_.pin();
   tracker_.clear();
+  server_unread_ = 0;
   // The reply loop, waiting for a connection, waits for this one's first reply: it runs only
   // when that comes (or at once if the socket may hold something already).
   attached_.notify_via([this](std::optional<Wakeup::Resume>& reader) {
@@ -257,6 +300,13 @@ awaitable<void> BackendLink::client_left() {
   attached_.notify();  // lets run() end once no connection is lent
   if (!lease_) co_return;
   auto server = lease_.connection();
+  if (client_mid_message_) {
+    // Half a message went to the server: nothing more can be said on that connection.
+    if (tracker_.busy()) ctx_.pools->cancel(lease_);
+    server->broken = true;
+    lease_.discard();
+    co_return;
+  }
   const bool in_transaction = tracker_.transaction_status() != 'I';
   if (!pinned_ && !tracker_.busy() && in_transaction) {
     // Abandoned inside a transaction: roll it back; run() returns the connection at the

@@ -26,6 +26,18 @@ namespace sluice::proxy {
 
 class ServerConnection;
 
+// Streaming. A message larger than this, once this much of it has arrived, is passed on as it
+// comes instead of being held whole: rows and COPY data from the server, COPY data and Bind
+// parameters from the client. What the proxy must read (everything else) stays whole.
+inline constexpr size_t kStreamedHeadSize = 64 * 1024;
+// The most one relay loop moves before letting other sessions run: a large transfer never
+// stalls everyone else on its event loop.
+inline constexpr size_t kFairShareBytes = 256 * 1024;
+// Yields to the other coroutines of the executor (they run before this one resumes).
+awaitable<void> yield_to_others();
+// Gives back a scratch buffer's memory after a large message went through it.
+void shrink_if_large(std::string& buffer);
+
 class BackendLink {
  public:
   using Clock = std::chrono::steady_clock;
@@ -70,6 +82,10 @@ class BackendLink {
     if (!request_started_) request_started_ = arrived;
   }
 
+  // The client is midway through a message it streams to the lent connection (its head went
+  // out, the rest follows): the connection cannot go back to the pool until the message ends.
+  void set_client_mid_message(bool mid) { client_mid_message_ = mid; }
+
   std::optional<PinReason> pinned() const { return pinned_; }
   void pin(PinReason reason);
   // Cancels what the lent connection runs, if the client is waiting for it.
@@ -89,6 +105,9 @@ class BackendLink {
     bool violation = false;  // a malformed or unrequested message: its state is unknown
   };
   Batch read_batch(pgwire::Bytes data, ServerConnection& server);
+  // Whether the server's message at the start of `data`, not whole yet, is passed on as it
+  // comes: a row or COPY data of a request in progress.
+  bool streams(pgwire::Bytes data) const;
   // What one reply tells the link (transaction status, parameter changes, fatal errors). False
   // when the batch must stop here.
   bool inspect(const pgwire::Frame& frame, ServerConnection& server, Batch& batch);
@@ -116,6 +135,8 @@ class BackendLink {
   bool client_gone_ = false;  // the client's socket is closed: nothing more is sent to it
   bool closing_ = false;      // client_left() ran: run() ends once no connection is lent
   bool in_transaction_counted_ = false;  // in database_connections_currently_in_transaction
+  bool client_mid_message_ = false;      // see set_client_mid_message()
+  size_t server_unread_ = 0;  // bytes still to come of the server's message being streamed
   std::optional<Clock::time_point> request_started_;
   // Scratch for reshaped replies (kept: no allocation per batch).
   std::string answers_before_, answers_after_, replacement_, reshaped_;

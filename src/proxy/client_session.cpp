@@ -19,6 +19,10 @@ namespace {
 constexpr size_t kMaxMessageDrain = 1024u * 1024u * 1024u;
 constexpr auto kDrainTime = std::chrono::seconds(10);
 
+// A message streamed through (a COPY row, a Bind's parameters) may be as large as PostgreSQL
+// itself takes (PQ_LARGE_MESSAGE_LIMIT).
+constexpr size_t kMaxStreamedMessage = 1024u * 1024u * 1024u;
+
 // The length word of the message at the start of `buf` (type byte, then the length).
 uint32_t declared_length(pgwire::Bytes buf) {
   return pgwire::read_be32(buf.data() + 1);
@@ -76,18 +80,29 @@ awaitable<void> ClientSession::relay() {
         }
       });
   const size_t max_message = ctx_.config.max_message_size;
+  size_t relayed = 0;  // bytes taken since this reader last let others run
   for (;;) {
+    const size_t held = inbound_.readable().size();
     const ReadStatus status = client_.read_now(inbound_);
     if (status == ReadStatus::kClosed) co_return;
     if (status == ReadStatus::kWouldBlock) {
+      relayed = 0;
       co_await client_.readable();
       continue;
     }
     last_activity_ = Clock::now();
     memory_released_ = false;
-    for (;;) {
+    relayed += inbound_.readable().size() - held;
+    if (streaming_.unread > 0) pass_stream();
+    while (streaming_.unread == 0) {
       pgwire::Frame frame;
       auto status = pgwire::peek_frame(inbound_.readable(), max_message, frame);
+      if ((status == pgwire::FrameStatus::kNeedMore || status == pgwire::FrameStatus::kTooLarge) &&
+          streams(inbound_.readable())) {
+        // Passed on as it comes (max_message_size does not apply), once its head is here.
+        status = pgwire::peek_frame_head(inbound_.readable(), kStreamedHeadSize,
+                                         kMaxStreamedMessage, frame);
+      }
       if (status == pgwire::FrameStatus::kNeedMore) break;
       if (status != pgwire::FrameStatus::kReady) {
         // Built before the co_await: GCC 12 destroys a conditional's temporaries twice there.
@@ -98,8 +113,9 @@ awaitable<void> ClientSession::relay() {
           // sees this FATAL rather than a reset.
           const size_t whole = 1 + size_t{declared_length(inbound_.readable())};
           unread = std::min(whole - std::min(whole, inbound_.readable().size()), kMaxMessageDrain);
+          const size_t limit = streams(inbound_.readable()) ? kMaxStreamedMessage : max_message;
           message = "message of " + std::to_string(declared_length(inbound_.readable())) +
-                    " bytes exceeds max_message_size (" + std::to_string(max_message) + ")";
+                    " bytes exceeds max_message_size (" + std::to_string(limit) + ")";
         }
         co_await send_fatal(client_, "08P01", message);
         co_await client_.close_gracefully(unread, kDrainTime);
@@ -110,6 +126,7 @@ awaitable<void> ClientSession::relay() {
         ServerLease idle;
         if (!attach_now(idle)) co_await attach(std::move(idle));
       }
+      passed_on_ = false;
       const Step step = handle_frame(frame);
       inbound_.consume(frame.wire_size());
       if (step == Step::kViolation) {
@@ -119,6 +136,11 @@ awaitable<void> ClientSession::relay() {
         co_return;
       }
       if (step == Step::kEnd) co_return;
+      if (frame.unread > 0) {
+        // Its rest follows where its head went, or is dropped with it.
+        streaming_ = {frame.unread, passed_on_};
+        link_.set_client_mid_message(passed_on_);
+      }
     }
     // Writes go out at once; only a peer whose socket is full makes this reader wait, which
     // is how a client that does not read its replies, or a server slow to take a COPY
@@ -129,7 +151,33 @@ awaitable<void> ClientSession::relay() {
     link_.send(to_server_);
     if (link_.attached() && link_.server().transport().has_backlog())
       co_await link_.flush_if_backlogged();
+    if (inbound_.empty()) {
+      // Memory taken for a large message goes back once it went through.
+      inbound_.shrink_if_idle();
+      shrink_if_large(to_server_);
+      shrink_if_large(to_client_);
+    }
+    if (relayed > kFairShareBytes) {
+      relayed = 0;
+      co_await yield_to_others();
+    }
   }
+}
+
+bool ClientSession::streams(pgwire::Bytes data) const {
+  if (data.empty()) return false;
+  // A Bind's parameters, or COPY data (while a COPY runs, or dropped when no server is held).
+  // Everything else is read by the proxy, so it must arrive whole.
+  return data[0] == 'B' || (data[0] == 'd' && (!link_.attached() || link_.tracker().busy()));
+}
+
+void ClientSession::pass_stream() {
+  const pgwire::Bytes bytes = inbound_.readable();
+  const size_t n = std::min(streaming_.unread, bytes.size());
+  if (streaming_.passed_on) to_server_.append(pgwire::as_text(bytes.first(n)));
+  inbound_.consume(n);
+  streaming_.unread -= n;
+  if (streaming_.unread == 0) link_.set_client_mid_message(false);
 }
 
 bool ClientSession::send_to_client() {
@@ -167,6 +215,7 @@ void ClientSession::count_query() {
 
 void ClientSession::forward(const pgwire::Frame& frame) {
   to_server_.append(reinterpret_cast<const char*>(frame.body.data()) - 5, frame.wire_size());
+  passed_on_ = true;
 }
 
 ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
@@ -239,6 +288,7 @@ ClientSession::Step ClientSession::handle_extended(const pgwire::Frame& frame) {
   link_.tracker().note_unsynced();
   if (!router_.route_extended(frame, parse, link_.server().statements))
     return violation("malformed " + std::string(pgwire::frontend_message_name(type)) + " message");
+  passed_on_ = router_.passed_on();
   return Step::kContinue;
 }
 

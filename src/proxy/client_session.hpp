@@ -61,8 +61,11 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
 
  private:
   awaitable<void> relay();
-  // Takes what the client sent in one read, message by message. False when the session ends.
-  awaitable<bool> take_messages();
+  // Whether the client's message at the start of `data`, not whole yet, is passed on as it
+  // comes rather than held whole (see kStreamedHeadSize).
+  bool streams(pgwire::Bytes data) const;
+  // The next bytes of the message being streamed: to the server, or dropped.
+  void pass_stream();
   enum class Step { kContinue, kEnd, kViolation /* protocol violation: violation_ says what */ };
   // Whether `frame` is relayed to a server, so one must be borrowed before handle_frame().
   bool needs_server(const pgwire::Frame& frame) const;
@@ -116,6 +119,11 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   bool memory_released_ = false;  // release_idle_memory() ran since the last message
   bool skip_until_sync_ = false;  // after an error in the extended protocol, as PostgreSQL does
   std::string violation_;         // what handle_frame() found wrong
+  bool passed_on_ = false;        // handle_frame() sent the message to the server
+  struct Streaming {
+    size_t unread = 0;       // bytes still to come of the message being streamed
+    bool passed_on = false;  // they go to the server (else they are dropped)
+  } streaming_;
 };
 
 }  // namespace sluice::proxy

@@ -38,7 +38,7 @@ struct Config {
   bool require_tls = true;
   uint32_t idle_client_timeout = 1800;  // seconds, 1..28800 as RDS Proxy
   uint32_t max_client_connections = 10000;
-  uint32_t max_message_size = 16 * 1024 * 1024;
+  uint32_t max_message_size = 64 * 1024 * 1024;
   bool debug_logging = false;
   // Logins: a client that has not finished logging in after login_timeout seconds is closed
   // (slowloris); at most max_pending_logins clients may be logging in at once (more are refused

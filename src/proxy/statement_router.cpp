@@ -52,6 +52,7 @@ void StatementRouter::drop_all(StatementCache& server) {
 bool StatementRouter::route_extended(const pgwire::Frame& frame,
                                      std::optional<pgwire::ParseMessage>& parse,
                                      StatementCache& server) {
+  passed_on_ = false;
   std::string rewritten;  // outlives `parse`'s views into it
   StatementRef runs;
   bool translated = false;
@@ -120,6 +121,7 @@ void StatementRouter::note_parse_effects(const pgwire::ParseMessage& parse, bool
 bool StatementRouter::forward(const pgwire::Frame& frame, ResponseTracker::Kind kind) {
   to_server_.append(reinterpret_cast<const char*>(frame.body.data()) - 5, frame.wire_size());
   tracker_.expect({kind, nullptr, {}});
+  passed_on_ = true;
   return true;
 }
 
@@ -139,8 +141,10 @@ bool StatementRouter::relay_extended(const pgwire::Frame& frame,
       const PreparedStatement* statement = use_statement(bind->statement, server);
       if (!statement) return true;
       if (statement->changes_settings) events_.settings_changed(statement->text());
-      pgwire::write_bind(to_server_, bind->portal, statement->server_name, bind->rest);
+      pgwire::write_bind(to_server_, bind->portal, statement->server_name, bind->rest,
+                         frame.unread);
       tracker_.expect({Kind::kBind, nullptr, {}});
+      passed_on_ = true;
       return true;
     }
     case 'D': {
@@ -164,6 +168,7 @@ bool StatementRouter::relay_extended(const pgwire::Frame& frame,
         to_server_.append(reinterpret_cast<const char*>(frame.body.data()) - 5, frame.wire_size());
         tracker_.expect({Kind::kExecute, portal_deallocates_.statement, portal_deallocates_.name});
         portal_deallocates_ = {};
+        passed_on_ = true;
         return true;
       }
       return forward(frame, Kind::kExecute);

@@ -73,6 +73,10 @@ class StatementRouter {
   // Parse, if the message is one. False for a malformed message.
   bool route_extended(const pgwire::Frame& frame, std::optional<pgwire::ParseMessage>& parse,
                       StatementCache& server);
+  // Whether the message route_extended() last took went to the server (renamed or not) rather
+  // than being answered or made to fail. For a streamed Bind's head (frame.unread > 0), its
+  // unread rest must then follow it there; otherwise the rest is dropped.
+  bool passed_on() const { return passed_on_; }
 
   // DEALLOCATE ALL or DISCARD ALL ran in a pinned session: every name goes, here and there.
   void drop_all(StatementCache& server);
@@ -128,6 +132,7 @@ class StatementRouter {
     std::string name;
   };
   Deallocation unnamed_deallocates_, portal_deallocates_;
+  bool passed_on_ = false;
 };
 
 }  // namespace sluice::proxy

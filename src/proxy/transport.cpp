@@ -288,14 +288,21 @@ bool Transport::send_backlog_now() {
 bool Transport::write(std::string_view data) {
   if (fd_ < 0) return false;
   if (tls_) {
-    // Into the memory BIO, which never blocks, then out with the backlog.
-    size_t written = 0;
-    if (!data.empty() && SSL_write_ex(tls_.get(), data.data(), data.size(), &written) != 1) {
-      last_tls_error();  // takes the error off the queue; the caller only needs "failed"
-      return false;
-    }
-    take_tls_output();
-    return send_backlog_now();
+    // Into the memory BIO, which never blocks, then out with the backlog. In pieces: a memory
+    // BIO keeps the largest buffer it ever held, so a 20 MiB write would stay 20 MiB.
+    constexpr size_t kPiece = 64 * 1024;
+    do {
+      const std::string_view piece = data.substr(0, kPiece);
+      data.remove_prefix(piece.size());
+      size_t written = 0;
+      if (!piece.empty() && SSL_write_ex(tls_.get(), piece.data(), piece.size(), &written) != 1) {
+        last_tls_error();  // takes the error off the queue; the caller only needs "failed"
+        return false;
+      }
+      take_tls_output();
+      if (!send_backlog_now()) return false;
+    } while (!data.empty());
+    return true;
   }
   if (backlog_.empty()) {
     // The common case: straight from the caller's buffer, no copy.

@@ -161,13 +161,28 @@ def test_message_within_limit_still_works(setup, app):
 
 
 def test_real_oversized_query_psycopg(setup, app):
-    """A real query bigger than max_message_size fails for that client only."""
+    """SQL text bigger than max_message_size (the proxy must read it whole) fails for that
+    client only."""
     proxy, tls = setup
     conn = proxy.connect(app.app_user, app.app_password, sslmode="require" if tls else "disable")
     try:
         with pytest.raises(psycopg.Error):
-            conn.execute("select length(%s)", ("y" * (MAX_MESSAGE * 2),))
+            conn.execute(f"select length('{'y' * (MAX_MESSAGE * 2)}')")
             conn.execute("select 1")
+    finally:
+        conn.close()
+
+
+def test_bind_parameters_over_max_message_size_stream_through(setup, app):
+    """max_message_size limits only what the proxy parses: a Bind's parameters pass as they
+    come, whatever their size (here 32 times the limit), and the value arrives intact."""
+    proxy, tls = setup
+    conn = proxy.connect(app.app_user, app.app_password, sslmode="require" if tls else "disable")
+    try:
+        value = "y" * (MAX_MESSAGE * 32) + "z"
+        assert conn.execute("select length(%s), right(%s, 2)", (value, value)).fetchone() == \
+            (len(value), "yz")
+        assert conn.execute("select 1").fetchone() == (1,)
     finally:
         conn.close()
 
@@ -200,7 +215,7 @@ def test_oversized_query_gets_the_fatal_not_a_reset(setup, app):
     conn = proxy.connect(app.app_user, app.app_password, sslmode="require" if tls else "disable")
     try:
         with pytest.raises(psycopg.OperationalError, match="exceeds max_message_size"):
-            conn.execute("select length(%s)", ("y" * (8 * 1024 * 1024),))
+            conn.execute(f"select length('{'y' * (8 * 1024 * 1024)}')")
     finally:
         conn.close()
 

@@ -113,6 +113,60 @@ TEST(PeekFrame, OversizedMessage) {
   EXPECT_EQ(peek_frame(bytes_of(buf), buf.size() - 1, f), FrameStatus::kTooLarge);
 }
 
+TEST(PeekFrameHead, WaitsForTheHeadThenGivesWhatIsThere) {
+  // A 1000-byte message whose first 300 bytes have arrived, with a 100-byte head.
+  const std::string buf = header('D', 999) + std::string(295, 'r');
+  Frame f;
+  EXPECT_EQ(peek_frame_head(bytes_of(buf.substr(0, 99)), 100, kLimit, f), FrameStatus::kNeedMore);
+  ASSERT_EQ(peek_frame_head(bytes_of(buf), 100, kLimit, f), FrameStatus::kReady);
+  EXPECT_EQ(f.type, 'D');
+  EXPECT_EQ(f.body.size(), 295u);
+  EXPECT_EQ(f.wire_size(), 300u);
+  EXPECT_EQ(f.unread, 700u);
+  EXPECT_EQ(f.wire_size() + f.unread, 1000u);
+}
+
+TEST(PeekFrameHead, SmallMessagesAreLeftToPeekFrame) {
+  // Whole or not, a message no larger than the head is never streamed.
+  const std::string buf = header('D', 99);
+  Frame f;
+  EXPECT_EQ(peek_frame_head(bytes_of(buf + std::string(95, 'x')), 100, kLimit, f),
+            FrameStatus::kNeedMore);
+  // A large one whose head has not arrived yet waits.
+  EXPECT_EQ(peek_frame_head(bytes_of(header('D', 999) + std::string(90, 'x')), 100, kLimit, f),
+            FrameStatus::kNeedMore);
+}
+
+TEST(PeekFrameHead, AWholeLargeMessageHasNothingUnread) {
+  const std::string buf = header('d', 503) + std::string(499, 'x') + "S";
+  Frame f;
+  ASSERT_EQ(peek_frame_head(bytes_of(buf), 100, kLimit, f), FrameStatus::kReady);
+  EXPECT_EQ(f.wire_size(), 504u);
+  EXPECT_EQ(f.unread, 0u);
+}
+
+TEST(PeekFrameHead, HostileLengthsAreRefused) {
+  Frame f;
+  const std::string pad(200, 'x');
+  EXPECT_EQ(peek_frame_head(bytes_of(header('B', 2) + pad), 100, kLimit, f),
+            FrameStatus::kMalformed);
+  EXPECT_EQ(peek_frame_head(bytes_of(header('B', 0x80000001u) + pad), 100, kLimit, f),
+            FrameStatus::kMalformed);
+  EXPECT_EQ(peek_frame_head(bytes_of(header('B', kLimit) + pad), 100, kLimit, f),
+            FrameStatus::kTooLarge);
+}
+
+TEST(MessageWriter, AStreamedMessageCountsItsUnreadRest) {
+  // A renamed Bind head: the length word counts the parameters still to come.
+  const std::string rest("\0\1\0\0", 4);  // one parameter format, the start of the values
+  std::string out;
+  write_bind(out, "", "s1", bytes_of(rest), 1000);
+  Frame f;
+  ASSERT_EQ(peek_frame_head(bytes_of(out), 5, kLimit, f), FrameStatus::kReady);
+  EXPECT_EQ(f.wire_size(), out.size());
+  EXPECT_EQ(f.unread, 1000u);
+}
+
 TEST(PeekFrame, EveryTruncationNeedsMore) {
   std::string msgs[4];
   write_query(msgs[0], "select * from t where x = 'y'");

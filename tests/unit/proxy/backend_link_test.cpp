@@ -309,5 +309,50 @@ TEST_F(Link, AClientLeavingMidRequestCancelsAndClosesTheConnection) {
   EXPECT_EQ(connection->state(), ServerState::kClosed);
 }
 
+TEST_F(Link, ALargeRowStreamsToTheClientAsItArrives) {
+  query();
+  const std::string body(1024 * 1024, 'r');
+  const std::string row = message('D', body);
+  server_sends(row.substr(0, 200 * 1024));
+  // Passed on before the rest exists: a whole-message relay would have sent nothing yet.
+  std::string received;
+  ASSERT_TRUE(run_until([&] {
+    received += client_received();
+    return received.size() >= 150 * 1024;
+  }));
+  EXPECT_TRUE(still_lent());
+  server_sends(row.substr(200 * 1024));
+  const std::string tail = complete("SELECT 1") + ready('I');
+  server_sends(tail);
+  ASSERT_TRUE(released());
+  received += client_received();
+  EXPECT_EQ(received, row + tail);
+}
+
+TEST_F(Link, HalfAClientMessageKeepsTheConnectionFromThePool) {
+  // A COPY failed while the client was midway through a CopyData message to this connection:
+  // its rest must reach no other client's server.
+  query();
+  link->set_client_mid_message(true);
+  server_sends(error("ERROR", "22P02", "invalid input syntax") + ready('I'));
+  ASSERT_TRUE(released());
+  EXPECT_FALSE(link->attached());
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+  EXPECT_EQ(pools.total(), 0u);
+  link->set_client_mid_message(false);
+}
+
+TEST_F(Link, AClientLeavingMidMessageClosesTheConnection) {
+  query();
+  server_sends(complete("BEGIN") + ready('T'));
+  EXPECT_TRUE(still_lent());
+  link->set_client_mid_message(true);
+  asio::co_spawn(io, link->client_left(), asio::detached);
+  ASSERT_TRUE(run_until([&] { return !link->attached(); }));
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+  EXPECT_EQ(server_received().find("ROLLBACK"), std::string::npos)
+      << "nothing may follow half a message";
+}
+
 }  // namespace
 }  // namespace sluice::proxy
