@@ -9,21 +9,37 @@ namespace {
 // A client quiet this long gives its buffers back (ClientSession::release_idle_memory).
 constexpr auto kIdleMemoryAfter = std::chrono::seconds(1);
 }  // namespace
+ClientRegistry::ClientRegistry(ProxyContext& ctx, ClientCounts* shared, size_t worker,
+                               size_t workers)
+    : ctx_(ctx),
+      counts_(shared ? *shared : own_counts_),
+      worker_(static_cast<uint32_t>(worker)),
+      workers_(static_cast<uint32_t>(workers)),
+      next_process_id_(worker_) {}
+
 uint32_t ClientRegistry::add(ClientSession* session) {
-  // Process ids stay positive int32 values, as clients expect of PostgreSQL backends.
+  // Process ids stay positive int32 values, as clients expect of PostgreSQL backends, and name
+  // their worker (id % workers).
   do {
-    next_process_id_ = next_process_id_ >= 0x7ffffff0u ? 1 : next_process_id_ + 1;
+    next_process_id_ += workers_;
+    if (next_process_id_ >= 0x7ffffff0u) next_process_id_ = worker_ + workers_;
   } while (sessions_.contains(next_process_id_));
   sessions_.emplace(next_process_id_, session);
+  counts_.sessions.fetch_add(1, std::memory_order_relaxed);
   return next_process_id_;
 }
 
 void ClientRegistry::remove(uint32_t process_id, bool was_logged_in) {
-  sessions_.erase(process_id);
-  if (was_logged_in) --logged_in_;
+  if (sessions_.erase(process_id) == 0) return;
+  counts_.sessions.fetch_sub(1, std::memory_order_relaxed);
+  if (was_logged_in) counts_.logged_in.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void ClientRegistry::cancel(uint32_t process_id, uint32_t secret_key) {
+  if (process_id % workers_ != worker_) {
+    if (forward_cancel) forward_cancel(process_id % workers_, process_id, secret_key);
+    return;
+  }
   auto it = sessions_.find(process_id);
   if (it == sessions_.end()) return;
   if (it->second->cancel_key() != secret_key) return;  // one word: no timing to leak

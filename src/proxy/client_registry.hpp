@@ -1,8 +1,10 @@
 // Every client session of one worker: for cancel keys, idle timeouts and shutdown.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <unordered_map>
 
 #include "proxy/context.hpp"
@@ -11,22 +13,42 @@ namespace sluice::proxy {
 
 class ClientSession;
 
+// What all workers' registries count together: max_client_connections, max_pending_logins and
+// the descriptor budget are limits on the whole proxy. Changed at connect, login and close.
+struct ClientCounts {
+  std::atomic<size_t> sessions{0};
+  std::atomic<size_t> logged_in{0};
+};
+
 class ClientRegistry {
  public:
-  explicit ClientRegistry(ProxyContext& ctx) : ctx_(ctx) {}
+  // `shared`: the proxy's counts (null: this registry is the whole proxy). Worker `worker` of
+  // `workers` gives out process ids p with p % workers == worker, so that a CancelRequest
+  // reaching any worker finds the session's.
+  explicit ClientRegistry(ProxyContext& ctx, ClientCounts* shared = nullptr, size_t worker = 0,
+                          size_t workers = 1);
 
   // Registers a session and gives it a process id for its BackendKeyData.
   uint32_t add(ClientSession* session);
   // The session logged in (it counts towards max_client_connections from now on).
-  void note_logged_in() { ++logged_in_; }
+  void note_logged_in() { counts_.logged_in.fetch_add(1, std::memory_order_relaxed); }
   void remove(uint32_t process_id, bool was_logged_in);
-  size_t size() const { return sessions_.size(); }
-  size_t logged_in() const { return logged_in_; }
+  // This worker's sessions.
+  size_t local_size() const { return sessions_.size(); }
+  // The whole proxy's.
+  size_t size() const { return counts_.sessions.load(std::memory_order_relaxed); }
+  size_t logged_in() const { return counts_.logged_in.load(std::memory_order_relaxed); }
   // Sessions not logged in (yet): what max_pending_logins caps.
-  size_t pending_logins() const { return sessions_.size() - logged_in_; }
+  size_t pending_logins() const {
+    const size_t in = logged_in();
+    const size_t all = size();
+    return all > in ? all - in : 0;
+  }
 
-  // A CancelRequest: only a matching (process id, secret key) pair does anything.
+  // A CancelRequest: only a matching (process id, secret key) pair does anything. A process id
+  // of another worker's is passed to `forward_cancel`, which runs the cancel on that worker.
   void cancel(uint32_t process_id, uint32_t secret_key);
+  std::function<void(size_t worker, uint32_t process_id, uint32_t secret_key)> forward_cancel;
 
   // Closes clients idle longer than idle_client_timeout, and logins that stall.
   void sweep(std::chrono::steady_clock::time_point now);
@@ -36,9 +58,12 @@ class ClientRegistry {
 
  private:
   ProxyContext& ctx_;
+  ClientCounts own_counts_;
+  ClientCounts& counts_;
+  const uint32_t worker_;
+  const uint32_t workers_;
   std::unordered_map<uint32_t, ClientSession*> sessions_;
-  uint32_t next_process_id_ = 1;
-  size_t logged_in_ = 0;
+  uint32_t next_process_id_;
 };
 
 }  // namespace sluice::proxy

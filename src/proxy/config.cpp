@@ -2,13 +2,20 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 namespace sluice::proxy {
+
+uint32_t default_workers() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return std::clamp<uint32_t>(cores, 1, 256);
+}
 namespace {
 
 std::string resolve(const std::string& base_dir, const std::string& path) {
@@ -110,7 +117,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
   check_keys(root, "",
              {"name", "listen", "require_tls", "idle_client_timeout", "max_client_connections",
               "max_message_size", "debug_logging", "login_timeout", "max_pending_logins",
-              "max_concurrent_logins", "auth_failure_delay", "tls", "auth", "target",
+              "max_concurrent_logins", "auth_failure_delay", "workers", "tls", "auth", "target",
               "connection_pool", "metrics", "admission"});
   Config c;
   if (auto v = get<std::string>(root, "", "name")) {
@@ -149,6 +156,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
   c.auth_failure_delay = get_range(root, "", "auth_failure_delay", 0, 10000, 0);
   c.max_concurrent_logins =
       get_range(root, "", "max_concurrent_logins", 1, 100000, c.max_concurrent_logins);
+  c.workers = get_range(root, "", "workers", 1, 256, default_workers());
 
   if (const toml::table* tls = get_table(root, "tls")) {
     check_keys(*tls, "tls.", {"cert_file", "key_file"});

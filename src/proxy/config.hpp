@@ -29,6 +29,9 @@ struct AuthConfig {
   AuthType client_password_auth_type = AuthType::kScramSha256;
 };
 
+// One worker per core (what `workers` defaults to).
+uint32_t default_workers();
+
 struct Config {
   std::string name = "sluice-proxy";
   HostPort listen{"127.0.0.1", 6432};
@@ -50,6 +53,9 @@ struct Config {
   // turn from their first byte on.
   uint32_t max_concurrent_logins = 100;
   uint32_t auth_failure_delay = 0;
+  // Event-loop threads, each with its own listening sockets (SO_REUSEPORT), clients and pools;
+  // the server connection cap is shared. Default: one per core.
+  uint32_t workers = 1;
 
   std::string tls_cert_file;  // both empty: ephemeral self-signed certificate
   std::string tls_key_file;

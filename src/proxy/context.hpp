@@ -17,6 +17,7 @@ class StatementRegistry;
 class ClientRegistry;
 class LoginGate;
 class TargetHealth;
+class ServerBudget;
 
 struct ProxyContext {
   asio::io_context& io;
@@ -31,6 +32,7 @@ struct ProxyContext {
   ClientRegistry* clients = nullptr;
   LoginGate* logins = nullptr;     // max_concurrent_logins; null: no limit
   TargetHealth* health = nullptr;  // every server login's outcome lands here
+  ServerBudget* budget = nullptr;  // the cap shared by all workers; null: a private one
   bool draining = false;
   // The housekeeping tick's clock (250 ms resolution), for bookkeeping that needs no more than
   // that, such as when a pooled connection was last used: one clock read less per request.

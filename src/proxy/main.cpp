@@ -3,6 +3,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
@@ -18,7 +20,7 @@ int main(int argc, char** argv) {
   app.add_flag("--check", check_only, "validate the configuration and exit");
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_default_logger(spdlog::stderr_color_st("sluice"));
+  spdlog::set_default_logger(spdlog::stderr_color_mt("sluice"));  // workers log too
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
   sluice::proxy::Config config;
@@ -36,12 +38,13 @@ int main(int argc, char** argv) {
   }
   if (config.debug_logging) spdlog::set_level(spdlog::level::debug);
   std::signal(SIGPIPE, SIG_IGN);
+  // Large blocks (a big message held whole) are mapped and unmapped on their own, so their memory
+  // goes back when freed. A fixed threshold also stops glibc from raising it after such a free,
+  // which would put the next ones in a worker thread's heap, where malloc_trim cannot reach.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   sluice::proxy::raise_file_limit();
   try {
-    // One thread runs this io_context and only it touches its sockets, so per-socket reactor
-    // locks are pure overhead. Cross-thread posts (later: worker threads) stay locked.
-    boost::asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
-    sluice::proxy::Proxy proxy(io, std::move(config));
+    sluice::proxy::Proxy proxy(std::move(config));
     return proxy.run();
   } catch (const sluice::proxy::ConfigError& e) {
     spdlog::critical("invalid configuration: {}", e.what());

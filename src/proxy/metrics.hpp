@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "proxy/pinning.hpp"
@@ -49,7 +50,9 @@ class Histogram {
   static constexpr std::array<uint64_t, 14> kBounds = {
       50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
   void observe(uint64_t micros);
-  void render(std::string& out, const std::string& name, const std::string& help) const;
+  // The sum of several histograms (one per worker), in Prometheus text.
+  static void render(std::string& out, const std::string& name, const std::string& help,
+                     std::span<const Histogram* const> parts);
 
  private:
   std::array<Cell<uint64_t>, kBounds.size() + 1> buckets_{};
@@ -57,6 +60,7 @@ class Histogram {
   Cell<uint64_t> count_{0};
 };
 
+// One worker's figures.
 struct Metrics {
   using Counter = Cell<uint64_t>;
   using Gauge = Cell<int64_t>;
@@ -97,10 +101,13 @@ struct Metrics {
   Histogram database_connections_borrow_latency;
   Histogram query_response_latency;
   Histogram query_database_response_latency;
-
-  Gauge target_available{0};  // 1 while the last server connection attempt succeeded
-
-  std::string render_prometheus(const std::string& proxy_name) const;
 };
+
+// Prometheus text for one proxy. Each worker thread writes its own Metrics (a Cell has one
+// writer: no locked instruction on the hot path); this adds them up. The cap is the same for
+// every worker, so it takes the largest value instead. `target_available`: the last server
+// login, whichever worker made it, succeeded.
+std::string render_prometheus(const std::string& proxy_name,
+                              std::span<const Metrics* const> workers, bool target_available);
 
 }  // namespace sluice::proxy

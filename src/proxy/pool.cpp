@@ -18,10 +18,38 @@ constexpr size_t kLeastConcurrency = 2;
 PoolManager::PoolManager(ProxyContext& ctx, ServerConnector* connector)
     : ctx_(ctx),
       own_connector_(connector ? nullptr : make_network_connector()),
-      connector_(connector ? connector : own_connector_.get()) {
-  ctx_.metrics.max_database_connections_allowed.store(static_cast<int64_t>(cap_));
-  if (ctx_.config.adaptive_concurrency) limiter_.emplace(kLeastConcurrency, cap_);
+      connector_(connector ? connector : own_connector_.get()),
+      own_budget_(ctx.budget ? nullptr : std::make_unique<ServerBudget>()),
+      budget_(ctx.budget ? *ctx.budget : *own_budget_) {
+  if (ctx.budget) member_ = budget_.join({ctx.io.get_executor(), this});
+  if (ctx_.config.adaptive_concurrency) limiter_.emplace(kLeastConcurrency, cap());
+  follow_cap();
+}
+
+void PoolManager::follow_cap() {
+  const size_t cap = budget_.cap();
+  if (cap == followed_cap_) return;
+  followed_cap_ = cap;
+  ctx_.metrics.max_database_connections_allowed.store(static_cast<int64_t>(cap));
+  if (limiter_) limiter_->set_ceiling(cap);
   publish_limit();
+}
+
+bool PoolManager::take_room() {
+  if (!budget_.try_take()) return false;
+  ++total_;
+  return true;
+}
+
+void PoolManager::give_room() {
+  // The room goes to this worker's oldest waiter if it may have it; otherwise back to all.
+  if (!at_limit() && budget_.used() <= budget_.cap())
+    if (auto oldest = oldest_unserved().first) {
+      grant(*oldest);  // the room changes hands: total_ and the budget stay
+      return;
+    }
+  --total_;
+  budget_.put_back(member_);
 }
 
 void PoolManager::publish_limit() {
@@ -86,12 +114,10 @@ Pool& PoolManager::pool_for(const std::string& database, const Credential& crede
 void PoolManager::update_cap(int server_max_connections) {
   const auto& cfg = ctx_.config;
   size_t cap = static_cast<size_t>(server_max_connections) * cfg.max_connections_percent / 100;
-  cap_ = std::max<size_t>(cap, 1);
+  budget_.set_cap(std::max<size_t>(cap, 1));
   idle_allowance_ =
       static_cast<size_t>(server_max_connections) * cfg.max_idle_connections_percent / 100;
-  ctx_.metrics.max_database_connections_allowed.store(static_cast<int64_t>(cap_));
-  if (limiter_) limiter_->set_ceiling(cap_);
-  publish_limit();
+  follow_cap();
   grant_slots();
 }
 
@@ -106,6 +132,7 @@ std::shared_ptr<ServerConnection> PoolManager::take_idle_connection(Pool& pool) 
   while (!pool.idle.empty()) {
     auto connection = std::move(pool.idle.back());
     pool.idle.pop_back();
+    note_idle(-1);
     if (!connection->server_went_away()) {
       lend(*connection);
       return connection;
@@ -121,7 +148,7 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
   auto executor = co_await asio::this_coro::executor;
   std::optional<ServerError> last_error;
   for (;;) {
-    if (at_limit() && lent_ + pending_grants_ < cap_ && lent_connections_stuck(Clock::now())) {
+    if (at_limit() && lent_ + pending_grants_ < cap() && lent_connections_stuck(Clock::now())) {
       // Nothing came back for a while: the lent connections wait on their clients (or on
       // something slow), not on the server's CPU. Holding this client back would gain nothing.
       limiter_->raise_above(lent_ + pending_grants_);
@@ -130,8 +157,8 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
     if (!options.fresh_login)
       if (auto connection = take_idle_connection(pool))
         co_return Borrowed{lease(std::move(connection)), std::nullopt};
-    bool may_open = total_ < cap_ && !at_limit();
-    if (!may_open && !at_limit() && close_idle_elsewhere(pool)) may_open = total_ < cap_;
+    bool may_open = !at_limit() && take_room();
+    if (!may_open && !at_limit() && close_idle_elsewhere(pool)) may_open = take_room();
     if (!may_open) {
       const auto now = Clock::now();
       if (now >= deadline) break;
@@ -139,20 +166,32 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
       waiter->order = next_waiter_order_++;
       waiter->enqueued = now;
       pool.waiters.push_back(waiter);
+      if (!at_limit()) {
+        // At the shared cap. Room freed meanwhile by another worker is taken now; if this
+        // worker holds no idle connection to give up, the others are asked to move one here.
+        grant_slots();
+        if (!waiter->slot_granted && !holds_idle()) budget_.want_room(member_);
+      }
       co_await waiter->wakeup.wait();
       std::erase(pool.waiters, waiter);
+      note_waiting();
       if (waiter->handed) co_return Borrowed{lease(std::move(waiter->handed)), std::nullopt};
       if (!waiter->slot_granted) {
         if (Clock::now() >= deadline) break;
         continue;
       }
       if (limiter_) --pending_grants_;
-      --total_;  // the reservation; open_new takes it again, with no suspension between
+      // The room reserved for this waiter is now its connection's (open_new).
       if (Clock::now() >= deadline) {
-        grant_slots();
+        give_room();
         break;
       }
     }
+    if (!options.fresh_login)
+      if (auto moved = co_await fetch_idle_elsewhere(pool)) {
+        lend(*moved);
+        co_return Borrowed{lease(std::move(moved)), std::nullopt};
+      }
     Opened result = co_await open_new(pool, deadline);
     if (result.connection) {
       lend(*result.connection);
@@ -172,17 +211,16 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
 }
 
 awaitable<PoolManager::Opened> PoolManager::open_new(Pool& pool, Clock::time_point deadline) {
-  ++total_;
+  // The room under the cap was taken by the caller (take_room or a granted slot).
   ++pool.open;
-  auto connection = std::make_shared<ServerConnection>(ctx_, pool, next_connection_id_++);
+  auto connection = std::make_shared<ServerConnection>(ctx_, pool, budget_.next_connection_id());
   auto error = co_await connector_->open(*connection, deadline);
   if (error) {
     connection->close();
     spdlog::warn("server connection to {}:{} for user \"{}\" failed: {}", ctx_.config.target.host,
                  ctx_.config.target.port, pool.credential.username, error->message);
-    --total_;
     --pool.open;
-    grant_slots();
+    give_room();
     co_return Opened{nullptr, std::move(error)};
   }
   if (connection->server_max_connections) update_cap(*connection->server_max_connections);
@@ -203,7 +241,7 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
       if (limiter_->limit() > before) admit_waiters();
     }
   }
-  if (!reusable || connection->broken || ctx_.draining || total_ > cap_) {
+  if (!reusable || connection->broken || ctx_.draining || budget_.used() > budget_.cap()) {
     forget(connection);
     return;
   }
@@ -214,9 +252,20 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
   }
   connection->last_used = ctx_.coarse_now;
   connection->inbound().shrink_if_idle();
+  // Waiters are served oldest first across workers, so a busy worker cannot starve another (and
+  // a connection this worker may not lend now, at its adaptive limit, serves another's client).
+  if (budget_.used() >= budget_.cap())
+    if (auto other = budget_.oldest_waiting_other(member_)) {
+      const auto mine = at_limit() ? nullptr : oldest_unserved().first;
+      if (!mine || other->second < mine->enqueued) {
+        move_to(std::move(connection), other->first);
+        return;
+      }
+    }
   if (at_limit()) {  // the adaptive limit came down: this one rests
     connection->set_state(ServerState::kIdle);
     pool.idle.push_back(std::move(connection));
+    note_idle(+1);
     return;
   }
   // Waiters are served oldest first across pools, so a busy pool cannot starve another.
@@ -230,22 +279,22 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
     waiter->wakeup.notify_now();
     return;
   }
-  if (elsewhere && total_ >= cap_) {
+  if (elsewhere && budget_.used() >= budget_.cap()) {
     // Another pool's older client waits at the cap: make room for it rather than park this one.
     forget(connection);
     return;
   }
   connection->set_state(ServerState::kIdle);
   pool.idle.push_back(std::move(connection));
+  note_idle(+1);
   // Below the cap, another pool's client waited only for the limit: it may open one now.
   if (elsewhere) admit_waiters();
 }
 
 void PoolManager::forget(const std::shared_ptr<ServerConnection>& connection) {
   connection->close();
-  --total_;
   --connection->pool().open;
-  grant_slots();
+  give_room();
 }
 
 // The oldest waiter of `pool` not yet given a connection or a slot (woken waiters stay in the
@@ -265,16 +314,143 @@ std::pair<std::shared_ptr<Waiter>, Pool*> PoolManager::oldest_unserved(const Poo
   return oldest;
 }
 
-// Hands freed room under the cap to the oldest waiters, across pools.
+void PoolManager::grant(Waiter& waiter) {
+  waiter.slot_granted = true;  // the room is reserved until the waiter runs
+  if (limiter_) ++pending_grants_;
+  waiter.wakeup.notify();
+}
+
+void PoolManager::note_waiting() {
+  const auto oldest = oldest_unserved().first;
+  budget_.set_waiting(member_, oldest ? std::optional(oldest->enqueued) : std::nullopt);
+}
+
+// Hands free room under the cap to the oldest waiters, across pools.
 void PoolManager::grant_slots() {
-  while (total_ < cap_ && !at_limit()) {
+  while (!at_limit()) {
+    // Said before trying for room: see ServerBudget::set_waiting.
+    note_waiting();
     const auto oldest = oldest_unserved().first;
-    if (!oldest) return;
-    oldest->slot_granted = true;
-    ++total_;  // reserved until the waiter runs
-    if (limiter_) ++pending_grants_;
-    oldest->wakeup.notify();
+    if (!oldest || !take_room()) return;
+    grant(*oldest);
   }
+}
+
+bool PoolManager::holds_idle() const {
+  for (const auto& [key, pool] : pools_)
+    if (!pool->idle.empty()) return true;
+  return false;
+}
+
+void PoolManager::room_freed() {
+  follow_cap();
+  grant_slots();
+}
+
+void PoolManager::move_one_idle_to(size_t member) {
+  if (ctx_.draining || oldest_unserved().first) return;  // this worker's own clients first
+  for (auto& [key, pool] : pools_) {
+    if (pool->idle.empty()) continue;
+    auto connection = std::move(pool->idle.back());  // the warmest
+    pool->idle.pop_back();
+    note_idle(-1);
+    move_to(std::move(connection), member);
+    return;
+  }
+}
+
+void PoolManager::move_to(std::shared_ptr<ServerConnection> connection, size_t member) {
+  // Out of the idle list (or just returned) and not lent: nobody else touches it meanwhile.
+  connection->set_state(ServerState::kIdle);
+  if (connection->server_went_away() || ctx_.draining) {
+    forget(connection);
+    return;
+  }
+  Pool& pool = connection->pool();
+  const std::string database = pool.database;
+  const Credential* credential = &pool.credential;
+  auto moved = std::make_shared<ServerConnection::Moved>(connection->move_out());
+  --pool.open;
+  --total_;  // the room under the cap moves with it: the budget stays as it is
+  connection.reset();
+  const auto& target = budget_.member(member);
+  asio::post(target.ex, [pools = target.pools, database, credential, moved] {
+    pools->adopt(database, *credential, std::move(*moved));
+  });
+}
+
+void PoolManager::note_idle(int change) {
+  idle_count_ += change;
+  budget_.set_idle(member_, idle_count_);
+}
+
+awaitable<std::shared_ptr<ServerConnection>> PoolManager::fetch_idle_elsewhere(Pool& pool) {
+  // A warm connection another worker does not need costs a message each way; a new one, a login.
+  const auto from = budget_.most_idle_other(member_);
+  if (!from) co_return nullptr;
+  auto handoff = std::make_shared<IdleHandoff>(ctx_.io.get_executor());
+  const auto& giver = budget_.member(*from);
+  asio::post(giver.ex,
+             [pools = giver.pools, database = pool.database, credential = &pool.credential,
+              handoff] { pools->give_idle(database, *credential, handoff); });
+  co_await handoff->done.wait();
+  if (!handoff->moved) co_return nullptr;
+  ++pool.open;  // in the room this worker took for it
+  try {
+    co_return std::make_shared<ServerConnection>(ctx_, pool, budget_.next_connection_id(),
+                                                 std::move(*handoff->moved));
+  } catch (const std::exception& e) {  // the poller refused the socket
+    spdlog::warn("a server connection moved from another worker was lost: {}", e.what());
+    --pool.open;
+    co_return nullptr;
+  }
+}
+
+void PoolManager::give_idle(const std::string& database, const Credential& credential,
+                            const std::shared_ptr<IdleHandoff>& handoff) {
+  auto reply = [&] {
+    asio::post(handoff->done.get_executor(), [handoff] { handoff->done.notify(); });
+  };
+  auto it = pools_.find(std::make_pair(database, credential.username));
+  if (ctx_.draining || it == pools_.end() || it->second->idle.empty() ||
+      first_unserved(*it->second)) {
+    reply();
+    return;
+  }
+  Pool& pool = *it->second;
+  auto connection = std::move(pool.idle.back());  // the warmest
+  pool.idle.pop_back();
+  note_idle(-1);
+  if (connection->server_went_away()) {
+    forget(connection);
+    reply();
+    return;
+  }
+  handoff->moved = connection->move_out();
+  --pool.open;
+  // The asking worker holds room for this connection already: this worker's goes back.
+  --total_;
+  budget_.put_back(member_);
+  reply();
+}
+
+void PoolManager::adopt(const std::string& database, const Credential& credential,
+                        ServerConnection::Moved moved) {
+  Pool& pool = pool_for(database, credential);
+  ++total_;
+  ++pool.open;
+  std::shared_ptr<ServerConnection> connection;
+  try {
+    connection = std::make_shared<ServerConnection>(ctx_, pool, budget_.next_connection_id(),
+                                                    std::move(moved));
+  } catch (const std::exception& e) {  // the poller refused the socket
+    spdlog::warn("a server connection moved from another worker was lost: {}", e.what());
+    --pool.open;
+    give_room();
+    return;
+  }
+  connection->last_used = ctx_.coarse_now;
+  give_back(std::move(connection), true);  // to the oldest waiter, as any connection coming back
 }
 
 void PoolManager::admit_waiters() {
@@ -297,6 +473,7 @@ bool PoolManager::close_idle_elsewhere(const Pool& except) {
     if (pool.get() == &except || pool->idle.empty()) continue;
     auto victim = pool->idle.front();  // the coldest
     pool->idle.erase(pool->idle.begin());
+    note_idle(-1);
     forget(victim);
     return true;
   }
@@ -312,6 +489,7 @@ void PoolManager::reap_idle(Clock::time_point now) {
     std::erase_if(pool->idle, [&](const std::shared_ptr<ServerConnection>& connection) {
       if (!connection->server_went_away()) return false;
       spdlog::info("idle server connection {} was closed by the server", connection->id());
+      note_idle(-1);
       forget(connection);
       --idle_count;
       return true;
@@ -320,6 +498,7 @@ void PoolManager::reap_idle(Clock::time_point now) {
            now - pool->idle.front()->last_used >= max_idle_age) {
       auto victim = pool->idle.front();
       pool->idle.erase(pool->idle.begin());
+      note_idle(-1);
       forget(victim);
       --idle_count;
     }
@@ -327,6 +506,11 @@ void PoolManager::reap_idle(Clock::time_point now) {
 }
 
 void PoolManager::expire_waiters(Clock::time_point now) {
+  // Another worker's cap change and freed room are posted here too; this catches any missed,
+  // and asks again for an idle connection of another worker's while clients wait at the cap.
+  room_freed();
+  if (!at_limit() && oldest_unserved().first && !holds_idle() && budget_.used() >= budget_.cap())
+    budget_.want_room(member_);
   for (auto& [key, pool] : pools_)
     for (auto& waiter : pool->waiters)
       if (!waiter->handed && !waiter->slot_granted && waiter->deadline <= now)
@@ -341,7 +525,7 @@ bool PoolManager::lent_connections_stuck(Clock::time_point now) const {
 }
 
 void PoolManager::release_held_back(Clock::time_point now) {
-  if (!limiter_ || lent_ + pending_grants_ >= cap_) return;
+  if (!limiter_ || lent_ + pending_grants_ >= cap()) return;
   // A client held back this long by the adaptive limit is let through: what the lent
   // connections wait for may be that client (a lock, a row), not the server's CPU.
   for (auto& [key, pool] : pools_)
@@ -358,6 +542,7 @@ void PoolManager::close_all_idle() {
     while (!pool->idle.empty()) {
       auto victim = pool->idle.back();
       pool->idle.pop_back();
+      note_idle(-1);
       forget(victim);
     }
 }

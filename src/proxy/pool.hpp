@@ -1,5 +1,6 @@
 // Server connection pools: one per (database, user), under one cap on all server
-// connections, computed from the server's own max_connections.
+// connections, computed from the server's own max_connections. Each worker thread has its own
+// PoolManager; the cap is shared by all of them through a ServerBudget.
 //
 // Waiting clients queue FIFO, oldest first across pools. A released connection goes straight to
 // the oldest waiter if that one is of its pool; if an older one waits in another pool at the cap,
@@ -21,6 +22,7 @@
 #include "proxy/concurrency_limit.hpp"
 #include "proxy/context.hpp"
 #include "proxy/lease.hpp"
+#include "proxy/server_budget.hpp"
 #include "proxy/server_connection.hpp"
 #include "proxy/wakeup.hpp"
 
@@ -53,6 +55,14 @@ class Pool {
   // Settings already accepted by the server, keyed by settings_key(), with what the server
   // reported once they were applied. Bounded.
   std::unordered_map<std::string, std::map<std::string, std::string>> validated_settings;
+};
+
+// A connection one worker asks another for (fetch_idle_elsewhere): `moved` is set, or not if
+// the other had none to spare, and `done` is notified on the asking worker's thread.
+struct IdleHandoff {
+  explicit IdleHandoff(executor ex) : done(std::move(ex)) {}
+  Wakeup done;
+  std::optional<ServerConnection::Moved> moved;
 };
 
 struct Borrowed {
@@ -117,11 +127,22 @@ class PoolManager {
   // Closes every idle connection (shutdown).
   void close_all_idle();
 
-  size_t cap() const { return cap_; }
+  // Another worker's clients wait at the cap: one idle connection of ours moves there, if we
+  // have one and no client of ours waits.
+  void move_one_idle_to(size_t member);
+  // Takes over a connection another worker moved here, as if it came back from a client.
+  void adopt(const std::string& database, const Credential& credential,
+             ServerConnection::Moved moved);
+  // Another worker gave back room: our waiters may have it.
+  void room_freed();
+
+  // The cap on all workers' connections together.
+  size_t cap() const { return budget_.cap(); }
   size_t lent() const { return lent_; }
+  // This worker's connections (open, opening, or reserved for a waiter).
   size_t total() const { return total_; }
   // The adaptive limit on lent connections, or the cap when adaptive_concurrency is off.
-  size_t concurrency_limit() const { return limiter_ ? limiter_->limit() : cap_; }
+  size_t concurrency_limit() const { return limiter_ ? limiter_->limit() : cap(); }
 
  private:
   friend class ServerLease;
@@ -141,11 +162,30 @@ class PoolManager {
   awaitable<Opened> open_new(Pool& pool, Clock::time_point deadline);
   void forget(const std::shared_ptr<ServerConnection>& connection);
   void grant_slots();
+  void grant(Waiter& waiter);
+  bool holds_idle() const;
+  // Tells the budget since when this worker's oldest client waits (if one does).
+  void note_waiting();
+  // Idle connections came (+1) or went (-1): the budget tells other workers where to ask.
+  void note_idle(int change);
+  // Under the cap with no idle connection of its own: one another worker has to spare, moved
+  // here (null if none).
+  awaitable<std::shared_ptr<ServerConnection>> fetch_idle_elsewhere(Pool& pool);
+  // The other side of that, on the giving worker.
+  void give_idle(const std::string& database, const Credential& credential,
+                 const std::shared_ptr<IdleHandoff>& handoff);
+  // Moves an idle connection to worker `member`, which takes it over as if it came back there.
+  void move_to(std::shared_ptr<ServerConnection> connection, size_t member);
   static std::shared_ptr<Waiter> first_unserved(Pool& pool);
   // The oldest unserved waiter across pools (but `except`), and its pool.
   std::pair<std::shared_ptr<Waiter>, Pool*> oldest_unserved(const Pool* except = nullptr);
   bool close_idle_elsewhere(const Pool& except);
   void update_cap(int server_max_connections);
+  // The cap changed (here or in another worker): the limiter's ceiling and the metric follow.
+  void follow_cap();
+  // Room under the shared cap for one more connection of this worker, and its return.
+  bool take_room();
+  void give_room();
   // Lent connections (and slots granted for lending) have reached the adaptive limit.
   bool at_limit() const { return limiter_ && lent_ + pending_grants_ >= limiter_->limit(); }
   void lend(ServerConnection& connection);
@@ -159,15 +199,18 @@ class PoolManager {
   std::unique_ptr<ServerConnector> own_connector_;
   ServerConnector* connector_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
+  std::unique_ptr<ServerBudget> own_budget_;  // when the context has none (one worker, tests)
+  ServerBudget& budget_;
+  size_t member_ = 0;  // this worker's index in budget_
   size_t total_ = 0;
-  size_t cap_ = 1;  // until the first connection reads the server's max_connections
+  size_t idle_count_ = 0;    // idle connections in all pools
+  size_t followed_cap_ = 0;  // the cap the limiter and the metric were last given
   size_t idle_allowance_ = 0;
   uint64_t next_waiter_order_ = 0;
   size_t lent_ = 0;
   size_t pending_grants_ = 0;  // slots granted to waiters not yet running (adaptive limit only)
   std::optional<ConcurrencyLimit> limiter_;
   Clock::time_point last_release_{};  // of a lent connection (adaptive limit only)
-  uint64_t next_connection_id_ = 1;
 };
 
 }  // namespace sluice::proxy

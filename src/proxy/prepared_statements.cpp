@@ -7,6 +7,7 @@ namespace sluice::proxy {
 StatementRef StatementRegistry::intern(pgwire::Bytes definition, bool changes_settings,
                                        StatementRef runs) {
   std::string key(reinterpret_cast<const char*>(definition.data()), definition.size());
+  std::lock_guard lock(state_->mutex);
   auto& by_definition = state_->by_definition;
   if (auto it = by_definition.find(key); it != by_definition.end())
     if (auto existing = it->second.lock()) return existing;
@@ -19,6 +20,7 @@ StatementRef StatementRegistry::intern(pgwire::Bytes definition, bool changes_se
   std::weak_ptr<State> state = state_;
   StatementRef ref(statement, [state](const PreparedStatement* gone) {
     if (auto alive = state.lock()) {
+      std::lock_guard lock(alive->mutex);
       auto it = alive->by_definition.find(gone->definition);
       if (it != alive->by_definition.end() && it->second.expired()) alive->by_definition.erase(it);
     }
@@ -30,7 +32,10 @@ StatementRef StatementRegistry::intern(pgwire::Bytes definition, bool changes_se
 
 StatementRef StatementRegistry::make_sql(std::string sql_tail, bool changes_settings) {
   auto statement = std::make_shared<PreparedStatement>();
-  statement->id = state_->next_id++;
+  {
+    std::lock_guard lock(state_->mutex);
+    statement->id = state_->next_id++;
+  }
   statement->server_name = "sluice_" + std::to_string(statement->id);
   statement->sql_tail = std::move(sql_tail);
   statement->changes_settings = changes_settings;
@@ -38,6 +43,7 @@ StatementRef StatementRegistry::make_sql(std::string sql_tail, bool changes_sett
 }
 
 size_t StatementRegistry::size() const {
+  std::lock_guard lock(state_->mutex);
   return state_->by_definition.size();
 }
 

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +57,8 @@ using StatementRef = std::shared_ptr<const PreparedStatement>;
 inline constexpr std::string_view kMissingStatement = "sluice_missing";
 
 // One entry per distinct definition while anyone (a client or a server connection) uses it.
+// Shared by all workers (a server connection moving between them keeps what it has prepared,
+// by the same names), so locked: it is used when a client prepares, not per message.
 class StatementRegistry {
  public:
   StatementRegistry() = default;
@@ -73,6 +76,7 @@ class StatementRegistry {
   // Shared with each statement's deleter, which removes the entry when the last user goes; a
   // statement may outlive the registry at shutdown.
   struct State {
+    std::mutex mutex;
     std::unordered_map<std::string, std::weak_ptr<const PreparedStatement>> by_definition;
     uint64_t next_id = 1;
   };

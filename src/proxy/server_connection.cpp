@@ -86,6 +86,41 @@ ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id)
   ctx_.metrics.database_connections_in_state[static_cast<size_t>(state_)].add(1);
 }
 
+ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id, Moved moved)
+    : ServerConnection(ctx, pool, id) {
+  transport_ =
+      std::make_unique<Transport>(*ctx_.poller, ctx_.io.get_executor(), std::move(moved.transport));
+  backend_key_ = moved.backend_key;
+  parameters = std::move(moved.parameters);
+  applied = std::move(moved.applied);
+  statements = std::move(moved.statements);
+  server_max_connections = moved.server_max_connections;
+  opened = moved.opened;
+  if (opened) {
+    ctx_.metrics.database_connections.add(1);
+    if (transport_->tls()) ctx_.metrics.database_connections_with_tls.add(1);
+  }
+}
+
+ServerConnection::Moved ServerConnection::move_out() {
+  Moved moved;
+  moved.opened = opened;
+  if (opened) {
+    // Counted by the worker it moves to from now on.
+    ctx_.metrics.database_connections.sub(1);
+    if (transport_->tls()) ctx_.metrics.database_connections_with_tls.sub(1);
+    opened = false;
+  }
+  moved.transport = transport_->detach();
+  moved.backend_key = backend_key_;
+  moved.parameters = std::move(parameters);
+  moved.applied = std::move(applied);
+  moved.statements = std::move(statements);
+  moved.server_max_connections = server_max_connections;
+  set_state(ServerState::kClosed);
+  return moved;
+}
+
 ServerConnection::~ServerConnection() {
   ctx_.metrics.database_connections_in_state[static_cast<size_t>(state_)].sub(1);
   if (opened) {
@@ -113,7 +148,6 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
     outcome.message = error->message;
   }
   ctx_.health->record(classify_login(pool_.credential.username, outcome));
-  ctx_.metrics.target_available.store(ctx_.health->status().state == TargetState::kAvailable);
   co_return error;
 }
 

@@ -48,7 +48,23 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   using Clock = std::chrono::steady_clock;
 
   ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id);
+  // An idle logged-in connection moving from one worker to another: its socket, TLS session and
+  // what the proxy knows of the server session, its prepared statements included (their names
+  // come from the registry all workers share).
+  struct Moved {
+    Transport::Detached transport;
+    StatementCache statements{0};
+    pgwire::BackendKeyData backend_key;
+    std::map<std::string, std::string> parameters;
+    Settings applied;
+    std::optional<int> server_max_connections;
+    bool opened = false;  // counted in database_connections (by whichever worker holds it)
+  };
+  // Takes over a connection another worker moved out (state opening: the pool lends it).
+  ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id, Moved moved);
   ~ServerConnection();
+  // Hands this idle connection's socket and session over; it is closed here afterwards.
+  Moved move_out();
 
   // Connects, negotiates TLS, logs in as the pool's user, runs init_query and reads
   // max_connections. Gives up at `deadline`. The outcome goes to the target's health.

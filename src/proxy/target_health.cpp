@@ -71,6 +71,7 @@ TargetHealth::TargetHealth() {
 }
 
 void TargetHealth::record(TargetHealthStatus status, Clock::time_point at) {
+  std::lock_guard lock(mutex_);
   if (status.state != status_.state || status.reason != status_.reason) {
     if (status.state == TargetState::kAvailable)
       spdlog::info("target health: AVAILABLE ({})", status.description);
@@ -83,6 +84,7 @@ void TargetHealth::record(TargetHealthStatus status, Clock::time_point at) {
 }
 
 std::string TargetHealth::render_json(const HostPort& target) const {
+  std::lock_guard lock(mutex_);
   boost::json::object entry;
   entry["host"] = target.host;
   entry["port"] = target.port;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,7 +39,8 @@ TargetHealthStatus classify_login(std::string_view user, const LoginOutcome& out
 std::string_view to_string(TargetState state);          // "AVAILABLE", as RDS spells it
 std::string_view to_string(TargetHealthReason reason);  // "" for kNone
 
-// The verdict of the latest login. Used on the proxy's thread only.
+// The verdict of the latest login, whichever worker made it. Locked: it changes at server
+// logins and is read by the probe and the metrics endpoint, never per message.
 class TargetHealth {
  public:
   using Clock = std::chrono::system_clock;
@@ -46,14 +48,21 @@ class TargetHealth {
   TargetHealth();
   // Logs only changes: a busy proxy logs in often.
   void record(TargetHealthStatus status, Clock::time_point at = Clock::now());
-  const TargetHealthStatus& status() const { return status_; }
-  std::optional<Clock::time_point> checked_at() const { return checked_at_; }
+  TargetHealthStatus status() const {
+    std::lock_guard lock(mutex_);
+    return status_;
+  }
+  std::optional<Clock::time_point> checked_at() const {
+    std::lock_guard lock(mutex_);
+    return checked_at_;
+  }
 
   // {"targets":[{"host":…,"port":…,"state":…,"reason":…,"description":…,"checked_at":…}]};
   // checked_at is null until the first login.
   std::string render_json(const HostPort& target) const;
 
  private:
+  mutable std::mutex mutex_;
   TargetHealthStatus status_;
   std::optional<Clock::time_point> checked_at_;
 };

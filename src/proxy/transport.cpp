@@ -66,6 +66,40 @@ Transport::Transport(Poller& poller, tcp_socket socket)
   }
 }
 
+Transport::Transport(Poller& poller, executor ex, Detached parts)
+    : poller_(poller), executor_(std::move(ex)) {
+  remote_ = parts.remote;
+  peer_ = std::move(parts.peer);
+  tls_ = std::move(parts.tls);
+  tls_in_ = parts.tls_in;
+  tls_out_ = parts.tls_out;
+  fd_ = std::exchange(parts.fd, -1);
+  watch_.fd = fd_;
+  try {
+    poller_.add(watch_);
+  } catch (...) {
+    ::close(std::exchange(fd_, -1));
+    throw;
+  }
+}
+
+Transport::Detached Transport::detach() {
+  Detached parts;
+  if (fd_ < 0) return parts;
+  poller_.remove(watch_);
+  parts.fd = std::exchange(fd_, -1);
+  parts.tls = std::move(tls_);
+  parts.tls_in = std::exchange(tls_in_, nullptr);
+  parts.tls_out = std::exchange(tls_out_, nullptr);
+  parts.remote = remote_;
+  parts.peer = peer_;
+  return parts;
+}
+
+Transport::Detached::~Detached() {
+  if (fd >= 0) ::close(fd);
+}
+
 Transport::~Transport() {
   close();
 }

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pgwire/codec.hpp"
@@ -54,8 +55,48 @@ enum class ReadStatus { kData, kWouldBlock, kClosed };
 
 class Transport {
  public:
+  struct SslFree {
+    void operator()(SSL* ssl) const;
+  };
+  // A connection's socket and TLS session between two workers (see detach()). Closes the
+  // socket if no Transport takes it.
+  struct Detached {
+    Detached() = default;
+    Detached(Detached&& other) noexcept
+        : fd(std::exchange(other.fd, -1)),
+          tls(std::move(other.tls)),
+          tls_in(other.tls_in),
+          tls_out(other.tls_out),
+          remote(other.remote),
+          peer(std::move(other.peer)) {}
+    Detached& operator=(Detached&& other) noexcept {
+      if (this != &other) {
+        std::swap(fd, other.fd);
+        std::swap(tls, other.tls);
+        std::swap(tls_in, other.tls_in);
+        std::swap(tls_out, other.tls_out);
+        std::swap(remote, other.remote);
+        std::swap(peer, other.peer);
+      }
+      return *this;
+    }
+    ~Detached();
+    int fd = -1;
+    std::unique_ptr<SSL, SslFree> tls;
+    BIO* tls_in = nullptr;   // owned by tls
+    BIO* tls_out = nullptr;  // owned by tls
+    tcp::endpoint remote;
+    std::string peer;
+  };
+
   // Takes the socket over from Asio.
   Transport(Poller& poller, tcp_socket socket);
+  // Takes over a socket (and TLS session) another worker's Transport detached.
+  Transport(Poller& poller, executor ex, Detached parts);
+  // Stops watching the socket here and gives it, with its TLS session, to whoever takes the
+  // connection over on another worker. Only when nothing is buffered, waited on or unsent;
+  // this Transport is closed afterwards (without touching the socket).
+  Detached detach();
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -110,9 +151,6 @@ class Transport {
   const std::string& peer() const { return peer_; }
 
  private:
-  struct SslFree {
-    void operator()(SSL* ssl) const;
-  };
   void start_tls(ssl::context& ctx);
   void send_close_notify();
   // close_notify, then the write side shut: the peer reads the end after all that was written.

@@ -19,6 +19,7 @@ class Wakeup {
   using Resume = asio::async_result<std::decay_t<decltype(use_awaitable)>, void()>::handler_type;
 
   explicit Wakeup(executor executor) : executor_(std::move(executor)) {}
+  const executor& get_executor() const { return executor_; }
   Wakeup(const Wakeup&) = delete;
   Wakeup& operator=(const Wakeup&) = delete;
 

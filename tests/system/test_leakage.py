@@ -102,7 +102,11 @@ def collect_notifications(conn):
 
 @pytest.mark.parametrize("kind", PINNED_KINDS)
 def test_pinned_state_stays_with_its_client_and_is_wiped_after(proxy_factory, app, kind):
-    proxy = pool_of(proxy_factory, 2)
+    # One worker: the wiped backend must be the one B borrows next, and with several workers B's
+    # own worker would lend B its own idle connection first.
+    proxy = proxy_factory(workers=1, connection_pool={"max_connections_percent": 2,
+                                                       "max_idle_connections_percent": 2,
+                                                       "connection_borrow_timeout": 10})
     with proxy.connect(app.app_user, app.app_password) as b:
         with proxy.connect(app.app_user, app.app_password) as a:
             set_state(kind, a)

@@ -88,7 +88,8 @@ def _wait_metric(proxy, name, value, timeout=10):
 
 
 def test_at_most_max_concurrent_logins_do_login_work_and_the_rest_wait_their_turn(proxy_factory, app):
-    proxy = proxy_factory(require_tls=False, max_concurrent_logins=2, login_timeout=60)
+    # The gate is per worker: with one, every client below meets the same gate.
+    proxy = proxy_factory(require_tls=False, max_concurrent_logins=2, login_timeout=60, workers=1)
     with proxy.connect(app.app_user, app.app_password, sslmode="disable") as working:
         half_open = _half_open(proxy)  # sends nothing: takes no place at the gate
         holders = []

@@ -1,0 +1,80 @@
+#include "proxy/server_budget.hpp"
+
+#include <stdexcept>
+
+#include "proxy/pool.hpp"
+
+namespace sluice::proxy {
+
+ServerBudget::ServerBudget()
+    : waiting_since_(new std::atomic<int64_t>[kMaxMembers]),
+      idle_(new std::atomic<size_t>[kMaxMembers]) {
+  for (size_t i = 0; i < kMaxMembers; ++i) {
+    waiting_since_[i].store(kNotWaiting);
+    idle_[i].store(0);
+  }
+}
+
+std::optional<size_t> ServerBudget::most_idle_other(size_t member) const {
+  std::optional<size_t> best;
+  size_t most = 0;
+  for (size_t i = 0; i < members_.size(); ++i) {
+    if (i == member) continue;
+    const size_t idle = idle_[i].load(std::memory_order_relaxed);
+    if (idle > most) {
+      most = idle;
+      best = i;
+    }
+  }
+  return best;
+}
+
+size_t ServerBudget::join(Member member) {
+  if (members_.size() >= kMaxMembers) throw std::length_error("too many workers");
+  members_.push_back(member);
+  return members_.size() - 1;
+}
+
+bool ServerBudget::try_take() {
+  size_t used = used_.load();
+  do {
+    if (used >= cap_.load()) return false;
+  } while (!used_.compare_exchange_weak(used, used + 1));
+  return true;
+}
+
+void ServerBudget::put_back(size_t member) {
+  used_.fetch_sub(1);
+  // seq_cst with set_waiting(): a worker that is about to wait either sees this room in its
+  // last try_take() or is seen waiting here.
+  for (size_t i = 0; i < members_.size(); ++i)
+    if (i != member && waiting_since_[i].load() != kNotWaiting)
+      asio::post(members_[i].ex, [pools = members_[i].pools] { pools->room_freed(); });
+}
+
+void ServerBudget::set_waiting(size_t member, std::optional<Clock::time_point> since) {
+  if (members_.empty()) return;  // a private budget: nobody to tell
+  waiting_since_[member].store(since ? since->time_since_epoch().count() : kNotWaiting);
+}
+
+std::optional<std::pair<size_t, ServerBudget::Clock::time_point>>
+ServerBudget::oldest_waiting_other(size_t member) const {
+  std::optional<std::pair<size_t, Clock::time_point>> oldest;
+  for (size_t i = 0; i < members_.size(); ++i) {
+    if (i == member) continue;
+    const int64_t since = waiting_since_[i].load();
+    if (since == kNotWaiting) continue;
+    const Clock::time_point at{Clock::duration(since)};
+    if (!oldest || at < oldest->second) oldest = std::make_pair(i, at);
+  }
+  return oldest;
+}
+
+void ServerBudget::want_room(size_t member) {
+  for (size_t i = 0; i < members_.size(); ++i)
+    if (i != member)
+      asio::post(members_[i].ex,
+                 [pools = members_[i].pools, member] { pools->move_one_idle_to(member); });
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,77 @@
+// The cap on server connections, shared by every worker thread's PoolManager: exact across
+// threads, since a connection is opened only after try_take() succeeded.
+//
+// Each worker keeps its own pools (its sessions and their server sockets live on its event
+// loop), so the only cross-thread traffic is here, at connection open, close and move, never per
+// message. When one worker's clients wait at the cap while another worker has a connection to
+// spare, that connection moves to the waiting worker (its socket is re-registered on the other
+// event loop; no new login), and the oldest waiter across workers is served first.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "proxy/asio.hpp"
+
+namespace sluice::proxy {
+
+class PoolManager;
+
+class ServerBudget {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct Member {
+    executor ex;
+    PoolManager* pools;
+  };
+
+  ServerBudget();
+  // Joins a worker before any thread runs; returns its index.
+  size_t join(Member member);
+  const Member& member(size_t index) const { return members_[index]; }
+
+  size_t cap() const { return cap_.load(); }
+  // The cap follows the server's max_connections, read at each login.
+  void set_cap(size_t cap) { cap_.store(cap); }
+  size_t used() const { return used_.load(); }
+  // Unique across workers, for logs.
+  uint64_t next_connection_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+
+  // Room for one more connection (opened, opening or reserved for a waiter), if under the cap.
+  bool try_take();
+  // One fewer. Workers whose clients wait are told there is room (on their own threads).
+  void put_back(size_t member);
+  // `member`'s oldest client waiting for room came at `since` (nullopt: none waits). Set before
+  // the worker's last try_take(), so that a put_back() either sees it or frees room that the
+  // try_take() sees.
+  void set_waiting(size_t member, std::optional<Clock::time_point> since);
+  // The worker, other than `member`, whose client has waited longest, and since when.
+  std::optional<std::pair<size_t, Clock::time_point>> oldest_waiting_other(size_t member) const;
+  // `member` waits at the cap and has no idle connection to give up: the others are asked to
+  // move one idle connection each to it, if they have one and no client of theirs waits.
+  void want_room(size_t member);
+  // How many idle connections `member` holds (a hint: it may have lent them since).
+  void set_idle(size_t member, size_t count) {
+    if (!members_.empty()) idle_[member].store(count, std::memory_order_relaxed);
+  }
+  // The other worker with the most idle connections, if any has one.
+  std::optional<size_t> most_idle_other(size_t member) const;
+
+ private:
+  static constexpr size_t kMaxMembers = 256;
+  static constexpr int64_t kNotWaiting = INT64_MAX;
+  std::atomic<size_t> cap_{1};  // until the first login reads the server's max_connections
+  std::atomic<size_t> used_{0};
+  std::atomic<uint64_t> next_id_{1};
+  std::vector<Member> members_;
+  // Per member: its oldest waiter's enqueue time (steady clock ticks), or kNotWaiting.
+  std::unique_ptr<std::atomic<int64_t>[]> waiting_since_;
+  std::unique_ptr<std::atomic<size_t>[]> idle_;
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,214 @@
+#include "proxy/worker.hpp"
+
+#include <malloc.h>
+#include <spdlog/spdlog.h>
+
+#include "proxy/client_session.hpp"
+
+namespace sluice::proxy {
+namespace {
+constexpr auto kHousekeepingPeriod = std::chrono::milliseconds(250);
+constexpr auto kHoldBackCheck = std::chrono::milliseconds(20);
+
+ProxyContext context_for(asio::io_context& io, WorkerShared& shared, Metrics& metrics) {
+  ProxyContext ctx{io,     shared.config, shared.secrets, shared.client_tls, shared.target_tls,
+                   metrics};
+  ctx.health = &shared.health;
+  ctx.budget = &shared.budget;
+  return ctx;
+}
+}  // namespace
+
+Worker::Worker(size_t index, WorkerShared& shared)
+    : index_(index),
+      shared_(shared),
+      ctx_(context_for(io_, shared, metrics_)),
+      poller_(io_.get_executor()),
+      pools_(ctx_),
+      clients_(ctx_, &shared.clients, index, shared.workers),
+      login_gate_(io_.get_executor(), shared.config.max_concurrent_logins, metrics_) {
+  if (!shared.config.admission_file.empty()) {
+    admission_ = std::make_unique<AdmissionFile>(shared.config.admission_file);
+    admission_->load();
+  }
+  ctx_.poller = &poller_;
+  ctx_.statements = &shared.statements;
+  ctx_.pools = &pools_;
+  ctx_.clients = &clients_;
+  ctx_.logins = &login_gate_;
+}
+
+Worker::~Worker() = default;
+
+void Worker::add_listener(std::unique_ptr<tcp_acceptor> acceptor, std::string label) {
+  acceptors_.push_back(std::move(acceptor));
+  listener_labels_.push_back(std::move(label));
+}
+
+void Worker::run() {
+  for (size_t i = 0; i < acceptors_.size(); ++i)
+    asio::co_spawn(io_, accept_loop(*acceptors_[i], listener_labels_[i]), asio::detached);
+  asio::co_spawn(io_, housekeeping(), asio::detached);
+  if (ctx_.config.adaptive_concurrency) asio::co_spawn(io_, hold_back_watch(), asio::detached);
+  io_.run();
+}
+
+void Worker::begin_shutdown(std::chrono::steady_clock::time_point deadline) {
+  ctx_.draining = true;
+  shutdown_deadline_ = deadline;
+  boost::system::error_code ec;
+  for (const auto& acceptor : acceptors_) acceptor->close(ec);
+  clients_.close_idle_for_shutdown();
+  pools_.close_all_idle();
+}
+
+awaitable<void> Worker::accept_loop(tcp_acceptor& acceptor, std::string label) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(as_tuple_awaitable);
+    if (ec) {
+      if (!acceptor.is_open()) co_return;
+      // Out of descriptors and the like: back off briefly rather than spin, and say so at most
+      // every ten seconds.
+      ++accept_failures_;
+      if (const auto now = std::chrono::steady_clock::now(); now >= next_accept_warning_) {
+        spdlog::warn("accept failed: {} ({} times since the last warning)", ec.message(),
+                     accept_failures_);
+        accept_failures_ = 0;
+        next_accept_warning_ = now + std::chrono::seconds(10);
+      }
+      steady_timer pause(io_, std::chrono::milliseconds(50));
+      co_await pause.async_wait(as_tuple_awaitable);
+      continue;
+    }
+    if (admission_) {
+      // The security groups' decision, as the network would make it: a refused source gets no
+      // byte from the proxy.
+      boost::system::error_code peer_error;
+      const auto peer = socket.remote_endpoint(peer_error).address();
+      std::optional<uint32_t> v4;
+      if (peer.is_v4()) v4 = peer.to_v4().to_uint();
+      if (peer_error || !admission_->current().admits(label, v4)) {
+        spdlog::info("refused a connection from {} on {}: its security groups do not admit it",
+                     peer.to_string(), label);
+        socket.close(peer_error);
+        continue;
+      }
+    }
+    if (clients_.size() + pools_.cap() + kReservedDescriptors >= shared_.descriptor_limit) {
+      // The open-file limit is near: the descriptors left are kept for the server connections
+      // of clients already here, their cancel requests and the metrics endpoint.
+      asio::co_spawn(io_,
+                     refuse(std::move(socket), "53300",
+                            "the proxy has no file descriptors left for new clients (open-file "
+                            "limit " +
+                                std::to_string(shared_.descriptor_limit) + "); try again",
+                            false),
+                     asio::detached);
+      continue;
+    }
+    if (clients_.pending_logins() >= shared_.config.max_pending_logins) {
+      // A login storm, or connections left half-open on purpose: those already logging in and
+      // those logged in go on; this one is told to come back.
+      asio::co_spawn(io_,
+                     refuse(std::move(socket), "53300",
+                            "too many clients are logging in to the proxy at once (" +
+                                std::to_string(shared_.config.max_pending_logins) +
+                                ", max_pending_logins); try again",
+                            true),
+                     asio::detached);
+      continue;
+    }
+    std::shared_ptr<ClientSession> session;
+    try {
+      session = std::make_shared<ClientSession>(ctx_, std::move(socket));
+    } catch (const std::exception& ex) {  // out of memory or descriptors for the poller
+      spdlog::error("could not take a client connection: {}", ex.what());
+      continue;
+    }
+    asio::co_spawn(io_, session->run(), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("client session failed: {}", ex.what());
+      }
+    });
+  }
+}
+
+awaitable<void> Worker::refuse(tcp_socket socket, std::string sqlstate, std::string message,
+                               bool linger) {
+  std::string fatal;
+  pgwire::write_error(fatal, "FATAL", sqlstate, message);
+  if (!linger) {
+    // Short of descriptors: this one goes at once (the message fits the empty socket buffer).
+    boost::system::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(asio::buffer(fatal), ignored);
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+    co_return;
+  }
+  steady_timer limit(io_, std::chrono::seconds(1));
+  limit.async_wait([&socket](boost::system::error_code ec) {
+    if (ec) return;  // cancelled: the frame holding the socket may be gone
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  });
+  co_await asio::async_write(socket, asio::buffer(fatal), as_tuple_awaitable);
+  boost::system::error_code ec;
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  char dropped[4096];
+  for (;;) {
+    auto [read_error, n] =
+        co_await socket.async_read_some(asio::buffer(dropped), as_tuple_awaitable);
+    if (read_error) break;
+  }
+  limit.cancel();
+  socket.close(ec);
+}
+
+awaitable<void> Worker::hold_back_watch() {
+  // Finer than housekeeping: a client held back by the adaptive limit waits at most
+  // kHoldBackCheck beyond PoolManager's longest hold-back.
+  steady_timer timer(io_);
+  for (;;) {
+    timer.expires_after(kHoldBackCheck);
+    co_await timer.async_wait(as_tuple_awaitable);
+    pools_.release_held_back(std::chrono::steady_clock::now());
+  }
+}
+
+awaitable<void> Worker::housekeeping() {
+  steady_timer timer(io_);
+  for (;;) {
+    timer.expires_after(kHousekeepingPeriod);
+    co_await timer.async_wait(as_tuple_awaitable);
+    const auto now = std::chrono::steady_clock::now();
+    ctx_.coarse_now = now;
+    if (admission_) admission_->refresh();
+    pools_.expire_waiters(now);
+    if (ctx_.draining) {
+      clients_.close_idle_for_shutdown();
+      if (now >= shutdown_deadline_) clients_.close_all_for_shutdown();
+      // A probe's login ends within its deadline; it must not outlive the pools it uses.
+      if ((clients_.local_size() == 0 && !busy_elsewhere_) ||
+          now >= shutdown_deadline_ + std::chrono::seconds(2)) {
+        pools_.close_all_idle();
+        io_.stop();
+        co_return;
+      }
+      continue;
+    }
+    clients_.sweep(now);
+    pools_.reap_idle(now);
+    if (index_ == 0 && now >= next_trim_) {
+      // What idle clients and finished transfers gave back returns to the system (glibc keeps
+      // freed pages otherwise, in every thread's arena); a few milliseconds every ten seconds.
+      malloc_trim(0);
+      next_trim_ = now + kTrimPeriod;
+    }
+  }
+}
+
+}  // namespace sluice::proxy

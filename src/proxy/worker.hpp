@@ -1,0 +1,97 @@
+// One worker thread of sluice-proxy: an event loop with its own listening sockets
+// (SO_REUSEPORT: the kernel spreads new clients over the workers), its clients, its pools of
+// server connections and its login gate. Nothing on the per-message path is shared with
+// another worker; what is (the cap on server connections, the client counts, target health,
+// the secrets and TLS contexts) is touched at connect, login and close only.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/admission.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/client_registry.hpp"
+#include "proxy/context.hpp"
+#include "proxy/login_gate.hpp"
+#include "proxy/poller.hpp"
+#include "proxy/pool.hpp"
+#include "proxy/prepared_statements.hpp"
+
+namespace sluice::proxy {
+
+// What the workers of one proxy share.
+struct WorkerShared {
+  const Config& config;
+  SecretStore& secrets;
+  StatementRegistry& statements;
+  ssl::context& client_tls;
+  ssl::context* target_tls;
+  TargetHealth& health;
+  ServerBudget& budget;
+  ClientCounts& clients;
+  size_t workers = 1;
+  // The open-file limit (every worker's descriptors count against it).
+  size_t descriptor_limit = SIZE_MAX;
+};
+
+class Worker {
+ public:
+  Worker(size_t index, WorkerShared& shared);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  size_t index() const { return index_; }
+  asio::io_context& io() { return io_; }
+  ProxyContext& context() { return ctx_; }
+  PoolManager& pools() { return pools_; }
+  ClientRegistry& clients() { return clients_; }
+  const Metrics& metrics() const { return metrics_; }
+
+  // Takes a listening socket (already bound and listening) for one of the proxy's addresses;
+  // `label` names the listener for admission.
+  void add_listener(std::unique_ptr<tcp_acceptor> acceptor, std::string label);
+  // Runs the event loop until the worker has drained after begin_shutdown().
+  void run();
+  // On this worker's thread: no new clients; idle ones go; the loop ends once all are gone or
+  // the drain deadline passed.
+  void begin_shutdown(std::chrono::steady_clock::time_point deadline);
+  // Whether a probe borrow or anything else of the proxy's still needs this worker's pools.
+  void set_busy_elsewhere(bool busy) { busy_elsewhere_ = busy; }
+
+ private:
+  awaitable<void> accept_loop(tcp_acceptor& acceptor, std::string label);
+  // Turns a client away before it logs in: it reads `sqlstate` and `message` as a FATAL, and
+  // what it sends meanwhile is dropped (for at most a second) so that the close does not reset
+  // the connection before it read why.
+  // `linger` false: no drain (when descriptors are short, the socket goes at once).
+  awaitable<void> refuse(tcp_socket socket, std::string sqlstate, std::string message, bool linger);
+  awaitable<void> housekeeping();
+  awaitable<void> hold_back_watch();
+
+  const size_t index_;
+  WorkerShared& shared_;
+  // One thread runs this io_context and only it touches its sockets, so per-socket reactor
+  // locks are pure overhead; posts from other workers stay locked.
+  asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  Metrics metrics_;
+  ProxyContext ctx_;
+  Poller poller_;  // before everything that owns sockets
+  PoolManager pools_;
+  ClientRegistry clients_;
+  LoginGate login_gate_;
+  static constexpr size_t kReservedDescriptors = 64;
+  uint64_t accept_failures_ = 0;
+  static constexpr auto kTrimPeriod = std::chrono::seconds(10);
+  std::chrono::steady_clock::time_point next_trim_{};
+  std::chrono::steady_clock::time_point next_accept_warning_{};
+  std::chrono::steady_clock::time_point shutdown_deadline_{};
+  std::vector<std::unique_ptr<tcp_acceptor>> acceptors_;
+  std::vector<std::string> listener_labels_;  // each acceptor's, for admission
+  std::unique_ptr<AdmissionFile> admission_;  // null: every source is admitted
+  bool busy_elsewhere_ = false;
+};
+
+}  // namespace sluice::proxy
