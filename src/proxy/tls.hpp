@@ -2,6 +2,7 @@
 // TLS 1.2 is the floor everywhere.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -12,9 +13,22 @@ namespace sluice::proxy {
 
 // With empty paths, makes an ephemeral self-signed ECDSA P-256 certificate.
 // `fingerprint` gets the certificate's SHA-256 fingerprint (hex with colons), for the log.
+// The certificate chain goes out as the file has it (nothing is built per handshake); TLS 1.3
+// prefers AES-128-GCM; session tickets follow session_tickets_for().
 std::unique_ptr<ssl::context> make_server_tls_context(const std::string& cert_file,
                                                       const std::string& key_file,
                                                       std::string& fingerprint);
+
+// How many TLS 1.3 session tickets a client's handshake earns: 0 or 1 (OpenSSL's default is 2
+// for everyone). `offers_ticket`: its ClientHello carries a pre_shared_key, i.e. it is resuming;
+// it gets the ticket for its next resumption. `can_resume`: it lists psk_dhe_ke in
+// psk_key_exchange_modes; without that no ticket is usable (RFC 8446 4.2.9) and none is sent.
+// `first_contacts`: how many clients before it could resume but offered no ticket; one in
+// kFirstTicketEvery of those gets one. libpq never resumes but looks just like a client that
+// would, so this is what tells them apart: a client that resumes keeps resuming once it has a
+// ticket, and one that never does costs an eighth of a ticket per login instead of two.
+constexpr uint64_t kFirstTicketEvery = 8;
+int session_tickets_for(bool offers_ticket, bool can_resume, uint64_t first_contacts);
 
 // For connections to the target. verify-full verifies the chain against `ca_file`
 // (or the system store) and the host name; prefer and require do not verify.
