@@ -23,7 +23,7 @@ run, and the whole machine's busy CPU time. Prints a markdown table with TPS, pr
 for -C runs) and ratios sluice/PgBouncer and sluice/direct.
 
 Usage: PYTHONPATH=python /usr/bin/python3 bench/bench.py --build build [--duration 5] [--rounds 5] [--only pgbouncer,sluice,tls]
-  --only takes a comma list of targets (direct, relay, pgbouncer, sluice), modes (persistent,
+  --only takes a comma list of targets (direct, relay, pgbouncer, sluice1, sluice), modes (persistent,
   prepared, jdbc, connect)
   and TLS settings (tls, notls); each given group restricts that dimension.
 """
@@ -37,7 +37,8 @@ from statistics import median
 from sluice_harness import harness
 from sluice_harness.pgbouncer import POOL, PgBouncer
 
-TARGETS = ["direct", "relay", "pgbouncer", "sluice"]
+# sluice runs with its default workers (one per core); sluice1 is the same with workers = 1.
+TARGETS = ["direct", "relay", "pgbouncer", "sluice1", "sluice"]
 MODES = ["persistent", "prepared", "jdbc", "connect"]
 TLS = ["notls", "tls"]
 
@@ -162,16 +163,19 @@ def main():
             relay = Relay(os.path.join(os.path.abspath(args.build), "sluice-bench-relay"), pg)
         if "pgbouncer" in targets:
             bouncer = PgBouncer(pg, app, args.server_tls).start()
-        if "sluice" in targets:
+        for name in ("sluice", "sluice1"):
+            if name not in targets:
+                continue
             for tls in tlss:
+                extra = {"workers": 1} if name == "sluice1" else {}
                 p = harness.Proxy(binary, pg.port, users=[(app.app_user, app.app_password)],
                                   require_tls=(tls == "tls"), max_client_connections=10000,
                                   target={"tls": "require" if args.server_tls else "disable"},
                                   connection_pool={"max_connections_percent": 20,
                                                    "max_idle_connections_percent": 20,
-                                                   "connection_borrow_timeout": 120})
+                                                   "connection_borrow_timeout": 120}, **extra)
                 p.start()
-                proxies[tls] = p
+                proxies[(name, tls)] = p
 
         for mode in modes:
             for tls in tlss:
@@ -191,8 +195,9 @@ def main():
                         env["PGPORT"] = str(bouncer.port)
                         pid = bouncer.pid
                     else:
-                        env = proxies[tls].env(app.app_user, app.app_password, app.dbname, sslmode)
-                        pid = proxies[tls].pid
+                        proxy = proxies[(target, tls)]
+                        env = proxy.env(app.app_user, app.app_password, app.dbname, sslmode)
+                        pid = proxy.pid
                     cpu0 = proc_user_system_seconds(pid) if pid else None
                     busy0 = machine_busy_seconds()
                     r = run_one(env, mode, args.duration, args.clients, args.scale)
@@ -262,6 +267,18 @@ def main():
                   f" {paired(mode, tls, 'relay', 'direct')} |"
                   f" {fmt(b.get('cpu_us'), 1)} | {fmt(s.get('cpu_us'), 1)} | {ratio(s.get('cpu_us'), b.get('cpu_us'))} |"
                   f" {fmt(d.get('machine_us'), 1)}, {fmt(b.get('machine_us'), 1)}, {fmt(s.get('machine_us'), 1)} |")
+    if "sluice1" in targets and "sluice" in targets:
+        print("\nWorkers: sluice with its default workers (one per core) against workers = 1.")
+        print("| workload | TLS | workers=1 TPS | default TPS | default/1 TPS | workers=1 CPU µs/txn |"
+              " default CPU µs/txn |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for mode in modes:
+            for tls in tlss:
+                one = results.get(("sluice1", mode, tls), {})
+                dflt = results.get(("sluice", mode, tls), {})
+                print(f"| {mode} | {'require' if tls == 'tls' else 'disable'} | {fmt(one.get('tps'))} |"
+                      f" {fmt(dflt.get('tps'))} | {paired(mode, tls, 'sluice', 'sluice1')} |"
+                      f" {fmt(one.get('cpu_us'), 1)} | {fmt(dflt.get('cpu_us'), 1)} |")
     if ("prepared" in modes or "jdbc" in modes) and "pgbouncer" in targets:
         print("\n-M prepared and JDBC: PgBouncer 1.18 (Debian 12) cannot run named prepared statements in"
               " transaction mode (support came in 1.21), so it has no figures there.")

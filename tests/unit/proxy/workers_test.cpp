@@ -78,6 +78,8 @@ struct Workers : ::testing::Test {
     c.username = "app";
     return c;
   }();
+  // The fake servers' sockets belong to the workers' io_contexts: they go first.
+  ~Workers() override { servers.clear(); }
 
   struct Borrow {
     std::optional<Borrowed> result;
