@@ -219,8 +219,8 @@ std::optional<std::string> ScramServer::handle_client_final(std::string_view cli
   return "v=" + base64_encode(view(hmac(verifier_.server_key, auth_message)));
 }
 
-ScramClient::ScramClient(std::string password, std::string client_nonce)
-    : password_(std::move(password)), client_nonce_(std::move(client_nonce)) {}
+ScramClient::ScramClient(std::string password, std::string client_nonce, SaltedPasswordCache* cache)
+    : password_(std::move(password)), client_nonce_(std::move(client_nonce)), cache_(cache) {}
 
 std::string ScramClient::client_first() {
   client_first_bare_ = "n=,r=" + client_nonce_;
@@ -241,7 +241,13 @@ std::optional<std::string> ScramClient::handle_server_first(std::string_view ser
   auto iterations = parse_iterations((*attrs)[2], kMaxClientIterations);
   if (!salt || !iterations) return std::nullopt;
 
-  const Sha256 salted = salted_password(password_, *salt, *iterations);
+  Sha256 salted{};
+  if (auto known = cache_ ? cache_->find(*salt, *iterations) : std::nullopt) {
+    salted = *known;
+  } else {
+    salted = salted_password(password_, *salt, *iterations);
+    if (cache_) cache_->store(*salt, *iterations, salted);
+  }
   const Sha256 client_key = hmac(salted, "Client Key");
   // "biws" = base64("n,,"): we never use channel binding.
   const std::string without_proof = "c=biws,r=" + std::string(nonce);
@@ -251,6 +257,21 @@ std::optional<std::string> ScramClient::handle_server_first(std::string_view ser
   server_signature_ = hmac(hmac(salted, "Server Key"), auth_message);
   have_signature_ = true;
   return without_proof + ",p=" + base64_encode(view(proof));
+}
+
+std::optional<Sha256> SaltedPasswordCache::find(std::string_view salt, uint32_t iterations) const {
+  std::lock_guard lock(mutex_);
+  if (iterations_ == 0 || iterations != iterations_ || salt.size() != salt_.size() ||
+      CRYPTO_memcmp(salt.data(), salt_.data(), salt.size()) != 0)
+    return std::nullopt;
+  return salted_;
+}
+
+void SaltedPasswordCache::store(std::string_view salt, uint32_t iterations, const Sha256& salted) {
+  std::lock_guard lock(mutex_);
+  salt_.assign(salt);
+  iterations_ = iterations;
+  salted_ = salted;
 }
 
 bool ScramClient::verify_server_final(std::string_view server_final) const {

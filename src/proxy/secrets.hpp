@@ -19,6 +19,10 @@ struct Credential {
   AuthType client_auth = AuthType::kScramSha256;
   auth::ScramVerifier scram;
   std::string md5_hash;  // "md5…"
+  // The server's SCRAM salt and what PBKDF2 made of the password with it: new server
+  // connections after the first skip the iterations (any worker's; it locks).
+  std::shared_ptr<auth::SaltedPasswordCache> server_salted =
+      std::make_shared<auth::SaltedPasswordCache>();
 };
 
 class SecretStore {

@@ -50,7 +50,8 @@ std::optional<ServerError> answer_authentication(const pgwire::AuthenticationReq
       if (!mechanisms ||
           std::find(mechanisms->begin(), mechanisms->end(), "SCRAM-SHA-256") == mechanisms->end())
         return protocol_error("the server offers no SCRAM-SHA-256");
-      scram.emplace(cred.password, auth::base64_encode(auth::random_bytes(18)));
+      scram.emplace(cred.password, auth::base64_encode(auth::random_bytes(18)),
+                    cred.server_salted.get());
       pgwire::write_sasl_initial_response(out, "SCRAM-SHA-256", scram->client_first());
       return std::nullopt;
     }

@@ -127,6 +127,38 @@ TEST_F(ScramTest, ClientAgainstServerWithRandomParameters) {
   EXPECT_TRUE(client.verify_server_final(*server_final));
 }
 
+TEST_F(ScramTest, CachedSaltedPasswordGivesTheSameExchange) {
+  // The RFC's exchange twice through one cache: the second skips PBKDF2 and must still produce
+  // the RFC's proof; the cache remembers the salt and the iteration count it was made with.
+  SaltedPasswordCache cache;
+  for (int round = 0; round < 2; ++round) {
+    ScramClient client(std::string(kPassword), std::string(kClientNonce), &cache);
+    client.client_first();
+    const auto client_final = client.handle_server_first(kRfcServerFirst);
+    ASSERT_TRUE(client_final) << round;
+    EXPECT_EQ(*client_final, std::string(kEmptyUserClientFinal)) << round;
+  }
+  const auto salt = base64_decode(kSaltB64);
+  ASSERT_TRUE(salt);
+  EXPECT_TRUE(cache.find(*salt, 4096));
+  EXPECT_FALSE(cache.find(*salt, 4097)) << "another iteration count is another key";
+  EXPECT_FALSE(cache.find(std::string(salt->size(), 'x'), 4096)) << "another salt too";
+}
+
+TEST_F(ScramTest, ACacheFilledWithAnotherPasswordsKeyIsNotTrusted) {
+  // Only ever one password per cache (a credential's); a wrong entry makes the server refuse,
+  // it never makes a login succeed.
+  SaltedPasswordCache cache;
+  const auto salt = base64_decode(kSaltB64);
+  ASSERT_TRUE(salt);
+  cache.store(*salt, 4096, Sha256{});
+  ScramClient client(std::string(kPassword), std::string(kClientNonce), &cache);
+  client.client_first();
+  const auto client_final = client.handle_server_first(kRfcServerFirst);
+  ASSERT_TRUE(client_final);
+  EXPECT_NE(*client_final, std::string(kEmptyUserClientFinal));
+}
+
 TEST_F(ScramTest, WrongPasswordFailsBothWays) {
   ScramClient client("pencil2", std::string(kClientNonce));
   ScramServer server(*rfc_verifier_, std::string(kServerNonce));
