@@ -219,7 +219,7 @@ awaitable<bool> ClientLogin::finish(LoginResult& result) {
 
 const std::map<std::string, std::string>* ClientLogin::known_parameters(const Settings& settings,
                                                                         Pool& pool) const {
-  if (settings.empty()) return pool.default_parameters ? &*pool.default_parameters : nullptr;
+  if (settings.empty()) return ctx_.pools->default_parameters(pool);
   auto it = pool.validated_settings.find(settings_key(settings));
   return it != pool.validated_settings.end() ? &it->second : nullptr;
 }
@@ -235,7 +235,7 @@ awaitable<std::optional<ServerError>> ClientLogin::check_settings(
   borrowed.lease.release(!borrowed.lease->broken);
   if (error) co_return error;
   if (settings.empty()) {
-    pool.default_parameters = learned;
+    ctx_.pools->learn_default_parameters(pool, learned);
   } else {
     if (pool.validated_settings.size() >= kMaxCachedSettings) pool.validated_settings.clear();
     pool.validated_settings[settings_key(settings)] = learned;

@@ -224,7 +224,7 @@ awaitable<PoolManager::Opened> PoolManager::open_new(Pool& pool, Clock::time_poi
     co_return Opened{nullptr, std::move(error)};
   }
   if (connection->server_max_connections) update_cap(*connection->server_max_connections);
-  if (!pool.default_parameters) pool.default_parameters = connection->parameters;
+  if (!pool.default_parameters) learn_default_parameters(pool, connection->parameters);
   co_return Opened{std::move(connection), std::nullopt};
 }
 
@@ -377,6 +377,18 @@ void PoolManager::move_to(std::shared_ptr<ServerConnection> connection, size_t m
   asio::post(target.ex, [pools = target.pools, database, credential, moved] {
     pools->adopt(database, *credential, std::move(*moved));
   });
+}
+
+const std::map<std::string, std::string>* PoolManager::default_parameters(Pool& pool) {
+  if (!pool.default_parameters)
+    pool.default_parameters = budget_.default_parameters(pool.database, pool.credential.username);
+  return pool.default_parameters ? &*pool.default_parameters : nullptr;
+}
+
+void PoolManager::learn_default_parameters(Pool& pool,
+                                           const std::map<std::string, std::string>& parameters) {
+  pool.default_parameters = parameters;
+  budget_.set_default_parameters(pool.database, pool.credential.username, parameters);
 }
 
 void PoolManager::note_idle(int change) {

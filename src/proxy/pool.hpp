@@ -136,6 +136,11 @@ class PoolManager {
   // Another worker gave back room: our waiters may have it.
   void room_freed();
 
+  // What the server reports to a new session of `pool`'s database and user, if known (by this
+  // worker or another); and learning it.
+  const std::map<std::string, std::string>* default_parameters(Pool& pool);
+  void learn_default_parameters(Pool& pool, const std::map<std::string, std::string>& parameters);
+
   // The cap on all workers' connections together.
   size_t cap() const { return budget_.cap(); }
   size_t lent() const { return lent_; }

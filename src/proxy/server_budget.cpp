@@ -70,6 +70,20 @@ ServerBudget::oldest_waiting_other(size_t member) const {
   return oldest;
 }
 
+std::optional<ServerBudget::Parameters> ServerBudget::default_parameters(
+    const std::string& database, const std::string& user) const {
+  std::lock_guard lock(defaults_mutex_);
+  auto it = defaults_.find({database, user});
+  if (it == defaults_.end()) return std::nullopt;
+  return it->second;
+}
+
+void ServerBudget::set_default_parameters(const std::string& database, const std::string& user,
+                                          const Parameters& parameters) {
+  std::lock_guard lock(defaults_mutex_);
+  defaults_.try_emplace({database, user}, parameters);
+}
+
 void ServerBudget::want_room(size_t member) {
   for (size_t i = 0; i < members_.size(); ++i)
     if (i != member)

@@ -12,8 +12,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "proxy/asio.hpp"
@@ -62,6 +65,15 @@ class ServerBudget {
   // The other worker with the most idle connections, if any has one.
   std::optional<size_t> most_idle_other(size_t member) const;
 
+  // What the server reports to a new session of (database, user), learned by whichever worker
+  // logged in first: told to clients at login, so that a worker's first client needs no server
+  // connection for it (locked; at logins only).
+  using Parameters = std::map<std::string, std::string>;
+  std::optional<Parameters> default_parameters(const std::string& database,
+                                               const std::string& user) const;
+  void set_default_parameters(const std::string& database, const std::string& user,
+                              const Parameters& parameters);
+
  private:
   static constexpr size_t kMaxMembers = 256;
   static constexpr int64_t kNotWaiting = INT64_MAX;
@@ -72,6 +84,8 @@ class ServerBudget {
   // Per member: its oldest waiter's enqueue time (steady clock ticks), or kNotWaiting.
   std::unique_ptr<std::atomic<int64_t>[]> waiting_since_;
   std::unique_ptr<std::atomic<size_t>[]> idle_;
+  mutable std::mutex defaults_mutex_;
+  std::map<std::pair<std::string, std::string>, Parameters> defaults_;
 };
 
 }  // namespace sluice::proxy

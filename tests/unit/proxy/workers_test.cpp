@@ -193,6 +193,19 @@ TEST_F(Workers, UnderTheCapAnotherWorkersIdleConnectionIsMovedRatherThanANewOneO
   second->lease().release(true);
 }
 
+TEST_F(Workers, TheServersDefaultsLearnedByOneWorkerServeTheOthersLogins) {
+  // A worker's first client is told the server's defaults without borrowing a connection (which
+  // another worker's pinned client may hold at a cap of one).
+  Pool& on_a = a.pools->pool_for("db", credential);
+  Pool& on_b = b.pools->pool_for("db", credential);
+  EXPECT_EQ(b.pools->default_parameters(on_b), nullptr);
+  a.pools->learn_default_parameters(on_a, {{"TimeZone", "UTC"}});
+  const auto* known = b.pools->default_parameters(on_b);
+  ASSERT_NE(known, nullptr);
+  EXPECT_EQ(known->at("TimeZone"), "UTC");
+  EXPECT_EQ(b.pools->default_parameters(b.pools->pool_for("other", credential)), nullptr);
+}
+
 TEST_F(Workers, ARoomGivenBackReachesTheOtherWorkersWaiter) {
   auto first = start_borrow(a);
   auto waiting = start_borrow(b);
