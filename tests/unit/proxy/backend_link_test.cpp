@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "loopback_connector.hpp"
 #include "proxy/poller.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/secrets.hpp"
@@ -20,33 +21,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Kind = ResponseTracker::Kind;
 
-// Two connected loopback sockets: the proxy's end and the peer's.
-std::pair<tcp_socket, tcp_socket> socket_pair(asio::io_context& io) {
-  tcp_acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  tcp_socket peer(io);
-  peer.connect(acceptor.local_endpoint());
-  tcp_socket ours = acceptor.accept();
-  return {std::move(ours), std::move(peer)};
-}
-
-struct LoopbackConnector : ServerConnector {
-  asio::io_context& io;
-  Poller& poller;
-  std::vector<tcp_socket> servers;  // the fake servers' ends, one per connection opened
-  int cancels = 0;
-  LoopbackConnector(asio::io_context& io, Poller& poller) : io(io), poller(poller) {}
-  awaitable<std::optional<ServerError>> open(ServerConnection& connection,
-                                             Clock::time_point) override {
-    auto [ours, peer] = socket_pair(io);
-    connection.adopt_transport(std::make_unique<Transport>(poller, std::move(ours)));
-    servers.push_back(std::move(peer));
-    co_return std::nullopt;
-  }
-  void cancel(const std::shared_ptr<ServerConnection>&, std::function<void()> done) override {
-    ++cancels;
-    done();
-  }
-};
+using testing::LoopbackConnector;
+using testing::socket_pair;
 
 struct Owner : BackendLink::Owner {
   ClientStatements statements;
@@ -96,7 +72,8 @@ struct Link : ::testing::Test {
     c.poller = &poller;
     return c;
   }();
-  LoopbackConnector connector{io, poller};
+  std::vector<tcp_socket> servers;  // the fake servers' ends
+  LoopbackConnector connector{io, poller, servers};
   PoolManager pools{ctx, &connector};
   Credential credential = [] {
     Credential c;
@@ -125,7 +102,7 @@ struct Link : ::testing::Test {
   // up, so whatever the link still holds is let go.
   void TearDown() override {
     asio::co_spawn(io, link->client_left(), asio::detached);
-    for (auto& server : connector.servers) server.close();
+    for (auto& server : servers) server.close();
     run_until([&] { return run_done; }, std::chrono::seconds(2));
   }
   void attach() {
@@ -153,9 +130,7 @@ struct Link : ::testing::Test {
     }
     return true;
   }
-  void server_sends(std::string_view bytes) {
-    asio::write(connector.servers.back(), asio::buffer(bytes));
-  }
+  void server_sends(std::string_view bytes) { asio::write(servers.back(), asio::buffer(bytes)); }
   // What the client was sent so far.
   std::string client_received() {
     std::string out;
@@ -172,7 +147,7 @@ struct Link : ::testing::Test {
   // Everything the fake server was sent so far.
   std::string server_received() {
     std::string& out = server_bytes;
-    auto& server = connector.servers.back();
+    auto& server = servers.back();
     server.non_blocking(true);
     char buffer[4096];
     for (;;) {
@@ -266,7 +241,7 @@ TEST_F(Link, AnUnexpectedParameterChangePinsAndTheCleanupUnpins) {
 
 TEST_F(Link, ServerLossWhileLentIsReportedAndTheConnectionClosed) {
   query();
-  connector.servers.back().close();
+  servers.back().close();
   ASSERT_TRUE(run_until([&] { return owner.lost > 0; }));
   EXPECT_FALSE(owner.fatal_forwarded);
   EXPECT_FALSE(link->attached());

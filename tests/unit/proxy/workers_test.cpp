@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "loopback_connector.hpp"
 #include "proxy/poller.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/secrets.hpp"
@@ -15,34 +16,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::pair<tcp_socket, tcp_socket> socket_pair(asio::io_context& io) {
-  tcp_acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  tcp_socket peer(io);
-  peer.connect(acceptor.local_endpoint());
-  tcp_socket ours = acceptor.accept();
-  return {std::move(ours), std::move(peer)};
-}
-
-// Logs in by making a socket pair: the test holds the server's end.
-struct LoopbackConnector : ServerConnector {
-  asio::io_context& io;
-  Poller& poller;
-  std::vector<tcp_socket>& servers;
-  int opened = 0;
-  LoopbackConnector(asio::io_context& io, Poller& poller, std::vector<tcp_socket>& servers)
-      : io(io), poller(poller), servers(servers) {}
-  awaitable<std::optional<ServerError>> open(ServerConnection& connection,
-                                             Clock::time_point) override {
-    auto [ours, peer] = socket_pair(io);
-    connection.adopt_transport(std::make_unique<Transport>(poller, std::move(ours)));
-    servers.push_back(std::move(peer));
-    ++opened;
-    co_return std::nullopt;
-  }
-  void cancel(const std::shared_ptr<ServerConnection>&, std::function<void()> done) override {
-    done();
-  }
-};
+using testing::LoopbackConnector;
 
 struct Worker {
   Worker(const Config& config, SecretStore& secrets, ssl::context& tls, ServerBudget& budget,
@@ -178,8 +152,8 @@ TEST_F(Workers, UnderTheCapAnotherWorkersIdleConnectionIsMovedRatherThanANewOneO
   // What it has prepared goes with it: statement names are the registry's, shared by workers.
   StatementRegistry registry;
   const std::string definition("s\0select 1\0\0\0", 14);
-  auto statement = registry.intern(
-      {reinterpret_cast<const uint8_t*>(definition.data()), definition.size()});
+  auto statement =
+      registry.intern({reinterpret_cast<const uint8_t*>(definition.data()), definition.size()});
   first->lease()->statements.add(statement);
   first->lease().release(true);
   auto second = start_borrow(b);
