@@ -26,7 +26,13 @@ awaitable<std::optional<LoginResult>> ClientLogin::run() {
   // place from those that log in (login_timeout ends it).
   if (inbound_.empty() && !co_await client_.read_some(inbound_, 1024)) co_return std::nullopt;
   LoginGate::Pass pass;
-  if (ctx_.logins) pass = co_await ctx_.logins->enter();
+  if (ctx_.logins) {
+    const auto queued_at = std::chrono::steady_clock::now();
+    clock_.queued = true;
+    pass = co_await ctx_.logins->enter();
+    clock_.queued = false;
+    clock_.started += std::chrono::steady_clock::now() - queued_at;
+  }
   pgwire::StartupMessage startup;
   if (!co_await negotiate_startup(startup)) co_return std::nullopt;
   auto& metrics = ctx_.metrics;

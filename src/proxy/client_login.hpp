@@ -32,16 +32,25 @@ struct LoginResult {
 // `co_return co_await send_fatal(...)` in checks.
 awaitable<bool> send_fatal(Transport& client, std::string_view sqlstate, std::string_view message);
 
+// What login_timeout measures: the client's own time, from its connection on, less the time it
+// waited its turn at the login gate (a storm queues there; those queued are not timed out).
+struct LoginClock {
+  std::chrono::steady_clock::time_point started;
+  bool queued = false;  // waiting at the gate now
+};
+
 class ClientLogin {
  public:
-  // `inbound` keeps what the client sent beyond its login (a pipelined first query).
+  // `inbound` keeps what the client sent beyond its login (a pipelined first query). `clock`
+  // is the session's, which the registry's sweep reads.
   ClientLogin(ProxyContext& ctx, Transport& client, ReadBuffer& inbound, uint32_t cancel_pid,
-              uint32_t cancel_key)
+              uint32_t cancel_key, LoginClock& clock)
       : ctx_(ctx),
         client_(client),
         inbound_(inbound),
         cancel_pid_(cancel_pid),
-        cancel_key_(cancel_key) {}
+        cancel_key_(cancel_key),
+        clock_(clock) {}
 
   // Nullopt when the client was refused (and told why with a FATAL) or left.
   awaitable<std::optional<LoginResult>> run();
@@ -74,6 +83,7 @@ class ClientLogin {
   ReadBuffer& inbound_;
   uint32_t cancel_pid_;
   uint32_t cancel_key_;
+  LoginClock& clock_;
   std::string to_client_;  // replies gathered for one write
 };
 

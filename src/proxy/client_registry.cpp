@@ -51,7 +51,7 @@ void ClientRegistry::sweep(std::chrono::steady_clock::time_point now) {
   const auto login_limit = std::chrono::seconds(ctx_.config.login_timeout);
   std::vector<ClientSession*> expired;
   for (auto& [pid, s] : sessions_) {
-    if (s->phase() == ClientSession::Phase::kStartup && now - s->accepted_at() > login_limit)
+    if (s->login_overdue(now, login_limit))
       expired.push_back(s);
     else if (s->phase() == ClientSession::Phase::kReady && !s->busy() &&
              now - s->last_activity() > idle_limit)

@@ -36,7 +36,7 @@ ClientSession::ClientSession(ProxyContext& ctx, tcp_socket socket)
       link_(ctx, client_, settings_, *this),
       router_(*ctx.statements, ctx.config.max_prepared_statements > 0, link_.tracker(), to_server_,
               to_client_, *this) {
-  accepted_at_ = last_activity_ = Clock::now();
+  last_activity_ = login_clock_.started = Clock::now();
   cancel_pid_ = ctx_.clients->add(this);
   std::string key = auth::random_bytes(4);
   std::memcpy(&cancel_key_, key.data(), 4);
@@ -51,7 +51,7 @@ ClientSession::~ClientSession() {
 
 awaitable<void> ClientSession::run() {
   auto self = shared_from_this();
-  ClientLogin login(ctx_, client_, inbound_, cancel_pid_, cancel_key_);
+  ClientLogin login(ctx_, client_, inbound_, cancel_pid_, cancel_key_, login_clock_);
   if (auto result = co_await login.run()) {
     settings_ = std::move(result->settings);
     pool_ = result->pool;

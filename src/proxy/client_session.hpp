@@ -18,6 +18,7 @@
 
 #include "pgwire/codec.hpp"
 #include "proxy/backend_link.hpp"
+#include "proxy/client_login.hpp"
 #include "proxy/context.hpp"
 #include "proxy/lease.hpp"
 #include "proxy/session_settings.hpp"
@@ -44,7 +45,10 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   // Called by the registry's sweeper and on shutdown.
   Phase phase() const { return phase_; }
   Clock::time_point last_activity() const { return last_activity_; }
-  Clock::time_point accepted_at() const { return accepted_at_; }
+  // Past login_timeout: logging in for longer than that, not counting the wait at the gate.
+  bool login_overdue(Clock::time_point now, Clock::duration limit) const {
+    return phase_ == Phase::kStartup && !login_clock_.queued && now - login_clock_.started > limit;
+  }
   bool holds_server() const { return link_.attached(); }
   // Waiting for the server on the client's behalf (not idle, whatever the clock says).
   bool busy() const { return link_.tracker().busy(); }
@@ -106,7 +110,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   std::string to_client_;  // replies the proxy makes itself, flushed before waiting
   std::string to_server_;  // client messages batched for one write
   Phase phase_ = Phase::kStartup;
-  Clock::time_point accepted_at_;
+  LoginClock login_clock_;
   Clock::time_point last_activity_;
   uint32_t cancel_pid_ = 0;
   uint32_t cancel_key_ = 0;

@@ -246,10 +246,19 @@ std::optional<std::string> error_for_client(pgwire::Bytes body,
                                             std::string_view names) {
   // The server's name, quoted as PostgreSQL quotes it in messages, and the client's.
   const size_t split = names.find('\0');
+  // Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict for "\"" + std::string.
+  auto quoted = [](std::string_view name) {
+    std::string out;
+    out.reserve(name.size() + 2);
+    out += '"';
+    out += name;
+    out += '"';
+    return out;
+  };
   const std::string server_quoted =
-      split == std::string_view::npos ? "" : "\"" + std::string(names.substr(0, split)) + "\"";
+      split == std::string_view::npos ? std::string() : quoted(names.substr(0, split));
   const std::string client_quoted =
-      split == std::string_view::npos ? "" : "\"" + std::string(names.substr(split + 1)) + "\"";
+      split == std::string_view::npos ? std::string() : quoted(names.substr(split + 1));
   // Fields: a code byte and a NUL-terminated value each, then a final NUL.
   const std::string_view fields = pgwire::as_text(body);
   std::string out;

@@ -171,3 +171,30 @@ def test_near_the_open_file_limit_new_clients_are_refused_and_established_work_g
             s.close()
         proxy.stop()
         proxy.cleanup()
+
+
+def test_the_wait_at_the_login_gate_does_not_count_towards_login_timeout(proxy_factory, app):
+    """A storm queues at the gate: a client that waited its turn still has all of login_timeout
+    for its own login. Here the gate's one place is held until login_timeout ends the holder
+    (2 s); the waiter then takes a further second to answer the password request, 2.5 s after it
+    came, which the old rule (counting from the first byte) would have cut off."""
+    proxy = proxy_factory(require_tls=False, max_concurrent_logins=1, login_timeout=2, workers=1)
+    holder = _half_open(proxy)
+    holder.sendall(b"\x00\x00")  # takes the gate's place, never finishes
+    _wait_metric(proxy, "sluice_client_logins_in_progress", 1)
+    time.sleep(0.5)
+    waiter = harness.RawPgClient(proxy.host, proxy.port, tls=False)
+    try:
+        waiter.startup(app.app_user)
+        _wait_metric(proxy, "sluice_client_logins_waiting", 1)
+        t, _ = waiter.read_msg()  # the password request comes once the holder is gone (~2 s)
+        assert t == b"R"
+        time.sleep(1.0)
+        waiter.send(harness.msg(b"p", b"wrong-on-purpose\0"))  # any answer: the login is alive
+        t, p = waiter.read_msg()
+        assert t in (b"R", b"E"), t
+        if t == b"E":
+            assert harness.parse_error_fields(p)["C"] != "08006", "cut off by login_timeout"
+    finally:
+        waiter.close()
+        holder.close()
