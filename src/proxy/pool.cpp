@@ -13,6 +13,9 @@ constexpr auto kRetryPause = std::chrono::milliseconds(250);
 // the lent connections may be waiting for what that client would do.
 constexpr auto kLongestHoldBack = std::chrono::milliseconds(50);
 constexpr size_t kLeastConcurrency = 2;
+// How long another worker's client may wait beyond ours before a released connection goes to it
+// rather than to our own waiting client.
+constexpr auto kCrossWorkerPatience = std::chrono::milliseconds(5);
 }  // namespace
 
 PoolManager::PoolManager(ProxyContext& ctx, ServerConnector* connector)
@@ -252,12 +255,17 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
   }
   connection->last_used = ctx_.coarse_now;
   connection->inbound().shrink_if_idle();
-  // Waiters are served oldest first across workers, so a busy worker cannot starve another (and
-  // a connection this worker may not lend now, at its adaptive limit, serves another's client).
+  // Another worker's clients wait at the cap: the connection moves there if none of ours may
+  // have it (a connection this worker may not lend now, at its adaptive limit, serves another's
+  // client), or if that worker's oldest client has waited longer than ours and longer than
+  // kCrossWorkerPatience. The patience keeps a busy pair of workers from trading connections at
+  // every release (a move costs two cross-thread posts and two epoll_ctl calls) while neither
+  // can starve the other.
   if (budget_.used() >= budget_.cap())
     if (auto other = budget_.oldest_waiting_other(member_)) {
       const auto mine = at_limit() ? nullptr : oldest_unserved().first;
-      if (!mine || other->second < mine->enqueued) {
+      if (!mine || (other->second < mine->enqueued &&
+                    Clock::now() - other->second > kCrossWorkerPatience)) {
         move_to(std::move(connection), other->first);
         return;
       }

@@ -85,10 +85,11 @@ void ServerBudget::set_default_parameters(const std::string& database, const std
 }
 
 void ServerBudget::want_room(size_t member) {
-  for (size_t i = 0; i < members_.size(); ++i)
-    if (i != member)
-      asio::post(members_[i].ex,
-                 [pools = members_[i].pools, member] { pools->move_one_idle_to(member); });
+  // Only a worker that has an idle connection is asked: a post wakes its thread.
+  const auto from = most_idle_other(member);
+  if (!from) return;
+  asio::post(members_[*from].ex,
+             [pools = members_[*from].pools, member] { pools->move_one_idle_to(member); });
 }
 
 }  // namespace sluice::proxy

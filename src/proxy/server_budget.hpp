@@ -55,8 +55,8 @@ class ServerBudget {
   void set_waiting(size_t member, std::optional<Clock::time_point> since);
   // The worker, other than `member`, whose client has waited longest, and since when.
   std::optional<std::pair<size_t, Clock::time_point>> oldest_waiting_other(size_t member) const;
-  // `member` waits at the cap and has no idle connection to give up: the others are asked to
-  // move one idle connection each to it, if they have one and no client of theirs waits.
+  // `member` waits at the cap and has no idle connection to give up: the worker with the most
+  // idle connections (if any has one) is asked to move one to it, unless its own clients wait.
   void want_room(size_t member);
   // How many idle connections `member` holds (a hint: it may have lent them since).
   void set_idle(size_t member, size_t count) {
