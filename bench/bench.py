@@ -35,6 +35,7 @@ import sys
 from statistics import median
 
 from sluice_harness import harness
+from sluice_harness.measure import fmt, machine_busy_seconds, proc_user_system_seconds, ratio
 from sluice_harness.pgbouncer import POOL, PgBouncer
 
 # sluice runs with its default workers (one per core); sluice1 is the same with workers = 1.
@@ -88,36 +89,6 @@ def run_one(env, mode, duration, clients, scale=10):
     if mode == "prepared":
         args += ["-M", "prepared"]
     return harness.run_pgbench(env, args, timeout=duration * 4 + 120)
-
-
-def proc_user_system_seconds(pid):
-    """(utime, stime) of a process from /proc/PID/stat, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(rest[11]) / tick, int(rest[12]) / tick
-
-
-def machine_busy_seconds():
-    """CPU time the whole machine spent busy (user, nice, system, irq, softirq), from /proc/stat.
-    Per transaction it is what every process of the run cost together: pgbench, PostgreSQL and the
-    proxy; it moves far less between rounds than TPS does on a shared machine."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:8]]
-    user, nice, system, _idle, _iowait, irq, softirq = fields
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def fmt(v, digits=0):
-    if v is None:
-        return "n/a"
-    return f"{v:,.{digits}f}"
-
-
-def ratio(a, b):
-    if a is None or b is None or b == 0:
-        return "n/a"
-    return f"{a / b:.2f}"
 
 
 def main():

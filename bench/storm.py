@@ -17,8 +17,8 @@ build/sluice-bench-burst (bench/burst.cpp: one thread, libpq's non-blocking API)
   memory    RSS growth (VmRSS, /proc/PID/status) of a fresh PgBouncer and a fresh sluice-proxy
             with --idle (default 10,000) idle clients over TLS and over plaintext (sluice with
             require_tls=false), per client in KB. Each held client logged in and ran `select 1`
-            once; the figure is read 3 s after the last login, when sluice has released idle
-            clients' buffers.
+            once; the figure is read 12 s after the last login, when sluice has released idle
+            clients' buffers and returned the pages (its trim runs every 10 s).
   transfer  one client reads a --transfer-mib (default 200) MiB value (`select repeat('x', …)`)
             through each target while the bystanders run `select 1`: their p50/p99/max and the
             proxy's peak RSS growth (VmHWM after resetting it through /proc/PID/clear_refs).
@@ -43,6 +43,7 @@ import time
 from statistics import median
 
 from sluice_harness import harness
+from sluice_harness.measure import fmt, ratio, reset_peak_rss, rss_kb
 from sluice_harness.pgbouncer import POOL, PgBouncer
 
 SECTIONS = ["burst", "storm", "memory", "transfer"]
@@ -50,41 +51,11 @@ TARGETS = ["direct", "pgbouncer", "sluice"]
 HOLD_CONCURRENCY = 200  # logins at once while filling a proxy with idle clients
 
 
+IDLE_SETTLE_SECONDS = 12
+
+
 def hard_nofile():
     return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-
-
-class Bouncer(PgBouncer):
-    """The harness's PgBouncer with room for the storm: max_client_conn and the open-file limit
-    raised (runuser would reset the soft limit), listen_backlog as deep as sluice's."""
-
-    def __init__(self, pg, app, max_clients, stored_secret=False):
-        super().__init__(pg, app, server_tls=False, stored_secret=stored_secret)
-        with open(self.ini) as f:
-            text = f.read()
-        text = text.replace("max_client_conn = 1000\n", f"max_client_conn = {max_clients}\nlisten_backlog = 4096\n")
-        with open(self.ini, "w") as f:
-            f.write(text)
-
-    def start(self):
-        cmd = ["runuser", "-u", harness.PG_USER, "--", "bash", "-c", f'ulimit -n {hard_nofile()}; exec "$@"', "bash",
-               harness.PGBOUNCER, self.ini]
-        self.proc = harness.register_proc(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                                           start_new_session=True))
-        harness.wait_port("127.0.0.1", self.port, 20, self.proc)
-        self.pid = int(harness.wait_for(lambda: os.path.exists(self.pidfile) and open(self.pidfile).read().strip(),
-                                        10, 0.05, "pgbouncer pidfile"))
-        return self
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, n=20):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return "\n".join(f.read().splitlines()[-n:])
-        except OSError:
-            return ""
 
 
 def start_sluice(binary, pg, app, tls, max_clients):
@@ -93,36 +64,6 @@ def start_sluice(binary, pg, app, tls, max_clients):
                       connection_pool={"max_connections_percent": 20, "max_idle_connections_percent": 20,
                                        "connection_borrow_timeout": 120})
     return p.start()
-
-
-def rss_kb(pid, field="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return None
-
-
-def reset_peak_rss(pid):
-    """Resets VmHWM to the current RSS (Linux 4.0+: `5` to /proc/PID/clear_refs)."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def fmt(v, digits=0):
-    if v is None:
-        return "n/a"
-    return f"{v:,.{digits}f}"
-
-
-def ratio(a, b):
-    if a is None or b is None or b == 0:
-        return "n/a"
-    return f"{a / b:.2f}"
 
 
 def med(values):
@@ -279,7 +220,8 @@ class Bench:
         holder = None
         try:
             if target == "pgbouncer":
-                proxy = Bouncer(self.pg, self.app, self.max_clients, self.args.pgbouncer_stored_secret).start()
+                proxy = PgBouncer(self.pg, self.app, False, stored_secret=self.args.pgbouncer_stored_secret,
+                                  max_clients=self.max_clients, nofile=hard_nofile()).start()
             else:
                 proxy = start_sluice(self.binary, self.pg, self.app, tls, self.max_clients)
             port, pid = proxy.port, proxy.pid
@@ -294,7 +236,9 @@ class Bench:
                 stderr=subprocess.PIPE, text=True, start_new_session=True))
             held = self._read_json_line(holder, self.args.idle * 0.05 + 300)
             fill_s = time.monotonic() - t0
-            time.sleep(3)
+            # Idle clients give their buffers back after 1 s and sluice returns freed pages every
+            # 10 s (malloc_trim): read the steady state, for both proxies alike.
+            time.sleep(IDLE_SETTLE_SECONDS)
             rss1 = rss_kb(pid)
             out, _ = holder.communicate(timeout=120)  # closes its stdin: the clients leave
             harness.unregister_proc(holder)
@@ -421,7 +365,8 @@ def main():
         bench.pg.start()
         harness.setup_app_database(bench.pg, bench.app, pgbench_scale=1)
         if "pgbouncer" in targets and ({"burst", "storm", "transfer"} & set(sections)):
-            bench.bouncer = Bouncer(bench.pg, bench.app, bench.max_clients, args.pgbouncer_stored_secret).start()
+            bench.bouncer = PgBouncer(bench.pg, bench.app, False, stored_secret=args.pgbouncer_stored_secret,
+                                      max_clients=bench.max_clients, nofile=hard_nofile()).start()
         if "sluice" in targets and ({"burst", "storm", "transfer"} & set(sections)):
             bench.sluice = start_sluice(bench.binary, bench.pg, bench.app, True, bench.max_clients)
 

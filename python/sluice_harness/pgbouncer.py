@@ -12,7 +12,11 @@ POOL = 20  # server connections, as sluice-proxy gets in the bench
 
 
 class PgBouncer:
-    def __init__(self, pg, app, server_tls, pool_size=POOL, stored_secret=False):
+    def __init__(self, pg, app, server_tls, pool_size=POOL, stored_secret=False, max_clients=1000,
+                 nofile=4096):
+        # max_clients and nofile: room for a storm (runuser resets the soft open-file limit, so
+        # it is raised in the shell that execs PgBouncer); listen_backlog as deep as sluice's.
+        self.nofile = nofile
         self.dir = tempfile.mkdtemp(prefix="sluice-bench-pgbouncer-")
         os.chmod(self.dir, 0o755)
         self.port = harness.free_port()
@@ -44,7 +48,8 @@ default_pool_size = {pool_size}
 max_db_connections = {pool_size}
 min_pool_size = 0
 reserve_pool_size = 0
-max_client_conn = 1000
+max_client_conn = {max_clients}
+listen_backlog = 4096
 logfile = {self.logfile}
 pidfile = {self.pidfile}
 log_connections = 0
@@ -59,7 +64,7 @@ server_tls_sslmode = {"require" if server_tls else "disable"}
         self.proc = None
 
     def start(self):
-        cmd = ["runuser", "-u", harness.PG_USER, "--", "bash", "-c", 'ulimit -n 4096; exec "$@"', "bash",
+        cmd = ["runuser", "-u", harness.PG_USER, "--", "bash", "-c", f'ulimit -n {self.nofile}; exec "$@"', "bash",
                harness.PGBOUNCER, self.ini]
         self.proc = harness.register_proc(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                                            start_new_session=True))
@@ -68,6 +73,16 @@ server_tls_sslmode = {"require" if server_tls else "disable"}
         self.pid = int(harness.wait_for(lambda: os.path.exists(self.pidfile) and open(self.pidfile).read().strip(),
                                         10, 0.05, "pgbouncer pidfile"))
         return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n=20):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return "\n".join(f.read().splitlines()[-n:])
+        except OSError:
+            return ""
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -14,19 +14,12 @@ import psycopg
 import pytest
 
 from sluice_harness import harness
+from sluice_harness.measure import reset_peak_rss, rss_kb
 
 MIB = 1024 * 1024
 # The proxy's own buffers per connection are a few 64 KiB pieces; 8 MiB leaves room for the
 # allocator and the TLS records, and is 25 times less than the 200 MiB value.
 MAX_GROWTH = 8 * MIB
-
-
-def rss_kib(pid, field="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"{field} missing for {pid}")
 
 
 class PeakMemory:
@@ -36,13 +29,12 @@ class PeakMemory:
         self.pid = pid
 
     def __enter__(self):
-        with open(f"/proc/{self.pid}/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current RSS
-        self.before = rss_kib(self.pid)
+        assert reset_peak_rss(self.pid)
+        self.before = rss_kb(self.pid)
         return self
 
     def __exit__(self, *exc):
-        self.growth = (rss_kib(self.pid, "VmHWM") - self.before) * 1024
+        self.growth = (rss_kb(self.pid, "VmHWM") - self.before) * 1024
 
     def check(self, what):
         print(f"{what}: proxy RSS peak growth {self.growth / 1024:.0f} KiB")
@@ -173,7 +165,7 @@ def test_10mib_bytea_from_psycopg2_and_memory_back(proxy_factory, app, pg):
     try:
         cur = conn.cursor()
         cur.execute("select 1")
-        baseline = rss_kib(proxy.pid)
+        baseline = rss_kb(proxy.pid)
         data = os.urandom(10 * MIB)
         cur.execute(f"insert into {table} values (1, %s)", (psycopg2.Binary(data),))
         cur.execute(f"select md5(v), length(v) from {table} where id = 1")
@@ -183,7 +175,7 @@ def test_10mib_bytea_from_psycopg2_and_memory_back(proxy_factory, app, pg):
         if not harness.SANITIZED:
             # The 20 MiB message was held whole (the proxy reads SQL); afterwards its buffers go
             # back, and the periodic trim returns the pages.
-            harness.wait_for(lambda: rss_kib(proxy.pid) - baseline <= 4 * 1024, 30, 0.5,
+            harness.wait_for(lambda: rss_kb(proxy.pid) - baseline <= 4 * 1024, 30, 0.5,
                              "the proxy's RSS to come back after the transfer")
     finally:
         conn.close()
