@@ -264,8 +264,8 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
   if (budget_.used() >= budget_.cap())
     if (auto other = budget_.oldest_waiting_other(member_)) {
       const auto mine = at_limit() ? nullptr : oldest_unserved().first;
-      if (!mine || (other->second < mine->enqueued &&
-                    Clock::now() - other->second > kCrossWorkerPatience)) {
+      if (!mine ||
+          (other->second < mine->enqueued && Clock::now() - other->second > kCrossWorkerPatience)) {
         move_to(std::move(connection), other->first);
         return;
       }
@@ -414,15 +414,20 @@ awaitable<std::shared_ptr<ServerConnection>> PoolManager::fetch_idle_elsewhere(P
              [pools = giver.pools, database = pool.database, credential = &pool.credential,
               handoff] { pools->give_idle(database, *credential, handoff); });
   co_await handoff->done.wait();
-  if (!handoff->moved) co_return nullptr;
-  ++pool.open;  // in the room this worker took for it
+  // In the room this worker took for it (kept for a new login if the move failed).
+  co_return handoff->moved ? take_over(pool, std::move(*handoff->moved)) : nullptr;
+}
+
+std::shared_ptr<ServerConnection> PoolManager::take_over(Pool& pool,
+                                                         ServerConnection::Moved moved) {
   try {
-    co_return std::make_shared<ServerConnection>(ctx_, pool, budget_.next_connection_id(),
-                                                 std::move(*handoff->moved));
+    auto connection = std::make_shared<ServerConnection>(ctx_, pool, budget_.next_connection_id(),
+                                                         std::move(moved));
+    ++pool.open;
+    return connection;
   } catch (const std::exception& e) {  // the poller refused the socket
     spdlog::warn("a server connection moved from another worker was lost: {}", e.what());
-    --pool.open;
-    co_return nullptr;
+    return nullptr;
   }
 }
 
@@ -456,16 +461,9 @@ void PoolManager::give_idle(const std::string& database, const Credential& crede
 
 void PoolManager::adopt(const std::string& database, const Credential& credential,
                         ServerConnection::Moved moved) {
-  Pool& pool = pool_for(database, credential);
-  ++total_;
-  ++pool.open;
-  std::shared_ptr<ServerConnection> connection;
-  try {
-    connection = std::make_shared<ServerConnection>(ctx_, pool, budget_.next_connection_id(),
-                                                    std::move(moved));
-  } catch (const std::exception& e) {  // the poller refused the socket
-    spdlog::warn("a server connection moved from another worker was lost: {}", e.what());
-    --pool.open;
+  ++total_;  // the room under the cap came with it
+  auto connection = take_over(pool_for(database, credential), std::move(moved));
+  if (!connection) {
     give_room();
     return;
   }

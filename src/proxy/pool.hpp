@@ -176,6 +176,8 @@ class PoolManager {
   // Under the cap with no idle connection of its own: one another worker has to spare, moved
   // here (null if none).
   awaitable<std::shared_ptr<ServerConnection>> fetch_idle_elsewhere(Pool& pool);
+  // A connection another worker moved out, on this worker's loop (null if that failed).
+  std::shared_ptr<ServerConnection> take_over(Pool& pool, ServerConnection::Moved moved);
   // The other side of that, on the giving worker.
   void give_idle(const std::string& database, const Credential& credential,
                  const std::shared_ptr<IdleHandoff>& handoff);
