@@ -65,9 +65,23 @@ int on_client_hello(SSL* ssl, int* /*alert*/, void* /*arg*/) {
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+int secrets_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// OpenSSL announces each secret of a handshake as a key log line; the application traffic
+// secrets go to the connection's HandshakeSecrets, if it asked for them. The line (which OpenSSL
+// wipes after the call) is never stored or printed.
+void on_key_log(const SSL* ssl, const char* line) {
+  auto* secrets = static_cast<tls::HandshakeSecrets*>(SSL_get_ex_data(ssl, secrets_index()));
+  if (secrets) tls::note_key_log_line(line, *secrets);
+}
+
 void harden(ssl::context& ctx) {
   SSL_CTX* native = ctx.native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_keylog_callback(native, on_key_log);
   ctx.set_options(ssl::context::default_workarounds | ssl::context::no_compression |
                   ssl::context::single_dh_use);
 }
@@ -129,6 +143,10 @@ std::unique_ptr<ssl::context> make_server_tls_context(const std::string& cert_fi
   SSL_CTX_use_PrivateKey(native, key.get());
   fingerprint = hex_fingerprint(cert.get());
   return ctx;
+}
+
+void capture_traffic_secrets(SSL* ssl, tls::HandshakeSecrets* secrets) {
+  SSL_set_ex_data(ssl, secrets_index(), secrets);
 }
 
 int session_tickets_for(bool offers_ticket, bool can_resume, uint64_t first_contacts) {

@@ -8,6 +8,7 @@
 
 #include "proxy/asio.hpp"
 #include "proxy/config.hpp"
+#include "tls/record_layer.hpp"
 
 namespace sluice::proxy {
 
@@ -29,6 +30,11 @@ std::unique_ptr<ssl::context> make_server_tls_context(const std::string& cert_fi
 // ticket, and one that never does costs an eighth of a ticket per login instead of two.
 constexpr uint64_t kFirstTicketEvery = 8;
 int session_tickets_for(bool offers_ticket, bool can_resume, uint64_t first_contacts);
+
+// Has the handshake of `ssl` report its TLS 1.3 application traffic secrets into `secrets`
+// (through the key log callback both contexts below install; nothing is logged), so that the
+// connection's records can be handed over to a tls::RecordLayer after the handshake.
+void capture_traffic_secrets(SSL* ssl, tls::HandshakeSecrets* secrets);
 
 // For connections to the target. verify-full verifies the chain against `ca_file`
 // (or the system store) and the host name; prefer and require do not verify.

@@ -10,6 +10,8 @@
 
 #include <openssl/err.h>
 
+#include "proxy/tls.hpp"
+
 namespace sluice::proxy {
 namespace {
 
@@ -73,6 +75,8 @@ Transport::Transport(Poller& poller, executor ex, Detached parts)
   tls_ = std::move(parts.tls);
   tls_in_ = parts.tls_in;
   tls_out_ = parts.tls_out;
+  records_ = std::move(parts.records);
+  records_pending_ = std::move(parts.records_pending);
   fd_ = std::exchange(parts.fd, -1);
   watch_.fd = fd_;
   try {
@@ -91,6 +95,8 @@ Transport::Detached Transport::detach() {
   parts.tls = std::move(tls_);
   parts.tls_in = std::exchange(tls_in_, nullptr);
   parts.tls_out = std::exchange(tls_out_, nullptr);
+  parts.records = std::move(records_);
+  parts.records_pending = std::move(records_pending_);
   parts.remote = remote_;
   parts.peer = peer_;
   return parts;
@@ -116,6 +122,12 @@ void Transport::close() {
 void Transport::send_close_notify() {
   // TLS says goodbye with close_notify, so the peer can tell an end from a truncation. Sent as
   // far as the socket takes it now: a close never waits.
+  if (records_) {
+    if (fd_ < 0 || goodbye_sent_) return;
+    goodbye_sent_ = true;
+    if (records_->seal_alert(tls::Alert::kCloseNotify, backlog_)) send_backlog_now();
+    return;
+  }
   if (!tls_ || fd_ < 0 || !SSL_is_init_finished(tls_.get()) ||
       (SSL_get_shutdown(tls_.get()) & SSL_SENT_SHUTDOWN))
     return;
@@ -200,7 +212,7 @@ ssize_t Transport::receive(asio::mutable_buffer space) {
 }
 
 bool Transport::peer_sent_something() {
-  if (fd_ < 0) return true;
+  if (fd_ < 0 || !records_pending_.empty()) return true;
   if (!watch_.readable) return false;
   char byte;
   const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -259,9 +271,45 @@ void Transport::start_tls(ssl::context& ctx) {
   // An empty incoming BIO means "wait for more", not EOF.
   BIO_set_mem_eof_return(tls_in_, -1);
   SSL_set_bio(ssl, tls_in_, tls_out_);
+  secrets_ = std::make_unique<tls::HandshakeSecrets>();
+  capture_traffic_secrets(ssl, secrets_.get());
+}
+
+void Transport::hand_over_records(bool as_server, uint64_t records_written) {
+  SSL* ssl = tls_.get();
+  std::unique_ptr<tls::HandshakeSecrets> secrets = std::move(secrets_);
+  capture_traffic_secrets(ssl, nullptr);
+  // TLS 1.2 stays with OpenSSL (its keys come from the master secret, and it is rare now). So
+  // does a connection OpenSSL already read application data for (never, without read-ahead).
+  if (SSL_version(ssl) != TLS1_3_VERSION || !secrets || !secrets->complete() ||
+      SSL_has_pending(ssl))
+    return;
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+  const auto suite = cipher ? tls::suite_from_id(SSL_CIPHER_get_protocol_id(cipher)) : std::nullopt;
+  if (!suite) return;
+  auto records = std::make_unique<tls::RecordLayer>(
+      as_server ? tls::RecordLayer::Role::kServer : tls::RecordLayer::Role::kClient, *suite,
+      *secrets, 0, records_written);
+  // Bytes that came after the peer's Finished (its first request, say) are records under the
+  // new keys: they are opened here now.
+  std::string pending(BIO_ctrl_pending(tls_in_), '\0');
+  if (!pending.empty()) {
+    const int n = BIO_read(tls_in_, pending.data(), static_cast<int>(pending.size()));
+    pending.resize(static_cast<size_t>(std::max(n, 0)));
+  }
+  records_ = std::move(records);
+  records_pending_ = std::move(pending);
+  tls_.reset();  // frees the BIOs too
+  tls_in_ = tls_out_ = nullptr;
 }
 
 void Transport::release_idle_memory() {
+  if (backlog_.empty()) std::string().swap(backlog_);
+  if (records_) {
+    records_->release_idle_memory();
+    if (records_pending_.empty()) std::string().swap(records_pending_);
+    return;
+  }
   // Memory BIOs keep the largest buffer they ever held (a whole TLS record, or the handshake's
   // certificate flight): fresh empty ones replace them when nothing waits in either.
   if (!tls_ || BIO_ctrl_pending(tls_in_) != 0 || BIO_ctrl_pending(tls_out_) != 0) return;
@@ -321,6 +369,7 @@ bool Transport::send_backlog_now() {
 
 bool Transport::write(std::string_view data) {
   if (fd_ < 0) return false;
+  if (records_) return write_records(data);
   if (tls_) {
     // Into the memory BIO, which never blocks, then out with the backlog. In pieces: a memory
     // BIO keeps the largest buffer it ever held, so a 20 MiB write would stay 20 MiB.
@@ -369,7 +418,7 @@ awaitable<bool> Transport::write_all(std::string_view data) {
   co_return co_await flush();
 }
 
-awaitable<void> Transport::handshake() {
+awaitable<void> Transport::handshake(bool as_server) {
   SSL* ssl = tls_.get();
   std::vector<char> scratch(16 * 1024);  // only while handshaking
   for (;;) {
@@ -379,12 +428,24 @@ awaitable<void> Transport::handshake() {
     boost::system::error_code error = reason == SSL_ERROR_NONE || reason == SSL_ERROR_WANT_READ
                                           ? boost::system::error_code{}
                                           : last_tls_error();
+    // What the last step sent under the application keys counts towards their sequence: a
+    // server's last step sends only its session tickets (its Finished went out a step before);
+    // a client's sends its Finished, under the handshake keys.
+    uint64_t records_written = 0;
+    if (reason == SSL_ERROR_NONE && as_server) {
+      char* pending = nullptr;
+      const long size = BIO_get_mem_data(tls_out_, &pending);
+      if (size > 0) records_written = tls::count_records({pending, static_cast<size_t>(size)});
+    }
     // Flight out first (even on failure: it may carry the alert that says why).
     take_tls_output();
     const bool sent = co_await flush();
     if (error) throw boost::system::system_error(error);
     if (!sent) throw boost::system::system_error(asio::error::connection_reset);
-    if (reason == SSL_ERROR_NONE) co_return;
+    if (reason == SSL_ERROR_NONE) {
+      hand_over_records(as_server, records_written);
+      co_return;
+    }
     for (;;) {
       const ssize_t n = receive(asio::buffer(scratch));
       if (n > 0) {
@@ -400,7 +461,7 @@ awaitable<void> Transport::handshake() {
 awaitable<void> Transport::start_tls_as_server(ssl::context& ctx) {
   start_tls(ctx);
   SSL_set_accept_state(tls_.get());
-  co_await handshake();
+  co_await handshake(true);
 }
 
 awaitable<void> Transport::start_tls_as_client(ssl::context& ctx, const std::string& sni,
@@ -420,10 +481,70 @@ awaitable<void> Transport::start_tls_as_client(ssl::context& ctx, const std::str
       if (!ok) throw boost::system::system_error(asio::error::invalid_argument);
     }
   }
-  co_await handshake();
+  co_await handshake(false);
+}
+
+ReadStatus Transport::read_records(ReadBuffer& buffer, size_t min_free) {
+  for (;;) {
+    if (peer_said_goodbye_ || goodbye_sent_) return ReadStatus::kClosed;
+    // The start of a record kept from the last read goes first, then the socket's bytes; whole
+    // records are opened in place, their plaintext packed at the front of the free space.
+    const size_t held = records_pending_.size();
+    auto space = buffer.prepare(std::max(min_free, held + tls::kMaxRecordSize));
+    auto* base = static_cast<uint8_t*>(space.data());
+    size_t have = held;
+    // Only a partial record is kept between reads, except right after the handshake, when
+    // what followed the peer's Finished may hold whole ones: those are opened before reading.
+    if (tls::count_records(records_pending_) == 0) {
+      const ssize_t n = receive(asio::buffer(base + held, space.size() - held));
+      if (n == 0) return ReadStatus::kClosed;
+      if (n < 0) return ReadStatus::kWouldBlock;
+      have += static_cast<size_t>(n);
+    }
+    if (held) std::memcpy(base, records_pending_.data(), held);
+    const size_t unsent = backlog_.size();
+    const tls::RecordLayer::Opened opened = records_->open(base, have, backlog_);
+    records_pending_.assign(reinterpret_cast<const char*>(base) + opened.consumed,
+                            have - opened.consumed);
+    if (opened.error) {
+      // Say why, then nothing more: the caller closes.
+      goodbye_sent_ = true;
+      if (records_->seal_alert(*opened.error, backlog_)) send_backlog_now();
+      return ReadStatus::kClosed;
+    }
+    if (backlog_.size() != unsent && !send_backlog_now()) return ReadStatus::kClosed;
+    peer_said_goodbye_ = opened.peer_closed;
+    if (opened.plaintext > 0) {
+      buffer.commit(opened.plaintext);
+      return ReadStatus::kData;
+    }
+  }
+}
+
+bool Transport::write_records(std::string_view data) {
+  // Sealed into a per-thread buffer and sent from there; only what the socket does not take
+  // stays in the backlog, so an idle connection keeps no copy of its last reply.
+  constexpr size_t kPiece = 64 * 1024;
+  thread_local std::string sealed;
+  if (goodbye_sent_) return false;  // nothing may follow close_notify or a fatal alert
+  while (!data.empty()) {
+    const std::string_view piece = data.substr(0, kPiece);
+    data.remove_prefix(piece.size());
+    if (!backlog_.empty()) {
+      if (!records_->seal(piece, backlog_) || !send_backlog_now()) return false;
+      continue;
+    }
+    sealed.clear();
+    if (!records_->seal(piece, sealed)) return false;
+    std::string_view rest(sealed);
+    if (!send_now(rest)) return false;
+    if (!rest.empty()) backlog_.append(rest);
+  }
+  return send_backlog_now();
 }
 
 ReadStatus Transport::read_now(ReadBuffer& buffer, size_t min_free) {
+  if (records_) return read_records(buffer, min_free);
   auto space = buffer.prepare(min_free);
   if (!tls_) {
     const ssize_t n = receive(space);

@@ -5,8 +5,11 @@
 // The socket leaves Asio once accepted or connected: its readiness comes from the Poller
 // (see poller.hpp), and reads and writes are plain non-blocking recv()/send().
 //
-// TLS drives OpenSSL over two memory BIOs: ciphertext comes in through the same speculative
-// socket reads as plaintext connections, and goes out in one send per write. Asio's
+// TLS drives OpenSSL over two memory BIOs for the handshake: ciphertext comes in through the
+// same speculative socket reads as plaintext connections, and goes out in one send per write.
+// Once a TLS 1.3 handshake is done, OpenSSL hands over: the traffic secrets go to a
+// tls::RecordLayer and the SSL object is freed (see src/tls/record_layer.hpp for why); TLS 1.2
+// connections stay with OpenSSL throughout. Asio's
 // ssl::stream layers composed operations per record, and an fd BIO would need a readiness
 // wait, which Asio's edge-triggered epoll reactor re-arms with an epoll_ctl every time; both
 // cost measurably more CPU per transaction than PgBouncer (see docs/architecture.md).
@@ -23,6 +26,7 @@
 #include "pgwire/codec.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/poller.hpp"
+#include "tls/record_layer.hpp"
 
 namespace sluice::proxy {
 
@@ -67,6 +71,8 @@ class Transport {
           tls(std::move(other.tls)),
           tls_in(other.tls_in),
           tls_out(other.tls_out),
+          records(std::move(other.records)),
+          records_pending(std::move(other.records_pending)),
           remote(other.remote),
           peer(std::move(other.peer)) {}
     Detached& operator=(Detached&& other) noexcept {
@@ -75,6 +81,8 @@ class Transport {
         std::swap(tls, other.tls);
         std::swap(tls_in, other.tls_in);
         std::swap(tls_out, other.tls_out);
+        std::swap(records, other.records);
+        std::swap(records_pending, other.records_pending);
         std::swap(remote, other.remote);
         std::swap(peer, other.peer);
       }
@@ -85,6 +93,8 @@ class Transport {
     std::unique_ptr<SSL, SslFree> tls;
     BIO* tls_in = nullptr;   // owned by tls
     BIO* tls_out = nullptr;  // owned by tls
+    std::unique_ptr<tls::RecordLayer> records;
+    std::string records_pending;
     tcp::endpoint remote;
     std::string peer;
   };
@@ -132,8 +142,10 @@ class Transport {
   // write() and flush().
   awaitable<bool> write_all(std::string_view data);
 
-  bool tls() const { return tls_ != nullptr; }
-  // Idle: gives back the TLS buffers (taken again at the next record).
+  bool tls() const { return tls_ != nullptr || records_ != nullptr; }
+  // Whether TLS records are ours now (OpenSSL handed the connection over after its handshake).
+  bool tls_records_handed_over() const { return records_ != nullptr; }
+  // Idle: gives back the TLS buffers and cipher contexts (taken again at the next record).
   void release_idle_memory();
   bool is_open() const { return fd_ >= 0; }
   // Closes now (after a TLS close_notify, as far as the socket takes it).
@@ -155,7 +167,12 @@ class Transport {
   void send_close_notify();
   // close_notify, then the write side shut: the peer reads the end after all that was written.
   void say_goodbye();
-  awaitable<void> handshake();
+  awaitable<void> handshake(bool as_server);
+  // After a TLS 1.3 handshake: the records are ours from here, OpenSSL's state is freed.
+  // `records_written`: records OpenSSL sent under the application keys (session tickets).
+  void hand_over_records(bool as_server, uint64_t records_written);
+  ReadStatus read_records(ReadBuffer& buffer, size_t min_free);
+  bool write_records(std::string_view data);
   // Moves what OpenSSL wrote into the outgoing BIO to the end of the backlog.
   void take_tls_output();
   // Sends what the socket takes of the backlog right now; false on a hard error.
@@ -174,9 +191,14 @@ class Transport {
   Poller::Watch watch_;
   tcp::endpoint remote_;
   std::unique_ptr<SSL, SslFree> tls_;
-  BIO* tls_in_ = nullptr;   // owned by tls_
-  BIO* tls_out_ = nullptr;  // owned by tls_
-  std::string backlog_;     // written, not yet taken by the socket (ciphertext for TLS)
+  BIO* tls_in_ = nullptr;                           // owned by tls_
+  BIO* tls_out_ = nullptr;                          // owned by tls_
+  std::unique_ptr<tls::HandshakeSecrets> secrets_;  // from the key log, during the handshake
+  std::unique_ptr<tls::RecordLayer> records_;       // after a TLS 1.3 handshake
+  std::string records_pending_;     // the start of a record not whole yet (ciphertext)
+  bool peer_said_goodbye_ = false;  // close_notify (or a fatal alert) read: nothing follows
+  bool goodbye_sent_ = false;       // close_notify or a fatal alert sent: nothing may follow
+  std::string backlog_;             // written, not yet taken by the socket (ciphertext for TLS)
   size_t backlog_sent_ = 0;
   std::string peer_;
   bool writing_ = false;                         // a coroutine waits for room in the socket

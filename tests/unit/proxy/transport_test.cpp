@@ -166,35 +166,86 @@ TEST(ReadBuffer, GivesItsMemoryBackOnlyWhenEmpty) {
   EXPECT_EQ(text(buffer), "d");
 }
 
-TEST(Transport, TlsGoesOnAfterAnIdleConnectionGaveItsBuffersBack) {
+// A TLS connection between two Transports over loopback, handshake done.
+struct TlsPair {
+  explicit TlsPair(asio::io_context& io, Poller& poller, int client_max_version = 0)
+      : server_tls(make_server_tls_context("", "", fingerprint)),
+        client_tls(make_client_tls_context(TargetTls::kRequire, "")) {
+    if (client_max_version)
+      SSL_CTX_set_max_proto_version(client_tls->native_handle(), client_max_version);
+    tcp_acceptor acceptor(io.get_executor(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    tcp_socket client_socket(io.get_executor());
+    client_socket.connect(acceptor.local_endpoint());
+    server = std::make_unique<Transport>(poller, acceptor.accept());
+    client = std::make_unique<Transport>(poller, std::move(client_socket));
+    auto handshake = asio::co_spawn(io, server->start_tls_as_server(*server_tls), asio::use_future);
+    run(io, client->start_tls_as_client(*client_tls, "", false));
+    while (handshake.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+      if (io.run_one_for(std::chrono::seconds(5)) == 0) break;
+    handshake.get();
+  }
+  // `from` writes, `to` reads it all.
+  static std::string exchange(asio::io_context& io, Transport& from, Transport& to,
+                              const std::string& message) {
+    EXPECT_TRUE(from.write(message));
+    ReadBuffer got;
+    while (got.readable().size() < message.size()) {
+      if (from.has_backlog()) asio::co_spawn(io, from.flush(), asio::detached);
+      if (!run(io, to.read_some(got))) return std::string("<closed>");
+    }
+    return text(got);
+  }
+  std::string fingerprint;
+  std::unique_ptr<ssl::context> server_tls;
+  std::unique_ptr<ssl::context> client_tls;
+  std::unique_ptr<Transport> server;
+  std::unique_ptr<Transport> client;
+};
+
+TEST(Transport, Tls13RecordsAreHandedOverAfterTheHandshake) {
   asio::io_context io;
   Poller poller(io.get_executor());
-  std::string fingerprint;
-  auto server_tls = make_server_tls_context("", "", fingerprint);
-  auto client_tls = make_client_tls_context(TargetTls::kRequire, "");
-  tcp_acceptor acceptor(io.get_executor(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  tcp_socket client_socket(io.get_executor());
-  client_socket.connect(acceptor.local_endpoint());
-  Transport server(poller, acceptor.accept());
-  Transport client(poller, std::move(client_socket));
-  auto handshake = asio::co_spawn(io, server.start_tls_as_server(*server_tls), asio::use_future);
-  run(io, client.start_tls_as_client(*client_tls, "", false));
-  while (handshake.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
-    ASSERT_NE(io.run_one_for(std::chrono::seconds(5)), 0u);
-  handshake.get();
+  TlsPair tls(io, poller);
+  // Both sides: OpenSSL did the handshake, the records are the RecordLayer's now.
+  EXPECT_TRUE(tls.server->tls_records_handed_over());
+  EXPECT_TRUE(tls.client->tls_records_handed_over());
+  EXPECT_TRUE(tls.server->tls());
+  const std::string big(300000, 'z');
+  EXPECT_EQ(TlsPair::exchange(io, *tls.client, *tls.server, "to the server"), "to the server");
+  EXPECT_EQ(TlsPair::exchange(io, *tls.server, *tls.client, big), big);
+  EXPECT_EQ(TlsPair::exchange(io, *tls.client, *tls.server, big), big);
+  // close_notify: the reader sees the end of the stream, not an error mid-record.
+  tls.client->close();
+  ReadBuffer rest;
+  EXPECT_FALSE(run(io, tls.server->read_some(rest)));
+}
 
-  auto exchange = [&](const std::string& message) {
-    EXPECT_TRUE(client.write(message));
-    ReadBuffer got;
-    while (got.readable().size() < message.size())
-      if (!run(io, server.read_some(got))) return std::string("<closed>");
-    return text(got);
-  };
-  EXPECT_EQ(exchange(std::string(40000, 'x')), std::string(40000, 'x'));
-  server.release_idle_memory();
-  client.release_idle_memory();
-  EXPECT_EQ(exchange("after the release"), "after the release");
-  EXPECT_EQ(exchange(std::string(20000, 'y')), std::string(20000, 'y'));
+TEST(Transport, Tls12StaysWithOpenSsl) {
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  TlsPair tls(io, poller, TLS1_2_VERSION);
+  EXPECT_FALSE(tls.server->tls_records_handed_over());
+  EXPECT_FALSE(tls.client->tls_records_handed_over());
+  EXPECT_TRUE(tls.server->tls());
+  EXPECT_EQ(TlsPair::exchange(io, *tls.client, *tls.server, "hello"), "hello");
+  EXPECT_EQ(TlsPair::exchange(io, *tls.server, *tls.client, "back"), "back");
+}
+
+TEST(Transport, TlsGoesOnAfterAnIdleConnectionGaveItsBuffersBack) {
+  for (int version : {0, TLS1_2_VERSION}) {
+    asio::io_context io;
+    Poller poller(io.get_executor());
+    TlsPair tls(io, poller, version);
+    auto exchange = [&](const std::string& message) {
+      return TlsPair::exchange(io, *tls.client, *tls.server, message);
+    };
+    EXPECT_EQ(exchange(std::string(40000, 'x')), std::string(40000, 'x'));
+    tls.server->release_idle_memory();
+    tls.client->release_idle_memory();
+    EXPECT_EQ(exchange("after the release"), "after the release");
+    EXPECT_EQ(exchange(std::string(20000, 'y')), std::string(20000, 'y'));
+    EXPECT_EQ(TlsPair::exchange(io, *tls.server, *tls.client, "and back"), "and back");
+  }
 }
 
 }  // namespace
