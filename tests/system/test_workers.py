@@ -64,12 +64,14 @@ def test_the_cap_is_exact_across_workers_under_load(proxy_factory, pg, app):
             c.close()
 
 
-def test_one_connection_serves_both_workers_without_new_logins(proxy_factory, pg, app):
+@pytest.mark.parametrize("target_tls", ["disable", "require"])
+def test_one_connection_serves_both_workers_without_new_logins(proxy_factory, pg, app, target_tls):
     """A cap of one: the connection moves between the workers' event loops as their clients need
-    it (socket and session intact), with its prepared statements, instead of being closed and
-    opened again."""
-    proxy = proxy_factory(workers=WORKERS, connection_pool={"max_connections_percent": 1,
-                                                             "max_idle_connections_percent": 1})
+    it (socket and session intact, over TLS its record keys and sequence numbers too), with its
+    prepared statements, instead of being closed and opened again."""
+    proxy = proxy_factory(workers=WORKERS, target={"tls": target_tls},
+                          connection_pool={"max_connections_percent": 1,
+                                           "max_idle_connections_percent": 1})
     by_worker = clients_on_both_workers(proxy, app, 2, prepare_threshold=0)
     before = pg.count_authorized_logins(app.app_user)
     pids = set()
@@ -82,6 +84,9 @@ def test_one_connection_serves_both_workers_without_new_logins(proxy_factory, pg
                     pids.add(pid)
         assert len(pids) == 1, f"a cap of one, yet the clients met backends {pids}"
         assert pg.count_authorized_logins(app.app_user) == before, "a move logged in again"
+        with pg.superuser_conn() as su:
+            ssl = su.execute("select ssl from pg_stat_ssl where pid = %s", (pids.pop(),)).fetchone()
+        assert ssl == (target_tls == "require",)
     finally:
         for v in by_worker.values():
             for c in v:
