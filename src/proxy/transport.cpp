@@ -486,7 +486,9 @@ awaitable<void> Transport::start_tls_as_client(ssl::context& ctx, const std::str
 
 ReadStatus Transport::read_records(ReadBuffer& buffer, size_t min_free) {
   for (;;) {
-    if (peer_said_goodbye_ || goodbye_sent_) return ReadStatus::kClosed;
+    // After our close_notify the peer may still be sending (close_gracefully drops it), so
+    // reads go on; after a fatal alert nothing it sends can be trusted.
+    if (peer_said_goodbye_ || records_failed_) return ReadStatus::kClosed;
     // The start of a record kept from the last read goes first, then the socket's bytes; whole
     // records are opened in place, their plaintext packed at the front of the free space.
     const size_t held = records_pending_.size();
@@ -508,6 +510,8 @@ ReadStatus Transport::read_records(ReadBuffer& buffer, size_t min_free) {
                             have - opened.consumed);
     if (opened.error) {
       // Say why, then nothing more: the caller closes.
+      records_failed_ = true;
+      if (goodbye_sent_) return ReadStatus::kClosed;
       goodbye_sent_ = true;
       if (records_->seal_alert(*opened.error, backlog_)) send_backlog_now();
       return ReadStatus::kClosed;

@@ -197,7 +197,8 @@ class Transport {
   std::unique_ptr<tls::RecordLayer> records_;       // after a TLS 1.3 handshake
   std::string records_pending_;     // the start of a record not whole yet (ciphertext)
   bool peer_said_goodbye_ = false;  // close_notify (or a fatal alert) read: nothing follows
-  bool goodbye_sent_ = false;       // close_notify or a fatal alert sent: nothing may follow
+  bool goodbye_sent_ = false;       // close_notify or a fatal alert sent: no more writes
+  bool records_failed_ = false;     // a fatal alert sent: no more reads either
   std::string backlog_;             // written, not yet taken by the socket (ciphertext for TLS)
   size_t backlog_sent_ = 0;
   std::string peer_;
