@@ -115,10 +115,26 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     throw ConfigError(where.str(), std::string(e.description()));
   }
   check_keys(root, "",
-             {"name", "listen", "require_tls", "idle_client_timeout", "max_client_connections",
-              "max_message_size", "debug_logging", "login_timeout", "max_pending_logins",
-              "max_concurrent_logins", "auth_failure_delay", "workers", "tls", "auth", "target",
-              "connection_pool", "metrics", "admission"});
+             {"name",
+              "listen",
+              "require_tls",
+              "idle_client_timeout",
+              "max_client_connections",
+              "max_message_size",
+              "debug_logging",
+              "log_format",
+              "log_level",
+              "login_timeout",
+              "max_pending_logins",
+              "max_concurrent_logins",
+              "auth_failure_delay",
+              "workers",
+              "tls",
+              "auth",
+              "target",
+              "connection_pool",
+              "metrics",
+              "admission"});
   Config c;
   if (auto v = get<std::string>(root, "", "name")) {
     if (v->empty() || v->size() > 63) throw ConfigError("name", "must be 1 to 63 characters");
@@ -150,6 +166,22 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
   c.max_message_size =
       get_range(root, "", "max_message_size", 1024, 1024LL * 1024 * 1024, c.max_message_size);
   c.debug_logging = get<bool>(root, "", "debug_logging").value_or(false);
+  if (auto format = get<std::string>(root, "", "log_format")) {
+    if (*format == "json")
+      c.log_format = LogFormat::kJson;
+    else if (*format != "text")
+      throw ConfigError("log_format", "must be \"text\" or \"json\"");
+  }
+  if (auto level = get<std::string>(root, "", "log_level")) {
+    static const std::set<std::string> kLevels = {"trace", "debug",    "info", "warn",
+                                                  "error", "critical", "off"};
+    if (!kLevels.count(*level))
+      throw ConfigError("log_level",
+                        "must be one of trace, debug, info, warn, error, critical, off");
+    c.log_level = *level;
+    // debug_logging gates the work of making debug lines; log_level decides.
+    c.debug_logging = c.log_level == "debug" || c.log_level == "trace";
+  }
   c.login_timeout = get_range(root, "", "login_timeout", 1, 600, c.login_timeout);
   c.max_pending_logins =
       get_range(root, "", "max_pending_logins", 1, 1000000, c.max_pending_logins);

@@ -11,6 +11,7 @@ namespace sluice::proxy {
 
 enum class AuthType { kScramSha256, kMd5 };
 enum class TargetTls { kDisable, kPrefer, kRequire, kVerifyFull };
+enum class LogFormat { kText, kJson };
 
 struct HostPort {
   std::string host;
@@ -43,6 +44,10 @@ struct Config {
   uint32_t max_client_connections = 10000;
   uint32_t max_message_size = 64 * 1024 * 1024;
   bool debug_logging = false;
+  // Log lines as text or JSON (one object per line), and the least level logged; without
+  // log_level, debug_logging picks debug or info (with it, debug_logging follows it).
+  LogFormat log_format = LogFormat::kText;
+  std::string log_level;  // trace, debug, info, warn, error, critical or off; empty: see above
   // Logins: a client that has not finished logging in after login_timeout seconds is closed
   // (slowloris); at most max_pending_logins clients may be logging in at once (more are refused
   // with FATAL 53300 at once); a failed login is answered after auth_failure_delay milliseconds

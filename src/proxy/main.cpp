@@ -1,6 +1,5 @@
 // sluice-proxy: a TLS-only PostgreSQL proxy that multiplexes many short-lived clients over a
 // small pool of server connections.
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
@@ -10,6 +9,7 @@
 #include <iostream>
 
 #include "proxy/config.hpp"
+#include "proxy/logging.hpp"
 #include "proxy/proxy.hpp"
 
 int main(int argc, char** argv) {
@@ -20,8 +20,7 @@ int main(int argc, char** argv) {
   app.add_flag("--check", check_only, "validate the configuration and exit");
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_default_logger(spdlog::stderr_color_mt("sluice"));  // workers log too
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  sluice::proxy::configure_logging(sluice::proxy::LogFormat::kText);
 
   sluice::proxy::Config config;
   try {
@@ -36,7 +35,10 @@ int main(int argc, char** argv) {
     std::cerr << config_path << ": invalid configuration: " << e.what() << "\n";
     return 2;
   }
-  if (config.debug_logging) spdlog::set_level(spdlog::level::debug);
+  sluice::proxy::configure_logging(config.log_format);
+  spdlog::set_level(!config.log_level.empty() ? *sluice::proxy::parse_log_level(config.log_level)
+                    : config.debug_logging    ? spdlog::level::debug
+                                              : spdlog::level::info);
   std::signal(SIGPIPE, SIG_IGN);
   // Large blocks (a big message held whole) are mapped and unmapped on their own, so their memory
   // goes back when freed. A fixed threshold also stops glibc from raising it after such a free,

@@ -135,3 +135,28 @@ def test_check_does_not_leak_secret(proxy_binary, config_dir):
     r = check(proxy_binary, config_dir, text)
     assert r.returncode == 2
     assert "config-test-pw" not in r.stdout + r.stderr
+
+
+def test_json_logs_one_object_per_line_at_the_chosen_level(proxy_factory, app):
+    """log_format = "json": every line the proxy writes is one JSON object with time, level and
+    message, also for a failed login whose user name is hostile; log_level picks what is written."""
+    proxy = proxy_factory(log_format="json", log_level="debug")
+    with proxy.connect(app.app_user, app.app_password) as c:
+        assert c.execute("select 1").fetchone() == (1,)
+    with pytest.raises(Exception):
+        proxy.connect('bad"user\\name', "wrong")
+    lines = [l for l in proxy.log_text().splitlines() if l.strip()]
+    assert lines, "the proxy logged nothing"
+    records = [json.loads(l) for l in lines]  # every line parses
+    for r in records:
+        assert set(r) == {"time", "level", "thread", "message"}, r
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["time"]), r
+    levels = {r["level"] for r in records}
+    assert "debug" in levels and "info" in levels, levels
+    assert any("listening" in r["message"] for r in records)
+
+    quiet = proxy_factory(log_format="json", log_level="warn")
+    with quiet.connect(app.app_user, app.app_password) as c:
+        c.execute("select 1")
+    assert all(json.loads(l)["level"] in ("warning", "error", "critical")
+               for l in quiet.log_text().splitlines() if l.strip())

@@ -110,6 +110,21 @@ TEST(Config, EachBadValueNamesItsKey) {
             "auth[0].client_password_auth_type");
   EXPECT_EQ(key_of_error("[[auth]]\n[target]\n"), "auth[0].secret_file");
   EXPECT_EQ(key_of_error("name = [1,\n"), "line 1");
+  EXPECT_EQ(key_of_error("log_format = \"xml\"\n" + base + "[target]\n"), "log_format");
+  EXPECT_EQ(key_of_error("log_level = \"loud\"\n" + base + "[target]\n"), "log_level");
+}
+
+TEST(Config, Logging) {
+  Config c = parse_config(kMinimal, "/etc/sluice");
+  EXPECT_EQ(c.log_format, LogFormat::kText);
+  EXPECT_EQ(c.log_level, "");
+  c = parse_config(std::string("log_format = \"json\"\nlog_level = \"warn\"\n") + kMinimal,
+                   "/etc/sluice");
+  EXPECT_EQ(c.log_format, LogFormat::kJson);
+  EXPECT_EQ(c.log_level, "warn");
+  EXPECT_FALSE(c.debug_logging);
+  c = parse_config(std::string("log_level = \"debug\"\n") + kMinimal, "/etc/sluice");
+  EXPECT_TRUE(c.debug_logging);
 }
 
 TEST(Config, HealthCheckInterval) {
