@@ -239,7 +239,8 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
     if (limiter_ && reusable) {
       const size_t before = limiter_->limit();
       last_release_ = Clock::now();
-      limiter_->sample(std::chrono::duration<double>(last_release_ - connection->lent_at).count());
+      limiter_->sample(std::chrono::duration<double>(last_release_ - connection->lent_at).count(),
+                       std::chrono::duration<double>(last_release_.time_since_epoch()).count());
       if (limiter_->limit() != before) publish_limit();
       if (limiter_->limit() > before) admit_waiters();
     }
