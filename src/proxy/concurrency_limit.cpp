@@ -89,8 +89,11 @@ void ConcurrencyLimit::advance_trial(double window_seconds) {
   // One trial on a busy machine is off by tens of percent either way; the average of the last
   // few decides.
   cap_gain_ += kTrialWeight * (std::log(at_cap / at_vegas) - cap_gain_);
+  ++trials_;
   // Ties go to Vegas' level: the same throughput through fewer backends costs the server less.
-  holding_cap_ = cap_gain_ > std::log1p(kMargin);
+  // The cap is taken only after a few trials agree (one lucky trial moves the average by a
+  // quarter of its error), and given back as soon as the average says so.
+  holding_cap_ = cap_gain_ > std::log1p(kMargin) && (holding_cap_ || trials_ >= kTrialsToHold);
 }
 
 void ConcurrencyLimit::sample(double seconds, double ended_at) {

@@ -56,6 +56,7 @@ class ConcurrencyLimit {
   static constexpr size_t kTrialWindows = 16;   // windows measured at each of the two levels
   static constexpr double kMargin = 0.02;       // the cap's throughput gain that makes it hold
   static constexpr double kTrialWeight = 0.25;  // of the latest trial in the running average
+  static constexpr size_t kTrialsToHold = 3;    // trials before the cap may first hold
 
  private:
   // A trial: half the home windows, a window to let the borrows switch level, the away
@@ -86,6 +87,7 @@ class ConcurrencyLimit {
   double home_windows_ = 0, home_seconds_ = 0, away_windows_ = 0, away_seconds_ = 0;
   // The running average over trials of log(throughput at the cap / at Vegas' level).
   double cap_gain_ = 0;
+  size_t trials_ = 0;
 };
 
 }  // namespace sluice::proxy
