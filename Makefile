@@ -9,7 +9,7 @@ PY := /usr/bin/python3
 # The system tests, the benches and the demo import the harness package python/sluice_harness.
 PYENV := PYTHONPATH=$(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: all deps build build-asan test unit-test system-test asan-test demo bench fuzz format clean
+.PHONY: all deps build build-asan install test unit-test system-test asan-test demo bench fuzz format clean
 
 all: build
 
@@ -19,6 +19,12 @@ deps:
 build:
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# The proxy, `sluice`, the systemd unit (lib/systemd/system) and an example configuration
+# (share/doc/sluice) under PREFIX (default /usr/local); DESTDIR is honoured.
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 build-asan:
 	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
