@@ -54,9 +54,9 @@ class ConcurrencyLimit {
   static constexpr size_t kProbeEvery = 1000;   // windows between re-measurements
   static constexpr size_t kTrialEvery = 200;    // windows between throughput trials
   static constexpr size_t kTrialWindows = 16;   // windows measured at each of the two levels
-  static constexpr double kMargin = 0.02;       // the cap's throughput gain that makes it hold
+  static constexpr double kMargin = 0.05;       // the cap's throughput gain that makes it hold
   static constexpr double kTrialWeight = 0.25;  // of the latest trial in the running average
-  static constexpr size_t kTrialsToHold = 3;    // trials before the cap may first hold
+  static constexpr size_t kTrialsToHold = 4;    // trials before the cap may first hold
 
  private:
   // A trial: half the home windows, a window to let the borrows switch level, the away

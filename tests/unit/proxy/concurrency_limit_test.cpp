@@ -171,7 +171,9 @@ TEST(ConcurrencyLimit, OtherWorkOnTheCpuDoesNotMakeItBackOff) {
     const auto busy = shared_server(2);
     ConcurrencyLimit limit(2, kCap);
     Machine machine(noise);
-    machine.run(limit, busy, 3 * ConcurrencyLimit::kTrialEvery, kCap);  // settles
+    // Settles: the cap holds once kTrialsToHold trials agree.
+    machine.run(limit, busy, (ConcurrencyLimit::kTrialsToHold + 1) * ConcurrencyLimit::kTrialEvery,
+                kCap);
     const auto out = machine.run(limit, busy, 2000, kCap);
     EXPECT_TRUE(limit.holding_cap()) << noise;
     EXPECT_GT(out.windows_at_cap, 0.90) << noise;
