@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -91,6 +92,10 @@ class Transport {
 
   // Takes the socket over from Asio.
   Transport(Poller& poller, tcp_socket socket);
+  // Takes over a client connection accepted with accept4(SOCK_NONBLOCK): Asio never sees it
+  // (registering it with Asio's reactor only to release it costs two epoll_ctl calls), and
+  // TCP_NODELAY comes from the listening socket.
+  Transport(Poller& poller, executor ex, int accepted_fd, const tcp::endpoint& remote);
   // Takes over a socket (and TLS session) another worker's Transport detached.
   Transport(Poller& poller, executor ex, Detached parts);
   // Stops watching the socket here and gives it, with its TLS session, to whoever takes the
@@ -101,8 +106,11 @@ class Transport {
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
 
-  // TLS as the server side (a client sent SSLRequest and we answered 'S').
-  awaitable<void> start_tls_as_server(ssl::context& ctx);
+  // TLS as the server side (a client sent SSLRequest and we answered 'S'). `take_turn`, if
+  // set, is awaited before each handshake step that has the client's bytes to work on (see
+  // LoginGate::next_step()).
+  using TakeTurn = std::function<awaitable<void>()>;
+  awaitable<void> start_tls_as_server(ssl::context& ctx, TakeTurn take_turn = {});
   // TLS as the client side, towards a PostgreSQL server. `sni` may be empty.
   awaitable<void> start_tls_as_client(ssl::context& ctx, const std::string& sni, bool verify_host);
 
@@ -155,7 +163,7 @@ class Transport {
   void send_close_notify();
   // close_notify, then the write side shut: the peer reads the end after all that was written.
   void say_goodbye();
-  awaitable<void> handshake();
+  awaitable<void> handshake(const TakeTurn& take_turn = {});
   // Moves what OpenSSL wrote into the outgoing BIO to the end of the backlog.
   void take_tls_output();
   // Sends what the socket takes of the backlog right now; false on a hard error.
