@@ -404,7 +404,10 @@ awaitable<void> Transport::handshake(const TakeTurn& take_turn) {
       const ssize_t n = receive(asio::buffer(scratch));
       if (n > 0) {
         BIO_write(tls_in_, scratch.data(), static_cast<int>(n));
-        if (take_turn) co_await take_turn();
+        // The step that answers the ClientHello is the expensive one (key exchange and
+        // signature); the later ones take a few microseconds and need no turn.
+        if (take_turn && !SSL_is_init_finished(ssl) && SSL_get_state(ssl) == TLS_ST_BEFORE)
+          co_await take_turn();
         break;
       }
       if (n == 0) throw boost::system::system_error(asio::error::eof);

@@ -107,7 +107,7 @@ class Transport {
   Transport& operator=(const Transport&) = delete;
 
   // TLS as the server side (a client sent SSLRequest and we answered 'S'). `take_turn`, if
-  // set, is awaited before each handshake step that has the client's bytes to work on (see
+  // set, is awaited before the handshake step that answers the ClientHello (see
   // LoginGate::next_step()).
   using TakeTurn = std::function<awaitable<void>()>;
   awaitable<void> start_tls_as_server(ssl::context& ctx, TakeTurn take_turn = {});
