@@ -122,7 +122,9 @@ awaitable<bool> ClientLogin::negotiate_startup(pgwire::StartupMessage& startup) 
       co_return co_await send_fatal("08P01", "unexpected data around SSLRequest");
     if (!co_await client_.write_all("S")) co_return false;
     try {
-      co_await client_.start_tls_as_server(ctx_.client_tls);
+      Transport::TakeTurn take_turn;
+      if (ctx_.logins) take_turn = [gate = ctx_.logins] { return gate->next_step(); };
+      co_await client_.start_tls_as_server(ctx_.client_tls, std::move(take_turn));
     } catch (const boost::system::system_error& e) {
       spdlog::debug("TLS handshake with {} failed: {}", client_.peer(), e.code().message());
       co_return false;

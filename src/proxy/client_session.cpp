@@ -30,9 +30,9 @@ uint32_t declared_length(pgwire::Bytes buf) {
 
 }  // namespace
 
-ClientSession::ClientSession(ProxyContext& ctx, tcp_socket socket)
+ClientSession::ClientSession(ProxyContext& ctx, int fd, const tcp::endpoint& remote)
     : ctx_(ctx),
-      client_(*ctx.poller, std::move(socket)),
+      client_(*ctx.poller, ctx.io.get_executor(), fd, remote),
       link_(ctx, client_, settings_, *this),
       router_(*ctx.statements, ctx.config.max_prepared_statements > 0, link_.tracker(), to_server_,
               to_client_, *this) {

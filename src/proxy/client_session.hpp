@@ -37,7 +37,8 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   using Clock = std::chrono::steady_clock;
   enum class Phase { kStartup, kReady, kClosed };
 
-  ClientSession(ProxyContext& ctx, tcp_socket socket);
+  // `fd`: a client connection as the worker accepted it (see Transport's constructor).
+  ClientSession(ProxyContext& ctx, int fd, const tcp::endpoint& remote);
   ~ClientSession();
 
   awaitable<void> run();

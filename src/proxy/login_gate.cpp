@@ -28,4 +28,30 @@ void LoginGate::leave() {
   metrics_.client_logins_in_progress.sub(1);
 }
 
+awaitable<void> LoginGate::next_step() {
+  return asio::async_initiate<decltype(use_awaitable), void()>(
+      [this](Wakeup::Resume resume) {
+        steps_.push_back(std::move(resume));
+        if (!steps_scheduled_) {
+          steps_scheduled_ = true;
+          asio::post(executor_, [this] { run_steps(); });
+        }
+      },
+      use_awaitable);
+}
+
+void LoginGate::run_steps() {
+  for (size_t i = 0; i < kStepsPerTurn && !steps_.empty(); ++i) {
+    Wakeup::Resume resume = std::move(steps_.front());
+    steps_.pop_front();
+    std::move(resume)();  // runs that login until it next waits
+  }
+  if (steps_.empty()) {
+    steps_scheduled_ = false;
+    return;
+  }
+  // Behind whatever else is queued, readiness of other sockets included.
+  asio::post(executor_, [this] { run_steps(); });
+}
+
 }  // namespace sluice::proxy

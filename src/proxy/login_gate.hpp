@@ -43,17 +43,28 @@ class LoginGate {
   // Returns once this client may do its login work.
   awaitable<Pass> enter();
 
+  // Returns when this login may take the CPU for one expensive step (a TLS handshake's key
+  // exchange and signature: a tenth of a millisecond or more). At most kStepsPerTurn such
+  // steps run in a row; then the loop serves its other sockets before the next ones. Without
+  // it, one batch of ready sockets could hold a hundred handshakes, and the logged-in clients
+  // in the same batch would wait for all of them.
+  awaitable<void> next_step();
+  static constexpr size_t kStepsPerTurn = 4;
+
   size_t inside() const { return inside_; }
   size_t waiting() const { return waiters_.size(); }
 
  private:
   void leave();
+  void run_steps();
 
   executor executor_;
   size_t capacity_;
   Metrics& metrics_;
   size_t inside_ = 0;
   std::deque<std::shared_ptr<Wakeup>> waiters_;
+  std::deque<Wakeup::Resume> steps_;  // logins waiting to do their next expensive step
+  bool steps_scheduled_ = false;
 };
 
 }  // namespace sluice::proxy

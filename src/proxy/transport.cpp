@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -64,6 +65,18 @@ Transport::Transport(Poller& poller, tcp_socket socket)
     poller_.add(watch_);
   } catch (...) {
     ::close(fd_);
+    throw;
+  }
+}
+
+Transport::Transport(Poller& poller, executor ex, int accepted_fd, const tcp::endpoint& remote)
+    : poller_(poller), executor_(std::move(ex)), fd_(accepted_fd), remote_(remote) {
+  watch_.fd = fd_;
+  try {
+    peer_ = remote_.address().to_string() + ":" + std::to_string(remote_.port());
+    poller_.add(watch_);
+  } catch (...) {
+    ::close(std::exchange(fd_, -1));
     throw;
   }
 }
@@ -418,9 +431,11 @@ awaitable<bool> Transport::write_all(std::string_view data) {
   co_return co_await flush();
 }
 
-awaitable<void> Transport::handshake(bool as_server) {
+awaitable<void> Transport::handshake(bool as_server, const TakeTurn& take_turn) {
   SSL* ssl = tls_.get();
-  std::vector<char> scratch(16 * 1024);  // only while handshaking
+  // Ciphertext goes through here into the BIO at once, so one buffer per thread serves every
+  // handshake: none is allocated (and zero-filled) per login.
+  thread_local std::array<char, 16 * 1024> scratch;
   for (;;) {
     ERR_clear_error();
     const int result = SSL_do_handshake(ssl);
@@ -450,6 +465,10 @@ awaitable<void> Transport::handshake(bool as_server) {
       const ssize_t n = receive(asio::buffer(scratch));
       if (n > 0) {
         BIO_write(tls_in_, scratch.data(), static_cast<int>(n));
+        // The step that answers the ClientHello is the expensive one (key exchange and
+        // signature); the later ones take a few microseconds and need no turn.
+        if (take_turn && !SSL_is_init_finished(ssl) && SSL_get_state(ssl) == TLS_ST_BEFORE)
+          co_await take_turn();
         break;
       }
       if (n == 0) throw boost::system::system_error(asio::error::eof);
@@ -458,10 +477,10 @@ awaitable<void> Transport::handshake(bool as_server) {
   }
 }
 
-awaitable<void> Transport::start_tls_as_server(ssl::context& ctx) {
+awaitable<void> Transport::start_tls_as_server(ssl::context& ctx, TakeTurn take_turn) {
   start_tls(ctx);
   SSL_set_accept_state(tls_.get());
-  co_await handshake(true);
+  co_await handshake(true, take_turn);
 }
 
 awaitable<void> Transport::start_tls_as_client(ssl::context& ctx, const std::string& sni,

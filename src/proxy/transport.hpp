@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -101,6 +102,10 @@ class Transport {
 
   // Takes the socket over from Asio.
   Transport(Poller& poller, tcp_socket socket);
+  // Takes over a client connection accepted with accept4(SOCK_NONBLOCK): Asio never sees it
+  // (registering it with Asio's reactor only to release it costs two epoll_ctl calls), and
+  // TCP_NODELAY comes from the listening socket.
+  Transport(Poller& poller, executor ex, int accepted_fd, const tcp::endpoint& remote);
   // Takes over a socket (and TLS session) another worker's Transport detached.
   Transport(Poller& poller, executor ex, Detached parts);
   // Stops watching the socket here and gives it, with its TLS session, to whoever takes the
@@ -111,8 +116,11 @@ class Transport {
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
 
-  // TLS as the server side (a client sent SSLRequest and we answered 'S').
-  awaitable<void> start_tls_as_server(ssl::context& ctx);
+  // TLS as the server side (a client sent SSLRequest and we answered 'S'). `take_turn`, if
+  // set, is awaited before the handshake step that answers the ClientHello (see
+  // LoginGate::next_step()).
+  using TakeTurn = std::function<awaitable<void>()>;
+  awaitable<void> start_tls_as_server(ssl::context& ctx, TakeTurn take_turn = {});
   // TLS as the client side, towards a PostgreSQL server. `sni` may be empty.
   awaitable<void> start_tls_as_client(ssl::context& ctx, const std::string& sni, bool verify_host);
 
@@ -167,7 +175,7 @@ class Transport {
   void send_close_notify();
   // close_notify, then the write side shut: the peer reads the end after all that was written.
   void say_goodbye();
-  awaitable<void> handshake(bool as_server);
+  awaitable<void> handshake(bool as_server, const TakeTurn& take_turn = {});
   // After a TLS 1.3 handshake: the records are ours from here, OpenSSL's state is freed.
   // `records_written`: records OpenSSL sent under the application keys (session tickets).
   void hand_over_records(bool as_server, uint64_t records_written);

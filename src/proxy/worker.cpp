@@ -1,7 +1,16 @@
 #include "proxy/worker.hpp"
 
 #include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
 
 #include "proxy/client_session.hpp"
 
@@ -62,17 +71,60 @@ void Worker::begin_shutdown(std::chrono::steady_clock::time_point deadline) {
   pools_.close_all_idle();
 }
 
+namespace {
+
+// A client connection taken from `listener` with accept4: non-blocking and close-on-exec in
+// the same call, its peer's address with it. -1 with errno as accept4 sets it.
+int accept_client(int listener, tcp::endpoint& remote) {
+  sockaddr_storage peer{};
+  socklen_t length = sizeof peer;
+  const int fd = ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &length,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd >= 0) {
+    remote = tcp::endpoint();
+    remote.resize(std::min<size_t>(length, remote.capacity()));
+    std::memcpy(remote.data(), &peer, remote.size());
+  }
+  return fd;
+}
+
+}  // namespace
+
 awaitable<void> Worker::accept_loop(tcp_acceptor& acceptor, std::string label) {
+  // Accepted sockets inherit TCP_NODELAY from the listener: one setsockopt here instead of one
+  // per client.
+  const int one = 1;
+  ::setsockopt(acceptor.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // accept4 below must find the backlog empty rather than wait for it.
+  boost::system::error_code ec;
+  acceptor.non_blocking(true, ec);
+  if (ec) {
+    spdlog::error("cannot make the listening socket for {} non-blocking: {}", label, ec.message());
+    co_return;
+  }
+  size_t accepted_this_turn = 0;
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(as_tuple_awaitable);
-    if (ec) {
-      if (!acceptor.is_open()) co_return;
+    if (!acceptor.is_open()) co_return;  // begin_shutdown() closed it; its number may be reused
+    tcp::endpoint remote;
+    const int fd = accept_client(acceptor.native_handle(), remote);
+    if (fd < 0) {
+      const int error = errno;
+      if (error == EINTR || error == ECONNABORTED) continue;  // ECONNABORTED: gone before taken
+      if (error == EAGAIN || error == EWOULDBLOCK) {
+        // Drained: the listener's next edge brings the next client (waiting only after
+        // EAGAIN, an edge is never missed).
+        accepted_this_turn = 0;
+        auto [wait_error] =
+            co_await acceptor.async_wait(tcp_acceptor::wait_read, as_tuple_awaitable);
+        if (wait_error && !acceptor.is_open()) co_return;
+        continue;
+      }
       // Out of descriptors and the like: back off briefly rather than spin, and say so at most
       // every ten seconds.
       ++accept_failures_;
       if (const auto now = std::chrono::steady_clock::now(); now >= next_accept_warning_) {
-        spdlog::warn("accept failed: {} ({} times since the last warning)", ec.message(),
-                     accept_failures_);
+        spdlog::warn("accept failed: {} ({} times since the last warning)",
+                     std::generic_category().message(error), accept_failures_);
         accept_failures_ = 0;
         next_accept_warning_ = now + std::chrono::seconds(10);
       }
@@ -80,60 +132,76 @@ awaitable<void> Worker::accept_loop(tcp_acceptor& acceptor, std::string label) {
       co_await pause.async_wait(as_tuple_awaitable);
       continue;
     }
-    if (admission_) {
-      // The security groups' decision, as the network would make it: a refused source gets no
-      // byte from the proxy.
-      boost::system::error_code peer_error;
-      const auto peer = socket.remote_endpoint(peer_error).address();
-      std::optional<uint32_t> v4;
-      if (peer.is_v4()) v4 = peer.to_v4().to_uint();
-      if (peer_error || !admission_->current().admits(label, v4)) {
-        spdlog::info("refused a connection from {} on {}: its security groups do not admit it",
-                     peer.to_string(), label);
-        socket.close(peer_error);
-        continue;
-      }
+    take_client(fd, remote, label);
+    if (++accepted_this_turn == kAcceptsPerTurn) {
+      // A storm's backlog is taken a few at a time, with the other clients' work in between.
+      accepted_this_turn = 0;
+      co_await asio::post(io_.get_executor(), use_awaitable);
     }
-    if (clients_.size() + pools_.cap() + kReservedDescriptors >= shared_.descriptor_limit) {
-      // The open-file limit is near: the descriptors left are kept for the server connections
-      // of clients already here, their cancel requests and the metrics endpoint.
-      asio::co_spawn(io_,
-                     refuse(std::move(socket), "53300",
-                            "the proxy has no file descriptors left for new clients (open-file "
-                            "limit " +
-                                std::to_string(shared_.descriptor_limit) + "); try again",
-                            false),
-                     asio::detached);
-      continue;
-    }
-    if (clients_.pending_logins() >= shared_.config.max_pending_logins) {
-      // A login storm, or connections left half-open on purpose: those already logging in and
-      // those logged in go on; this one is told to come back.
-      asio::co_spawn(io_,
-                     refuse(std::move(socket), "53300",
-                            "too many clients are logging in to the proxy at once (" +
-                                std::to_string(shared_.config.max_pending_logins) +
-                                ", max_pending_logins); try again",
-                            true),
-                     asio::detached);
-      continue;
-    }
-    std::shared_ptr<ClientSession> session;
-    try {
-      session = std::make_shared<ClientSession>(ctx_, std::move(socket));
-    } catch (const std::exception& ex) {  // out of memory or descriptors for the poller
-      spdlog::error("could not take a client connection: {}", ex.what());
-      continue;
-    }
-    asio::co_spawn(io_, session->run(), [](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("client session failed: {}", ex.what());
-      }
-    });
   }
+}
+
+void Worker::take_client(int fd, const tcp::endpoint& remote, const std::string& label) {
+  auto as_socket = [&] {
+    // The rare refusals go through Asio's socket (a drain with a deadline).
+    tcp_socket socket(io_);
+    boost::system::error_code ec;
+    socket.assign(remote.protocol(), fd, ec);
+    if (ec) ::close(fd);
+    return socket;
+  };
+  if (admission_) {
+    // The security groups' decision, as the network would make it: a refused source gets no
+    // byte from the proxy.
+    const auto peer = remote.address();
+    std::optional<uint32_t> v4;
+    if (peer.is_v4()) v4 = peer.to_v4().to_uint();
+    if (!admission_->current().admits(label, v4)) {
+      spdlog::info("refused a connection from {} on {}: its security groups do not admit it",
+                   peer.to_string(), label);
+      ::close(fd);
+      return;
+    }
+  }
+  if (clients_.size() + pools_.cap() + kReservedDescriptors >= shared_.descriptor_limit) {
+    // The open-file limit is near: the descriptors left are kept for the server connections
+    // of clients already here, their cancel requests and the metrics endpoint.
+    asio::co_spawn(io_,
+                   refuse(as_socket(), "53300",
+                          "the proxy has no file descriptors left for new clients (open-file "
+                          "limit " +
+                              std::to_string(shared_.descriptor_limit) + "); try again",
+                          false),
+                   asio::detached);
+    return;
+  }
+  if (clients_.pending_logins() >= shared_.config.max_pending_logins) {
+    // A login storm, or connections left half-open on purpose: those already logging in and
+    // those logged in go on; this one is told to come back.
+    asio::co_spawn(io_,
+                   refuse(as_socket(), "53300",
+                          "too many clients are logging in to the proxy at once (" +
+                              std::to_string(shared_.config.max_pending_logins) +
+                              ", max_pending_logins); try again",
+                          true),
+                   asio::detached);
+    return;
+  }
+  std::shared_ptr<ClientSession> session;
+  try {
+    session = std::make_shared<ClientSession>(ctx_, fd, remote);
+  } catch (const std::exception& ex) {  // out of memory or descriptors for the poller
+    spdlog::error("could not take a client connection: {}", ex.what());
+    return;
+  }
+  asio::co_spawn(io_, session->run(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("client session failed: {}", ex.what());
+    }
+  });
 }
 
 awaitable<void> Worker::refuse(tcp_socket socket, std::string sqlstate, std::string message,

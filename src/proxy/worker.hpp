@@ -62,7 +62,11 @@ class Worker {
   void set_busy_elsewhere(bool busy) { busy_elsewhere_ = busy; }
 
  private:
+  // Takes clients with accept4 as the listener becomes readable, at most kAcceptsPerTurn
+  // before the loop's other work has a turn.
   awaitable<void> accept_loop(tcp_acceptor& acceptor, std::string label);
+  // Admits (or refuses) a client connection just accepted; takes `fd` over.
+  void take_client(int fd, const tcp::endpoint& remote, const std::string& label);
   // Turns a client away before it logs in: it reads `sqlstate` and `message` as a FATAL, and
   // what it sends meanwhile is dropped (for at most a second) so that the close does not reset
   // the connection before it read why.
@@ -83,6 +87,7 @@ class Worker {
   ClientRegistry clients_;
   LoginGate login_gate_;
   static constexpr size_t kReservedDescriptors = 64;
+  static constexpr size_t kAcceptsPerTurn = 16;
   uint64_t accept_failures_ = 0;
   static constexpr auto kTrimPeriod = std::chrono::seconds(10);
   std::chrono::steady_clock::time_point next_trim_{};
