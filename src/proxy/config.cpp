@@ -191,7 +191,12 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
   c.workers = get_range(root, "", "workers", 1, 256, default_workers());
 
   if (const toml::table* tls = get_table(root, "tls")) {
-    check_keys(*tls, "tls.", {"cert_file", "key_file"});
+    check_keys(*tls, "tls.", {"cert_file", "key_file", "record_layer"});
+    if (auto layer = get<std::string>(*tls, "tls.", "record_layer")) {
+      if (*layer != "sluice" && *layer != "openssl")
+        throw ConfigError("tls.record_layer", "must be \"sluice\" or \"openssl\"");
+      c.tls_sluice_records = *layer == "sluice";
+    }
     c.tls_cert_file = resolve(base_dir, get<std::string>(*tls, "tls.", "cert_file").value_or(""));
     c.tls_key_file = resolve(base_dir, get<std::string>(*tls, "tls.", "key_file").value_or(""));
     if (c.tls_cert_file.empty() != c.tls_key_file.empty())

@@ -17,7 +17,8 @@ constexpr const char* kProbeDatabase = "postgres";
 
 std::unique_ptr<ssl::context> make_client_tls(const Config& config) {
   std::string fingerprint;
-  auto ctx = make_server_tls_context(config.tls_cert_file, config.tls_key_file, fingerprint);
+  auto ctx = make_server_tls_context(config.tls_cert_file, config.tls_key_file, fingerprint,
+                                     config.tls_sluice_records);
   if (config.tls_cert_file.empty())
     spdlog::info("TLS: ephemeral self-signed certificate, SHA-256 fingerprint {}", fingerprint);
   else

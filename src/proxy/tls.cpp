@@ -90,9 +90,12 @@ void harden(ssl::context& ctx) {
 
 std::unique_ptr<ssl::context> make_server_tls_context(const std::string& cert_file,
                                                       const std::string& key_file,
-                                                      std::string& fingerprint) {
+                                                      std::string& fingerprint,
+                                                      bool hand_over_records) {
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
   harden(*ctx);
+  // Without the key log there are no traffic secrets to hand over: OpenSSL keeps the records.
+  if (!hand_over_records) SSL_CTX_set_keylog_callback(ctx->native_handle(), nullptr);
   SSL_CTX* native = ctx->native_handle();
   // Resumed sessions skip the certificate and its signature (TLS 1.2 resumption skips the key
   // exchange too). TLS 1.3 tickets: see session_tickets_for().

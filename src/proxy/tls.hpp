@@ -16,9 +16,13 @@ namespace sluice::proxy {
 // `fingerprint` gets the certificate's SHA-256 fingerprint (hex with colons), for the log.
 // The certificate chain goes out as the file has it (nothing is built per handshake); TLS 1.3
 // prefers AES-128-GCM; session tickets follow session_tickets_for().
+// `hand_over_records`: TLS 1.3 connections' records go to tls::RecordLayer after the handshake
+// (the key log callback is installed); false keeps them with OpenSSL, which saves OpenSSL's
+// formatting of the key log lines (about 0.2M instructions per login).
 std::unique_ptr<ssl::context> make_server_tls_context(const std::string& cert_file,
                                                       const std::string& key_file,
-                                                      std::string& fingerprint);
+                                                      std::string& fingerprint,
+                                                      bool hand_over_records = true);
 
 // How many TLS 1.3 session tickets a client's handshake earns: 0 or 1 (OpenSSL's default is 2
 // for everyone). `offers_ticket`: its ClientHello carries a pre_shared_key, i.e. it is resuming;

@@ -57,6 +57,23 @@ def test_tls_in_use_with_require(proxy, app):
         assert c.execute("select current_user").fetchone()[0] == app.app_user
 
 
+@pytest.mark.parametrize("layer", ["sluice", "openssl"])
+@pytest.mark.parametrize("max_version", ["TLSv1.2", "TLSv1.3"])
+def test_either_record_layer_with_either_tls_version(proxy_factory, app, layer, max_version):
+    """[tls] record_layer: a client's TLS 1.3 records move to sluice's record layer after the
+    handshake ("sluice") or stay with OpenSSL ("openssl"); TLS 1.2 stays with OpenSSL either way.
+    Clients see the same: large and small results both ways, and a clean close."""
+    proxy = proxy_factory(tls={"record_layer": layer})
+    env = dict(proxy.env(app.app_user, app.app_password), PGSSLMAXPROTOCOLVERSION=max_version)
+    r = subprocess.run([harness.PSQL, "-X", "-c", "\\conninfo"], env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert f"SSL connection (protocol: {max_version}" in r.stdout, r.stdout + r.stderr
+    with proxy.connect(app.app_user, app.app_password, ssl_max_protocol_version=max_version) as c:
+        for size in (1, 16384, 100000, 3000000):
+            assert c.execute("select length(%s::text)", ("x" * size,)).fetchone() == (size,)
+            assert c.execute("select repeat('y', %s)", (size,)).fetchone()[0] == "y" * size
+
+
 # -- authentication
 
 def _failed_login_raw(proxy, user, password):

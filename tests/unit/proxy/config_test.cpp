@@ -112,11 +112,17 @@ TEST(Config, EachBadValueNamesItsKey) {
   EXPECT_EQ(key_of_error("name = [1,\n"), "line 1");
   EXPECT_EQ(key_of_error("log_format = \"xml\"\n" + base + "[target]\n"), "log_format");
   EXPECT_EQ(key_of_error("log_level = \"loud\"\n" + base + "[target]\n"), "log_level");
+  EXPECT_EQ(key_of_error(base + "[target]\n[tls]\nrecord_layer = \"gnutls\"\n"),
+            "tls.record_layer");
 }
 
 TEST(Config, Logging) {
   Config c = parse_config(kMinimal, "/etc/sluice");
   EXPECT_EQ(c.log_format, LogFormat::kText);
+  EXPECT_TRUE(c.tls_sluice_records);
+  EXPECT_FALSE(
+      parse_config(std::string(kMinimal) + "[tls]\nrecord_layer = \"openssl\"\n", "/etc/sluice")
+          .tls_sluice_records);
   EXPECT_EQ(c.log_level, "");
   c = parse_config(std::string("log_format = \"json\"\nlog_level = \"warn\"\n") + kMinimal,
                    "/etc/sluice");

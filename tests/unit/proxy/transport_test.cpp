@@ -168,8 +168,9 @@ TEST(ReadBuffer, GivesItsMemoryBackOnlyWhenEmpty) {
 
 // A TLS connection between two Transports over loopback, handshake done.
 struct TlsPair {
-  explicit TlsPair(asio::io_context& io, Poller& poller, int client_max_version = 0)
-      : server_tls(make_server_tls_context("", "", fingerprint)),
+  explicit TlsPair(asio::io_context& io, Poller& poller, int client_max_version = 0,
+                   bool server_hands_over = true)
+      : server_tls(make_server_tls_context("", "", fingerprint, server_hands_over)),
         client_tls(make_client_tls_context(TargetTls::kRequire, "")) {
     if (client_max_version)
       SSL_CTX_set_max_proto_version(client_tls->native_handle(), client_max_version);
@@ -218,6 +219,16 @@ TEST(Transport, Tls13RecordsAreHandedOverAfterTheHandshake) {
   tls.client->close();
   ReadBuffer rest;
   EXPECT_FALSE(run(io, tls.server->read_some(rest)));
+}
+
+TEST(Transport, RecordLayerOpensslKeepsTheServerSideWithOpenSsl) {
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  TlsPair tls(io, poller, 0, false);
+  EXPECT_FALSE(tls.server->tls_records_handed_over());
+  EXPECT_TRUE(tls.client->tls_records_handed_over());
+  EXPECT_EQ(TlsPair::exchange(io, *tls.client, *tls.server, "hello"), "hello");
+  EXPECT_EQ(TlsPair::exchange(io, *tls.server, *tls.client, "back"), "back");
 }
 
 TEST(Transport, Tls12StaysWithOpenSsl) {
