@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 #include "proxy/pool.hpp"
 #include "proxy/server_connection.hpp"
 
@@ -60,6 +62,7 @@ awaitable<void> BackendLink::run() {
       relayed = 0;
       if (closing_) co_return;
       co_await attached_.wait();
+      if (std::exchange(ending_idle_loop_, false)) co_return;
       continue;
     }
     ReadBuffer& inbound = server->inbound();
@@ -117,6 +120,12 @@ awaitable<void> BackendLink::run() {
       release();
     }
   }
+}
+
+void BackendLink::end_idle_loop() {
+  if (!idle()) return;
+  ending_idle_loop_ = true;
+  attached_.notify_now();  // the loop returns inside this call
 }
 
 void BackendLink::release() {

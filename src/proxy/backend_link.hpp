@@ -61,8 +61,14 @@ class BackendLink {
   BackendLink(const BackendLink&) = delete;
   BackendLink& operator=(const BackendLink&) = delete;
 
-  // The reply loop, for the whole relay. Ends once the client left and no connection is lent.
+  // The reply loop, for the whole relay. Ends once the client left and no connection is lent,
+  // or when end_idle_loop() ends it (then run() may start again).
   awaitable<void> run();
+  // The reply loop waits for a connection to be lent (the session's state alone says what the
+  // link holds).
+  bool idle() const { return !lease_ && attached_.waiting(); }
+  // An idle session parks: the reply loop, idle(), ends now and its frames go.
+  void end_idle_loop();
 
   bool attached() const { return static_cast<bool>(lease_); }
   ServerConnection& server() const { return *lease_; }
@@ -131,9 +137,10 @@ class BackendLink {
   ResponseTracker tracker_;  // what the lent server still owes, and how to pass it on
   Wakeup attached_;          // wakes run() when a connection is lent
   std::optional<PinReason> pinned_;
-  bool discarding_ = false;   // the client left a pinned session; DISCARD ALL is running
-  bool client_gone_ = false;  // the client's socket is closed: nothing more is sent to it
-  bool closing_ = false;      // client_left() ran: run() ends once no connection is lent
+  bool discarding_ = false;        // the client left a pinned session; DISCARD ALL is running
+  bool client_gone_ = false;       // the client's socket is closed: nothing more is sent to it
+  bool closing_ = false;           // client_left() ran: run() ends once no connection is lent
+  bool ending_idle_loop_ = false;  // end_idle_loop() ran: run() ends
   bool in_transaction_counted_ = false;  // in database_connections_currently_in_transaction
   bool client_mid_message_ = false;      // see set_client_mid_message()
   size_t server_unread_ = 0;  // bytes still to come of the server's message being streamed

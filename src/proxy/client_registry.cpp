@@ -17,6 +17,13 @@ ClientRegistry::ClientRegistry(ProxyContext& ctx, ClientCounts* shared, size_t w
       workers_(static_cast<uint32_t>(workers)),
       next_process_id_(worker_) {}
 
+ClientRegistry::~ClientRegistry() {
+  std::vector<ClientSession*> parked;
+  for (auto& [pid, s] : sessions_)
+    if (s->parked()) parked.push_back(s);
+  for (auto* s : parked) s->drop_if_parked();  // each removes itself from sessions_
+}
+
 uint32_t ClientRegistry::add(ClientSession* session) {
   // Process ids stay positive int32 values, as clients expect of PostgreSQL backends, and name
   // their worker (id % workers).

@@ -27,6 +27,10 @@ class ClientRegistry {
   // reaching any worker finds the session's.
   explicit ClientRegistry(ProxyContext& ctx, ClientCounts* shared = nullptr, size_t worker = 0,
                           size_t workers = 1);
+  // Lets go of the sessions still parked (they own themselves while parked).
+  ~ClientRegistry();
+  ClientRegistry(const ClientRegistry&) = delete;
+  ClientRegistry& operator=(const ClientRegistry&) = delete;
 
   // Registers a session and gives it a process id for its BackendKeyData.
   uint32_t add(ClientSession* session);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "auth/crypto.hpp"
 #include "proxy/client_login.hpp"
@@ -60,34 +61,52 @@ awaitable<void> ClientSession::run() {
     ctx_.clients->note_logged_in();
     ctx_.metrics.client_connections.add(1);
     ctx_.metrics.client_connections_setup_succeeded.add(1);
-    co_await relay();
+    // Not co_awaited inside the condition: GCC 12 destroys such a temporary twice.
+    const Relayed relayed = co_await relay();
+    if (relayed == Relayed::kParked) co_return;
   }
+  co_await leave();
+}
+
+awaitable<void> ClientSession::serve() {
+  const Relayed relayed = co_await relay();
+  if (relayed == Relayed::kParked) co_return;
   co_await leave();
 }
 
 // ------------------------------------------------------------------ the client reader
 
-awaitable<void> ClientSession::relay() {
+namespace {
+void log_failure(const char* what, std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("{} failed: {}", what, ex.what());
+  }
+}
+}  // namespace
+
+awaitable<ClientSession::Relayed> ClientSession::relay() {
   asio::co_spawn(
       client_.get_executor(),
       [self = shared_from_this()]() -> awaitable<void> { co_await self->link_.run(); },
-      [](std::exception_ptr e) {
-        if (!e) return;
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("server reader failed: {}", ex.what());
-        }
-      });
+      [](std::exception_ptr e) { log_failure("server reader", e); });
   const size_t max_message = ctx_.config.max_message_size;
   size_t relayed = 0;  // bytes taken since this reader last let others run
   for (;;) {
     const size_t held = inbound_.readable().size();
     const ReadStatus status = client_.read_now(inbound_);
-    if (status == ReadStatus::kClosed) co_return;
+    if (status == ReadStatus::kClosed) co_return Relayed::kEnded;
     if (status == ReadStatus::kWouldBlock) {
       relayed = 0;
-      co_await client_.readable();
+      awaiting_client_ = true;
+      co_await client_.readable();  // the client's bytes, or the sweep asking to park
+      awaiting_client_ = false;
+      if (std::exchange(park_requested_, false) && !client_.may_have_input() && may_park()) {
+        park();
+        co_return Relayed::kParked;
+      }
       continue;
     }
     last_activity_ = Clock::now();
@@ -119,7 +138,7 @@ awaitable<void> ClientSession::relay() {
         }
         co_await send_fatal(client_, "08P01", message);
         co_await client_.close_gracefully(unread, kDrainTime);
-        co_return;
+        co_return Relayed::kEnded;
       }
       // Borrowing is the only wait a message may need; everything else is decided at once.
       if (!link_.attached() && needs_server(frame)) {
@@ -133,9 +152,9 @@ awaitable<void> ClientSession::relay() {
         if (send_to_client() && client_.has_backlog()) co_await client_.flush();
         co_await send_fatal(client_, "08P01", violation_);
         co_await client_.close_gracefully(0, kDrainTime);
-        co_return;
+        co_return Relayed::kEnded;
       }
-      if (step == Step::kEnd) co_return;
+      if (step == Step::kEnd) co_return Relayed::kEnded;
       if (frame.unread > 0) {
         // Its rest follows where its head went, or is dropped with it.
         streaming_ = {frame.unread, passed_on_};
@@ -146,8 +165,9 @@ awaitable<void> ClientSession::relay() {
     // is how a client that does not read its replies, or a server slow to take a COPY
     // stream, slows the sender down.
     const bool own_replies = !to_client_.empty();
-    if (!send_to_client()) co_return;
-    if (own_replies && client_.has_backlog() && !co_await client_.flush()) co_return;
+    if (!send_to_client()) co_return Relayed::kEnded;
+    if (own_replies && client_.has_backlog() && !co_await client_.flush())
+      co_return Relayed::kEnded;
     link_.send(to_server_);
     if (link_.attached() && link_.server().transport().has_backlog())
       co_await link_.flush_if_backlogged();
@@ -368,12 +388,46 @@ void ClientSession::server_lost(bool fatal_forwarded) {
 }
 
 void ClientSession::release_idle_memory() {
-  if (memory_released_) return;  // once per quiet spell, not at every sweep
-  memory_released_ = true;
-  inbound_.release_if_empty();
-  client_.release_idle_memory();
-  if (to_client_.empty()) std::string().swap(to_client_);
-  if (to_server_.empty()) std::string().swap(to_server_);
+  if (!memory_released_) {  // once per quiet spell, not at every sweep
+    memory_released_ = true;
+    inbound_.release_if_empty();
+    client_.release_idle_memory();
+    if (to_client_.empty()) std::string().swap(to_client_);
+    if (to_server_.empty()) std::string().swap(to_server_);
+  }
+  // The reader wakes (without an edge) to park: only the reader may end its own coroutine.
+  if (awaiting_client_ && !park_requested_ && may_park()) {
+    park_requested_ = true;
+    client_.wake_reader();
+  }
+}
+
+bool ClientSession::may_park() const {
+  return phase_ == Phase::kReady && link_.idle() && inbound_.empty() && streaming_.unread == 0 &&
+         to_client_.empty() && to_server_.empty() && !client_.has_backlog();
+}
+
+void ClientSession::park() {
+  link_.end_idle_loop();
+  parked_self_ = shared_from_this();
+  ctx_.metrics.client_connections_parked.add(1);
+  client_.park_reader(*this);
+}
+
+void ClientSession::drop_if_parked() {
+  if (!parked_self_) return;
+  ctx_.metrics.client_connections_parked.sub(1);
+  const auto last = std::move(parked_self_);  // may be the last owner: nothing follows
+}
+
+void ClientSession::resume_reading() {
+  ctx_.metrics.client_connections_parked.sub(1);
+  // The client's next message (or its end): the session's coroutines start again, and this
+  // first run of the reader reads the socket at once (the poller calls here from its batch).
+  asio::co_spawn(
+      client_.get_executor(),
+      [self = std::move(parked_self_)]() -> awaitable<void> { co_await self->serve(); },
+      [](std::exception_ptr e) { log_failure("client session", e); });
 }
 
 // ------------------------------------------------------------------ the end

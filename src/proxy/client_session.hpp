@@ -32,7 +32,8 @@ struct ServerError;
 
 class ClientSession final : public std::enable_shared_from_this<ClientSession>,
                             private BackendLink::Owner,
-                            private StatementEvents {
+                            private StatementEvents,
+                            private Poller::ParkedReader {
  public:
   using Clock = std::chrono::steady_clock;
   enum class Phase { kStartup, kReady, kClosed };
@@ -60,12 +61,26 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   void cancel_running_query() { link_.cancel_running_query(); }
   uint32_t cancel_pid() const { return cancel_pid_; }
   // Idle for a while: the read buffer and scratch space go back (taken again at the next
-  // message), so that thousands of idle clients hold little more than their sockets.
+  // message), and the session parks (its coroutines end until the client's next byte), so that
+  // thousands of idle clients hold little more than their sockets and session objects.
   void release_idle_memory();
+  bool parked() const { return parked_self_ != nullptr; }
+  // Shutdown of a worker whose loop no longer runs: a parked session is let go.
+  void drop_if_parked();
   uint32_t cancel_key() const { return cancel_key_; }
 
  private:
-  awaitable<void> relay();
+  // The relay, until the client leaves (then the session's cleanup) or the session parks.
+  awaitable<void> serve();
+  enum class Relayed { kEnded, kParked };
+  awaitable<Relayed> relay();
+  // Whether nothing but the client's next message is awaited: no server lent, nothing
+  // buffered either way, no message half through. Then the session may park.
+  bool may_park() const;
+  // Ends the coroutines (the reply loop's here; the reader's returns kParked) and waits for the
+  // client's next byte without one: resume_reading() starts serve() again.
+  void park();
+  void resume_reading() override;
   // Whether the client's message at the start of `data`, not whole yet, is passed on as it
   // comes rather than held whole (see kStreamedHeadSize).
   bool streams(pgwire::Bytes data) const;
@@ -121,7 +136,10 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   Pool* pool_ = nullptr;
   BackendLink link_;
   StatementRouter router_;
-  bool memory_released_ = false;  // release_idle_memory() ran since the last message
+  bool memory_released_ = false;                // release_idle_memory() ran since the last message
+  bool awaiting_client_ = false;                // the reader waits for the client's next bytes
+  bool park_requested_ = false;                 // the reader, woken, parks if it still may
+  std::shared_ptr<ClientSession> parked_self_;  // who owns a parked session: itself
   bool skip_until_sync_ = false;  // after an error in the extended protocol, as PostgreSQL does
   std::string violation_;         // what handle_frame() found wrong
   bool passed_on_ = false;        // handle_frame() sent the message to the server

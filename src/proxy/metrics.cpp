@@ -81,6 +81,9 @@ std::string render_prometheus(const std::string& proxy_name,
   gauge("client_logins_waiting",
         "Clients waiting for their turn to log in (max_concurrent_logins).",
         &Metrics::client_logins_waiting);
+  gauge("client_connections_parked",
+        "Idle clients whose sessions wait for their next message without a coroutine.",
+        &Metrics::client_connections_parked);
   counter("client_connections_closed", "Client connections closed.",
           &Metrics::client_connections_closed);
   counter("client_connections_tls", "Client connections that used TLS.",

@@ -76,6 +76,8 @@ struct Metrics {
   // (max_concurrent_logins).
   Gauge client_logins_in_progress{0};
   Gauge client_logins_waiting{0};
+  // sluice's own: idle clients whose sessions are parked (no coroutine until their next byte).
+  Gauge client_connections_parked{0};
 
   Gauge database_connections{0};
   Counter database_connection_requests{0};

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 namespace sluice::proxy {
 
@@ -47,12 +48,24 @@ void Poller::remove(Watch& watch) {
     if (events_[i].data.ptr == &watch) events_[i].data.ptr = nullptr;
   post_resume(watch.on_readable);
   post_resume(watch.on_writable);
+  post_resume(watch.parked);
 }
 
 void Poller::post_resume(std::optional<Resume>& waiter) {
   if (!waiter) return;
   asio::post(executor_, [resume = std::move(*waiter)]() mutable { std::move(resume)(); });
   waiter.reset();
+}
+
+void Poller::post_resume(ParkedReader*& parked) {
+  if (!parked) return;
+  // The reader owns itself while parked, so it is still there when this runs.
+  asio::post(executor_, [reader = std::exchange(parked, nullptr)] { reader->resume_reading(); });
+}
+
+void Poller::park_reader(Watch& watch, ParkedReader& reader) {
+  watch.parked = &reader;
+  if (watch.readable || watch.closed) post_resume(watch.parked);
 }
 
 // Not coroutines themselves (one frame less per wait): the initiation parks the caller.
@@ -106,11 +119,14 @@ bool Poller::dispatch() {
       // Both waiters are taken out before either runs: a resumed coroutine may close the
       // socket, or finish and free the transport once nobody else waits on it.
       std::optional<Resume> reader, writer;
+      ParkedReader* parked = nullptr;
       if (event.events & kReadEvents) {
         watch->readable = true;
         if (watch->on_readable) {
           reader.emplace(std::move(*watch->on_readable));
           watch->on_readable.reset();
+        } else if (watch->parked) {
+          parked = std::exchange(watch->parked, nullptr);
         }
       }
       if (event.events & kWriteEvents) {
@@ -122,6 +138,7 @@ bool Poller::dispatch() {
       }
       if (reader) std::move (*reader)();
       if (writer) std::move (*writer)();
+      if (parked) parked->resume_reading();
     }
     batch_size_ = batch_next_ = 0;
     if (n < static_cast<int>(events_.size())) return any;

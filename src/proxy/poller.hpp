@@ -25,6 +25,16 @@ class Poller {
   // What resumes a coroutine suspended in a wait, stored in place.
   using Resume = asio::async_result<std::decay_t<decltype(use_awaitable)>, void()>::handler_type;
 
+  // A reader that waits without a coroutine: an idle client's session, whose frames are gone
+  // until its next byte (see park_reader()).
+  class ParkedReader {
+   public:
+    virtual void resume_reading() = 0;
+
+   protected:
+    ~ParkedReader() = default;
+  };
+
   // One socket's readiness. Owned by the socket's Transport, registered while the socket is
   // open.
   struct Watch {
@@ -34,6 +44,7 @@ class Poller {
     bool closed = false;
     std::optional<Resume> on_readable;
     std::optional<Resume> on_writable;
+    ParkedReader* parked = nullptr;  // instead of on_readable
   };
 
   explicit Poller(executor ex);
@@ -54,6 +65,13 @@ class Poller {
   // its resumption moves from `waiter` to the watch. False (and `waiter` untouched) when the
   // socket may have bytes already or is closed, so the caller resumes it now instead.
   bool wait_readable_instead(Watch& watch, std::optional<Resume>& waiter);
+  // Resumes the coroutine waiting in readable() soon (posted), as an edge would: it then finds
+  // `watch.readable` unchanged if nothing came.
+  void wake_reader(Watch& watch) { post_resume(watch.on_readable); }
+  // Calls `reader` once, at the next read edge, or soon (posted) if the watch is closed or may
+  // have bytes already. Nothing else may wait to read meanwhile. A parked reader costs a
+  // pointer, where a suspended coroutine costs its frames.
+  void park_reader(Watch& watch, ParkedReader& reader);
 
  private:
   // Stores the caller's resumption in `slot` (one of watch's), or resumes it soon if closed.
@@ -63,6 +81,7 @@ class Poller {
   // Resumes the waiters of every ready socket; false when none was ready.
   bool dispatch();
   void post_resume(std::optional<Resume>& waiter);
+  void post_resume(ParkedReader*& parked);
 
   executor executor_;
   int epoll_fd_ = -1;

@@ -137,6 +137,11 @@ class Transport {
   }
   // Reads at least one byte into `buffer`; false on EOF or error (the peer is gone).
   awaitable<bool> read_some(ReadBuffer& buffer, size_t min_free = 16384);
+  // False only while nothing can have arrived since read_now() last found the socket drained.
+  bool may_have_input() const { return fd_ < 0 || watch_.readable; }
+  // See Poller::wake_reader() and Poller::park_reader().
+  void wake_reader() { poller_.wake_reader(watch_); }
+  void park_reader(Poller::ParkedReader& reader) { poller_.park_reader(watch_, reader); }
 
   // Writing. write() sends at once what the socket takes and keeps the rest, in order, in a
   // backlog; whoever wrote co_awaits flush() when has_backlog() says so, which is how a slow

@@ -37,6 +37,9 @@ class Wakeup {
         use_awaitable);
   }
 
+  // A coroutine is suspended in wait().
+  bool waiting() const { return handler_.has_value(); }
+
   // Resumes the waiter now, inside this call, until it next suspends. Only for callers whose
   // own state is settled (the last thing they do before returning): it saves a trip through
   // the executor's queue, which matters where a server connection changes hands.

@@ -186,6 +186,34 @@ TEST_F(Link, ReleasesAtReadyForQueryIdleAndForwardsTheReplies) {
   EXPECT_EQ(metrics.database_connections_currently_borrowed.load(), 0);
 }
 
+TEST_F(Link, AnIdleReplyLoopEndsWhenAskedAndStartsAgain) {
+  query();
+  server_sends(complete("SELECT 1") + ready('I'));
+  ASSERT_TRUE(released());
+  ASSERT_TRUE(run_until([&] { return link->idle(); }));
+  link->end_idle_loop();  // the session parks
+  ASSERT_TRUE(run_until([&] { return run_done; })) << "the loop did not end";
+  // The next message: the loop runs again and relays the next borrow's replies.
+  run_done = false;
+  asio::co_spawn(io, link->run(), [this](std::exception_ptr) { run_done = true; });
+  attach();
+  query();
+  const std::string replies = complete("SELECT 2") + ready('I');
+  server_sends(replies);
+  owner.released = 0;
+  ASSERT_TRUE(released());
+  EXPECT_NE(client_received().find(replies), std::string::npos);
+}
+
+TEST_F(Link, AReplyLoopWithAConnectionLentIsNotIdle) {
+  EXPECT_FALSE(link->idle());
+  link->end_idle_loop();  // refused: the connection's replies are still due
+  query();
+  server_sends(complete("SELECT 1") + ready('I'));
+  ASSERT_TRUE(released());
+  EXPECT_FALSE(run_done);
+}
+
 TEST_F(Link, KeepsTheConnectionThroughATransactionAndAFailedOne) {
   query();
   server_sends(complete("BEGIN") + ready('T'));

@@ -115,6 +115,76 @@ TEST(Transport, WriteLargerThanTheSocketBuffersCompletesAsThePeerReads) {
   EXPECT_EQ(received, big.size());
 }
 
+// A reader parked without a coroutine (an idle session) is called back once: at the next bytes,
+// or after a close.
+struct CountingReader : Poller::ParkedReader {
+  int calls = 0;
+  void resume_reading() override { ++calls; }
+};
+
+// Runs the loop until `done` holds; false if nothing happened for 5 s.
+template <class Predicate>
+bool run_until(asio::io_context& io, Predicate done) {
+  io.restart();
+  while (!done())
+    if (io.run_one_for(std::chrono::seconds(5)) == 0) return false;
+  return true;
+}
+
+TEST(Transport, AParkedReaderIsCalledAtTheNextBytesOnly) {
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  auto [ours, theirs] = connected_pair(io, poller);
+  ReadBuffer inbound;
+  asio::write(theirs, asio::buffer(std::string("first")));
+  EXPECT_TRUE(run(io, ours->read_some(inbound)));
+  ASSERT_FALSE(ours->may_have_input()) << "the short read left the socket drained";
+
+  CountingReader reader;
+  ours->park_reader(reader);
+  io.restart();
+  io.poll();
+  EXPECT_EQ(reader.calls, 0) << "called before anything arrived";
+  asio::write(theirs, asio::buffer(std::string("second")));
+  ASSERT_TRUE(run_until(io, [&] { return reader.calls > 0; })) << "the edge was lost";
+  EXPECT_TRUE(ours->may_have_input());
+  asio::write(theirs, asio::buffer(std::string("third")));
+  io.restart();
+  io.run_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(reader.calls, 1) << "called again without parking again";
+}
+
+TEST(Transport, CloseCallsAParkedReaderAndAWokenReaderFindsNothingNew) {
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  auto [ours, theirs] = connected_pair(io, poller);
+  ReadBuffer inbound;
+  asio::write(theirs, asio::buffer(std::string("x")));
+  EXPECT_TRUE(run(io, ours->read_some(inbound)));
+
+  // Woken without an edge (the sweep asking an idle reader to park): nothing to read.
+  auto woken = asio::co_spawn(
+      io,
+      [&]() -> awaitable<bool> {
+        co_await ours->readable();
+        co_return ours->may_have_input();
+      },
+      asio::use_future);
+  io.restart();
+  io.poll();
+  ours->wake_reader();
+  io.restart();
+  io.poll();
+  ASSERT_EQ(woken.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_FALSE(woken.get());
+
+  CountingReader reader;
+  ours->park_reader(reader);
+  ours->close();
+  ASSERT_TRUE(run_until(io, [&] { return reader.calls > 0; }));
+  EXPECT_EQ(reader.calls, 1);
+}
+
 TEST(Transport, CloseWakesAPendingReader) {
   asio::io_context io;
   Poller poller(io.get_executor());
