@@ -126,6 +126,10 @@ struct ErrorFields {
   std::string_view message() const { return get('M'); }
 };
 std::optional<ErrorFields> decode_error_fields(Bytes body);
+// The same ErrorResponse body with another severity (both the localized 'S' and the 'V'
+// field), every other field as it was: how a server's FATAL reaches a client that keeps its
+// session. Nothing when `body` is malformed.
+std::optional<std::string> error_with_severity(Bytes body, std::string_view severity);
 
 struct ParameterStatus {
   std::string name;

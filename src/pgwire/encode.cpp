@@ -77,6 +77,20 @@ void write_single_cstring(std::string& out, char type, std::string_view s) {
 
 // ---------------------------------------------------------------- backend messages
 
+std::optional<std::string> error_with_severity(Bytes body, std::string_view severity) {
+  auto fields = decode_error_fields(body);
+  if (!fields) return std::nullopt;
+  std::string out;
+  out.reserve(body.size() + severity.size());
+  for (const auto& [code, value] : fields->fields) {
+    out += code;
+    out += (code == 'S' || code == 'V') ? std::string_view(severity) : std::string_view(value);
+    out += '\0';
+  }
+  out += '\0';
+  return out;
+}
+
 void write_error(std::string& out, std::string_view severity, std::string_view sqlstate,
                  std::string_view message, std::string_view detail) {
   MessageWriter w(out);

@@ -75,7 +75,10 @@ awaitable<void> BackendLink::run() {
       continue;
     }
     if (status == ReadStatus::kClosed) {
-      lost(server, false);
+      lost(server, Loss::kClosed);
+      bool flushed = true;
+      if (!client_gone_ && client_.has_backlog()) flushed = co_await client_.flush();
+      if (!flushed) client_went();
       continue;
     }
     // The common path suspends only when the client's socket is full: a coroutine call per
@@ -86,14 +89,15 @@ awaitable<void> BackendLink::run() {
       bool sent = client_.write(batch.out);
       // A client slower than its server: stop reading the server until it catches up.
       if (sent && client_.has_backlog()) sent = co_await client_.flush();
-      if (!sent) {
-        client_gone_ = true;  // the client reader sees the closed socket and cleans up
-        client_.close();
-      }
+      if (!sent) client_went();
     }
     inbound.consume(batch.consumed);
     if (batch.violation || batch.fatal) {
-      lost(server, batch.fatal);
+      lost(server, batch.violation ? Loss::kViolation : Loss::kFatal, batch.fatal_answered);
+      // What the lost server owed went to the client: it may wait in a full socket.
+      bool flushed = true;
+      if (!client_gone_ && client_.has_backlog()) flushed = co_await client_.flush();
+      if (!flushed) client_went();
       continue;
     }
     if ((relayed += batch.consumed) > kFairShareBytes) {
@@ -120,6 +124,11 @@ awaitable<void> BackendLink::run() {
       release();
     }
   }
+}
+
+void BackendLink::client_went() {
+  client_gone_ = true;  // the client reader sees the closed socket and cleans up
+  client_.close();
 }
 
 void BackendLink::end_idle_loop() {
@@ -158,19 +167,28 @@ BackendLink::Batch BackendLink::read_batch(pgwire::Bytes data, ServerConnection&
     if ((frame.type == 'Z' || frame.type == 'S' || frame.type == 'E') &&
         !inspect(frame, server, batch))
       break;
+    // A FATAL the client survives reaches it as an ERROR: its session goes on.
+    std::optional<std::string> demoted;
+    if (std::exchange(batch.demote, false))
+      demoted = pgwire::error_with_severity(frame.body, "ERROR");
     answers_before_.clear();
     answers_after_.clear();
     const auto verdict =
         tracker_.on_server_message(frame.type, frame.body, answers_before_, answers_after_,
                                    replacement_, statements, server.statements);
-    if (!reshaping && (verdict != ResponseTracker::Verdict::kForward || !answers_before_.empty() ||
-                       !answers_after_.empty())) {
+    if (!reshaping && (verdict != ResponseTracker::Verdict::kForward || demoted ||
+                       !answers_before_.empty() || !answers_after_.empty())) {
       reshaping = true;
       reshaped_.assign(pgwire::as_text(data.first(forward)));
     }
     if (reshaping) {
       reshaped_ += answers_before_;
-      if (verdict == ResponseTracker::Verdict::kForward) {
+      if (verdict == ResponseTracker::Verdict::kForward && demoted) {
+        pgwire::MessageWriter w(reshaped_);
+        w.begin('E');
+        w.bytes(*demoted);
+        w.end();
+      } else if (verdict == ResponseTracker::Verdict::kForward) {
         reshaped_ += pgwire::as_text(data.subspan(forward, frame.wire_size()));
       } else if (verdict == ResponseTracker::Verdict::kReplace) {
         pgwire::MessageWriter w(reshaped_);
@@ -212,8 +230,11 @@ bool BackendLink::inspect(const pgwire::Frame& frame, ServerConnection& server, 
     }
   } else if (frame.type == 'E') {
     auto fields = pgwire::decode_error_fields(frame.body);
-    if (fields && (fields->severity() == "FATAL" || fields->severity() == "PANIC"))
+    if (fields && (fields->severity() == "FATAL" || fields->severity() == "PANIC")) {
       batch.fatal = true;
+      batch.fatal_answered = tracker_.busy();
+      batch.demote = session_survives_loss();
+    }
     // The cleanup of a pinned session failed: its state is unknown, so it is closed.
     if (discarding_) server.broken = true;
   }
@@ -232,10 +253,12 @@ awaitable<void> BackendLink::release_after_cleanup(const std::shared_ptr<ServerC
     // SET, RESET or set_config() ran: learn what they left (a rolled-back SET is gone, SET LOCAL
     // too) so that any connection this client borrows next gets exactly that.
     settings_.changed = false;
+    reading_settings_ = true;
     auto found = co_await server->read_session_settings(settings_.custom_names);
+    reading_settings_ = false;
     if (lease_.connection() != server) co_return;
     if (!found) {
-      lost(server, false);
+      lost(server, Loss::kCleanupFailed);
       co_return;
     }
     settings_.adopt_read_back(std::move(*found));
@@ -248,15 +271,75 @@ awaitable<void> BackendLink::release_after_cleanup(const std::shared_ptr<ServerC
   release();
 }
 
-void BackendLink::lost(const std::shared_ptr<ServerConnection>& server, bool fatal_forwarded) {
+bool BackendLink::session_survives_loss() const {
+  return !pinned_ && !discarding_ && !reading_settings_ && server_unread_ == 0 && !closing_ &&
+         !ctx_.draining;
+}
+
+void BackendLink::lost(const std::shared_ptr<ServerConnection>& server, Loss cause,
+                       bool fatal_answered) {
   if (lease_.connection() != server) return;
+  const bool survives =
+      !client_gone_ && (cause == Loss::kClosed || cause == Loss::kFatal) && session_survives_loss();
+  Owner::Loss loss;
+  if (survives) {
+    // Like any failed request: the client is answered, then goes on. Inside a transaction
+    // block it must end the block first (the server's end rolled it back).
+    loss.in_transaction = tracker_.transaction_status() != 'I';
+    loss.reported = tracker_.busy();
+    std::string owed;
+    answer_for_lost_server(*server, cause == Loss::kFatal && fatal_answered, owed);
+    loss.mid_batch = tracker_.busy();  // messages of a batch whose Sync is still to come
+    if (!owed.empty() && !client_.write(owed)) client_went();
+  }
   tracker_.clear();
   server_unread_ = 0;
   server->broken = true;
   lease_.discard();
   if (client_gone_) return;
-  spdlog::warn("server connection {} lost while lent to client {}", server->id(), client_.peer());
-  owner_.server_lost(fatal_forwarded);
+  spdlog::warn("server connection {} lost while lent to client {}{}", server->id(), client_.peer(),
+               survives ? "; the client's session goes on" : "");
+  if (survives) {
+    ctx_.metrics.client_sessions_kept_after_server_loss.add(1);
+    owner_.server_lost_session_kept(loss);
+  } else {
+    owner_.server_lost(cause == Loss::kFatal);
+  }
+}
+
+void BackendLink::answer_for_lost_server(ServerConnection& server, bool error_sent,
+                                         std::string& out) {
+  static const std::string lost_error = error_body(
+      "08006",
+      "the connection to the database server was lost while the command ran; it may or may "
+      "not have completed");
+  const char status[1] = {tracker_.transaction_status() == 'I' ? 'I' : 'E'};
+  bool error_due = !error_sent;
+  while (tracker_.busy()) {
+    if (error_due) answer_as_server('E', lost_error, server, out);
+    error_due = true;
+    if (tracker_.outstanding_requests() == 0) break;  // the batch's Sync is answered when it comes
+    answer_as_server('Z', std::string_view(status, 1), server, out);
+  }
+}
+
+void BackendLink::answer_as_server(char type, std::string_view body, ServerConnection& server,
+                                   std::string& out) {
+  const pgwire::Bytes bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size());
+  if (type == 'Z') tracker_.note_ready(body[0]);
+  answers_before_.clear();
+  answers_after_.clear();
+  const auto verdict =
+      tracker_.on_server_message(type, bytes, answers_before_, answers_after_, replacement_,
+                                 owner_.client_statements(), server.statements);
+  out += answers_before_;
+  if (verdict != ResponseTracker::Verdict::kDrop) {
+    pgwire::MessageWriter w(out);
+    w.begin(type);
+    w.bytes(verdict == ResponseTracker::Verdict::kReplace ? std::string_view(replacement_) : body);
+    w.end();
+  }
+  out += answers_after_;
 }
 
 void BackendLink::attach(ServerLease lease) {

@@ -48,9 +48,17 @@ class BackendLink {
     virtual ClientStatements& client_statements() = 0;
     // The connection went back to the pool.
     virtual void server_released() = 0;
-    // The connection was lost while lent (the client must be told, unless it left).
-    // `fatal_forwarded`: the server's FATAL already reached the client.
+    // The connection was lost while lent and the client's session cannot go on (the client
+    // must be told, unless it left). `fatal_forwarded`: the server's FATAL reached the client.
     virtual void server_lost(bool fatal_forwarded) = 0;
+    // The connection was lost while lent, and the client keeps its session: what the server
+    // owed was answered already (an error, then ReadyForQuery for each request).
+    struct Loss {
+      bool in_transaction = false;  // its transaction block is gone: the client must end it
+      bool reported = false;        // an error for the loss answered a request of the client's
+      bool mid_batch = false;       // inside an extended-protocol batch: skip to its Sync
+    };
+    virtual void server_lost_session_kept(const Loss& loss) = 0;
 
    protected:
     ~Owner() = default;
@@ -107,8 +115,10 @@ class BackendLink {
   struct Batch {
     size_t consumed = 0;
     std::string_view out;
-    bool fatal = false;      // the server sent FATAL or PANIC: the connection is going
-    bool violation = false;  // a malformed or unrequested message: its state is unknown
+    bool fatal = false;           // the server sent FATAL or PANIC: the connection is going
+    bool fatal_answered = false;  // ... as the answer to a request of the client's
+    bool demote = false;          // ... and it reaches the client as an ERROR (it stays)
+    bool violation = false;       // a malformed or unrequested message: its state is unknown
   };
   Batch read_batch(pgwire::Bytes data, ServerConnection& server);
   // Whether the server's message at the start of `data`, not whole yet, is passed on as it
@@ -127,7 +137,27 @@ class BackendLink {
                                         bool& buffered);
   void set_transaction(char status);
   void unpin();
-  void lost(const std::shared_ptr<ServerConnection>& server, bool fatal_forwarded);
+  // Why a lent connection is given up.
+  enum class Loss {
+    kClosed,         // the server closed it, or reading failed
+    kFatal,          // the server's FATAL or PANIC went to the client (demoted if it stays)
+    kViolation,      // a reply that cannot be read or was never asked for: state unknown
+    kCleanupFailed,  // reading back settings failed: the client's settings are unknown
+  };
+  // Whether the client's session survives losing its connection now: it does unless it was
+  // pinned (its session state lived on that server), a reply was half through to the client,
+  // or the proxy drains.
+  bool session_survives_loss() const;
+  void lost(const std::shared_ptr<ServerConnection>& server, Loss cause,
+            bool fatal_answered = false);
+  // What the lost server owed, answered as PostgreSQL answers a request that failed (an error,
+  // then ReadyForQuery for each request); `error_sent`: the first request's error went already.
+  void answer_for_lost_server(ServerConnection& server, bool error_sent, std::string& out);
+  // A reply the lost server never sent, passed through the tracker as if it had.
+  void answer_as_server(char type, std::string_view body, ServerConnection& server,
+                        std::string& out);
+  // Writing to the client failed: nothing more is sent to it.
+  void client_went();
 
   ProxyContext& ctx_;
   Transport& client_;
@@ -143,6 +173,7 @@ class BackendLink {
   bool ending_idle_loop_ = false;  // end_idle_loop() ran: run() ends
   bool in_transaction_counted_ = false;  // in database_connections_currently_in_transaction
   bool client_mid_message_ = false;      // see set_client_mid_message()
+  bool reading_settings_ = false;        // release_after_cleanup() reads settings back
   size_t server_unread_ = 0;  // bytes still to come of the server's message being streamed
   std::optional<Clock::time_point> request_started_;
   // Scratch for reshaped replies (kept: no allocation per batch).

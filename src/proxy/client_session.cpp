@@ -213,6 +213,7 @@ void ClientSession::reply_error(const ServerError& error) {
 }
 
 bool ClientSession::needs_server(const pgwire::Frame& frame) const {
+  if (failed_transaction_) return false;  // answered by the proxy until the block ends
   const char type = frame.type;
   if (type == 'Q') return !router_.answered_without_server(frame);
   if (type == 'F') return true;
@@ -241,6 +242,8 @@ void ClientSession::forward(const pgwire::Frame& frame) {
 ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
   const char type = frame.type;
   if (type == 'X') return Step::kEnd;
+  if (failed_transaction_ && std::string_view("QFPBDECHSdcf").find(type) != std::string_view::npos)
+    return handle_in_failed_transaction(frame);
   if (type == 'Q' || type == 'F') return handle_query(frame);
   if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C')
     return handle_extended(frame);
@@ -257,6 +260,20 @@ ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
   if (type == 'p') return violation("unexpected password message after authentication");
   return violation("invalid frontend message type " +
                    std::to_string(static_cast<unsigned char>(type)));
+}
+
+ClientSession::Step ClientSession::handle_in_failed_transaction(const pgwire::Frame& frame) {
+  switch (failed_transaction_->answer(frame, router_.statements(), to_client_)) {
+    case FailedTransaction::Outcome::kMalformed:
+      return violation("malformed " + std::string(pgwire::frontend_message_name(frame.type)) +
+                       " message");
+    case FailedTransaction::Outcome::kEnded:
+      failed_transaction_.reset();
+      break;
+    case FailedTransaction::Outcome::kAnswered:
+      break;
+  }
+  return Step::kContinue;
 }
 
 ClientSession::Step ClientSession::handle_query(const pgwire::Frame& frame) {
@@ -385,6 +402,16 @@ void ClientSession::server_lost(bool fatal_forwarded) {
     client_.close();
   else
     terminate("08006", "the connection to the database server was lost");
+}
+
+void ClientSession::server_lost_session_kept(const Loss& loss) {
+  // The rest of a message the server was taking goes nowhere.
+  streaming_.passed_on = false;
+  if (loss.in_transaction) {
+    failed_transaction_ = std::make_unique<FailedTransaction>(loss.reported, loss.mid_batch);
+  } else if (loss.mid_batch) {
+    skip_until_sync_ = true;  // as after any error in the extended protocol
+  }
 }
 
 void ClientSession::release_idle_memory() {

@@ -20,6 +20,7 @@
 #include "proxy/backend_link.hpp"
 #include "proxy/client_login.hpp"
 #include "proxy/context.hpp"
+#include "proxy/failed_transaction.hpp"
 #include "proxy/lease.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/statement_router.hpp"
@@ -115,6 +116,9 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   ClientStatements& client_statements() override { return router_.statements(); }
   void server_released() override;
   void server_lost(bool fatal_forwarded) override;
+  void server_lost_session_kept(const Loss& loss) override;
+  // A client message while its transaction block failed with its lost server.
+  Step handle_in_failed_transaction(const pgwire::Frame& frame);
   // StatementEvents
   bool pinned() const override { return link_.pinned().has_value(); }
   void pin(PinReason reason) override { link_.pin(reason); }
@@ -141,8 +145,10 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   bool park_requested_ = false;                 // the reader, woken, parks if it still may
   std::shared_ptr<ClientSession> parked_self_;  // who owns a parked session: itself
   bool skip_until_sync_ = false;  // after an error in the extended protocol, as PostgreSQL does
-  std::string violation_;         // what handle_frame() found wrong
-  bool passed_on_ = false;        // handle_frame() sent the message to the server
+  // The transaction block whose server was lost, until the client ends it.
+  std::unique_ptr<FailedTransaction> failed_transaction_;
+  std::string violation_;   // what handle_frame() found wrong
+  bool passed_on_ = false;  // handle_frame() sent the message to the server
   struct Streaming {
     size_t unread = 0;       // bytes still to come of the message being streamed
     bool passed_on = false;  // they go to the server (else they are dropped)

@@ -84,6 +84,9 @@ std::string render_prometheus(const std::string& proxy_name,
   gauge("client_connections_parked",
         "Idle clients whose sessions wait for their next message without a coroutine.",
         &Metrics::client_connections_parked);
+  counter("client_sessions_kept_after_server_loss",
+          "Clients whose server connection was lost while lent and who kept their sessions.",
+          &Metrics::client_sessions_kept_after_server_loss);
   counter("client_connections_closed", "Client connections closed.",
           &Metrics::client_connections_closed);
   counter("client_connections_tls", "Client connections that used TLS.",

@@ -78,6 +78,9 @@ struct Metrics {
   Gauge client_logins_waiting{0};
   // sluice's own: idle clients whose sessions are parked (no coroutine until their next byte).
   Gauge client_connections_parked{0};
+  // sluice's own: clients whose lent server connection was lost (a database restart, a
+  // terminated backend) and who kept their sessions, answered with an error.
+  Counter client_sessions_kept_after_server_loss{0};
 
   Gauge database_connections{0};
   Counter database_connection_requests{0};

@@ -165,6 +165,27 @@ TEST(ErrorResponse, NoDetailFieldWhenEmpty) {
   EXPECT_EQ(fields->fields[3], (std::pair<char, std::string>{'M', "syntax error"}));
 }
 
+TEST(ErrorResponse, SeverityReplacedAndEveryOtherFieldKept) {
+  std::string out;
+  write_error(out, "FATAL", "57P01", "terminating connection due to administrator command",
+              "detail");
+  const auto body = error_with_severity(frame_of(out, 'E').body, "ERROR");
+  ASSERT_TRUE(body);
+  const auto fields = decode_error_fields(bytes_of(*body));
+  ASSERT_TRUE(fields);
+  ASSERT_EQ(fields->fields.size(), 5u);
+  EXPECT_EQ(fields->severity(), "ERROR");
+  EXPECT_EQ(fields->get('V'), "ERROR");
+  EXPECT_EQ(fields->sqlstate(), "57P01");
+  EXPECT_EQ(fields->message(), "terminating connection due to administrator command");
+  EXPECT_EQ(fields->get('D'), "detail");
+}
+
+TEST(ErrorResponse, SeverityOfAMalformedBodyIsNotReplaced) {
+  const std::string unterminated("SFATAL\0C57P01", 13);
+  EXPECT_FALSE(error_with_severity(bytes_of(unterminated), "ERROR"));
+}
+
 TEST(NoticeResponse, RoundTrip) {
   std::string out;
   write_notice(out, "01000", "hello");

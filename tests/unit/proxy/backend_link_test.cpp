@@ -35,6 +35,12 @@ struct Owner : BackendLink::Owner {
     ++lost;
     fatal_forwarded = fatal;
   }
+  int kept = 0;
+  Loss loss;
+  void server_lost_session_kept(const Loss& l) override {
+    ++kept;
+    loss = l;
+  }
 };
 
 std::string message(char type, std::string_view body) {
@@ -267,24 +273,119 @@ TEST_F(Link, AnUnexpectedParameterChangePinsAndTheCleanupUnpins) {
   EXPECT_TRUE(connection->applied.empty());
 }
 
-TEST_F(Link, ServerLossWhileLentIsReportedAndTheConnectionClosed) {
+// The frames of `bytes`, as (type, body) pairs.
+std::vector<std::pair<char, std::string>> frames_of(std::string_view bytes) {
+  std::vector<std::pair<char, std::string>> out;
+  while (bytes.size() >= 5) {
+    const auto* p = reinterpret_cast<const uint8_t*>(bytes.data()) + 1;
+    const size_t length = pgwire::read_be32(p);
+    if (bytes.size() < 1 + length) break;
+    out.emplace_back(bytes[0], std::string(bytes.substr(5, length - 4)));
+    bytes.remove_prefix(1 + length);
+  }
+  return out;
+}
+std::string field(const std::string& error_body, char code) {
+  auto fields = pgwire::decode_error_fields(
+      pgwire::Bytes(reinterpret_cast<const uint8_t*>(error_body.data()), error_body.size()));
+  return fields ? std::string(fields->get(code)) : "<malformed>";
+}
+
+TEST_F(Link, ServerLossMidQueryAnswersAnErrorAndTheSessionGoesOn) {
   query();
   servers.back().close();
-  ASSERT_TRUE(run_until([&] { return owner.lost > 0; }));
-  EXPECT_FALSE(owner.fatal_forwarded);
+  ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
+  EXPECT_EQ(owner.lost, 0);
+  EXPECT_FALSE(owner.loss.in_transaction);
+  EXPECT_TRUE(owner.loss.reported);
+  EXPECT_FALSE(owner.loss.mid_batch);
   EXPECT_FALSE(link->attached());
   EXPECT_EQ(connection->state(), ServerState::kClosed);
   EXPECT_EQ(pools.total(), 0u);
+  EXPECT_EQ(metrics.client_sessions_kept_after_server_loss.load(), 1u);
+  const auto frames = frames_of(client_received());
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].first, 'E');
+  EXPECT_EQ(field(frames[0].second, 'S'), "ERROR");
+  EXPECT_EQ(field(frames[0].second, 'C'), "08006");
+  EXPECT_EQ(frames[1], (std::pair<char, std::string>{'Z', "I"}));
 }
 
-TEST_F(Link, AServerFatalReachesTheClientThenTheConnectionGoes) {
+TEST_F(Link, AServerFatalReachesTheClientAsAnErrorAndTheSessionGoesOn) {
+  query();
+  server_sends(message('D', std::string("\0\0", 2)) +
+               error("FATAL", "57P01", "terminating connection"));
+  ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
+  EXPECT_EQ(owner.lost, 0);
+  const auto frames = frames_of(client_received());
+  ASSERT_EQ(frames.size(), 3u) << "a row, one error, ReadyForQuery";
+  EXPECT_EQ(frames[0].first, 'D');
+  EXPECT_EQ(frames[1].first, 'E');
+  EXPECT_EQ(field(frames[1].second, 'S'), "ERROR");
+  EXPECT_EQ(field(frames[1].second, 'V'), "ERROR");
+  EXPECT_EQ(field(frames[1].second, 'C'), "57P01");
+  EXPECT_EQ(field(frames[1].second, 'M'), "terminating connection");
+  EXPECT_EQ(frames[2], (std::pair<char, std::string>{'Z', "I"}));
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+}
+
+TEST_F(Link, ServerLossInsideATransactionBlockLeavesItFailed) {
+  query();
+  server_sends(complete("BEGIN") + ready('T'));
+  EXPECT_TRUE(still_lent());
+  client_received();
+  query();
+  servers.back().close();
+  ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
+  EXPECT_TRUE(owner.loss.in_transaction);
+  EXPECT_TRUE(owner.loss.reported);
+  const auto frames = frames_of(client_received());
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(field(frames[0].second, 'C'), "08006");
+  EXPECT_EQ(frames[1], (std::pair<char, std::string>{'Z', "E"}));
+  EXPECT_EQ(metrics.database_connections_currently_in_transaction.load(), 0);
+}
+
+TEST_F(Link, ServerLossBetweenStatementsOfATransactionSaysNothingYet) {
+  query();
+  server_sends(complete("BEGIN") + ready('T'));
+  EXPECT_TRUE(still_lent());
+  client_received();
+  servers.back().close();
+  ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
+  EXPECT_TRUE(owner.loss.in_transaction);
+  EXPECT_FALSE(owner.loss.reported) << "the client's next command is told";
+  EXPECT_EQ(client_received(), "");
+}
+
+TEST_F(Link, ServerLossEachPipelinedRequestGetsItsErrorAndTheOpenBatchSkipsToSync) {
+  extended_round();
+  extended_round();
+  link->tracker().note_unsynced();  // a third batch, its Sync still to come
+  link->tracker().expect({Kind::kParse});
+  server_sends(message('1', "") + error("FATAL", "57P01", "terminating connection"));
+  ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
+  EXPECT_TRUE(owner.loss.mid_batch);
+  std::string types;
+  for (const auto& [type, body] : frames_of(client_received())) types += type;
+  // The first batch: ParseComplete, the server's error (demoted), ReadyForQuery; the second: an
+  // error and ReadyForQuery; the third: an error (its Sync gets ReadyForQuery when it comes).
+  EXPECT_EQ(types, "1EZEZE");
+}
+
+TEST_F(Link, APinnedSessionLosesItsConnectionAndItsClient) {
+  query();
+  server_sends(message('S', std::string("TimeZone\0Europe/Paris\0", 22)) + complete("SELECT 1") +
+               ready('I'));
+  EXPECT_TRUE(still_lent());
+  ASSERT_TRUE(link->pinned());
   query();
   const std::string fatal = error("FATAL", "57P01", "terminating connection");
   server_sends(fatal);
   ASSERT_TRUE(run_until([&] { return owner.lost > 0; }));
+  EXPECT_EQ(owner.kept, 0);
   EXPECT_TRUE(owner.fatal_forwarded);
-  EXPECT_EQ(client_received(), fatal);
-  EXPECT_EQ(connection->state(), ServerState::kClosed);
+  EXPECT_NE(client_received().find(fatal), std::string::npos) << "the FATAL as the server sent it";
 }
 
 TEST_F(Link, AnUnrequestedReadyForQueryDropsTheConnection) {
@@ -330,6 +431,20 @@ TEST_F(Link, ALargeRowStreamsToTheClientAsItArrives) {
   ASSERT_TRUE(released());
   received += client_received();
   EXPECT_EQ(received, row + tail);
+}
+
+TEST_F(Link, ServerLossHalfwayThroughARowToTheClientEndsTheSession) {
+  query();
+  const std::string row = message('D', std::string(1024 * 1024, 'r'));
+  server_sends(row.substr(0, 200 * 1024));
+  std::string received;
+  ASSERT_TRUE(run_until([&] {
+    received += client_received();
+    return received.size() >= 150 * 1024;
+  }));
+  servers.back().close();  // the client holds half a message: nothing can follow it
+  ASSERT_TRUE(run_until([&] { return owner.lost > 0; }));
+  EXPECT_EQ(owner.kept, 0);
 }
 
 TEST_F(Link, HalfAClientMessageKeepsTheConnectionFromThePool) {
