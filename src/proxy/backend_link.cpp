@@ -171,6 +171,16 @@ BackendLink::Batch BackendLink::read_batch(pgwire::Bytes data, ServerConnection&
     std::optional<std::string> demoted;
     if (std::exchange(batch.demote, false))
       demoted = pgwire::error_with_severity(frame.body, "ERROR");
+    if (demoted && !batch.fatal_answered) {
+      // Between requests: kept for the client's next command.
+      unsent_error_ = std::move(*demoted);
+      if (!reshaping) {
+        reshaping = true;
+        reshaped_.assign(pgwire::as_text(data.first(forward)));
+      }
+      forward += frame.wire_size();
+      continue;
+    }
     answers_before_.clear();
     answers_after_.clear();
     const auto verdict =
@@ -290,15 +300,23 @@ void BackendLink::lost(const std::shared_ptr<ServerConnection>& server, Loss cau
     std::string owed;
     answer_for_lost_server(*server, cause == Loss::kFatal && fatal_answered, owed);
     loss.mid_batch = tracker_.busy();  // messages of a batch whose Sync is still to come
+    loss.unsent_error = std::move(unsent_error_);
     if (!owed.empty() && !client_.write(owed)) client_went();
   }
   tracker_.clear();
   server_unread_ = 0;
+  unsent_error_.clear();
   server->broken = true;
   lease_.discard();
   if (client_gone_) return;
+  const char* outcome = survives             ? "; the client's session goes on"
+                        : pinned_            ? "; the session was pinned to it, so it ends"
+                        : server_unread_ > 0 ? "; a reply was half sent, so the session ends"
+                        : cause == Loss::kViolation
+                            ? "; a reply could not be read, so the session ends"
+                            : "; the session ends";
   spdlog::warn("server connection {} lost while lent to client {}{}", server->id(), client_.peer(),
-               survives ? "; the client's session goes on" : "");
+               outcome);
   if (survives) {
     ctx_.metrics.client_sessions_kept_after_server_loss.add(1);
     owner_.server_lost_session_kept(loss);

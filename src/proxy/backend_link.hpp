@@ -57,6 +57,10 @@ class BackendLink {
       bool in_transaction = false;  // its transaction block is gone: the client must end it
       bool reported = false;        // an error for the loss answered a request of the client's
       bool mid_batch = false;       // inside an extended-protocol batch: skip to its Sync
+      // The server's FATAL (as an ERROR body) when it came between requests: the client is
+      // told at its next command instead (an unasked-for error would be taken as that
+      // command's answer, then the proxy's own).
+      std::string unsent_error;
     };
     virtual void server_lost_session_kept(const Loss& loss) = 0;
 
@@ -174,6 +178,7 @@ class BackendLink {
   bool in_transaction_counted_ = false;  // in database_connections_currently_in_transaction
   bool client_mid_message_ = false;      // see set_client_mid_message()
   bool reading_settings_ = false;        // release_after_cleanup() reads settings back
+  std::string unsent_error_;             // see Owner::Loss::unsent_error
   size_t server_unread_ = 0;  // bytes still to come of the server's message being streamed
   std::optional<Clock::time_point> request_started_;
   // Scratch for reshaped replies (kept: no allocation per batch).

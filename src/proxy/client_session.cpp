@@ -408,7 +408,8 @@ void ClientSession::server_lost_session_kept(const Loss& loss) {
   // The rest of a message the server was taking goes nowhere.
   streaming_.passed_on = false;
   if (loss.in_transaction) {
-    failed_transaction_ = std::make_unique<FailedTransaction>(loss.reported, loss.mid_batch);
+    failed_transaction_ =
+        std::make_unique<FailedTransaction>(loss.reported, loss.mid_batch, loss.unsent_error);
   } else if (loss.mid_batch) {
     skip_until_sync_ = true;  // as after any error in the extended protocol
   }
@@ -435,7 +436,8 @@ bool ClientSession::may_park() const {
 }
 
 void ClientSession::park() {
-  link_.end_idle_loop();
+  failed_tx = {} skip = {} ", client_.peer(), failed_transaction_ != nullptr, skip_until_sync_);
+                        link_.end_idle_loop();
   parked_self_ = shared_from_this();
   ctx_.metrics.client_connections_parked.add(1);
   client_.park_reader(*this);

@@ -63,22 +63,37 @@ void remember(std::vector<std::string>& names, std::string_view name, bool yes) 
 
 }  // namespace
 
-bool ends_transaction_block(std::string_view sql) {
+BlockEnd transaction_block_end(std::string_view sql) {
   std::array<std::string_view, 6> words;
   size_t n = 0;
-  if (!words_of(sql, words, n) || n == 0) return false;
-  if (!sql::is(words[0], "commit") && !sql::is(words[0], "end") && !sql::is(words[0], "rollback") &&
-      !sql::is(words[0], "abort"))
-    return false;
+  if (!words_of(sql, words, n) || n == 0) return BlockEnd::kNone;
+  BlockEnd kind = BlockEnd::kNone;
+  if (sql::is(words[0], "commit") || sql::is(words[0], "end")) kind = BlockEnd::kCommit;
+  if (sql::is(words[0], "rollback") || sql::is(words[0], "abort")) kind = BlockEnd::kRollback;
+  if (kind == BlockEnd::kNone) return kind;
   size_t i = 1;
   if (i < n && (sql::is(words[i], "work") || sql::is(words[i], "transaction"))) ++i;
-  if (i == n) return true;
+  if (i == n) return kind;
   // AND NO CHAIN ends the block; AND CHAIN would start another, which needs a server.
-  return i + 3 == n && sql::is(words[i], "and") && sql::is(words[i + 1], "no") &&
-         sql::is(words[i + 2], "chain");
+  const bool no_chain = i + 3 == n && sql::is(words[i], "and") && sql::is(words[i + 1], "no") &&
+                        sql::is(words[i + 2], "chain");
+  return no_chain ? kind : BlockEnd::kNone;
+}
+
+bool FailedTransaction::ends_block(std::string_view sql) const {
+  const BlockEnd end = transaction_block_end(sql);
+  return end == BlockEnd::kRollback || (end == BlockEnd::kCommit && loss_reported_);
 }
 
 void FailedTransaction::refuse(std::string& out) {
+  if (!loss_reported_ && !cause_.empty()) {
+    loss_reported_ = true;
+    pgwire::MessageWriter w(out);
+    w.begin('E');
+    w.bytes(cause_);
+    w.end();
+    return;
+  }
   if (!loss_reported_) {
     loss_reported_ = true;
     pgwire::write_error(out, "ERROR", "08006",
@@ -96,7 +111,7 @@ bool FailedTransaction::ends_block(std::string_view statement,
                                    const ClientStatements& known) const {
   if (contains(parsed_ends_, statement)) return true;
   auto it = known.find(statement);
-  return it != known.end() && it->second && ends_transaction_block(it->second->text());
+  return it != known.end() && it->second && ends_block(it->second->text());
 }
 
 FailedTransaction::Outcome FailedTransaction::answer(const pgwire::Frame& frame,
@@ -106,7 +121,7 @@ FailedTransaction::Outcome FailedTransaction::answer(const pgwire::Frame& frame,
   if (type == 'Q') {
     auto sql = pgwire::decode_query(frame.body);
     if (!sql) return Outcome::kMalformed;
-    if (ends_transaction_block(*sql)) {
+    if (ends_block(*sql)) {
       pgwire::write_command_complete(out, "ROLLBACK");
       pgwire::write_ready_for_query(out, 'I');
       return Outcome::kEnded;
@@ -140,7 +155,7 @@ FailedTransaction::Outcome FailedTransaction::answer(const pgwire::Frame& frame,
     auto parse = pgwire::decode_parse(frame.body);
     if (!parse) return Outcome::kMalformed;
     if (skipping_) return Outcome::kAnswered;
-    ok = ends_transaction_block(parse->query);
+    ok = ends_block(parse->query);
     remember(parsed_ends_, parse->statement, ok);
     if (ok) pgwire::write_parse_complete(out);
   } else if (type == 'B') {

@@ -17,16 +17,19 @@
 namespace sluice::proxy {
 
 // Whether `sql` is one statement that ends a transaction block without chaining another:
-// COMMIT, END, ROLLBACK or ABORT, optionally WORK or TRANSACTION and AND NO CHAIN.
-bool ends_transaction_block(std::string_view sql);
+// COMMIT or END, ROLLBACK or ABORT, optionally WORK or TRANSACTION and AND NO CHAIN.
+enum class BlockEnd { kNone, kCommit, kRollback };
+BlockEnd transaction_block_end(std::string_view sql);
 
 class FailedTransaction {
  public:
   // `loss_reported`: an error for the loss already reached the client (it had a request in
   // flight); otherwise the first command refused says what happened. `skipping`: the client
   // is inside an extended-protocol batch that failed; everything up to its Sync is dropped.
-  FailedTransaction(bool loss_reported, bool skipping)
-      : loss_reported_(loss_reported), skipping_(skipping) {}
+  // `cause`: the server's error (an ErrorResponse body) that ended the connection between
+  // requests, told instead of the proxy's own when the loss was not reported yet.
+  FailedTransaction(bool loss_reported, bool skipping, std::string cause = {})
+      : loss_reported_(loss_reported), skipping_(skipping), cause_(std::move(cause)) {}
 
   enum class Outcome {
     kAnswered,   // the replies, if any, are in `out`; still in the failed block
@@ -41,10 +44,14 @@ class FailedTransaction {
 
  private:
   void refuse(std::string& out);
+  // Whether the statement ends the block here. A COMMIT does only once the client was told
+  // the block failed: answered "ROLLBACK" without an error, it would think it committed.
+  bool ends_block(std::string_view sql) const;
   bool ends_block(std::string_view statement, const ClientStatements& known) const;
 
   bool loss_reported_;
   bool skipping_;
+  std::string cause_;
   // Since the loss: statements parsed that end the block, and portals bound to one ("" is
   // the unnamed one).
   std::vector<std::string> parsed_ends_;

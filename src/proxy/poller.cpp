@@ -122,6 +122,7 @@ bool Poller::dispatch() {
       ParkedReader* parked = nullptr;
       if (event.events & kReadEvents) {
         watch->readable = true;
+        if (event.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) watch->peer_closing = true;
         if (watch->on_readable) {
           reader.emplace(std::move(*watch->on_readable));
           watch->on_readable.reset();

@@ -42,6 +42,9 @@ class Poller {
     bool readable = true;  // not known to be drained: a read may find bytes
     bool writable = true;  // not known to be full
     bool closed = false;
+    // The peer shut down its side (or the socket failed): the bytes left to read end in EOF,
+    // which no later edge announces, so a short read no longer means "wait for an edge".
+    bool peer_closing = false;
     std::optional<Resume> on_readable;
     std::optional<Resume> on_writable;
     ParkedReader* parked = nullptr;  // instead of on_readable

@@ -1,5 +1,7 @@
 #include "proxy/transport.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -210,8 +212,9 @@ ssize_t Transport::receive(asio::mutable_buffer space) {
     if (!watch_.readable) return -1;
     const ssize_t n = raw_recv(fd_, space.data(), space.size(), 0);
     if (n > 0) {
-      // A short read drained the socket: the next byte brings a new edge.
-      if (static_cast<size_t>(n) < space.size()) watch_.readable = false;
+      // A short read drained the socket: the next byte brings a new edge (but not the EOF
+      // that follows the peer's last bytes: the edge that brought them announced it too).
+      if (static_cast<size_t>(n) < space.size() && !watch_.peer_closing) watch_.readable = false;
       return n;
     }
     if (n == 0) return 0;
@@ -222,6 +225,20 @@ ssize_t Transport::receive(asio::mutable_buffer space) {
     }
     return 0;
   }
+}
+
+void Transport::park_reader(Poller::ParkedReader& reader) {
+  // One look at the socket per idle spell: bytes already there (their edge consumed without a
+  // read) would otherwise wait for an edge that never comes.
+  if (!watch_.readable && fd_ >= 0) {
+    char byte;
+    const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+      spdlog::warn("client {}: bytes were waiting when its session parked", peer());
+      watch_.readable = true;
+    }
+  }
+  poller_.park_reader(watch_, reader);
 }
 
 bool Transport::peer_sent_something() {

@@ -141,7 +141,7 @@ class Transport {
   bool may_have_input() const { return fd_ < 0 || watch_.readable; }
   // See Poller::wake_reader() and Poller::park_reader().
   void wake_reader() { poller_.wake_reader(watch_); }
-  void park_reader(Poller::ParkedReader& reader) { poller_.park_reader(watch_, reader); }
+  void park_reader(Poller::ParkedReader& reader);
 
   // Writing. write() sends at once what the socket takes and keeps the rest, in order, in a
   // backlog; whoever wrote co_awaits flush() when has_backlog() says so, which is how a slow

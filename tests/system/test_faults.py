@@ -103,13 +103,16 @@ def test_server_connection_terminated(proxy_factory, pg, app):
     c.execute("select 1")
     killed = _terminate_proxy_backends(pg, app.app_user)
     assert killed >= 1
+    # The session goes on: the failed block is reported, then rolled back by the proxy.
     with pytest.raises(psycopg.OperationalError) as ei:
         c.execute("select 2")
-    # libpq reports an asynchronous FATAL without a SQLSTATE (as it does directly against PostgreSQL)
-    assert ei.value.sqlstate in ("08006", "57P01") or \
-        "terminating connection due to administrator command" in str(ei.value), (ei.value.sqlstate, str(ei.value))
+    assert ei.value.sqlstate in ("08006", "57P01"), (ei.value.sqlstate, str(ei.value))
+    assert not c.closed
+    c.execute("ROLLBACK")
+    assert c.execute("select 3").fetchone()[0] == 3
     c.close()
-    harness.wait_for(lambda: pg.backend_count(app.app_user) == 0, 10, 0.1, "terminated backends to exit")
+    # Only the connection `select 3` opened is left.
+    harness.wait_for(lambda: pg.backend_count(app.app_user) <= 1, 10, 0.1, "terminated backends to exit")
     time.sleep(1)
     # The pool must not hand out the dead connections: every new client works.
     for i in range(5):
@@ -119,7 +122,9 @@ def test_server_connection_terminated(proxy_factory, pg, app):
 
 
 def test_server_connection_terminated_raw_sqlstate(proxy_factory, pg, app):
-    """The client sees an ErrorResponse with SQLSTATE 08006 or the server's 57P01, then the connection closes."""
+    """The backend of a transaction is terminated: the client's next statement gets one
+    ErrorResponse (the server's 57P01, as an ERROR), its block is failed (ReadyForQuery 'E'),
+    the proxy answers its ROLLBACK, and the connection goes on."""
     proxy = proxy_factory(connection_pool={"max_connections_percent": 5})
     c = harness.RawPgClient(proxy.host, proxy.port)
     try:
@@ -128,15 +133,14 @@ def test_server_connection_terminated_raw_sqlstate(proxy_factory, pg, app):
         assert r.error is None and r.status == "T"
         assert _terminate_proxy_backends(pg, app.app_user) >= 1
         time.sleep(0.5)
-        try:
-            c.send(harness.msg(b"Q", b"select 2\0"))
-        except OSError:
-            pass
-        msgs, closed = c.read_until_closed(timeout=10)
-        errors = [harness.parse_error_fields(p) for t, p in msgs if t == b"E"]
-        assert errors, f"no ErrorResponse, got {[t for t, _ in msgs]}"
-        assert errors[0]["C"] in ("08006", "57P01"), errors
-        assert closed
+        r = c.query("select 2")
+        errors = [harness.parse_error_fields(p) for t, p in r.messages if t == b"E"]
+        assert len(errors) == 1, r.messages
+        assert errors[0]["C"] in ("08006", "57P01") and errors[0]["S"] == "ERROR", errors
+        assert r.status == "E"
+        r = c.query("ROLLBACK")
+        assert r.error is None and r.tags == ["ROLLBACK"] and r.status == "I", r.messages
+        assert c.scalar("select 3") == "3"
     finally:
         c.close()
     with proxy.connect(app.app_user, app.app_password) as n:

@@ -358,6 +358,20 @@ TEST_F(Link, ServerLossBetweenStatementsOfATransactionSaysNothingYet) {
   EXPECT_EQ(client_received(), "");
 }
 
+TEST_F(Link, AFatalBetweenStatementsOfATransactionWaitsForTheClientsNextCommand) {
+  query();
+  server_sends(complete("BEGIN") + ready('T'));
+  EXPECT_TRUE(still_lent());
+  client_received();
+  server_sends(error("FATAL", "57P01", "terminating connection due to administrator command"));
+  ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
+  EXPECT_TRUE(owner.loss.in_transaction);
+  EXPECT_FALSE(owner.loss.reported);
+  EXPECT_EQ(client_received(), "") << "nothing unasked-for: libpq would take it as an answer";
+  EXPECT_EQ(field(owner.loss.unsent_error, 'S'), "ERROR");
+  EXPECT_EQ(field(owner.loss.unsent_error, 'C'), "57P01");
+}
+
 TEST_F(Link, ServerLossEachPipelinedRequestGetsItsErrorAndTheOpenBatchSkipsToSync) {
   extended_round();
   extended_round();

@@ -81,15 +81,19 @@ struct Failed : ::testing::Test {
   Outcome send(FailedTransaction& tx, const Message& m) { return tx.answer(m.frame(), known, out); }
 };
 
-TEST(EndsTransactionBlock, TheStatementsThatEndABlock) {
+TEST(TransactionBlockEnd, TheStatementsThatEndABlock) {
+  EXPECT_EQ(transaction_block_end("commit"), BlockEnd::kCommit);
+  EXPECT_EQ(transaction_block_end("END WORK"), BlockEnd::kCommit);
+  EXPECT_EQ(transaction_block_end("rollback"), BlockEnd::kRollback);
+  EXPECT_EQ(transaction_block_end("ABORT"), BlockEnd::kRollback);
   for (const char* sql :
        {"ROLLBACK", "rollback;", "  Commit  ", "END", "abort work", "ROLLBACK TRANSACTION;",
         "commit and no chain", "/* c */ rollback -- done\n", "ROLLBACK;  "})
-    EXPECT_TRUE(ends_transaction_block(sql)) << sql;
+    EXPECT_NE(transaction_block_end(sql), BlockEnd::kNone) << sql;
   for (const char* sql : {"", ";", "ROLLBACK TO SAVEPOINT a", "rollback to a", "COMMIT AND CHAIN",
                           "ROLLBACK PREPARED 'x'", "COMMIT PREPARED 'x'", "ROLLBACK; SELECT 1",
                           "select 'rollback'", "rollbacks", "BEGIN", "end if", "commit work work"})
-    EXPECT_FALSE(ends_transaction_block(sql)) << sql;
+    EXPECT_EQ(transaction_block_end(sql), BlockEnd::kNone) << sql;
 }
 
 TEST_F(Failed, RollbackEndsTheBlockAndOtherCommandsAreRefused) {
@@ -108,11 +112,41 @@ TEST_F(Failed, CommitOfTheFailedBlockRollsBack) {
   EXPECT_EQ(summary(out), "C(ROLLBACK) Z(I)");
 }
 
+TEST_F(Failed, ACommitBeforeTheClientWasToldIsRefused) {
+  // Answered "ROLLBACK" without an error, the client would believe it committed.
+  FailedTransaction tx(/*loss_reported=*/false, false);
+  EXPECT_EQ(send(tx, query("COMMIT")), Outcome::kAnswered);
+  EXPECT_EQ(send(tx, query("COMMIT")), Outcome::kEnded);
+  EXPECT_EQ(summary(out), "E08006 Z(E) C(ROLLBACK) Z(I)");
+}
+
+TEST_F(Failed, AnExtendedCommitBeforeTheClientWasToldIsRefused) {
+  FailedTransaction tx(false, false);
+  for (const auto& m : {parse("", "COMMIT"), bind("", ""), execute("")}) send(tx, m);
+  EXPECT_EQ(send(tx, sync()), Outcome::kAnswered);
+  EXPECT_EQ(summary(out), "E08006 Z(E)");
+}
+
+TEST_F(Failed, ARollbackBeforeTheClientWasToldEndsTheBlock) {
+  FailedTransaction tx(false, false);
+  EXPECT_EQ(send(tx, query("ROLLBACK")), Outcome::kEnded);
+  EXPECT_EQ(summary(out), "C(ROLLBACK) Z(I)");
+}
+
 TEST_F(Failed, AnUnreportedLossIsExplainedOnceThenTheUsualError) {
   FailedTransaction tx(/*loss_reported=*/false, false);
   send(tx, query("select 1"));
   send(tx, query("select 2"));
   EXPECT_EQ(summary(out), "E08006 Z(E) E25P02 Z(E)");
+}
+
+TEST_F(Failed, TheServersErrorBetweenRequestsIsToldAtTheNextCommand) {
+  std::string cause;
+  pgwire::write_error(cause, "ERROR", "57P01", "terminating connection");
+  FailedTransaction tx(false, false, cause.substr(5));
+  send(tx, query("select 1"));
+  send(tx, query("select 2"));
+  EXPECT_EQ(summary(out), "E57P01 Z(E) E25P02 Z(E)");
 }
 
 TEST_F(Failed, ExtendedRollbackIsAnsweredPartByPart) {

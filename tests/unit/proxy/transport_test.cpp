@@ -89,6 +89,24 @@ TEST(Transport, ReportsTheEndOfTheStream) {
   EXPECT_FALSE(run(io, ours->read_some(inbound)));
 }
 
+TEST(Transport, SeesTheEndOfTheStreamThatCameWithTheLastBytes) {
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  auto [ours, theirs] = connected_pair(io, poller);
+  ReadBuffer inbound;
+  // Waiting first: one edge then announces both the bytes and the end (a server that sends a
+  // notice and exits), and the short read that drains the bytes must not wait for another.
+  auto first = start_pending(io, ours->read_some(inbound));
+  asio::write(theirs, asio::buffer(std::string("last words")));
+  theirs.close();
+  ASSERT_TRUE(finish(io, first));
+  EXPECT_TRUE(first.get());
+  EXPECT_EQ(text(inbound), "last words");
+  auto end = asio::co_spawn(io, ours->read_some(inbound), asio::use_future);
+  ASSERT_TRUE(finish(io, end)) << "the end of the stream was never seen";
+  EXPECT_FALSE(end.get());
+}
+
 TEST(Transport, WriteLargerThanTheSocketBuffersCompletesAsThePeerReads) {
   asio::io_context io;
   Poller poller(io.get_executor());
