@@ -199,9 +199,12 @@ std::vector<std::unique_ptr<ssl::context>> make_server_tls_contexts(const std::s
   EVP_PKEY* key = SSL_CTX_get0_privatekey(first);
   STACK_OF(X509)* chain = nullptr;
   SSL_CTX_get0_chain_certs(first, &chain);
-  unsigned char ticket_keys[80];
-  if (!cert || !key || SSL_CTX_get_tlsext_ticket_keys(first, ticket_keys, sizeof ticket_keys) != 1)
+  unsigned char ticket_keys[80];  // name, HMAC key, AES key (OpenSSL 3.0)
+  if (!cert || !key ||
+      SSL_CTX_get_tlsext_ticket_keys(first, ticket_keys, sizeof ticket_keys) != 1) {
+    OPENSSL_cleanse(ticket_keys, sizeof ticket_keys);
     throw std::runtime_error("cannot copy the TLS server context");
+  }
   for (size_t i = 1; i < count; ++i) {
     auto ctx = new_server_context(hand_over_records);
     SSL_CTX* native = ctx->native_handle();
