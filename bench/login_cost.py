@@ -14,6 +14,7 @@ and moves by ±10 % between identical runs. Two figures that do not:
 
 Usage: PYTHONPATH=python /usr/bin/python3 bench/login_cost.py --build build
          [--only instructions,syscalls] [--small 50] [--large 250] [--keep DIR]
+         [--record-layer sluice|openssl]
 """
 import argparse
 import glob
@@ -32,12 +33,13 @@ POOL = {"adaptive_concurrency": False, "max_connections_percent": 20, "max_idle_
         "connection_borrow_timeout": 120}
 
 
-def start_proxy(binary, pg, app):
+def start_proxy(binary, pg, app, record_layer="sluice"):
     # One worker: the figure is one loop's work per login, and under callgrind threads run one
     # at a time anyway.
     return harness.Proxy(binary, pg.port, users=[(app.app_user, app.app_password)], require_tls=True,
                          max_client_connections=10000, target={"tls": "disable"}, workers=1,
-                         login_timeout=600, connection_pool=POOL).start(timeout=60)
+                         login_timeout=600, connection_pool=POOL,
+                         tls={"record_layer": record_layer}).start(timeout=60)
 
 
 def burst(tool, conninfo, clients):
@@ -70,7 +72,7 @@ def instructions(args, binary, tool, pg, app):
         f.write(f'#!/bin/sh\nexec valgrind -q --tool=callgrind --callgrind-out-file={outdir}/sluice.%p '
                 f'{binary} "$@"\n')
     os.chmod(wrapper, 0o755)
-    proxy = start_proxy(wrapper, pg, app)
+    proxy = start_proxy(wrapper, pg, app, args.record_layer)
     try:
         conninfo = proxy.dsn(app.app_user, app.app_password, app.dbname, "require", connect_timeout=300)
         burst(tool, conninfo, 20)  # warm-up: pools filled, caches and allocator arenas grown
@@ -89,7 +91,7 @@ def instructions(args, binary, tool, pg, app):
 
 
 def syscalls(args, binary, tool, pg, app):
-    proxy = start_proxy(binary, pg, app)
+    proxy = start_proxy(binary, pg, app, args.record_layer)
     out = tempfile.mktemp(prefix="sluice-login-strace-")
     try:
         conninfo = proxy.dsn(app.app_user, app.app_password, app.dbname, "require", connect_timeout=300)
@@ -124,6 +126,8 @@ def main():
     ap.add_argument("--small", type=int, default=50)
     ap.add_argument("--large", type=int, default=250)
     ap.add_argument("--keep", default=None, help="folder for the large burst's callgrind file")
+    ap.add_argument("--record-layer", default="sluice", choices=["sluice", "openssl"],
+                    help="[tls] record_layer of the proxy (default sluice)")
     args = ap.parse_args()
     only = args.only.split(",")
     build = os.path.abspath(args.build)

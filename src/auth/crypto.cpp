@@ -5,7 +5,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <pthread.h>
+
 #include <array>
+#include <atomic>
 #include <climits>
 #include <stdexcept>
 
@@ -123,6 +126,37 @@ std::string random_bytes(size_t n) {
   std::string out(n, '\0');
   if (n > 0 && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
     throw std::runtime_error("RAND_bytes failed");  // never hand out predictable nonces/salts
+  return out;
+}
+
+namespace {
+// Bumped in a forked child: pools filled before the fork are refilled before use.
+std::atomic<uint64_t> fork_generation{0};
+void note_fork() {
+  fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
+const bool fork_handler_installed = pthread_atfork(nullptr, nullptr, note_fork) == 0;
+}  // namespace
+
+std::string pooled_random_bytes(size_t n) {
+  struct Pool {
+    unsigned char bytes[kRandomPoolSize];
+    size_t used = sizeof bytes;  // empty: filled at first use
+    uint64_t generation = 0;
+    ~Pool() { OPENSSL_cleanse(bytes, sizeof bytes); }
+  };
+  thread_local Pool pool;
+  if (n > sizeof pool.bytes || !fork_handler_installed) return random_bytes(n);
+  const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
+  if (sizeof pool.bytes - pool.used < n || pool.generation != generation) {
+    if (RAND_bytes(pool.bytes, sizeof pool.bytes) != 1)
+      throw std::runtime_error("RAND_bytes failed");
+    pool.used = 0;
+    pool.generation = generation;
+  }
+  std::string out(reinterpret_cast<const char*>(pool.bytes + pool.used), n);
+  OPENSSL_cleanse(pool.bytes + pool.used, n);
+  pool.used += n;
   return out;
 }
 

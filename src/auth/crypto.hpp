@@ -21,5 +21,11 @@ std::string hex(std::string_view raw);
 
 // Cryptographically secure random bytes (OpenSSL RAND_bytes).
 std::string random_bytes(size_t n);
+// The same for small needs (a login's nonce), from a per-thread pool that RAND_bytes fills
+// kRandomPoolSize bytes at a time: each RAND_bytes call costs about 13,000 instructions whatever
+// its size (OpenSSL 3.0's DRBG: locks, a getpid() fork check). Bytes handed out are wiped from
+// the pool; a forked child never hands out its parent's. Larger requests go to random_bytes.
+constexpr size_t kRandomPoolSize = 512;
+std::string pooled_random_bytes(size_t n);
 
 }  // namespace sluice::auth

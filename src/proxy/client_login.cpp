@@ -176,7 +176,7 @@ awaitable<bool> ClientLogin::authenticate_scram(const Credential& credential) {
   auto initial = pgwire::decode_sasl_initial_response(
       {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
   if (!initial || initial->mechanism != "SCRAM-SHA-256") co_return false;
-  auth::ScramServer scram(credential.scram, auth::base64_encode(auth::random_bytes(18)));
+  auth::ScramServer scram(credential.scram, auth::base64_encode(auth::pooled_random_bytes(18)));
   auto server_first = scram.handle_client_first(initial->data);
   if (!server_first) co_return false;
   out.clear();
@@ -191,7 +191,7 @@ awaitable<bool> ClientLogin::authenticate_scram(const Credential& credential) {
 
 awaitable<bool> ClientLogin::authenticate_md5(const Credential& credential) {
   std::array<uint8_t, 4> salt;
-  const std::string random = auth::random_bytes(4);
+  const std::string random = auth::pooled_random_bytes(4);
   std::memcpy(salt.data(), random.data(), 4);
   std::string out;
   pgwire::write_auth_md5(out, salt);

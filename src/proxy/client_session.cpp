@@ -39,7 +39,7 @@ ClientSession::ClientSession(ProxyContext& ctx, int fd, const tcp::endpoint& rem
               to_client_, *this) {
   last_activity_ = login_clock_.started = Clock::now();
   cancel_pid_ = ctx_.clients->add(this);
-  std::string key = auth::random_bytes(4);
+  std::string key = auth::pooled_random_bytes(4);
   std::memcpy(&cancel_key_, key.data(), 4);
   ctx_.metrics.client_connections_received.add(1);
 }

@@ -11,8 +11,11 @@
 #include "proxy/config.hpp"
 #include "proxy/logging.hpp"
 #include "proxy/proxy.hpp"
+#include "tls/openssl_memory.hpp"
 
 int main(int argc, char** argv) {
+  // First of all: OpenSSL takes a new allocator only before its first allocation.
+  const bool cached_openssl_memory = sluice::tls::use_cached_openssl_memory();
   CLI::App app{"sluice-proxy: a PostgreSQL connection pooler and TLS proxy"};
   std::string config_path;
   bool check_only = false;
@@ -39,6 +42,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(!config.log_level.empty() ? *sluice::proxy::parse_log_level(config.log_level)
                     : config.debug_logging    ? spdlog::level::debug
                                               : spdlog::level::info);
+  if (!cached_openssl_memory) spdlog::debug("OpenSSL allocates with malloc (no block cache)");
   std::signal(SIGPIPE, SIG_IGN);
   // Large blocks (a big message held whole) are mapped and unmapped on their own, so their memory
   // goes back when freed. A fixed threshold also stops glibc from raising it after such a free,

@@ -15,15 +15,16 @@ constexpr auto kProbeDeadline = std::chrono::seconds(5);
 // On every PostgreSQL server, and open to every role by default.
 constexpr const char* kProbeDatabase = "postgres";
 
-std::unique_ptr<ssl::context> make_client_tls(const Config& config) {
+// One per worker: see make_server_tls_contexts.
+std::vector<std::unique_ptr<ssl::context>> make_client_tls(const Config& config) {
   std::string fingerprint;
-  auto ctx = make_server_tls_context(config.tls_cert_file, config.tls_key_file, fingerprint,
-                                     config.tls_sluice_records);
+  auto contexts = make_server_tls_contexts(config.tls_cert_file, config.tls_key_file, fingerprint,
+                                           config.tls_sluice_records, config.workers);
   if (config.tls_cert_file.empty())
     spdlog::info("TLS: ephemeral self-signed certificate, SHA-256 fingerprint {}", fingerprint);
   else
     spdlog::info("TLS: certificate {} (SHA-256 {})", config.tls_cert_file, fingerprint);
-  return ctx;
+  return contexts;
 }
 }  // namespace
 
@@ -48,7 +49,7 @@ Proxy::Proxy(Config config)
       target_tls_(config_.target_tls == TargetTls::kDisable
                       ? nullptr
                       : make_client_tls_context(config_.target_tls, config_.target_ca_file)),
-      shared_{config_, secrets_, statements_,    *client_tls_,    target_tls_.get(),
+      shared_{config_, secrets_, statements_,    client_tls_,     target_tls_.get(),
               health_, budget_,  client_counts_, config_.workers, descriptor_limit()} {
   for (size_t i = 0; i < config_.workers; ++i)
     workers_.push_back(std::make_unique<Worker>(i, shared_));

@@ -35,7 +35,7 @@ class Proxy {
 
   Config config_;
   SecretStore secrets_;
-  std::unique_ptr<ssl::context> client_tls_;
+  std::vector<std::unique_ptr<ssl::context>> client_tls_;  // one per worker
   std::unique_ptr<ssl::context> target_tls_;
   TargetHealth health_;
   StatementRegistry statements_;

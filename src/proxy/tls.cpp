@@ -1,5 +1,6 @@
 #include "proxy/tls.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -8,6 +9,7 @@
 
 #include <atomic>
 #include <stdexcept>
+#include <vector>
 
 namespace sluice::proxy {
 namespace {
@@ -70,12 +72,38 @@ int secrets_index() {
   return index;
 }
 
+std::atomic<uint64_t> key_log_lines{0};
+
 // OpenSSL announces each secret of a handshake as a key log line; the application traffic
 // secrets go to the connection's HandshakeSecrets, if it asked for them. The line (which OpenSSL
 // wipes after the call) is never stored or printed.
 void on_key_log(const SSL* ssl, const char* line) {
+  key_log_lines.fetch_add(1, std::memory_order_relaxed);
   auto* secrets = static_cast<tls::HandshakeSecrets*>(SSL_get_ex_data(ssl, secrets_index()));
   if (secrets) tls::note_key_log_line(line, *secrets);
+}
+
+// A server context's key log is on only in the two moments of a TLS 1.3 handshake that announce
+// the application traffic secrets: OpenSSL 3.0 formats every secret it logs with a sprintf per
+// byte (about 46,000 instructions a line), and of the five a handshake logs only those two are
+// wanted. On after EncryptedExtensions went out (the server's secret comes with its Finished, in
+// the same step, after the exporter secret, which cannot be skipped) and when the client's
+// Finished is read (its secret); off whenever a step ends. The switch is the context's, so each
+// worker thread has contexts of its own (see make_server_tls_contexts).
+void on_handshake_state(const SSL* ssl, int where, int /*ret*/) {
+  SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
+  if (where & SSL_CB_EXIT) {
+    SSL_CTX_set_keylog_callback(ctx, nullptr);
+    return;
+  }
+  if (where != SSL_CB_ACCEPT_LOOP || SSL_version(ssl) != TLS1_3_VERSION ||
+      !SSL_get_ex_data(ssl, secrets_index()))
+    return;
+  const OSSL_HANDSHAKE_STATE done = SSL_get_state(ssl);
+  // TLS_ST_EARLY_DATA: after its Finished a TLS 1.3 server waits in this state for the
+  // client's (with no early data, as here).
+  if (done == TLS_ST_SW_ENCRYPTED_EXTENSIONS || done == TLS_ST_EARLY_DATA)
+    SSL_CTX_set_keylog_callback(ctx, on_key_log);
 }
 
 void harden(ssl::context& ctx) {
@@ -86,17 +114,15 @@ void harden(ssl::context& ctx) {
                   ssl::context::single_dh_use);
 }
 
-}  // namespace
-
-std::unique_ptr<ssl::context> make_server_tls_context(const std::string& cert_file,
-                                                      const std::string& key_file,
-                                                      std::string& fingerprint,
-                                                      bool hand_over_records) {
+// Everything of a server context but its certificate and key.
+std::unique_ptr<ssl::context> new_server_context(bool hand_over_records) {
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
   harden(*ctx);
-  // Without the key log there are no traffic secrets to hand over: OpenSSL keeps the records.
-  if (!hand_over_records) SSL_CTX_set_keylog_callback(ctx->native_handle(), nullptr);
   SSL_CTX* native = ctx->native_handle();
+  // The key log is switched on by on_handshake_state when wanted; without the hand-over there
+  // are no traffic secrets to take and OpenSSL keeps the records.
+  SSL_CTX_set_keylog_callback(native, nullptr);
+  if (hand_over_records) SSL_CTX_set_info_callback(native, on_handshake_state);
   // Resumed sessions skip the certificate and its signature (TLS 1.2 resumption skips the key
   // exchange too). TLS 1.3 tickets: see session_tickets_for().
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
@@ -113,6 +139,17 @@ std::unique_ptr<ssl::context> make_server_tls_context(const std::string& cert_fi
   // The chain goes out as configured: without this, every handshake would build one from the
   // context's (empty) trust store, for nothing.
   SSL_CTX_set_mode(native, SSL_MODE_NO_AUTO_CHAIN);
+  return ctx;
+}
+
+}  // namespace
+
+std::unique_ptr<ssl::context> make_server_tls_context(const std::string& cert_file,
+                                                      const std::string& key_file,
+                                                      std::string& fingerprint,
+                                                      bool hand_over_records) {
+  auto ctx = new_server_context(hand_over_records);
+  SSL_CTX* native = ctx->native_handle();
   if (!cert_file.empty()) {
     ctx->use_certificate_chain_file(cert_file);
     ctx->use_private_key_file(key_file, ssl::context::pem);
@@ -146,6 +183,45 @@ std::unique_ptr<ssl::context> make_server_tls_context(const std::string& cert_fi
   SSL_CTX_use_PrivateKey(native, key.get());
   fingerprint = hex_fingerprint(cert.get());
   return ctx;
+}
+
+std::vector<std::unique_ptr<ssl::context>> make_server_tls_contexts(const std::string& cert_file,
+                                                                    const std::string& key_file,
+                                                                    std::string& fingerprint,
+                                                                    bool hand_over_records,
+                                                                    size_t count) {
+  std::vector<std::unique_ptr<ssl::context>> contexts;
+  contexts.push_back(make_server_tls_context(cert_file, key_file, fingerprint, hand_over_records));
+  SSL_CTX* first = contexts.front()->native_handle();
+  // The same certificate, chain and key (an ephemeral one is made once), and the same ticket
+  // keys, so that a ticket from any worker resumes on every other.
+  X509* cert = SSL_CTX_get0_certificate(first);
+  EVP_PKEY* key = SSL_CTX_get0_privatekey(first);
+  STACK_OF(X509)* chain = nullptr;
+  SSL_CTX_get0_chain_certs(first, &chain);
+  unsigned char ticket_keys[80];  // name, HMAC key, AES key (OpenSSL 3.0)
+  if (!cert || !key ||
+      SSL_CTX_get_tlsext_ticket_keys(first, ticket_keys, sizeof ticket_keys) != 1) {
+    OPENSSL_cleanse(ticket_keys, sizeof ticket_keys);
+    throw std::runtime_error("cannot copy the TLS server context");
+  }
+  for (size_t i = 1; i < count; ++i) {
+    auto ctx = new_server_context(hand_over_records);
+    SSL_CTX* native = ctx->native_handle();
+    if (SSL_CTX_use_certificate(native, cert) != 1 || SSL_CTX_use_PrivateKey(native, key) != 1 ||
+        (chain && SSL_CTX_set1_chain(native, chain) != 1) ||
+        SSL_CTX_set_tlsext_ticket_keys(native, ticket_keys, sizeof ticket_keys) != 1) {
+      OPENSSL_cleanse(ticket_keys, sizeof ticket_keys);
+      throw std::runtime_error("cannot copy the TLS server context");
+    }
+    contexts.push_back(std::move(ctx));
+  }
+  OPENSSL_cleanse(ticket_keys, sizeof ticket_keys);
+  return contexts;
+}
+
+uint64_t key_log_lines_seen() {
+  return key_log_lines.load(std::memory_order_relaxed);
 }
 
 void capture_traffic_secrets(SSL* ssl, tls::HandshakeSecrets* secrets) {

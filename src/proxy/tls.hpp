@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proxy/asio.hpp"
 #include "proxy/config.hpp"
@@ -17,12 +18,27 @@ namespace sluice::proxy {
 // The certificate chain goes out as the file has it (nothing is built per handshake); TLS 1.3
 // prefers AES-128-GCM; session tickets follow session_tickets_for().
 // `hand_over_records`: TLS 1.3 connections' records go to tls::RecordLayer after the handshake
-// (the key log callback is installed); false keeps them with OpenSSL, which saves OpenSSL's
-// formatting of the key log lines (about 0.2M instructions per login).
+// (their application traffic secrets are taken from OpenSSL's key log); false keeps them with
+// OpenSSL, which saves OpenSSL's formatting of two key log lines (about 0.1M instructions).
+// With it, the context switches its own key log on and off during handshakes: one thread at a
+// time may use it (a worker has its own: make_server_tls_contexts).
 std::unique_ptr<ssl::context> make_server_tls_context(const std::string& cert_file,
                                                       const std::string& key_file,
                                                       std::string& fingerprint,
                                                       bool hand_over_records = true);
+
+// `count` such contexts, one per worker thread, with one certificate, chain and key (one
+// ephemeral certificate, when the paths are empty) and one set of session ticket keys, so that
+// a client resumes with a ticket from any of them. The TLS 1.2 session-id cache is each one's.
+std::vector<std::unique_ptr<ssl::context>> make_server_tls_contexts(const std::string& cert_file,
+                                                                    const std::string& key_file,
+                                                                    std::string& fingerprint,
+                                                                    bool hand_over_records,
+                                                                    size_t count);
+
+// Key log lines OpenSSL formatted for any context of the process so far (for tests: a TLS 1.3
+// handshake that hands its records over should cost 3, the exporter secret's included).
+uint64_t key_log_lines_seen();
 
 // How many TLS 1.3 session tickets a client's handshake earns: 0 or 1 (OpenSSL's default is 2
 // for everyone). `offers_ticket`: its ClientHello carries a pre_shared_key, i.e. it is resuming;

@@ -32,6 +32,28 @@
 namespace sluice::proxy {
 
 // Bytes received but not yet consumed. Grows only when one message needs it.
+// Value-initializes nothing: a read buffer's free space is written by recv before anything reads
+// it, and zero-filling 16 KB of room for a TLS record on every connection cost about 20,000
+// instructions per login.
+template <class T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <class U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
 class ReadBuffer {
  public:
   pgwire::Bytes readable() const { return {data_.data() + begin_, end_ - begin_}; }
@@ -45,13 +67,14 @@ class ReadBuffer {
   // Gives all its memory back when nothing is buffered (an idle client's).
   void release_if_empty() {
     if (empty() && !data_.empty()) {
-      std::vector<uint8_t>().swap(data_);
+      Storage().swap(data_);
       begin_ = end_ = 0;
     }
   }
 
  private:
-  std::vector<uint8_t> data_;
+  using Storage = std::vector<uint8_t, UninitializedAllocator<uint8_t>>;
+  Storage data_;
   size_t begin_ = 0;
   size_t end_ = 0;
 };

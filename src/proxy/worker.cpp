@@ -19,9 +19,10 @@ namespace {
 constexpr auto kHousekeepingPeriod = std::chrono::milliseconds(250);
 constexpr auto kHoldBackCheck = std::chrono::milliseconds(20);
 
-ProxyContext context_for(asio::io_context& io, WorkerShared& shared, Metrics& metrics) {
-  ProxyContext ctx{io,     shared.config, shared.secrets, shared.client_tls, shared.target_tls,
-                   metrics};
+ProxyContext context_for(asio::io_context& io, WorkerShared& shared, size_t index,
+                         Metrics& metrics) {
+  ProxyContext ctx{
+      io, shared.config, shared.secrets, *shared.client_tls.at(index), shared.target_tls, metrics};
   ctx.health = &shared.health;
   ctx.budget = &shared.budget;
   return ctx;
@@ -31,7 +32,7 @@ ProxyContext context_for(asio::io_context& io, WorkerShared& shared, Metrics& me
 Worker::Worker(size_t index, WorkerShared& shared)
     : index_(index),
       shared_(shared),
-      ctx_(context_for(io_, shared, metrics_)),
+      ctx_(context_for(io_, shared, index, metrics_)),
       poller_(io_.get_executor()),
       pools_(ctx_),
       clients_(ctx_, &shared.clients, index, shared.workers),

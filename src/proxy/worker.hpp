@@ -26,7 +26,8 @@ struct WorkerShared {
   const Config& config;
   SecretStore& secrets;
   StatementRegistry& statements;
-  ssl::context& client_tls;
+  // One per worker (index by the worker's): each switches its key log during handshakes.
+  std::vector<std::unique_ptr<ssl::context>>& client_tls;
   ssl::context* target_tls;
   TargetHealth& health;
   ServerBudget& budget;

@@ -1,7 +1,10 @@
 #include "auth/crypto.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <set>
 #include <string>
 
 namespace sluice::auth {
@@ -84,6 +87,44 @@ TEST(RandomBytes, ReturnsRequestedLengthAndVaries) {
   EXPECT_EQ(b.size(), 32u);
   EXPECT_NE(a, b);  // 2^-256 chance of a false failure
   EXPECT_EQ(random_bytes(1000).size(), 1000u);
+}
+
+TEST(PooledRandomBytes, NeverRepeatsAcrossRefillsAndServesLargeRequests) {
+  EXPECT_EQ(pooled_random_bytes(0), "");
+  std::set<std::string> seen;
+  for (size_t i = 0; i < 3 * kRandomPoolSize / 18; ++i) {  // three refills of the pool
+    const std::string nonce = pooled_random_bytes(18);
+    ASSERT_EQ(nonce.size(), 18u);
+    EXPECT_TRUE(seen.insert(nonce).second) << "repeated at " << i;
+  }
+  EXPECT_EQ(pooled_random_bytes(kRandomPoolSize + 1).size(), kRandomPoolSize + 1);
+}
+
+TEST(PooledRandomBytes, AForkedChildDoesNotHandOutItsParentsBytes) {
+  pooled_random_bytes(1);  // the pool is full now, and the child would inherit it
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const std::string mine = pooled_random_bytes(32);
+    const ssize_t written = write(fds[1], mine.data(), mine.size());
+    _exit(written == 32 ? 0 : 1);
+  }
+  close(fds[1]);
+  const std::string parents = pooled_random_bytes(32);
+  char childs[32];
+  size_t got = 0;
+  while (got < sizeof childs) {
+    const ssize_t n = read(fds[0], childs + got, sizeof childs - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_EQ(got, sizeof childs);
+  EXPECT_NE(parents, std::string(childs, sizeof childs));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -77,9 +78,11 @@ void pump(BIO* from, BIO* to) {
 
 // One connection: handshake, the client reads what the server sent after it (TLS 1.3 tickets),
 // then both say close_notify (a session that ends without one is not resumable).
-Outcome connect(ssl::context& server_ctx, Client& client, SSL_SESSION* resume = nullptr) {
+Outcome connect(ssl::context& server_ctx, Client& client, SSL_SESSION* resume = nullptr,
+                tls::HandshakeSecrets* capture = nullptr) {
   Outcome out;
   Ssl c(SSL_new(client.ctx.get())), s(SSL_new(server_ctx.native_handle()));
+  if (capture) capture_traffic_secrets(s.get(), capture);
   BIO *c_in = BIO_new(BIO_s_mem()), *c_out = BIO_new(BIO_s_mem());
   BIO *s_in = BIO_new(BIO_s_mem()), *s_out = BIO_new(BIO_s_mem());
   BIO_set_mem_eof_return(c_in, -1);
@@ -192,6 +195,75 @@ TEST(ServerTls, Tls12ClientsResumeWithTheirTicket) {
   const Outcome again = connect(*server, client, ticket.get());
   ASSERT_TRUE(again.ok);
   EXPECT_TRUE(again.resumed);
+}
+
+// The client's own key log: what the server's secrets must be.
+struct LoggingClient : Client {
+  explicit LoggingClient(int max_version = TLS1_3_VERSION) : Client(max_version) {
+    SSL_CTX_set_keylog_callback(ctx.get(), [](const SSL* ssl, const char* line) {
+      auto* self = static_cast<Client*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+      tls::note_key_log_line(line, static_cast<LoggingClient*>(self)->secrets);
+    });
+  }
+  tls::HandshakeSecrets secrets;
+};
+
+bool same(const tls::TrafficSecret& a, const tls::TrafficSecret& b) {
+  return a.size == b.size && a.size > 0 && std::memcmp(a.bytes, b.bytes, a.size) == 0;
+}
+
+TEST(ServerTls, KeyLogIsOnOnlyWhereTheApplicationSecretsComeOut) {
+  auto server = ephemeral_server();
+  LoggingClient client;
+  tls::HandshakeSecrets taken;
+  // Full handshakes and resumed ones (no certificate) alike: 3 lines formatted of the 5
+  // (the exporter secret comes out just before the server's traffic secret).
+  for (int round = 0; round < 2 * static_cast<int>(kFirstTicketEvery); ++round) {
+    Session ticket(client.last.release());
+    const uint64_t before = key_log_lines_seen();
+    const Outcome o = connect(*server, client, ticket.get(), &taken);
+    ASSERT_TRUE(o.ok);
+    EXPECT_EQ(key_log_lines_seen() - before, 3u) << "round " << round;
+    ASSERT_TRUE(taken.complete());
+    EXPECT_TRUE(same(taken.client, client.secrets.client));
+    EXPECT_TRUE(same(taken.server, client.secrets.server));
+    if (round > static_cast<int>(kFirstTicketEvery)) {
+      EXPECT_TRUE(o.resumed);
+    }
+    taken.wipe();
+    client.secrets.wipe();
+  }
+  // Nothing asked for, nothing formatted: neither without a capture nor over TLS 1.2 (whose
+  // records stay with OpenSSL).
+  const uint64_t before = key_log_lines_seen();
+  ASSERT_TRUE(connect(*server, client).ok);
+  LoggingClient old(TLS1_2_VERSION);
+  ASSERT_TRUE(connect(*server, old, nullptr, &taken).ok);
+  EXPECT_FALSE(taken.complete());
+  EXPECT_EQ(key_log_lines_seen() - before, 0u);  // the clients log through their own callback
+}
+
+TEST(ServerTls, ContextsOfTheWorkersShareCertificateAndTicketKeys) {
+  std::string fingerprint;
+  auto contexts = make_server_tls_contexts("", "", fingerprint, true, 3);
+  ASSERT_EQ(contexts.size(), 3u);
+  Client client;
+  for (auto& ctx : contexts) {
+    const Outcome o = connect(*ctx, client);
+    ASSERT_TRUE(o.ok);
+    EXPECT_EQ(o.fingerprint, fingerprint);
+  }
+  // A ticket from one resumes on another, TLS 1.3 and TLS 1.2.
+  for (uint64_t i = 0; i < kFirstTicketEvery && !client.last; ++i)
+    ASSERT_TRUE(connect(*contexts[0], client).ok);
+  ASSERT_TRUE(client.last);
+  Session ticket(client.last.release());
+  EXPECT_TRUE(connect(*contexts[2], client, ticket.get()).resumed);
+  Client old(TLS1_2_VERSION);
+  ASSERT_TRUE(connect(*contexts[1], old).ok);
+  ASSERT_TRUE(old.last);
+  Session old_ticket(old.last.release());
+  EXPECT_TRUE(connect(*contexts[0], old, old_ticket.get()).resumed);
 }
 
 TEST(ServerTls, PrefersAes128GcmAndHonoursChaCha20First) {
