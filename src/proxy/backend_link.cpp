@@ -13,11 +13,6 @@ awaitable<void> yield_to_others() {
   co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
 }
 
-void shrink_if_large(std::string& buffer) {
-  constexpr size_t kKeep = 64 * 1024;
-  if (buffer.empty() && buffer.capacity() > kKeep) std::string().swap(buffer);
-}
-
 BackendLink::BackendLink(ProxyContext& ctx, Transport& client, ClientSettings& settings,
                          Owner& owner)
     : ctx_(ctx),
@@ -42,7 +37,6 @@ void BackendLink::note_latency(const Batch& batch) {
   if (batch.consumed == 0 || !request_started_) return;
   const uint64_t waited = micros_since(*request_started_);
   ctx_.metrics.query_response_latency.observe(waited);
-  ctx_.metrics.query_database_response_latency.observe(waited);
   request_started_.reset();
 }
 
@@ -322,7 +316,7 @@ awaitable<void> BackendLink::client_left() {
     // ReadyForQuery that follows.
     std::string rollback;
     pgwire::write_query(rollback, "ROLLBACK");
-    tracker_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+    tracker_.expect(ResponseTracker::Kind::kSimpleQuery);
     co_await server->transport().write_all(rollback);
     co_return;
   }
@@ -334,10 +328,10 @@ awaitable<void> BackendLink::client_left() {
     std::string cleanup;
     if (in_transaction) {
       pgwire::write_query(cleanup, "ROLLBACK");
-      tracker_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+      tracker_.expect(ResponseTracker::Kind::kSimpleQuery);
     }
     pgwire::write_query(cleanup, "DISCARD ALL");
-    tracker_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+    tracker_.expect(ResponseTracker::Kind::kSimpleQuery);
     unpin();
     discarding_ = true;
     co_await server->transport().write_all(cleanup);

@@ -308,18 +308,18 @@ void PoolManager::forget(const std::shared_ptr<ServerConnection>& connection) {
 
 // The oldest waiter of `pool` not yet given a connection or a slot (woken waiters stay in the
 // queue until they run).
-std::shared_ptr<Waiter> PoolManager::first_unserved(Pool& pool) {
+Waiter* PoolManager::first_unserved(Pool& pool) {
   for (auto& w : pool.waiters)
-    if (!w->slot_granted && !w->handed) return w;
+    if (!w->slot_granted && !w->handed) return w.get();
   return nullptr;
 }
 
-std::pair<std::shared_ptr<Waiter>, Pool*> PoolManager::oldest_unserved(const Pool* except) {
-  std::pair<std::shared_ptr<Waiter>, Pool*> oldest{nullptr, nullptr};
+std::pair<Waiter*, Pool*> PoolManager::oldest_unserved(const Pool* except) {
+  std::pair<Waiter*, Pool*> oldest{nullptr, nullptr};
   for (auto& [key, pool] : pools_)
     if (pool.get() != except)
-      if (auto w = first_unserved(*pool); w && (!oldest.first || w->order < oldest.first->order))
-        oldest = {std::move(w), pool.get()};
+      if (Waiter* w = first_unserved(*pool); w && (!oldest.first || w->order < oldest.first->order))
+        oldest = {w, pool.get()};
   return oldest;
 }
 

@@ -183,9 +183,10 @@ class PoolManager {
                  const std::shared_ptr<IdleHandoff>& handoff);
   // Moves an idle connection to worker `member`, which takes it over as if it came back there.
   void move_to(std::shared_ptr<ServerConnection> connection, size_t member);
-  static std::shared_ptr<Waiter> first_unserved(Pool& pool);
+  // Plain pointers (the queues own the waiters): no reference count to touch on every release.
+  static Waiter* first_unserved(Pool& pool);
   // The oldest unserved waiter across pools (but `except`), and its pool.
-  std::pair<std::shared_ptr<Waiter>, Pool*> oldest_unserved(const Pool* except = nullptr);
+  std::pair<Waiter*, Pool*> oldest_unserved(const Pool* except = nullptr);
   bool close_idle_elsewhere(const Pool& except);
   void update_cap(int server_max_connections);
   // The cap changed (here or in another worker): the limiter's ceiling and the metric follow.
