@@ -148,10 +148,16 @@ BackendLink::Batch BackendLink::read_batch(pgwire::Bytes data, ServerConnection&
       batch.violation = true;
       break;
     }
+    const bool looked_at = frame.type == 'Z' || frame.type == 'S' || frame.type == 'E';
+    if (!looked_at && !reshaping && tracker_.inside_simple_query()) {
+      // The body of a simple query's reply (descriptions, rows, completions): passed on as it
+      // came, with nothing to settle (what on_server_message() would say, for less).
+      forward += frame.wire_size();
+      server_unread_ = frame.unread;
+      continue;
+    }
     // Rows and most replies tell the link nothing: only these are looked at.
-    if ((frame.type == 'Z' || frame.type == 'S' || frame.type == 'E') &&
-        !inspect(frame, server, batch))
-      break;
+    if (looked_at && !inspect(frame, server, batch)) break;
     answers_before_.clear();
     answers_after_.clear();
     const auto verdict =

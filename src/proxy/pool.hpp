@@ -207,6 +207,7 @@ class PoolManager {
   std::unique_ptr<ServerConnector> own_connector_;
   ServerConnector* connector_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
+  size_t queued_waiters_ = 0;                 // in all pools' queues, served or not
   std::unique_ptr<ServerBudget> own_budget_;  // when the context has none (one worker, tests)
   ServerBudget& budget_;
   size_t member_ = 0;  // this worker's index in budget_

@@ -135,6 +135,11 @@ class ResponseTracker {
   // Waiting for the server on the client's behalf.
   bool busy() const { return requests_ > 0 || unsynced_; }
   int outstanding_requests() const { return requests_; }
+  // The reply to a simple query is being relayed: everything but ReadyForQuery, an error and
+  // a ParameterStatus goes to the client as it came (see on_server_message()).
+  bool inside_simple_query() const {
+    return !entries_.empty() && entries_.front().kind == Kind::kSimpleQuery;
+  }
   // The transaction status of the server's latest ReadyForQuery ('I' on a fresh borrow).
   char transaction_status() const { return status_; }
 
@@ -180,6 +185,7 @@ class ResponseTracker {
    public:
     bool empty() const { return head_ == items_.size(); }
     Entry& front() { return items_[head_]; }
+    const Entry& front() const { return items_[head_]; }
     void push_back(Entry entry) { items_.push_back(std::move(entry)); }
     void push_back(Kind kind) { items_.emplace_back().kind = kind; }
     void pop_front() {

@@ -7,9 +7,7 @@ namespace {
 constexpr uint8_t kNoParameters[6] = {0, 0, 0, 0, 0, 0};
 }  // namespace
 
-bool StatementRouter::answered_without_server(const pgwire::Frame& query) const {
-  const std::string_view body = pgwire::as_text(query.body);
-  if (!enabled_ || !may_be_sql_prepared_command(body)) return false;
+bool StatementRouter::answered_without_server_slow(const pgwire::Frame& query) const {
   auto sql = pgwire::decode_query(query.body);
   if (!sql) return false;
   auto command = parse_sql_prepared_command(*sql);
@@ -274,8 +272,7 @@ void StatementRouter::fail_as(std::string_view sqlstate, const std::string& mess
 
 // ------------------------------------------------------------------ SQL PREPARE and EXECUTE
 
-bool StatementRouter::route_query(std::string_view sql, StatementCache* server) {
-  if (!enabled_ || !may_be_sql_prepared_command(sql)) return false;
+bool StatementRouter::route_query_slow(std::string_view sql, StatementCache* server) {
   auto command = parse_sql_prepared_command(sql);
   return command && relay_sql_prepared(*command, sql, server);
 }
