@@ -58,7 +58,20 @@ struct Frame {
 
 // Looks for one typed frame at the start of `buf`. Never reads past `buf`.
 // `max_message_size` bounds the whole frame (type byte + length + body).
-FrameStatus peek_frame(Bytes buf, size_t max_message_size, Frame& frame);
+// Inline: it runs for every message both ways.
+inline FrameStatus peek_frame(Bytes buf, size_t max_message_size, Frame& frame) {
+  if (buf.size() < 5) return FrameStatus::kNeedMore;
+  const uint32_t length = read_be32(buf.data() + 1);
+  // The wire carries lengths as signed int32: anything with the sign bit set is negative.
+  if ((length & 0x80000000u) != 0 || length < 4) return FrameStatus::kMalformed;
+  // length < 2^31, so 1 + length cannot overflow size_t.
+  const size_t total = size_t{1} + length;
+  if (total > max_message_size) return FrameStatus::kTooLarge;
+  if (buf.size() < total) return FrameStatus::kNeedMore;
+  frame.type = static_cast<char>(buf[0]);
+  frame.body = buf.subspan(5, total - 5);
+  return FrameStatus::kReady;
+}
 
 // The head of a message too large to hold whole, so that it can be passed on as it arrives: once
 // at least `head_size` bytes of it are in `buf`, `frame` gets its type, the body bytes present

@@ -11,19 +11,6 @@ constexpr uint32_t kSignBit = 0x80000000u;
 
 }  // namespace
 
-FrameStatus peek_frame(Bytes buf, size_t max_message_size, Frame& frame) {
-  if (buf.size() < 5) return FrameStatus::kNeedMore;
-  const uint32_t length = read_be32(buf.data() + 1);
-  if ((length & kSignBit) != 0 || length < 4) return FrameStatus::kMalformed;
-  // length < 2^31, so 1 + length cannot overflow size_t.
-  const size_t total = size_t{1} + length;
-  if (total > max_message_size) return FrameStatus::kTooLarge;
-  if (buf.size() < total) return FrameStatus::kNeedMore;
-  frame.type = static_cast<char>(buf[0]);
-  frame.body = buf.subspan(5, total - 5);
-  return FrameStatus::kReady;
-}
-
 FrameStatus peek_frame_head(Bytes buf, size_t head_size, size_t max_message_size, Frame& frame) {
   if (buf.size() < 5 || buf.size() < head_size) return FrameStatus::kNeedMore;
   const uint32_t length = read_be32(buf.data() + 1);

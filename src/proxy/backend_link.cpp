@@ -13,11 +13,6 @@ awaitable<void> yield_to_others() {
   co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
 }
 
-void shrink_if_large(std::string& buffer) {
-  constexpr size_t kKeep = 64 * 1024;
-  if (buffer.empty() && buffer.capacity() > kKeep) std::string().swap(buffer);
-}
-
 BackendLink::BackendLink(ProxyContext& ctx, Transport& client, ClientSettings& settings,
                          Owner& owner)
     : ctx_(ctx),
@@ -42,7 +37,6 @@ void BackendLink::note_latency(const Batch& batch) {
   if (batch.consumed == 0 || !request_started_) return;
   const uint64_t waited = micros_since(*request_started_);
   ctx_.metrics.query_response_latency.observe(waited);
-  ctx_.metrics.query_database_response_latency.observe(waited);
   request_started_.reset();
 }
 
@@ -163,10 +157,16 @@ BackendLink::Batch BackendLink::read_batch(pgwire::Bytes data, ServerConnection&
       batch.violation = true;
       break;
     }
+    const bool looked_at = frame.type == 'Z' || frame.type == 'S' || frame.type == 'E';
+    if (!looked_at && !reshaping && tracker_.inside_simple_query()) {
+      // The body of a simple query's reply (descriptions, rows, completions): passed on as it
+      // came, with nothing to settle (what on_server_message() would say, for less).
+      forward += frame.wire_size();
+      server_unread_ = frame.unread;
+      continue;
+    }
     // Rows and most replies tell the link nothing: only these are looked at.
-    if ((frame.type == 'Z' || frame.type == 'S' || frame.type == 'E') &&
-        !inspect(frame, server, batch))
-      break;
+    if (looked_at && !inspect(frame, server, batch)) break;
     // A FATAL the client survives reaches it as an ERROR: its session goes on.
     std::optional<std::string> demoted;
     if (std::exchange(batch.demote, false))
@@ -423,7 +423,7 @@ awaitable<void> BackendLink::client_left() {
     // ReadyForQuery that follows.
     std::string rollback;
     pgwire::write_query(rollback, "ROLLBACK");
-    tracker_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+    tracker_.expect(ResponseTracker::Kind::kSimpleQuery);
     co_await server->transport().write_all(rollback);
     co_return;
   }
@@ -435,10 +435,10 @@ awaitable<void> BackendLink::client_left() {
     std::string cleanup;
     if (in_transaction) {
       pgwire::write_query(cleanup, "ROLLBACK");
-      tracker_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+      tracker_.expect(ResponseTracker::Kind::kSimpleQuery);
     }
     pgwire::write_query(cleanup, "DISCARD ALL");
-    tracker_.expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+    tracker_.expect(ResponseTracker::Kind::kSimpleQuery);
     unpin();
     discarding_ = true;
     co_await server->transport().write_all(cleanup);

@@ -296,7 +296,7 @@ ClientSession::Step ClientSession::handle_query(const pgwire::Frame& frame) {
   // DISCARD and DEALLOCATE pin, so only a pinned session needs this second look: DEALLOCATE
   // ALL or DISCARD ALL drops the client's named statements, and the server's.
   if (pinned() && sql && drops_all_statements(*sql)) router_.drop_all(link_.server().statements);
-  link_.tracker().expect({ResponseTracker::Kind::kSimpleQuery, nullptr, {}});
+  link_.tracker().expect(ResponseTracker::Kind::kSimpleQuery);
   forward(frame);
   return Step::kContinue;
 }
@@ -337,7 +337,7 @@ ClientSession::Step ClientSession::handle_sync(const pgwire::Frame& frame) {
     link_.tracker().note_synced();
     return Step::kContinue;
   }
-  link_.tracker().expect({ResponseTracker::Kind::kSync, nullptr, {}});
+  link_.tracker().expect(ResponseTracker::Kind::kSync);
   forward(frame);
   return Step::kContinue;
 }
@@ -347,7 +347,7 @@ ClientSession::Step ClientSession::handle_sync(const pgwire::Frame& frame) {
 bool ClientSession::attach_now(ServerLease& idle) {
   if (!to_client_.empty()) return false;  // the proxy's own replies go first: attach() sends them
   idle = ctx_.pools->take_idle(*pool_);
-  if (!idle || idle->applied != settings_.wanted) return false;
+  if (!idle || !same_settings(idle->applied, settings_.wanted)) return false;
   ctx_.metrics.database_connections_borrow_latency.observe(0);  // no wait at all
   link_.attach(std::move(idle));
   return true;
@@ -373,7 +373,7 @@ awaitable<void> ClientSession::attach(ServerLease lease) {
     }
     lease = std::move(borrowed.lease);
   }
-  if (lease->applied != settings_.wanted) {
+  if (!same_settings(lease->applied, settings_.wanted)) {
     if (auto error = co_await lease->apply_settings(settings_.wanted)) {
       lease.release(!lease->broken);
       reply_error(*error);

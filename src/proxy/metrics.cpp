@@ -7,14 +7,6 @@
 
 namespace sluice::proxy {
 
-void Histogram::observe(uint64_t micros) {
-  size_t i = 0;
-  while (i < kBounds.size() && micros > kBounds[i]) ++i;
-  buckets_[i].add(1);
-  sum_.add(micros);
-  count_.add(1);
-}
-
 void Histogram::render(std::string& out, const std::string& name, const std::string& help,
                        std::span<const Histogram* const> parts) {
   auto total = [&](auto cell) {
@@ -160,7 +152,7 @@ std::string render_prometheus(const std::string& proxy_name,
             "Microseconds a client waited to borrow a server connection.");
   histogram(&Metrics::query_response_latency, "sluice_query_response_latency",
             "Microseconds from a client's query to the first response byte.");
-  histogram(&Metrics::query_database_response_latency, "sluice_query_database_response_latency",
+  histogram(&Metrics::query_response_latency, "sluice_query_database_response_latency",
             "Microseconds from forwarding a query to the server's first response byte.");
   return out;
 }

@@ -6,6 +6,10 @@
 #include <array>
 #include <cstdint>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace sluice::proxy {
 
 std::string_view pin_reason_text(PinReason reason) {
@@ -72,6 +76,7 @@ namespace {
 
 using sql::has;
 using sql::is;
+using sql::is_letters;
 using sql::kSpace;
 using sql::kSpecial;
 using sql::kWordChar;
@@ -212,6 +217,81 @@ void walk_words(std::string_view sql, OnWord on_word, OnEnd on_end) {
   on_end();
 }
 
+// Whether `sql` holds no '(' and no ';' (each would send it to the full scan); `into` tells
+// whether "into" occurs in it, in any case. 16 bytes at a time where SSE2 is there: this runs
+// on every query, and a memchr per byte of interest cost more than the rest of the decision.
+bool no_calls_nor_statement_ends(std::string_view sql, bool& into) {
+  const char* p = sql.data();
+  const size_t n = sql.size();
+  // One byte of interest ('(', ';', 'i' or 'I') at `k`: false to stop the scan.
+  auto look_at = [&](size_t k) {
+    const char c = p[k];
+    if (c == '(' || c == ';') return false;
+    if (!into && is_letters(sql.substr(k, 4), "into")) into = true;
+    return true;
+  };
+#if defined(__SSE2__)
+  if (n >= 16) {
+    const __m128i paren = _mm_set1_epi8('(');
+    const __m128i semicolon = _mm_set1_epi8(';');
+    const __m128i letter_i = _mm_set1_epi8('i');
+    const __m128i case_bit = _mm_set1_epi8(0x20);  // 'I' | 0x20 == 'i'; no other byte gives 'i'
+    for (size_t i = 0;; i += 16) {
+      if (i + 16 > n) i = n - 16;  // the last block overlaps the one before: no read past the end
+      const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      const __m128i hits =
+          _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(block, paren), _mm_cmpeq_epi8(block, semicolon)),
+                       _mm_cmpeq_epi8(_mm_or_si128(block, case_bit), letter_i));
+      for (auto mask = static_cast<unsigned>(_mm_movemask_epi8(hits)); mask != 0; mask &= mask - 1)
+        if (!look_at(i + static_cast<size_t>(__builtin_ctz(mask)))) return false;
+      if (i + 16 == n) return true;
+    }
+  }
+#endif
+  for (size_t k = 0; k < n; ++k) {
+    const char c = p[k];
+    if ((c == '(' || c == ';' || (c | 0x20) == 'i') && !look_at(k)) return false;
+  }
+  return true;
+}
+
+// Statements that change nothing in the session when there is no function call in them.
+bool stateless_lead(std::string_view first) {
+  switch (first[0] | 0x20) {
+    case 'a':
+      return is_letters(first, "abort");
+    case 'b':
+      return is_letters(first, "begin");
+    case 'c':
+      return is_letters(first, "commit") || is_letters(first, "copy");
+    case 'd':
+      return is_letters(first, "delete");
+    case 'e':
+      return is_letters(first, "end");
+    case 'f':
+      return is_letters(first, "fetch");
+    case 'i':
+      return is_letters(first, "insert");
+    case 'l':
+      return is_letters(first, "lock");
+    case 'm':
+      return is_letters(first, "move");
+    case 'r':
+      return is_letters(first, "rollback") || is_letters(first, "release");
+    case 's':
+      return is_letters(first, "savepoint") || is_letters(first, "show") ||
+             is_letters(first, "start");
+    case 't':
+      return is_letters(first, "truncate");
+    case 'u':
+      return is_letters(first, "update");
+    case 'v':
+      return is_letters(first, "values");
+    default:
+      return false;
+  }
+}
+
 // The common statement decided without the full scan: one statement, no function call (so no
 // '(' anywhere) and a first word that cannot change the session. Anything else, and anything
 // that merely looks special (a ';' or '(' inside a literal or a comment), takes the full scan.
@@ -220,27 +300,18 @@ bool plainly_stateless(std::string_view sql) {
   while (end > 0 && has(sql[end - 1], kSpace)) --end;
   if (end > 0 && sql[end - 1] == ';') --end;  // the usual terminator
   sql = sql.substr(0, end);
-  // memchr each (find_first_of would test every byte against the set).
-  if (sql.find('(') != std::string_view::npos || sql.find(';') != std::string_view::npos)
-    return false;
   size_t i = 0;
   while (i < sql.size() && has(sql[i], kSpace)) ++i;
   size_t j = i;
   while (j < sql.size() && has(sql[j], kWordChar)) ++j;
   const std::string_view first = sql.substr(i, j - i);
   if (first.empty() || !has(first[0], kWordStart)) return false;
-  if (is(first, "select")) {
-    // SELECT … INTO TEMP creates a table: any INTO at all goes to the full scan.
-    for (char i : {'i', 'I'})
-      for (size_t k = sql.find(i, j); k != std::string_view::npos; k = sql.find(i, k + 1))
-        if (is(sql.substr(k, 4), "into")) return false;
-    return true;
-  }
-  for (std::string_view word :
-       {"insert", "update", "delete", "begin", "commit", "rollback", "end", "start", "abort",
-        "savepoint", "release", "show", "fetch", "move", "values", "copy", "lock", "truncate"})
-    if (is(first, word)) return true;
-  return false;
+  const bool select = is_letters(first, "select");
+  if (!select && !stateless_lead(first)) return false;
+  bool into = false;
+  if (!no_calls_nor_statement_ends(sql, into)) return false;
+  // SELECT … INTO TEMP creates a table: any INTO at all goes to the full scan.
+  return !(select && into);
 }
 
 }  // namespace

@@ -169,6 +169,7 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
       waiter->order = next_waiter_order_++;
       waiter->enqueued = now;
       pool.waiters.push_back(waiter);
+      ++queued_waiters_;
       if (!at_limit()) {
         // At the shared cap. Room freed meanwhile by another worker is taken now; if this
         // worker holds no idle connection to give up, the others are asked to move one here.
@@ -176,7 +177,12 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
         if (!waiter->slot_granted && !holds_idle()) budget_.want_room(member_);
       }
       co_await waiter->wakeup.wait();
-      std::erase(pool.waiters, waiter);
+      // Mostly at the front (served oldest first): erased where found, not by a walk over all.
+      if (auto it = std::find(pool.waiters.begin(), pool.waiters.end(), waiter);
+          it != pool.waiters.end()) {
+        pool.waiters.erase(it);
+        --queued_waiters_;
+      }
       note_waiting();
       if (waiter->handed) co_return Borrowed{lease(std::move(waiter->handed)), std::nullopt};
       if (!waiter->slot_granted) {
@@ -308,18 +314,19 @@ void PoolManager::forget(const std::shared_ptr<ServerConnection>& connection) {
 
 // The oldest waiter of `pool` not yet given a connection or a slot (woken waiters stay in the
 // queue until they run).
-std::shared_ptr<Waiter> PoolManager::first_unserved(Pool& pool) {
+Waiter* PoolManager::first_unserved(Pool& pool) {
   for (auto& w : pool.waiters)
-    if (!w->slot_granted && !w->handed) return w;
+    if (!w->slot_granted && !w->handed) return w.get();
   return nullptr;
 }
 
-std::pair<std::shared_ptr<Waiter>, Pool*> PoolManager::oldest_unserved(const Pool* except) {
-  std::pair<std::shared_ptr<Waiter>, Pool*> oldest{nullptr, nullptr};
+std::pair<Waiter*, Pool*> PoolManager::oldest_unserved(const Pool* except) {
+  std::pair<Waiter*, Pool*> oldest{nullptr, nullptr};
+  if (queued_waiters_ == 0) return oldest;  // asked at every release: no walk over the pools
   for (auto& [key, pool] : pools_)
     if (pool.get() != except)
-      if (auto w = first_unserved(*pool); w && (!oldest.first || w->order < oldest.first->order))
-        oldest = {std::move(w), pool.get()};
+      if (Waiter* w = first_unserved(*pool); w && (!oldest.first || w->order < oldest.first->order))
+        oldest = {w, pool.get()};
   return oldest;
 }
 

@@ -183,9 +183,10 @@ class PoolManager {
                  const std::shared_ptr<IdleHandoff>& handoff);
   // Moves an idle connection to worker `member`, which takes it over as if it came back there.
   void move_to(std::shared_ptr<ServerConnection> connection, size_t member);
-  static std::shared_ptr<Waiter> first_unserved(Pool& pool);
+  // Plain pointers (the queues own the waiters): no reference count to touch on every release.
+  static Waiter* first_unserved(Pool& pool);
   // The oldest unserved waiter across pools (but `except`), and its pool.
-  std::pair<std::shared_ptr<Waiter>, Pool*> oldest_unserved(const Pool* except = nullptr);
+  std::pair<Waiter*, Pool*> oldest_unserved(const Pool* except = nullptr);
   bool close_idle_elsewhere(const Pool& except);
   void update_cap(int server_max_connections);
   // The cap changed (here or in another worker): the limiter's ceiling and the metric follow.
@@ -206,6 +207,7 @@ class PoolManager {
   std::unique_ptr<ServerConnector> own_connector_;
   ServerConnector* connector_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
+  size_t queued_waiters_ = 0;                 // in all pools' queues, served or not
   std::unique_ptr<ServerBudget> own_budget_;  // when the context has none (one worker, tests)
   ServerBudget& budget_;
   size_t member_ = 0;  // this worker's index in budget_

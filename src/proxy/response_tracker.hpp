@@ -102,6 +102,17 @@ class ResponseTracker {
     }
     entries_.push_back(std::move(entry));
   }
+  // The same for an entry that names nothing (the common case: a query or a Sync relayed as
+  // it came), made in place.
+  void expect(Kind kind) {
+    if (kind == Kind::kSimpleQuery) {
+      ++requests_;
+    } else if (kind == Kind::kSync) {
+      ++requests_;
+      unsynced_ = false;
+    }
+    entries_.push_back(kind);
+  }
   // The client sent an extended-protocol message: a Sync must follow before the connection
   // can go, whether or not anything reached the server.
   void note_unsynced() { unsynced_ = true; }
@@ -124,6 +135,11 @@ class ResponseTracker {
   // Waiting for the server on the client's behalf.
   bool busy() const { return requests_ > 0 || unsynced_; }
   int outstanding_requests() const { return requests_; }
+  // The reply to a simple query is being relayed: everything but ReadyForQuery, an error and
+  // a ParameterStatus goes to the client as it came (see on_server_message()).
+  bool inside_simple_query() const {
+    return !entries_.empty() && entries_.front().kind == Kind::kSimpleQuery;
+  }
   // The transaction status of the server's latest ReadyForQuery ('I' on a fresh borrow).
   char transaction_status() const { return status_; }
 
@@ -141,6 +157,14 @@ class ResponseTracker {
     if (type == 'D' || type == 'N' || type == 'A' || type == 'S' || entries_.empty() ||
         (type != 'Z' && type != 'E' && entries_.front().kind == Kind::kSimpleQuery))
       return Verdict::kForward;
+    if (type == 'Z' &&
+        (entries_.front().kind == Kind::kSimpleQuery || entries_.front().kind == Kind::kSync)) {
+      // The end of a request relayed as it came: settled without settle()'s general case
+      // (nothing of the proxy's can be due before it; what is due after it follows it).
+      entries_.pop_front();
+      if (!entries_.empty()) emit_due(after, client);
+      return Verdict::kForward;
+    }
     return settle(type, body, before, after, replacement, client, server);
   }
 
@@ -161,10 +185,18 @@ class ResponseTracker {
    public:
     bool empty() const { return head_ == items_.size(); }
     Entry& front() { return items_[head_]; }
+    const Entry& front() const { return items_[head_]; }
     void push_back(Entry entry) { items_.push_back(std::move(entry)); }
+    void push_back(Kind kind) { items_.emplace_back().kind = kind; }
     void pop_front() {
-      items_[head_++] = Entry{};
-      if (head_ == items_.size()) clear();
+      if (head_ + 1 == items_.size()) {
+        clear();
+        return;
+      }
+      // What it refers to goes now, not when the queue next runs empty.
+      Entry& entry = items_[head_++];
+      entry.statement.reset();
+      std::string().swap(entry.text);
     }
     void clear() {
       items_.clear();

@@ -433,16 +433,9 @@ std::optional<ServerConnection::CancelTarget> ServerConnection::cancel_target() 
   return target;
 }
 
-void ServerConnection::set_state(ServerState next) {
-  if (next == state_) return;
-  auto& by_state = ctx_.metrics.database_connections_in_state;
-  by_state[static_cast<size_t>(state_)].sub(1);
-  by_state[static_cast<size_t>(next)].add(1);
-  // debug_logging, not spdlog's level: asking the logger costs more than the rest of this.
-  if (ctx_.config.debug_logging)
-    spdlog::debug("server connection {}: {} -> {}", id_, server_state_name(state_),
-                  server_state_name(next));
-  state_ = next;
+void ServerConnection::log_state_change(ServerState next) const {
+  spdlog::debug("server connection {}: {} -> {}", id_, server_state_name(state_),
+                server_state_name(next));
 }
 
 void ServerConnection::close() {

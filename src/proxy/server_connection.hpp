@@ -101,7 +101,16 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   ServerState state() const { return state_; }
   // The one place a connection changes state: logs the transition and keeps the count of
   // connections in each state (sluice_database_connections_in_state).
-  void set_state(ServerState next);
+  // Inline: twice per transaction (lent, idle again).
+  void set_state(ServerState next) {
+    if (next == state_) return;
+    auto& by_state = ctx_.metrics.database_connections_in_state;
+    by_state[static_cast<size_t>(state_)].sub(1);
+    by_state[static_cast<size_t>(next)].add(1);
+    // debug_logging, not spdlog's level: asking the logger costs more than the rest of this.
+    if (ctx_.config.debug_logging) log_state_change(next);
+    state_ = next;
+  }
   // Closes the socket (state closed). Only the pool calls this.
   void close();
 
@@ -142,6 +151,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   awaitable<bool> read_frame(pgwire::Frame& frame);
   void consume_frame(const pgwire::Frame& frame) { inbound_.consume(frame.wire_size()); }
 
+  void log_state_change(ServerState next) const;
   ProxyContext& ctx_;
   Pool& pool_;
   uint64_t id_;

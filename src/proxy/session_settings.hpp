@@ -17,6 +17,19 @@ struct GucNameLess {
 };
 using Settings = std::map<std::string, std::string, GucNameLess>;
 
+// Equal settings (as ==). The common cases, none or one (application_name), without walking
+// the trees: std::map's == steps its iterators through out-of-line calls, on every borrow.
+inline bool same_settings(const Settings& a, const Settings& b) {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  if (a.size() == 1) {
+    const auto& [a_name, a_value] = *a.begin();
+    const auto& [b_name, b_value] = *b.begin();
+    return a_name == b_name && a_value == b_value;
+  }
+  return a == b;
+}
+
 // Builds a client's settings from its startup parameters. `user`, `database` and protocol
 // extensions (`_pq_.*`) are not settings; `options` is expanded. Returns an error message for
 // parameters the proxy cannot honour safely (replication, role, session_authorization) or that

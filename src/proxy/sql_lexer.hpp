@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace sluice::proxy::sql {
@@ -41,6 +42,30 @@ inline bool is(std::string_view word, std::string_view lower) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     if (c != lower[i]) return false;
   }
+  return true;
+}
+
+// The same for a keyword of lowercase ASCII letters only, a word (8 bytes) at a time: for the
+// few comparisons made on every query. A byte ORed with 0x20 equals a lowercase letter only
+// when it is that letter in either case.
+inline bool is_letters(std::string_view word, std::string_view lower) {
+  if (word.size() != lower.size()) return false;
+  size_t i = 0;
+  for (; i + 8 <= word.size(); i += 8) {
+    uint64_t a, b;
+    std::memcpy(&a, word.data() + i, 8);
+    std::memcpy(&b, lower.data() + i, 8);
+    if ((a | 0x2020202020202020u) != b) return false;
+  }
+  if (i + 4 <= word.size()) {
+    uint32_t a, b;
+    std::memcpy(&a, word.data() + i, 4);
+    std::memcpy(&b, lower.data() + i, 4);
+    if ((a | 0x20202020u) != b) return false;
+    i += 4;
+  }
+  for (; i < word.size(); ++i)
+    if ((word[i] | 0x20) != lower[i]) return false;
   return true;
 }
 

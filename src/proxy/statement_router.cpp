@@ -7,9 +7,7 @@ namespace {
 constexpr uint8_t kNoParameters[6] = {0, 0, 0, 0, 0, 0};
 }  // namespace
 
-bool StatementRouter::answered_without_server(const pgwire::Frame& query) const {
-  const std::string_view body = pgwire::as_text(query.body);
-  if (!enabled_ || !may_be_sql_prepared_command(body)) return false;
+bool StatementRouter::answered_without_server_slow(const pgwire::Frame& query) const {
   auto sql = pgwire::decode_query(query.body);
   if (!sql) return false;
   auto command = parse_sql_prepared_command(*sql);
@@ -120,7 +118,7 @@ void StatementRouter::note_parse_effects(const pgwire::ParseMessage& parse, bool
 
 bool StatementRouter::forward(const pgwire::Frame& frame, ResponseTracker::Kind kind) {
   to_server_.append(reinterpret_cast<const char*>(frame.body.data()) - 5, frame.wire_size());
-  tracker_.expect({kind, nullptr, {}});
+  tracker_.expect(kind);
   passed_on_ = true;
   return true;
 }
@@ -143,7 +141,7 @@ bool StatementRouter::relay_extended(const pgwire::Frame& frame,
       if (statement->changes_settings) events_.settings_changed(statement->text());
       pgwire::write_bind(to_server_, bind->portal, statement->server_name, bind->rest,
                          frame.unread);
-      tracker_.expect({Kind::kBind, nullptr, {}});
+      tracker_.expect(Kind::kBind);
       passed_on_ = true;
       return true;
     }
@@ -155,7 +153,7 @@ bool StatementRouter::relay_extended(const pgwire::Frame& frame,
       const PreparedStatement* statement = use_statement(target->name, server);
       if (!statement) return true;
       pgwire::write_describe(to_server_, 'S', statement->server_name);
-      tracker_.expect({Kind::kDescribe, nullptr, {}});
+      tracker_.expect(Kind::kDescribe);
       return true;
     }
     case 'C':
@@ -183,7 +181,7 @@ bool StatementRouter::relay_parse(const pgwire::Frame& frame, const pgwire::Pars
     unnamed_deallocates_ = {};  // a new unnamed statement replaces the DEALLOCATE
   if (runs && parse.statement.empty()) {
     pgwire::write_parse(to_server_, "", parse.definition);  // the rewritten text
-    tracker_.expect({Kind::kParse});
+    tracker_.expect(Kind::kParse);
     return true;
   }
   if (!enabled_ || parse.statement.empty()) return forward(frame, Kind::kParse);
@@ -247,7 +245,7 @@ bool StatementRouter::ensure_on_server(const StatementRef& statement, std::strin
   w.cstring(kHelper);
   w.int32(0);
   w.end();
-  for (int i = 0; i < 4; ++i) tracker_.expect({Kind::kSwallowReply});
+  for (int i = 0; i < 4; ++i) tracker_.expect(Kind::kSwallowReply);
   tracker_.expect({Kind::kSwallowSqlPrepareExecute, statement});
   return true;
 }
@@ -274,8 +272,7 @@ void StatementRouter::fail_as(std::string_view sqlstate, const std::string& mess
 
 // ------------------------------------------------------------------ SQL PREPARE and EXECUTE
 
-bool StatementRouter::route_query(std::string_view sql, StatementCache* server) {
-  if (!enabled_ || !may_be_sql_prepared_command(sql)) return false;
+bool StatementRouter::route_query_slow(std::string_view sql, StatementCache* server) {
   auto command = parse_sql_prepared_command(sql);
   return command && relay_sql_prepared(*command, sql, server);
 }
@@ -406,7 +403,7 @@ void StatementRouter::fail_as_query(std::string_view sqlstate, const std::string
   // A query the server fails (as it would the client's, in a failed transaction too) with an
   // error the tracker replaces by PostgreSQL's own for the client's query.
   tracker_.expect({ResponseTracker::Kind::kFailAsQuery, nullptr, error_body(sqlstate, message)});
-  tracker_.expect({ResponseTracker::Kind::kSimpleQuery});
+  tracker_.expect(ResponseTracker::Kind::kSimpleQuery);
   pgwire::write_query(to_server_, "EXECUTE " + std::string(kMissingStatement));
 }
 

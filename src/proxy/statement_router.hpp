@@ -17,6 +17,7 @@
 #include "proxy/pinning.hpp"
 #include "proxy/prepared_statements.hpp"
 #include "proxy/response_tracker.hpp"
+#include "proxy/sql_prepared.hpp"
 
 namespace sluice::proxy {
 
@@ -53,7 +54,11 @@ class StatementRouter {
 
   // A simple query the proxy answers alone (DEALLOCATE of a name the client has, DEALLOCATE
   // ALL): no server needs to be borrowed for it.
-  bool answered_without_server(const pgwire::Frame& query) const;
+  // Inline where the first word rules it out (every query asks, twice).
+  bool answered_without_server(const pgwire::Frame& query) const {
+    return enabled_ && may_be_sql_prepared_command(pgwire::as_text(query.body)) &&
+           answered_without_server_slow(query);
+  }
   // Whether a Close needs a server: the client's own named statement is closed by the proxy
   // (and a malformed Close is refused before anything is sent).
   bool close_needs_server(const pgwire::Frame& close) const;
@@ -62,7 +67,9 @@ class StatementRouter {
   // names and written, or answered by the proxy. False when it is not one, or when it needs a
   // server and `server` (the lent connection's statements) is null: the caller goes on as for
   // any query.
-  bool route_query(std::string_view sql, StatementCache* server);
+  bool route_query(std::string_view sql, StatementCache* server) {
+    return enabled_ && may_be_sql_prepared_command(sql) && route_query_slow(sql, server);
+  }
 
   // The client's Close of its own named statement, if `close` is one: answered by the proxy,
   // wherever the client stands. Nullopt for a malformed Close.
@@ -82,6 +89,8 @@ class StatementRouter {
   void drop_all(StatementCache& server);
 
  private:
+  bool answered_without_server_slow(const pgwire::Frame& query) const;
+  bool route_query_slow(std::string_view sql, StatementCache* server);
   // "EXECUTE <one of the client's statements>" (or DEALLOCATE) in a Parse: rewritten into
   // `rewritten` with the server's name. Returns false when the request was made to fail.
   bool translate_parse(pgwire::ParseMessage& parse, std::string& rewritten, StatementRef& runs,

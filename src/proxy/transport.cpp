@@ -30,27 +30,18 @@ ssize_t raw_send(int fd, const void* data, size_t size, int flags) {
 
 }  // namespace
 
-void ReadBuffer::consume(size_t n) {
-  begin_ += n;
-  if (begin_ == end_) begin_ = end_ = 0;
-}
-
-asio::mutable_buffer ReadBuffer::prepare(size_t min_free) {
-  if (data_.size() - end_ < min_free && begin_ > 0) {
+void ReadBuffer::make_room(size_t min_free) {
+  if (begin_ > 0) {
     std::memmove(data_.data(), data_.data() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
   }
   if (data_.size() - end_ < min_free) data_.resize(end_ + min_free);
-  return asio::buffer(data_.data() + end_, data_.size() - end_);
 }
 
-void ReadBuffer::shrink_if_idle() {
-  constexpr size_t kKeep = 64 * 1024;
-  if (empty() && data_.size() > kKeep) {
-    data_.resize(kKeep);
-    data_.shrink_to_fit();
-  }
+void ReadBuffer::shrink() {
+  data_.resize(kKeepWhenIdle);
+  data_.shrink_to_fit();
 }
 
 Transport::Transport(Poller& poller, tcp_socket socket)

@@ -58,12 +58,21 @@ class ReadBuffer {
  public:
   pgwire::Bytes readable() const { return {data_.data() + begin_, end_ - begin_}; }
   bool empty() const { return begin_ == end_; }
-  void consume(size_t n);
+  // Inline, as prepare() and shrink_if_idle()'s common case: several times per transaction.
+  void consume(size_t n) {
+    begin_ += n;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
   // Room for at least `min_free` more bytes (compacting first, growing if still short).
-  asio::mutable_buffer prepare(size_t min_free);
+  asio::mutable_buffer prepare(size_t min_free) {
+    if (data_.size() - end_ < min_free) make_room(min_free);
+    return asio::buffer(data_.data() + end_, data_.size() - end_);
+  }
   void commit(size_t n) { end_ += n; }
   // Releases memory of idle connections that once carried a large message.
-  void shrink_if_idle();
+  void shrink_if_idle() {
+    if (empty() && data_.size() > kKeepWhenIdle) shrink();
+  }
   // Gives all its memory back when nothing is buffered (an idle client's).
   void release_if_empty() {
     if (empty() && !data_.empty()) {
@@ -73,6 +82,10 @@ class ReadBuffer {
   }
 
  private:
+  static constexpr size_t kKeepWhenIdle = 64 * 1024;
+  void make_room(size_t min_free);
+  void shrink();
+
   using Storage = std::vector<uint8_t, UninitializedAllocator<uint8_t>>;
   Storage data_;
   size_t begin_ = 0;

@@ -37,6 +37,12 @@ def test_metrics_series_present(proxy_factory, app):
         assert m.has(hist + suffix), hist + suffix
     inf = [v for n, l, v in m.samples if n == hist + "_bucket" and l.get("le") == "+Inf"]
     assert inf and sum(inf) == m.get(hist + "_count") >= 1
+    # Both response latencies are there, each with the query just answered.
+    for hist in ("sluice_query_response_latency", "sluice_query_database_response_latency"):
+        assert m.types.get(hist) == "histogram", hist
+        assert m.get(hist + "_count") >= 1, hist
+        inf = [v for n, l, v in m.samples if n == hist + "_bucket" and l.get("le") == "+Inf"]
+        assert inf and sum(inf) == m.get(hist + "_count"), hist
 
 
 def test_metrics_values(proxy_factory, pg, app):

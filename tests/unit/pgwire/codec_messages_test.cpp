@@ -394,6 +394,7 @@ TEST(Query, Malformed) {
   EXPECT_FALSE(decode_query(Bytes{}));
   EXPECT_FALSE(decode_query(bytes_of("select 1")));
   EXPECT_FALSE(decode_query(bytes_of(std::string("select 1\0x", 10))));
+  EXPECT_FALSE(decode_query(bytes_of(std::string("select\0 1\0", 10))));  // two NULs
   EXPECT_FALSE(decode_query(bytes_of(std::string("select 1\0\0", 10))));
 }
 

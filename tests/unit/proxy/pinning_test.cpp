@@ -1,6 +1,10 @@
 #include "proxy/pinning.hpp"
 
+#include "proxy/sql_lexer.hpp"
+
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace sluice::proxy {
 namespace {
@@ -33,6 +37,45 @@ TEST(Pinning, ShortcutForPlainStatementsMissesNothing) {
   EXPECT_EQ(pin("-- note\nLISTEN c"), PinReason::kListen);
   EXPECT_EQ(pin("\tSET a.b = 1;"), PinReason::kSetStatement);
   EXPECT_EQ(pin("set_x"), std::nullopt);
+}
+
+// The shortcut reads 16 bytes at a time (the last block overlapping the one before): what it
+// looks for is found at every offset, in the middle of a block or across two.
+TEST(Pinning, ShortcutFindsWhatItLooksForAtEveryOffset) {
+  for (size_t pad = 0; pad < 48; ++pad) {
+    const std::string filler = "SELECT a" + std::string(pad, 'b') + " FROM t";
+    SCOPED_TRACE(filler);
+    EXPECT_FALSE(pin(filler));
+    EXPECT_FALSE(pin(filler + " WHERE aid = 1;  "));
+    EXPECT_EQ(pin(filler + " WHERE x = nextval('s')"), PinReason::kSequenceFunction);
+    EXPECT_EQ(pin(filler + " WHERE x = NEXTVAL ('s');"), PinReason::kSequenceFunction);
+    EXPECT_EQ(pin(filler + " INTO TEMP u"), PinReason::kTemporaryObject);
+    EXPECT_EQ(pin(filler + " iNtO temporary u;"), PinReason::kTemporaryObject);
+    EXPECT_EQ(pin(filler + "; LISTEN c"), PinReason::kListen);
+    EXPECT_EQ(pin(filler + ";LISTEN c;"), PinReason::kListen);
+    EXPECT_EQ(pin("UPDATE t SET a" + std::string(pad, 'b') + " = setval('s', 1)"),
+              PinReason::kSequenceFunction);
+    EXPECT_FALSE(pin("UPDATE t SET a" + std::string(pad, 'i') + " = 1 WHERE b IN ('x')"));
+  }
+}
+
+// The word-at-a-time keyword comparison agrees with the byte-at-a-time one: for every byte in
+// every position, at every length the word path splits differently (8, 4 and single bytes).
+TEST(SqlLexer, IsLettersAgreesWithIs) {
+  for (std::string_view keyword : {"a", "into", "begin", "select", "rollback", "savepoint"}) {
+    for (size_t at = 0; at < keyword.size(); ++at) {
+      for (int c = 0; c < 256; ++c) {
+        std::string word(keyword);
+        word[at] = static_cast<char>(c);
+        EXPECT_EQ(sql::is_letters(word, keyword), sql::is(word, keyword)) << keyword << " " << c;
+      }
+    }
+    std::string upper(keyword);
+    for (char& c : upper) c = static_cast<char>(c - 'a' + 'A');
+    EXPECT_TRUE(sql::is_letters(upper, keyword));
+    EXPECT_FALSE(sql::is_letters(upper + "x", keyword));
+    EXPECT_FALSE(sql::is_letters(upper.substr(1), keyword));
+  }
 }
 
 TEST(Pinning, SessionSetPinsButTransactionScopedSetDoesNot) {

@@ -48,6 +48,24 @@ TEST(SessionSettings, ValuesAreQuotedSafely) {
       "SELECT pg_catalog.set_config(E'application_name', E'x''; DROP TABLE t; --\\\\', false);");
 }
 
+// same_settings() decides every borrow: it must agree with == whatever the sizes.
+TEST(SessionSettings, SameSettingsAgreesWithEquality) {
+  const std::vector<Settings> all = {
+      {},
+      {{"application_name", "pgbench"}},
+      {{"application_name", "psql"}},
+      {{"Application_Name", "pgbench"}},
+      {{"search_path", "pgbench"}},
+      {{"application_name", "pgbench"}, {"timezone", "UTC"}},
+      {{"application_name", "pgbench"}, {"timezone", "utc"}},
+      {{"application_name", "pgbench"}, {"timezone", "UTC"}, {"work_mem", "4MB"}},
+  };
+  for (const Settings& a : all) {
+    for (const Settings& b : all) EXPECT_EQ(same_settings(a, b), a == b);
+    EXPECT_TRUE(same_settings(a, Settings(a)));
+  }
+}
+
 TEST(SessionSettings, KeyIsStableAndCaseInsensitiveOnNames) {
   Settings a{{"TimeZone", "UTC"}, {"application_name", "x"}};
   Settings b{{"application_name", "x"}, {"timezone", "UTC"}};
