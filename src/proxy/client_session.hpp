@@ -92,7 +92,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   bool streams(pgwire::Bytes data) const;
   // The next bytes of the message being streamed: to the server, or dropped.
   void pass_stream();
-  enum class Step { kContinue, kEnd, kViolation /* protocol violation: violation_ says what */ };
+  enum class Step { kContinue, kEnd, kViolation /* protocol violation: see Active::violation */ };
   // Whether `frame` is relayed to a server, so one must be borrowed before handle_frame().
   bool needs_server(const pgwire::Frame& frame) const;
   // Acts on one client message, without waiting: a server is attached already if one was
