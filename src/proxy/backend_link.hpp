@@ -85,6 +85,13 @@ class BackendLink {
   bool idle() const { return !lease_ && attached_.waiting(); }
   // An idle session parks: the reply loop, idle(), ends now and its frames go.
   void end_idle_loop();
+  // Nothing lent, owed, pinned or pending: a link made anew would act the same (so an idle
+  // session may let this one go).
+  bool at_rest() const {
+    return !lease_ && tracker_.may_release() && !pinned_ && !discarding_ && !client_gone_ &&
+           !closing_ && !in_transaction_counted_ && !client_mid_message_ && server_unread_ == 0 &&
+           !request_started_;
+  }
 
   bool attached() const { return static_cast<bool>(lease_); }
   ServerConnection& server() const { return *lease_; }

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "proxy/context.hpp"
+#include "proxy/slab_pool.hpp"
 
 namespace sluice::proxy {
 
@@ -66,7 +67,10 @@ class ClientRegistry {
   ClientCounts& counts_;
   const uint32_t worker_;
   const uint32_t workers_;
-  std::unordered_map<uint32_t, ClientSession*> sessions_;
+  // Nodes packed with each other rather than among what logins allocate (see slab_pool.hpp).
+  std::unordered_map<uint32_t, ClientSession*, std::hash<uint32_t>, std::equal_to<uint32_t>,
+                     SlabAllocator<std::pair<const uint32_t, ClientSession*>>>
+      sessions_;
   uint32_t next_process_id_;
 };
 

@@ -31,12 +31,15 @@ uint32_t declared_length(pgwire::Bytes buf) {
 
 }  // namespace
 
+ClientSession::Active::Active(ClientSession& session)
+    : link(session.ctx_, session.client_, session.settings_, session),
+      router(*session.ctx_.statements, session.ctx_.config.max_prepared_statements > 0,
+             link.tracker(), to_server, to_client, session, session.statements_) {}
+
 ClientSession::ClientSession(ProxyContext& ctx, int fd, const tcp::endpoint& remote)
     : ctx_(ctx),
       client_(*ctx.poller, ctx.io.get_executor(), fd, remote),
-      link_(ctx, client_, settings_, *this),
-      router_(*ctx.statements, ctx.config.max_prepared_statements > 0, link_.tracker(), to_server_,
-              to_client_, *this) {
+      active_(std::make_unique<Active>(*this)) {
   last_activity_ = login_clock_.started = Clock::now();
   cancel_pid_ = ctx_.clients->add(this);
   std::string key = auth::pooled_random_bytes(4);
@@ -52,7 +55,7 @@ ClientSession::~ClientSession() {
 
 awaitable<void> ClientSession::run() {
   auto self = shared_from_this();
-  ClientLogin login(ctx_, client_, inbound_, cancel_pid_, cancel_key_, login_clock_);
+  ClientLogin login(ctx_, client_, active_->inbound, cancel_pid_, cancel_key_, login_clock_);
   if (auto result = co_await login.run()) {
     settings_ = std::move(result->settings);
     pool_ = result->pool;
@@ -88,22 +91,23 @@ void log_failure(const char* what, std::exception_ptr e) {
 }  // namespace
 
 awaitable<ClientSession::Relayed> ClientSession::relay() {
+  Active& a = *active_;  // until the session parks, which ends this loop
   asio::co_spawn(
       client_.get_executor(),
-      [self = shared_from_this()]() -> awaitable<void> { co_await self->link_.run(); },
+      [self = shared_from_this()]() -> awaitable<void> { co_await self->active_->link.run(); },
       [](std::exception_ptr e) { log_failure("server reader", e); });
   const size_t max_message = ctx_.config.max_message_size;
   size_t relayed = 0;  // bytes taken since this reader last let others run
   for (;;) {
-    const size_t held = inbound_.readable().size();
-    const ReadStatus status = client_.read_now(inbound_);
+    const size_t held = a.inbound.readable().size();
+    const ReadStatus status = client_.read_now(a.inbound);
     if (status == ReadStatus::kClosed) co_return Relayed::kEnded;
     if (status == ReadStatus::kWouldBlock) {
       relayed = 0;
-      awaiting_client_ = true;
+      a.awaiting_client = true;
       co_await client_.readable();  // the client's bytes, or the sweep asking to park
-      awaiting_client_ = false;
-      if (std::exchange(park_requested_, false) && !client_.may_have_input() && may_park()) {
+      a.awaiting_client = false;
+      if (std::exchange(a.park_requested, false) && !client_.may_have_input() && may_park()) {
         park();
         co_return Relayed::kParked;
       }
@@ -111,15 +115,15 @@ awaitable<ClientSession::Relayed> ClientSession::relay() {
     }
     last_activity_ = Clock::now();
     memory_released_ = false;
-    relayed += inbound_.readable().size() - held;
-    if (streaming_.unread > 0) pass_stream();
-    while (streaming_.unread == 0) {
+    relayed += a.inbound.readable().size() - held;
+    if (a.streaming.unread > 0) pass_stream();
+    while (a.streaming.unread == 0) {
       pgwire::Frame frame;
-      auto status = pgwire::peek_frame(inbound_.readable(), max_message, frame);
+      auto status = pgwire::peek_frame(a.inbound.readable(), max_message, frame);
       if ((status == pgwire::FrameStatus::kNeedMore || status == pgwire::FrameStatus::kTooLarge) &&
-          streams(inbound_.readable())) {
+          streams(a.inbound.readable())) {
         // Passed on as it comes (max_message_size does not apply), once its head is here.
-        status = pgwire::peek_frame_head(inbound_.readable(), kStreamedHeadSize,
+        status = pgwire::peek_frame_head(a.inbound.readable(), kStreamedHeadSize,
                                          kMaxStreamedMessage, frame);
       }
       if (status == pgwire::FrameStatus::kNeedMore) break;
@@ -130,10 +134,10 @@ awaitable<ClientSession::Relayed> ClientSession::relay() {
         if (status == pgwire::FrameStatus::kTooLarge) {
           // The client is likely still sending it: the rest is read and dropped, so that it
           // sees this FATAL rather than a reset.
-          const size_t whole = 1 + size_t{declared_length(inbound_.readable())};
-          unread = std::min(whole - std::min(whole, inbound_.readable().size()), kMaxMessageDrain);
-          const size_t limit = streams(inbound_.readable()) ? kMaxStreamedMessage : max_message;
-          message = "message of " + std::to_string(declared_length(inbound_.readable())) +
+          const size_t whole = 1 + size_t{declared_length(a.inbound.readable())};
+          unread = std::min(whole - std::min(whole, a.inbound.readable().size()), kMaxMessageDrain);
+          const size_t limit = streams(a.inbound.readable()) ? kMaxStreamedMessage : max_message;
+          message = "message of " + std::to_string(declared_length(a.inbound.readable())) +
                     " bytes exceeds max_message_size (" + std::to_string(limit) + ")";
         }
         co_await send_fatal(client_, "08P01", message);
@@ -141,41 +145,41 @@ awaitable<ClientSession::Relayed> ClientSession::relay() {
         co_return Relayed::kEnded;
       }
       // Borrowing is the only wait a message may need; everything else is decided at once.
-      if (!link_.attached() && needs_server(frame)) {
+      if (!a.link.attached() && needs_server(frame)) {
         ServerLease idle;
         if (!attach_now(idle)) co_await attach(std::move(idle));
       }
-      passed_on_ = false;
+      a.passed_on = false;
       const Step step = handle_frame(frame);
-      inbound_.consume(frame.wire_size());
+      a.inbound.consume(frame.wire_size());
       if (step == Step::kViolation) {
         if (send_to_client() && client_.has_backlog()) co_await client_.flush();
-        co_await send_fatal(client_, "08P01", violation_);
+        co_await send_fatal(client_, "08P01", a.violation);
         co_await client_.close_gracefully(0, kDrainTime);
         co_return Relayed::kEnded;
       }
       if (step == Step::kEnd) co_return Relayed::kEnded;
       if (frame.unread > 0) {
         // Its rest follows where its head went, or is dropped with it.
-        streaming_ = {frame.unread, passed_on_};
-        link_.set_client_mid_message(passed_on_);
+        a.streaming = {frame.unread, a.passed_on};
+        a.link.set_client_mid_message(a.passed_on);
       }
     }
     // Writes go out at once; only a peer whose socket is full makes this reader wait, which
     // is how a client that does not read its replies, or a server slow to take a COPY
     // stream, slows the sender down.
-    const bool own_replies = !to_client_.empty();
+    const bool own_replies = !a.to_client.empty();
     if (!send_to_client()) co_return Relayed::kEnded;
     if (own_replies && client_.has_backlog() && !co_await client_.flush())
       co_return Relayed::kEnded;
-    link_.send(to_server_);
-    if (link_.attached() && link_.server().transport().has_backlog())
-      co_await link_.flush_if_backlogged();
-    if (inbound_.empty()) {
+    a.link.send(a.to_server);
+    if (a.link.attached() && a.link.server().transport().has_backlog())
+      co_await a.link.flush_if_backlogged();
+    if (a.inbound.empty()) {
       // Memory taken for a large message goes back once it went through.
-      inbound_.shrink_if_idle();
-      shrink_if_large(to_server_);
-      shrink_if_large(to_client_);
+      a.inbound.shrink_if_idle();
+      shrink_if_large(a.to_server);
+      shrink_if_large(a.to_client);
     }
     if (relayed > kFairShareBytes) {
       relayed = 0;
@@ -188,42 +192,43 @@ bool ClientSession::streams(pgwire::Bytes data) const {
   if (data.empty()) return false;
   // A Bind's parameters, or COPY data (while a COPY runs, or dropped when no server is held).
   // Everything else is read by the proxy, so it must arrive whole.
-  return data[0] == 'B' || (data[0] == 'd' && (!link_.attached() || link_.tracker().busy()));
+  return data[0] == 'B' ||
+         (data[0] == 'd' && (!active_->link.attached() || active_->link.tracker().busy()));
 }
 
 void ClientSession::pass_stream() {
-  const pgwire::Bytes bytes = inbound_.readable();
-  const size_t n = std::min(streaming_.unread, bytes.size());
-  if (streaming_.passed_on) to_server_.append(pgwire::as_text(bytes.first(n)));
-  inbound_.consume(n);
-  streaming_.unread -= n;
-  if (streaming_.unread == 0) link_.set_client_mid_message(false);
+  const pgwire::Bytes bytes = active_->inbound.readable();
+  const size_t n = std::min(active_->streaming.unread, bytes.size());
+  if (active_->streaming.passed_on) active_->to_server.append(pgwire::as_text(bytes.first(n)));
+  active_->inbound.consume(n);
+  active_->streaming.unread -= n;
+  if (active_->streaming.unread == 0) active_->link.set_client_mid_message(false);
 }
 
 bool ClientSession::send_to_client() {
-  if (to_client_.empty()) return true;
-  const bool ok = client_.write(to_client_);
-  to_client_.clear();
+  if (active_->to_client.empty()) return true;
+  const bool ok = client_.write(active_->to_client);
+  active_->to_client.clear();
   return ok;
 }
 
 void ClientSession::reply_error(const ServerError& error) {
   // Whatever the server's severity, this client's session goes on.
-  pgwire::write_error(to_client_, "ERROR", error.sqlstate, error.message);
+  pgwire::write_error(active_->to_client, "ERROR", error.sqlstate, error.message);
 }
 
 bool ClientSession::needs_server(const pgwire::Frame& frame) const {
   if (failed_transaction_) return false;  // answered by the proxy until the block ends
   const char type = frame.type;
-  if (type == 'Q') return !router_.answered_without_server(frame);
+  if (type == 'Q') return !active_->router.answered_without_server(frame);
   if (type == 'F') return true;
   if (type == 'P' || type == 'B' || type == 'D' || type == 'E') return !skip_until_sync_;
-  if (type == 'C') return !skip_until_sync_ && router_.close_needs_server(frame);
+  if (type == 'C') return !skip_until_sync_ && active_->router.close_needs_server(frame);
   return false;
 }
 
 ClientSession::Step ClientSession::violation(std::string what) {
-  violation_ = std::move(what);
+  active_->violation = std::move(what);
   return Step::kViolation;
 }
 
@@ -231,12 +236,13 @@ void ClientSession::count_query() {
   auto& m = ctx_.metrics;
   m.query_requests.add(1);
   (client_.tls() ? m.query_requests_tls : m.query_requests_no_tls).add(1);
-  link_.note_request(last_activity_);  // when these bytes arrived
+  active_->link.note_request(last_activity_);  // when these bytes arrived
 }
 
 void ClientSession::forward(const pgwire::Frame& frame) {
-  to_server_.append(reinterpret_cast<const char*>(frame.body.data()) - 5, frame.wire_size());
-  passed_on_ = true;
+  active_->to_server.append(reinterpret_cast<const char*>(frame.body.data()) - 5,
+                            frame.wire_size());
+  active_->passed_on = true;
 }
 
 ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
@@ -248,13 +254,13 @@ ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
   if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C')
     return handle_extended(frame);
   if (type == 'H') {
-    if (link_.attached() && !skip_until_sync_) forward(frame);
+    if (active_->link.attached() && !skip_until_sync_) forward(frame);
     return Step::kContinue;
   }
   if (type == 'S') return handle_sync(frame);
   if (type == 'd' || type == 'c' || type == 'f') {
     // Outside COPY, PostgreSQL ignores these; so does the proxy when it holds no server.
-    if (link_.attached()) forward(frame);
+    if (active_->link.attached()) forward(frame);
     return Step::kContinue;
   }
   if (type == 'p') return violation("unexpected password message after authentication");
@@ -263,7 +269,7 @@ ClientSession::Step ClientSession::handle_frame(const pgwire::Frame& frame) {
 }
 
 ClientSession::Step ClientSession::handle_in_failed_transaction(const pgwire::Frame& frame) {
-  switch (failed_transaction_->answer(frame, router_.statements(), to_client_)) {
+  switch (failed_transaction_->answer(frame, statements_, active_->to_client)) {
     case FailedTransaction::Outcome::kMalformed:
       return violation("malformed " + std::string(pgwire::frontend_message_name(frame.type)) +
                        " message");
@@ -281,11 +287,12 @@ ClientSession::Step ClientSession::handle_query(const pgwire::Frame& frame) {
   if (frame.type == 'Q' && !(sql = pgwire::decode_query(frame.body)))
     return violation("malformed Query message");
   count_query();
-  if (sql && router_.route_query(*sql, link_.attached() ? &link_.server().statements : nullptr))
+  if (sql && active_->router.route_query(
+                 *sql, active_->link.attached() ? &active_->link.server().statements : nullptr))
     return Step::kContinue;
-  if (!link_.attached()) {
+  if (!active_->link.attached()) {
     // No connection could be had: attach() queued the error; the request ends there.
-    pgwire::write_ready_for_query(to_client_, 'I');
+    pgwire::write_ready_for_query(active_->to_client, 'I');
     return Step::kContinue;
   }
   if (sql && !pinned()) {
@@ -295,8 +302,9 @@ ClientSession::Step ClientSession::handle_query(const pgwire::Frame& frame) {
   }
   // DISCARD and DEALLOCATE pin, so only a pinned session needs this second look: DEALLOCATE
   // ALL or DISCARD ALL drops the client's named statements, and the server's.
-  if (pinned() && sql && drops_all_statements(*sql)) router_.drop_all(link_.server().statements);
-  link_.tracker().expect(ResponseTracker::Kind::kSimpleQuery);
+  if (pinned() && sql && drops_all_statements(*sql))
+    active_->router.drop_all(active_->link.server().statements);
+  active_->link.tracker().expect(ResponseTracker::Kind::kSimpleQuery);
   forward(frame);
   return Step::kContinue;
 }
@@ -308,36 +316,36 @@ ClientSession::Step ClientSession::handle_extended(const pgwire::Frame& frame) {
     return violation("malformed Parse message");
   if (skip_until_sync_) return Step::kContinue;
   if (type == 'E') count_query();  // one query per execution, prepared or not
-  if (type == 'C' && router_.enabled()) {
+  if (type == 'C' && active_->router.enabled()) {
     // A client's own named statement: closed by the proxy, wherever the client stands.
-    const auto closed = router_.close_client_statement(frame);
+    const auto closed = active_->router.close_client_statement(frame);
     if (!closed) return violation("malformed Close message");
     if (*closed) {
-      link_.tracker().note_unsynced();
+      active_->link.tracker().note_unsynced();
       return Step::kContinue;
     }
   }
-  if (!link_.attached()) {
+  if (!active_->link.attached()) {
     // No connection could be had (attach() queued the error).
     skip_until_sync_ = true;  // PostgreSQL discards everything up to Sync after an error
     return Step::kContinue;
   }
-  link_.tracker().note_unsynced();
-  if (!router_.route_extended(frame, parse, link_.server().statements))
+  active_->link.tracker().note_unsynced();
+  if (!active_->router.route_extended(frame, parse, active_->link.server().statements))
     return violation("malformed " + std::string(pgwire::frontend_message_name(type)) + " message");
-  passed_on_ = router_.passed_on();
+  active_->passed_on = active_->router.passed_on();
   return Step::kContinue;
 }
 
 ClientSession::Step ClientSession::handle_sync(const pgwire::Frame& frame) {
   skip_until_sync_ = false;
-  if (!link_.attached()) {
+  if (!active_->link.attached()) {
     // Nothing pending anywhere: answer for the server and keep the pool free.
-    pgwire::write_ready_for_query(to_client_, 'I');
-    link_.tracker().note_synced();
+    pgwire::write_ready_for_query(active_->to_client, 'I');
+    active_->link.tracker().note_synced();
     return Step::kContinue;
   }
-  link_.tracker().expect(ResponseTracker::Kind::kSync);
+  active_->link.tracker().expect(ResponseTracker::Kind::kSync);
   forward(frame);
   return Step::kContinue;
 }
@@ -345,11 +353,12 @@ ClientSession::Step ClientSession::handle_sync(const pgwire::Frame& frame) {
 // ------------------------------------------------------------------ borrowing
 
 bool ClientSession::attach_now(ServerLease& idle) {
-  if (!to_client_.empty()) return false;  // the proxy's own replies go first: attach() sends them
+  if (!active_->to_client.empty())
+    return false;  // the proxy's own replies go first: attach() sends them
   idle = ctx_.pools->take_idle(*pool_);
   if (!idle || !same_settings(idle->applied, settings_.wanted)) return false;
   ctx_.metrics.database_connections_borrow_latency.observe(0);  // no wait at all
-  link_.attach(std::move(idle));
+  active_->link.attach(std::move(idle));
   return true;
 }
 
@@ -380,7 +389,7 @@ awaitable<void> ClientSession::attach(ServerLease lease) {
       co_return;
     }
   }
-  link_.attach(std::move(lease));
+  active_->link.attach(std::move(lease));
 }
 
 // ------------------------------------------------------------------ what the rooms report
@@ -391,7 +400,7 @@ void ClientSession::settings_changed(std::string_view sql) {
 }
 
 void ClientSession::server_released() {
-  if (ctx_.draining && !link_.client_gone())
+  if (ctx_.draining && !active_->link.client_gone())
     terminate("57P01", "terminating connection due to administrator command");
 }
 
@@ -406,7 +415,7 @@ void ClientSession::server_lost(bool fatal_forwarded) {
 
 void ClientSession::server_lost_session_kept(const Loss& loss) {
   // The rest of a message the server was taking goes nowhere.
-  streaming_.passed_on = false;
+  if (active_) active_->streaming.passed_on = false;
   if (loss.in_transaction) {
     failed_transaction_ =
         std::make_unique<FailedTransaction>(loss.reported, loss.mid_batch, loss.unsent_error);
@@ -416,28 +425,33 @@ void ClientSession::server_lost_session_kept(const Loss& loss) {
 }
 
 void ClientSession::release_idle_memory() {
+  if (!active_) return;  // parked at rest: nothing left to give back
+  Active& a = *active_;
   if (!memory_released_) {  // once per quiet spell, not at every sweep
     memory_released_ = true;
-    inbound_.release_if_empty();
+    a.inbound.release_if_empty();
     client_.release_idle_memory();
-    if (to_client_.empty()) std::string().swap(to_client_);
-    if (to_server_.empty()) std::string().swap(to_server_);
+    if (a.to_client.empty()) std::string().swap(a.to_client);
+    if (a.to_server.empty()) std::string().swap(a.to_server);
   }
   // The reader wakes (without an edge) to park: only the reader may end its own coroutine.
-  if (awaiting_client_ && !park_requested_ && may_park()) {
-    park_requested_ = true;
+  if (a.awaiting_client && !a.park_requested && may_park()) {
+    a.park_requested = true;
     client_.wake_reader();
   }
 }
 
 bool ClientSession::may_park() const {
-  return phase_ == Phase::kReady && link_.idle() && inbound_.empty() && streaming_.unread == 0 &&
-         to_client_.empty() && to_server_.empty() && !client_.has_backlog();
+  const Active& a = *active_;
+  return phase_ == Phase::kReady && a.link.idle() && a.inbound.empty() && a.streaming.unread == 0 &&
+         a.to_client.empty() && a.to_server.empty() && !client_.has_backlog();
 }
 
 void ClientSession::park() {
-  failed_tx = {} skip = {} ", client_.peer(), failed_transaction_ != nullptr, skip_until_sync_);
-                        link_.end_idle_loop();
+  active_->link.end_idle_loop();
+  // The reply loop has returned: nothing refers to the Active part any more but the reader,
+  // which returns next.
+  if (active_->at_rest()) active_.reset();
   parked_self_ = shared_from_this();
   ctx_.metrics.client_connections_parked.add(1);
   client_.park_reader(*this);
@@ -451,6 +465,7 @@ void ClientSession::drop_if_parked() {
 
 void ClientSession::resume_reading() {
   ctx_.metrics.client_connections_parked.sub(1);
+  if (!active_) active_ = std::make_unique<Active>(*this);
   // The client's next message (or its end): the session's coroutines start again, and this
   // first run of the reader reads the socket at once (the poller calls here from its batch).
   asio::co_spawn(
@@ -465,7 +480,7 @@ awaitable<void> ClientSession::leave() {
   const bool was_closed = phase_ == Phase::kClosed;
   phase_ = Phase::kClosed;
   if (!was_closed) client_.close();
-  co_await link_.client_left();
+  co_await active_->link.client_left();
 }
 
 void ClientSession::terminate(std::string sqlstate, std::string message) {

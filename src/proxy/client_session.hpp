@@ -23,6 +23,7 @@
 #include "proxy/failed_transaction.hpp"
 #include "proxy/lease.hpp"
 #include "proxy/session_settings.hpp"
+#include "proxy/slab_pool.hpp"
 #include "proxy/statement_router.hpp"
 #include "proxy/transport.hpp"
 
@@ -52,18 +53,23 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   bool login_overdue(Clock::time_point now, Clock::duration limit) const {
     return phase_ == Phase::kStartup && !login_clock_.queued && now - login_clock_.started > limit;
   }
-  bool holds_server() const { return link_.attached(); }
+  bool holds_server() const { return active_ && active_->link.attached(); }
   // Waiting for the server on the client's behalf (not idle, whatever the clock says).
-  bool busy() const { return link_.tracker().busy(); }
-  bool in_transaction() const { return link_.tracker().transaction_status() != 'I'; }
+  bool busy() const { return active_ && active_->link.tracker().busy(); }
+  bool in_transaction() const {
+    return active_ && active_->link.tracker().transaction_status() != 'I';
+  }
   // Sends a FATAL and disconnects; the session's own cleanup then runs.
   void terminate(std::string sqlstate, std::string message);
   // A CancelRequest carrying this session's key: cancels the query it runs now, if any.
-  void cancel_running_query() { link_.cancel_running_query(); }
+  void cancel_running_query() {
+    if (active_) active_->link.cancel_running_query();
+  }
   uint32_t cancel_pid() const { return cancel_pid_; }
   // Idle for a while: the read buffer and scratch space go back (taken again at the next
   // message), and the session parks (its coroutines end until the client's next byte), so that
-  // thousands of idle clients hold little more than their sockets and session objects.
+  // thousands of idle clients hold little more than their sockets and session objects. A parked
+  // session also lets go of its Active part when that holds nothing a new one would not.
   void release_idle_memory();
   bool parked() const { return parked_self_ != nullptr; }
   // Shutdown of a worker whose loop no longer runs: a parked session is let go.
@@ -87,7 +93,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   bool streams(pgwire::Bytes data) const;
   // The next bytes of the message being streamed: to the server, or dropped.
   void pass_stream();
-  enum class Step { kContinue, kEnd, kViolation /* protocol violation: violation_ says what */ };
+  enum class Step { kContinue, kEnd, kViolation /* protocol violation: see Active::violation */ };
   // Whether `frame` is relayed to a server, so one must be borrowed before handle_frame().
   bool needs_server(const pgwire::Frame& frame) const;
   // Acts on one client message, without waiting: a server is attached already if one was
@@ -113,46 +119,61 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   void reply_error(const ServerError& error);
 
   // BackendLink::Owner
-  ClientStatements& client_statements() override { return router_.statements(); }
+  ClientStatements& client_statements() override { return statements_; }
   void server_released() override;
   void server_lost(bool fatal_forwarded) override;
   void server_lost_session_kept(const Loss& loss) override;
   // A client message while its transaction block failed with its lost server.
   Step handle_in_failed_transaction(const pgwire::Frame& frame);
   // StatementEvents
-  bool pinned() const override { return link_.pinned().has_value(); }
-  void pin(PinReason reason) override { link_.pin(reason); }
+  bool pinned() const override { return active_->link.pinned().has_value(); }
+  void pin(PinReason reason) override { active_->link.pin(reason); }
   void settings_changed(std::string_view sql) override;
+
+  // What a session needs only while its client is active: buffers, the link and its reply loop,
+  // the statement router. A parked session at rest holds none (about 0.7 KB less per idle
+  // client); the next byte makes a new one. Active parts share slabs of their own, which are
+  // unmapped as the sessions on them go idle.
+  struct Active : SlabAllocated<Active> {
+    explicit Active(ClientSession& session);
+    // Nothing carried from one message to the next but what the session keeps itself.
+    bool at_rest() const {
+      return inbound.empty() && to_client.empty() && to_server.empty() && streaming.unread == 0 &&
+             link.at_rest() && router.at_rest();
+    }
+
+    ReadBuffer inbound;
+    std::string to_client;  // replies the proxy makes itself, flushed before waiting
+    std::string to_server;  // client messages batched for one write
+    BackendLink link;
+    StatementRouter router;
+    std::string violation;         // what handle_frame() found wrong
+    bool awaiting_client = false;  // the reader waits for the client's next bytes
+    bool park_requested = false;   // the reader, woken, parks if it still may
+    bool passed_on = false;        // handle_frame() sent the message to the server
+    struct Streaming {
+      size_t unread = 0;       // bytes still to come of the message being streamed
+      bool passed_on = false;  // they go to the server (else they are dropped)
+    } streaming;
+  };
 
   ProxyContext& ctx_;
   Transport client_;
-  ReadBuffer inbound_;
-  std::string to_client_;  // replies the proxy makes itself, flushed before waiting
-  std::string to_server_;  // client messages batched for one write
-  Phase phase_ = Phase::kStartup;
-  LoginClock login_clock_;
   Clock::time_point last_activity_;
+  LoginClock login_clock_;
   uint32_t cancel_pid_ = 0;
   uint32_t cancel_key_ = 0;
-  bool counted_ = false;  // in client_connections
-
-  ClientSettings settings_;
-  Pool* pool_ = nullptr;
-  BackendLink link_;
-  StatementRouter router_;
-  bool memory_released_ = false;                // release_idle_memory() ran since the last message
-  bool awaiting_client_ = false;                // the reader waits for the client's next bytes
-  bool park_requested_ = false;                 // the reader, woken, parks if it still may
-  std::shared_ptr<ClientSession> parked_self_;  // who owns a parked session: itself
+  Phase phase_ = Phase::kStartup;
+  bool counted_ = false;          // in client_connections
+  bool memory_released_ = false;  // release_idle_memory() ran since the last message
   bool skip_until_sync_ = false;  // after an error in the extended protocol, as PostgreSQL does
+  Pool* pool_ = nullptr;
+  ClientSettings settings_;
+  ClientStatements statements_;                 // the client's named statements, by its names
+  std::shared_ptr<ClientSession> parked_self_;  // who owns a parked session: itself
+  std::unique_ptr<Active> active_;              // null only while parked (and at rest)
   // The transaction block whose server was lost, until the client ends it.
   std::unique_ptr<FailedTransaction> failed_transaction_;
-  std::string violation_;   // what handle_frame() found wrong
-  bool passed_on_ = false;  // handle_frame() sent the message to the server
-  struct Streaming {
-    size_t unread = 0;       // bytes still to come of the message being streamed
-    bool passed_on = false;  // they go to the server (else they are dropped)
-  } streaming_;
 };
 
 }  // namespace sluice::proxy

@@ -38,15 +38,18 @@ class StatementEvents {
 class StatementRouter {
  public:
   // `enabled`: max_prepared_statements > 0. Otherwise named protocol statements pin and SQL
-  // PREPARE goes through as written.
+  // PREPARE goes through as written. `statements`: the client's, kept by its session (they
+  // outlive a router that goes while the session is idle).
   StatementRouter(StatementRegistry& registry, bool enabled, ResponseTracker& tracker,
-                  std::string& to_server, std::string& to_client, StatementEvents& events)
+                  std::string& to_server, std::string& to_client, StatementEvents& events,
+                  ClientStatements& statements)
       : registry_(registry),
         enabled_(enabled),
         tracker_(tracker),
         to_server_(to_server),
         to_client_(to_client),
-        events_(events) {}
+        events_(events),
+        statements_(statements) {}
 
   bool enabled() const { return enabled_; }
   // The client's statements, by its own names.
@@ -87,6 +90,12 @@ class StatementRouter {
 
   // DEALLOCATE ALL or DISCARD ALL ran in a pinned session: every name goes, here and there.
   void drop_all(StatementCache& server);
+
+  // Nothing carried from one message to the next: a router made anew would act the same.
+  bool at_rest() const {
+    return !unnamed_deallocates_.statement && unnamed_deallocates_.name.empty() &&
+           !portal_deallocates_.statement && portal_deallocates_.name.empty();
+  }
 
  private:
   bool answered_without_server_slow(const pgwire::Frame& query) const;
@@ -133,7 +142,7 @@ class StatementRouter {
   std::string& to_server_;
   std::string& to_client_;
   StatementEvents& events_;
-  ClientStatements statements_;
+  ClientStatements& statements_;
   // A DEALLOCATE of one of the client's statements sent through the extended protocol, as the
   // unnamed statement and then as the unnamed portal bound from it.
   struct Deallocation {

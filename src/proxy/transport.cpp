@@ -48,7 +48,6 @@ Transport::Transport(Poller& poller, tcp_socket socket)
     : poller_(poller), executor_(socket.get_executor()) {
   boost::system::error_code ec;
   remote_ = socket.remote_endpoint(ec);
-  if (!ec) peer_ = remote_.address().to_string() + ":" + std::to_string(remote_.port());
   socket.set_option(tcp::no_delay(true), ec);
   socket.non_blocking(true, ec);
   fd_ = socket.release(ec);
@@ -66,7 +65,6 @@ Transport::Transport(Poller& poller, executor ex, int accepted_fd, const tcp::en
     : poller_(poller), executor_(std::move(ex)), fd_(accepted_fd), remote_(remote) {
   watch_.fd = fd_;
   try {
-    peer_ = remote_.address().to_string() + ":" + std::to_string(remote_.port());
     poller_.add(watch_);
   } catch (...) {
     ::close(std::exchange(fd_, -1));
@@ -77,7 +75,6 @@ Transport::Transport(Poller& poller, executor ex, int accepted_fd, const tcp::en
 Transport::Transport(Poller& poller, executor ex, Detached parts)
     : poller_(poller), executor_(std::move(ex)) {
   remote_ = parts.remote;
-  peer_ = std::move(parts.peer);
   tls_ = std::move(parts.tls);
   tls_in_ = parts.tls_in;
   tls_out_ = parts.tls_out;
@@ -104,8 +101,12 @@ Transport::Detached Transport::detach() {
   parts.records = std::move(records_);
   parts.records_pending = std::move(records_pending_);
   parts.remote = remote_;
-  parts.peer = peer_;
   return parts;
+}
+
+std::string Transport::peer() const {
+  if (remote_.port() == 0) return {};  // unknown (remote_endpoint() failed)
+  return remote_.address().to_string() + ":" + std::to_string(remote_.port());
 }
 
 Transport::Detached::~Detached() {

@@ -110,8 +110,7 @@ class Transport {
           tls_out(other.tls_out),
           records(std::move(other.records)),
           records_pending(std::move(other.records_pending)),
-          remote(other.remote),
-          peer(std::move(other.peer)) {}
+          remote(other.remote) {}
     Detached& operator=(Detached&& other) noexcept {
       if (this != &other) {
         std::swap(fd, other.fd);
@@ -121,7 +120,6 @@ class Transport {
         std::swap(records, other.records);
         std::swap(records_pending, other.records_pending);
         std::swap(remote, other.remote);
-        std::swap(peer, other.peer);
       }
       return *this;
     }
@@ -133,7 +131,6 @@ class Transport {
     std::unique_ptr<tls::RecordLayer> records;
     std::string records_pending;
     tcp::endpoint remote;
-    std::string peer;
   };
 
   // Takes the socket over from Asio.
@@ -209,7 +206,8 @@ class Transport {
   bool peer_sent_something();
   const executor& get_executor() const { return executor_; }
   const tcp::endpoint& remote_endpoint() const { return remote_; }
-  const std::string& peer() const { return peer_; }
+  // "address:port", for log lines (made when asked: an idle connection holds one string less).
+  std::string peer() const;
 
  private:
   void start_tls(ssl::context& ctx);
@@ -250,7 +248,6 @@ class Transport {
   bool records_failed_ = false;     // a fatal alert sent: no more reads either
   std::string backlog_;             // written, not yet taken by the socket (ciphertext for TLS)
   size_t backlog_sent_ = 0;
-  std::string peer_;
   bool writing_ = false;                         // a coroutine waits for room in the socket
   std::unique_ptr<steady_timer> write_waiters_;  // lazily made; wakes queued flushers
 };

@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "proxy/client_session.hpp"
+#include "proxy/slab_pool.hpp"
 
 namespace sluice::proxy {
 namespace {
@@ -190,7 +191,8 @@ void Worker::take_client(int fd, const tcp::endpoint& remote, const std::string&
   }
   std::shared_ptr<ClientSession> session;
   try {
-    session = std::make_shared<ClientSession>(ctx_, fd, remote);
+    // Packed with the other sessions, away from what its login allocates (see slab_pool.hpp).
+    session = std::allocate_shared<ClientSession>(SlabAllocator<ClientSession>{}, ctx_, fd, remote);
   } catch (const std::exception& ex) {  // out of memory or descriptors for the poller
     spdlog::error("could not take a client connection: {}", ex.what());
     return;

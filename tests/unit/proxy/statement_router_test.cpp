@@ -41,7 +41,8 @@ struct Router : ::testing::Test {
   std::string to_server, to_client;
   Events events;
   StatementCache server{10};
-  StatementRouter router{registry, true, tracker, to_server, to_client, events};
+  ClientStatements statements;
+  StatementRouter router{registry, true, tracker, to_server, to_client, events, statements};
   std::string wire;  // the client's current message
   std::optional<pgwire::ParseMessage> parse;
 
@@ -92,7 +93,9 @@ TEST_F(Router, NamedParseIsRenamedAndPreparedOnce) {
   ResponseTracker other_tracker;
   std::string other_server, other_client;
   Events other_events;
-  StatementRouter other(registry, true, other_tracker, other_server, other_client, other_events);
+  ClientStatements other_statements;
+  StatementRouter other(registry, true, other_tracker, other_server, other_client, other_events,
+                        other_statements);
   wire.clear();
   pgwire::write_parse(wire, "theirs", bytes(definition("SELECT 1")));
   auto f = frame();
@@ -133,7 +136,8 @@ TEST_F(Router, ParseOfAnExistingNameIsRefused) {
 }
 
 TEST_F(Router, WithoutStatementSupportNamedParsePins) {
-  StatementRouter off(registry, false, tracker, to_server, to_client, events);
+  ClientStatements off_statements;
+  StatementRouter off(registry, false, tracker, to_server, to_client, events, off_statements);
   wire.clear();
   pgwire::write_parse(wire, "mine", bytes(definition("SELECT 1")));
   auto f = frame();
