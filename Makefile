@@ -58,6 +58,7 @@ bench: deps
 	@$(PYENV) $(PY) bench/functions.py --build $(abspath $(BUILD))
 	@$(PYENV) $(PY) bench/storm.py --build $(abspath $(BUILD))
 	@$(PYENV) $(PY) bench/contention.py --build $(abspath $(BUILD))
+	@$(PYENV) $(PY) bench/restart.py --build $(abspath $(BUILD))
 
 # libFuzzer (clang): each target in fuzz/ for FUZZ_SECONDS from its seed corpus in fuzz/corpus.
 fuzz: deps

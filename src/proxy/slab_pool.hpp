@@ -72,7 +72,7 @@ struct SlabAllocator {
 #endif
     return static_cast<T*>(::operator new(n * sizeof(T)));
   }
-  void deallocate(T* p, size_t n) noexcept {
+  void deallocate(T* p, [[maybe_unused]] size_t n) noexcept {
 #ifndef __SANITIZE_ADDRESS__
     if (n == 1) return SlabPool::pool_for<T>().deallocate(p);
 #endif
@@ -93,7 +93,7 @@ struct SlabAllocated {
 #endif
     return ::operator new(size);
   }
-  static void operator delete(void* p, size_t size) noexcept {
+  static void operator delete(void* p, [[maybe_unused]] size_t size) noexcept {
 #ifndef __SANITIZE_ADDRESS__
     if (size == sizeof(T)) return SlabPool::pool_for<T>().deallocate(p);
 #endif
