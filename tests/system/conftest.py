@@ -118,13 +118,18 @@ def proxy(proxy_factory):
     return proxy_factory()
 
 
-@pytest.fixture
-def own_pg(app):
-    """A private PostgreSQL (for tests that restart or disturb the server)."""
-    server = harness.PostgresServer(max_connections=SERVER_MAX_CONNECTIONS)
+def private_pg(app, **extra_conf):
+    """A private PostgreSQL with the app database, for a fixture to yield."""
+    server = harness.PostgresServer(max_connections=SERVER_MAX_CONNECTIONS, extra_conf=extra_conf)
     server.start()
     try:
         harness.setup_app_database(server, app, pgbench_scale=1, accounts=app.accounts)
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def own_pg(app):
+    """A private PostgreSQL (for tests that restart or disturb the server)."""
+    yield from private_pg(app)

@@ -12,6 +12,7 @@ import time
 import psycopg
 import pytest
 
+import conftest
 from sluice_harness import harness
 
 KEPT_SQLSTATES = {"08006", "57P01"}
@@ -21,13 +22,7 @@ KEPT_SQLSTATES = {"08006", "57P01"}
 def own_pg(app):
     """A private PostgreSQL whose acknowledged commits survive `-m immediate`: the harness's
     usual synchronous_commit=off would lose the last ones in the crash, the proxy or not."""
-    server = harness.PostgresServer(extra_conf={"synchronous_commit": "on"})
-    server.start()
-    try:
-        harness.setup_app_database(server, app, pgbench_scale=1, accounts=app.accounts)
-        yield server
-    finally:
-        server.cleanup()
+    yield from conftest.private_pg(app, synchronous_commit="on")
 
 
 def _proxy(proxy_factory, own_pg, **pool):
