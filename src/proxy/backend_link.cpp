@@ -366,7 +366,9 @@ void BackendLink::attach(ServerLease lease) {
   tracker_.clear();
   server_unread_ = 0;
   // The reply loop, waiting for a connection, waits for this one's first reply: it runs only
-  // when that comes (or at once if the socket may hold something already).
+  // when that comes (or soon, posted, if the socket may hold something already). Never inside
+  // this call: a server that went away as its connection was lent must answer the request
+  // about to be sent with its error, not vanish before the request is recorded.
   attached_.notify_via([this](std::optional<Wakeup::Resume>& reader) {
     return lease_->transport().wait_readable_instead(reader);
   });

@@ -55,11 +55,12 @@ class Wakeup {
 
   // Resumes the waiter on whatever `resume_elsewhere(handler)` chooses: it takes the stored
   // resumption (from its std::optional) and returns true, or returns false and leaves it, and
-  // then the waiter is resumed now as by notify_now().
+  // then the waiter is resumed later as by notify(): never inside the caller, whose own work
+  // (a request about to be recorded and sent) must come first.
   template <class Redirect>
   void notify_via(Redirect resume_elsewhere) {
     if (handler_ && resume_elsewhere(handler_)) return;
-    notify_now();
+    notify();
   }
 
   // Resumes the waiter later on the executor (never inline: the caller is mid-update).

@@ -181,6 +181,28 @@ struct Link : ::testing::Test {
   }
 };
 
+TEST(Wakeup, ARedirectThatDeclinesResumesTheWaiterLaterNeverInside) {
+  // BackendLink::attach(): a reply loop resumed inside the call would read a goodbye the
+  // server sent before the client's request was recorded, and drop the connection unanswered.
+  asio::io_context io;
+  Wakeup wakeup(io.get_executor());
+  bool resumed = false;
+  asio::co_spawn(
+      io,
+      [&]() -> awaitable<void> {
+        co_await wakeup.wait();
+        resumed = true;
+      },
+      asio::detached);
+  io.poll();
+  ASSERT_FALSE(resumed);
+  wakeup.notify_via([](std::optional<Wakeup::Resume>&) { return false; });
+  EXPECT_FALSE(resumed) << "resumed inside notify_via()";
+  io.restart();
+  io.poll();
+  EXPECT_TRUE(resumed);
+}
+
 TEST_F(Link, ReleasesAtReadyForQueryIdleAndForwardsTheReplies) {
   query();
   const std::string replies = complete("SELECT 1") + ready('I');
@@ -385,6 +407,26 @@ TEST_F(Link, ServerLossEachPipelinedRequestGetsItsErrorAndTheOpenBatchSkipsToSyn
   // The first batch: ParseComplete, the server's error (demoted), ReadyForQuery; the second: an
   // error and ReadyForQuery; the third: an error (its Sync gets ReadyForQuery when it comes).
   EXPECT_EQ(types, "1EZEZE");
+}
+
+TEST_F(Link, AFatalAnsweringALoneSyncGetsItsReadyForQuery) {
+  link->tracker().expect(Kind::kSync);
+  server_sends(error("FATAL", "57P01", "terminating connection"));
+  ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
+  std::string types;
+  for (const auto& [type, body] : frames_of(client_received())) types += type;
+  EXPECT_EQ(types, "EZ");
+}
+
+TEST_F(Link, AFatalAnsweringAParseThenSyncGetsItsReadyForQuery) {
+  link->tracker().note_unsynced();
+  link->tracker().expect(Kind::kParse);
+  link->tracker().expect(Kind::kSync);
+  server_sends(error("FATAL", "57P01", "terminating connection"));
+  ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
+  std::string types;
+  for (const auto& [type, body] : frames_of(client_received())) types += type;
+  EXPECT_EQ(types, "EZ");
 }
 
 TEST_F(Link, APinnedSessionLosesItsConnectionAndItsClient) {
