@@ -103,6 +103,9 @@ def test_server_connection_terminated(proxy_factory, pg, app):
     c.execute("select 1")
     killed = _terminate_proxy_backends(pg, app.app_user)
     assert killed >= 1
+    # Every terminated backend gone (its goodbye sent): the pool's check before a borrow then
+    # drops the dead idle ones, and `select 3` below borrows a live connection.
+    harness.wait_for(lambda: pg.backend_count(app.app_user) == 0, 10, 0.1, "terminated backends to exit")
     # The session goes on: the failed block is reported, then rolled back by the proxy.
     with pytest.raises(psycopg.OperationalError) as ei:
         c.execute("select 2")
