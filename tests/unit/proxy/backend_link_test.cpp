@@ -307,6 +307,12 @@ std::vector<std::pair<char, std::string>> frames_of(std::string_view bytes) {
   }
   return out;
 }
+// The message types of `bytes`, in order ("EZ").
+std::string types_of(std::string_view bytes) {
+  std::string out;
+  for (const auto& [type, body] : frames_of(bytes)) out += type;
+  return out;
+}
 std::string field(const std::string& error_body, char code) {
   auto fields = pgwire::decode_error_fields(
       pgwire::Bytes(reinterpret_cast<const uint8_t*>(error_body.data()), error_body.size()));
@@ -402,8 +408,7 @@ TEST_F(Link, ServerLossEachPipelinedRequestGetsItsErrorAndTheOpenBatchSkipsToSyn
   server_sends(message('1', "") + error("FATAL", "57P01", "terminating connection"));
   ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
   EXPECT_TRUE(owner.loss.mid_batch);
-  std::string types;
-  for (const auto& [type, body] : frames_of(client_received())) types += type;
+  const std::string types = types_of(client_received());
   // The first batch: ParseComplete, the server's error (demoted), ReadyForQuery; the second: an
   // error and ReadyForQuery; the third: an error (its Sync gets ReadyForQuery when it comes).
   EXPECT_EQ(types, "1EZEZE");
@@ -413,8 +418,7 @@ TEST_F(Link, AFatalAnsweringALoneSyncGetsItsReadyForQuery) {
   link->tracker().expect(Kind::kSync);
   server_sends(error("FATAL", "57P01", "terminating connection"));
   ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
-  std::string types;
-  for (const auto& [type, body] : frames_of(client_received())) types += type;
+  const std::string types = types_of(client_received());
   EXPECT_EQ(types, "EZ");
 }
 
@@ -424,8 +428,7 @@ TEST_F(Link, AFatalAnsweringAParseThenSyncGetsItsReadyForQuery) {
   link->tracker().expect(Kind::kSync);
   server_sends(error("FATAL", "57P01", "terminating connection"));
   ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
-  std::string types;
-  for (const auto& [type, body] : frames_of(client_received())) types += type;
+  const std::string types = types_of(client_received());
   EXPECT_EQ(types, "EZ");
 }
 
