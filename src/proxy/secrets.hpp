@@ -23,16 +23,26 @@ struct Credential {
   // connections after the first skip the iterations (any worker's; it locks).
   std::shared_ptr<auth::SaltedPasswordCache> server_salted =
       std::make_shared<auth::SaltedPasswordCache>();
+  // The secret file's text as loaded (it holds the password: never logged). A reload whose file
+  // and auth type are unchanged keeps this very credential: no new verifier, no PBKDF2 work.
+  std::string source;
 };
 
+// Immutable once loaded: a reload makes a new store, and sessions, logins and pools that began
+// with the old one keep what they hold (credentials are shared).
 class SecretStore {
  public:
-  // Throws ConfigError naming the auth entry when a file is unreadable or malformed.
-  static SecretStore load(const std::vector<AuthConfig>& entries);
+  // Throws ConfigError naming the auth entry when a file is unreadable or malformed. With
+  // `previous` (a reload), unchanged secrets keep their credential.
+  static SecretStore load(const std::vector<AuthConfig>& entries,
+                          const SecretStore* previous = nullptr);
 
   const Credential* find(std::string_view username) const;
+  std::shared_ptr<const Credential> find_shared(std::string_view username) const;
   // Every configured credential, by user name.
   std::vector<const Credential*> credentials() const;
+  // Why secrets the proxy is configured with cannot be had ([[auth]] unavailable_reason).
+  const std::vector<std::string>& unavailable() const { return unavailable_; }
   // A stand-in for unknown users, so a failed login looks the same whether or not the user
   // exists: same exchange, stable per-name salt. Made afresh for each attempt and never kept,
   // so names invented by the thousand grow no memory.
@@ -40,7 +50,8 @@ class SecretStore {
   AuthType default_auth() const { return default_auth_; }
 
  private:
-  std::unordered_map<std::string, std::unique_ptr<Credential>> by_user_;
+  std::unordered_map<std::string, std::shared_ptr<const Credential>> by_user_;
+  std::vector<std::string> unavailable_;
   std::string decoy_key_;
   AuthType default_auth_ = AuthType::kScramSha256;
 };
