@@ -330,8 +330,7 @@ std::vector<std::string> changed_keys(const Config& before, const Config& after)
   check("target.port", before.target.port, after.target.port);
   check("target.tls", before.target_tls, after.target_tls);
   check("target.ca_file", before.target_ca_file, after.target_ca_file);
-  check("target.health_check_interval", before.health_check_interval,
-        after.health_check_interval);
+  check("target.health_check_interval", before.health_check_interval, after.health_check_interval);
   check("connection_pool.max_connections_percent", before.max_connections_percent,
         after.max_connections_percent);
   check("connection_pool.max_idle_connections_percent", before.max_idle_connections_percent,

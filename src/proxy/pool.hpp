@@ -226,7 +226,7 @@ class PoolManager {
   size_t pending_grants_ = 0;  // slots granted to waiters not yet running (adaptive limit only)
   std::optional<ConcurrencyLimit> limiter_;
   std::optional<int> server_max_connections_;  // as last reported at a login
-  uint64_t pool_generation_ = 0;  // the generation the pools' learned parameters are of
+  uint64_t pool_generation_ = 0;      // the generation the pools' learned parameters are of
   Clock::time_point last_release_{};  // of a lent connection (adaptive limit only)
 };
 

@@ -1,9 +1,9 @@
 #include "proxy/proxy.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -272,8 +272,8 @@ void Proxy::reload() {
     if (!next.tls_cert_file.empty() || !config_.tls_cert_file.empty())
       client_tls = make_client_tls(next);
     if (next.target_tls != TargetTls::kDisable &&
-        (!target_tls_ || next.target_tls != config_.target_tls ||
-         !next.target_ca_file.empty() || next.target_ca_file != config_.target_ca_file))
+        (!target_tls_ || next.target_tls != config_.target_tls || !next.target_ca_file.empty() ||
+         next.target_ca_file != config_.target_ca_file))
       target_tls = make_client_tls_context(next.target_tls, next.target_ca_file);
     for (const auto& [label, address] : new_addresses) {
       if (old_addresses.contains(label)) continue;

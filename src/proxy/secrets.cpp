@@ -36,8 +36,7 @@ bool parse_secret_json(std::string_view text, std::string& username, std::string
   return true;
 }
 
-SecretStore SecretStore::load(const std::vector<AuthConfig>& entries,
-                              const SecretStore* previous) {
+SecretStore SecretStore::load(const std::vector<AuthConfig>& entries, const SecretStore* previous) {
   SecretStore store;
   // The decoy key survives reloads: an unknown user's salt must not change with them, or a
   // reload would tell which users are real.

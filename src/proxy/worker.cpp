@@ -114,8 +114,7 @@ void Worker::apply(WorkerReload reload) {
     acceptors_.push_back(std::move(acceptor));
     listener_labels_.push_back(label);
     if (running_)
-      asio::co_spawn(io_, accept_loop(*acceptors_.back(), listener_labels_.back()),
-                     asio::detached);
+      asio::co_spawn(io_, accept_loop(*acceptors_.back(), listener_labels_.back()), asio::detached);
   }
   pools_.reconfigure();
   start_hold_back_watch();
@@ -237,13 +236,13 @@ void Worker::take_client(int fd, const tcp::endpoint& remote, const std::string&
   if (clients_.pending_logins() >= config_.max_pending_logins) {
     // A login storm, or connections left half-open on purpose: those already logging in and
     // those logged in go on; this one is told to come back.
-    asio::co_spawn(io_,
-                   refuse(as_socket(), "53300",
-                          "too many clients are logging in to the proxy at once (" +
-                              std::to_string(config_.max_pending_logins) +
-                              ", max_pending_logins); try again",
-                          true),
-                   asio::detached);
+    asio::co_spawn(
+        io_,
+        refuse(as_socket(), "53300",
+               "too many clients are logging in to the proxy at once (" +
+                   std::to_string(config_.max_pending_logins) + ", max_pending_logins); try again",
+               true),
+        asio::detached);
     return;
   }
   std::shared_ptr<ClientSession> session;

@@ -21,7 +21,8 @@ using testing::LoopbackConnector;
 struct Worker {
   Worker(const Config& config, std::shared_ptr<const SecretStore> secrets, ssl::context& tls,
          ServerBudget& budget, std::vector<tcp_socket>& servers)
-      : ctx{io, config, std::move(secrets), &tls, nullptr, metrics}, connector(io, poller, servers) {
+      : ctx{io, config, std::move(secrets), &tls, nullptr, metrics},
+        connector(io, poller, servers) {
     ctx.poller = &poller;
     ctx.budget = &budget;
     pools = std::make_unique<PoolManager>(ctx, &connector);
