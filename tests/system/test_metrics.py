@@ -50,6 +50,9 @@ def test_metrics_values(proxy_factory, pg, app):
     cap = SERVER_MAX_CONNECTIONS * 20 // 100
     with proxy.connect(app.app_user, app.app_password) as warm:
         warm.execute("select 1")
+    # The close reaches the proxy (and its gauges) a moment after the client is done with it.
+    harness.wait_for(lambda: proxy.metrics().get("sluice_client_connections") == 0, 5, 0.02,
+                     "the warm-up client gone")
     m0 = proxy.metrics()
     assert m0.get("sluice_max_database_connections_allowed") == cap
     base_clients = m0.get("sluice_client_connections")
