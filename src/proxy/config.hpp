@@ -71,6 +71,9 @@ struct Config {
   bool tls_sluice_records = true;
 
   std::vector<AuthConfig> auth;
+  // Users who may open the admin console (database "sluice": SHOW, PAUSE, RESUME, RELOAD,
+  // SHUTDOWN). Each logs in with its [[auth]] secret like any client.
+  std::vector<std::string> admin_users;
 
   HostPort target{"127.0.0.1", 5432};
   TargetTls target_tls = TargetTls::kPrefer;

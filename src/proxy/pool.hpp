@@ -55,6 +55,15 @@ class Pool {
   // Settings already accepted by the server, keyed by settings_key(), with what the server
   // reported once they were applied. Bounded.
   std::unordered_map<std::string, std::map<std::string, std::string>> validated_settings;
+  // For the admin console (SHOW POOLS, SHOW STATS): connections by state, and since start the
+  // borrows returned, the queries, the time lent and the time clients waited to borrow.
+  ServerStateCounts servers{};
+  struct Stats {
+    uint64_t transactions = 0;
+    uint64_t queries = 0;
+    uint64_t lent_us = 0;
+    uint64_t wait_us = 0;
+  } stats;
 };
 
 // A connection one worker asks another for (fetch_idle_elsewhere): `moved` is set, or not if
@@ -141,6 +150,18 @@ class PoolManager {
   const std::map<std::string, std::string>* default_parameters(Pool& pool);
   void learn_default_parameters(Pool& pool, const std::map<std::string, std::string>& parameters);
 
+  // PAUSE (admin console): nothing is lent until resume(); borrowers wait in line (their borrow
+  // timeout runs) and connections coming back rest idle. Draining overrides it.
+  void pause() { paused_ = true; }
+  void resume();
+  // Connections lent or pinned now (PAUSE is done when every worker has none).
+  size_t borrowed() const;
+  // Every pool of this worker (the admin console's SHOW commands).
+  template <class F>
+  void for_each_pool(F&& f) const {
+    for (const auto& [key, pool] : pools_) f(*pool);
+  }
+
   // The cap on all workers' connections together.
   size_t cap() const { return budget_.cap(); }
   size_t lent() const { return lent_; }
@@ -194,8 +215,15 @@ class PoolManager {
   // Room under the shared cap for one more connection of this worker, and its return.
   bool take_room();
   void give_room();
-  // Lent connections (and slots granted for lending) have reached the adaptive limit.
-  bool at_limit() const { return limiter_ && lent_ + pending_grants_ >= limiter_->limit(); }
+  // Paused (and not draining): nothing may be lent.
+  bool holding() const { return paused_ && !ctx_.draining; }
+  // Lent connections (and slots granted for lending) have reached the adaptive limit, or the
+  // pools are paused.
+  bool at_limit() const {
+    return holding() || (limiter_ && lent_ + pending_grants_ >= limiter_->limit());
+  }
+  // A connection the pool may not lend now (paused) waits idle.
+  void rest(std::shared_ptr<ServerConnection> connection);
   void lend(ServerConnection& connection);
   void publish_limit();
   // No lent connection came back for several borrow latencies (adaptive limit only).
@@ -220,6 +248,7 @@ class PoolManager {
   size_t pending_grants_ = 0;  // slots granted to waiters not yet running (adaptive limit only)
   std::optional<ConcurrencyLimit> limiter_;
   Clock::time_point last_release_{};  // of a lent connection (adaptive limit only)
+  bool paused_ = false;
 };
 
 }  // namespace sluice::proxy
