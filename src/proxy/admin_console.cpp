@@ -101,11 +101,18 @@ std::variant<AdminCommand, std::string> parse_admin_command(std::string_view sql
   }
   if (words.size() == 2 && words[0] == "SHOW") {
     static const std::map<std::string, ShowWhat, std::less<>> kShows = {
-        {"HELP", ShowWhat::kHelp},           {"VERSION", ShowWhat::kVersion},
-        {"POOLS", ShowWhat::kPools},         {"CLIENTS", ShowWhat::kClients},
-        {"SERVERS", ShowWhat::kServers},     {"STATS", ShowWhat::kStats},
-        {"CONFIG", ShowWhat::kConfig},       {"TARGETS", ShowWhat::kTargets},
-        {"DATABASES", ShowWhat::kDatabases}, {"LISTS", ShowWhat::kLists}};
+        {"HELP", ShowWhat::kHelp},
+        {"VERSION", ShowWhat::kVersion},
+        {"POOLS", ShowWhat::kPools},
+        {"CLIENTS", ShowWhat::kClients},
+        {"SERVERS", ShowWhat::kServers},
+        {"STATS", ShowWhat::kStats},
+        {"CONFIG", ShowWhat::kConfig},
+        {"TARGETS", ShowWhat::kTargets},
+        {"DATABASES", ShowWhat::kDatabases},
+        {"LISTS", ShowWhat::kLists},
+        {"STATS_TOTALS", ShowWhat::kStatsTotals},
+        {"STATS_AVERAGES", ShowWhat::kStatsAverages}};
     if (auto it = kShows.find(words[1]); it != kShows.end())
       return AdminCommand{AdminVerb::kShow, it->second};
   }
@@ -130,7 +137,8 @@ std::vector<std::pair<std::string, std::string>> admin_console_parameters(const 
 
 std::string admin_help_text() {
   return "\n"
-         "\tSHOW HELP|VERSION|POOLS|CLIENTS|SERVERS|STATS|CONFIG|TARGETS|DATABASES|LISTS\n"
+         "\tSHOW HELP|VERSION|POOLS|CLIENTS|SERVERS|CONFIG|TARGETS|DATABASES|LISTS\n"
+         "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES\n"
          "\tPAUSE\n"
          "\tRESUME\n"
          "\tRELOAD\n"
@@ -379,6 +387,31 @@ RowSet show_stats(const ProxySnapshot& snapshot) {
   return out;
 }
 
+namespace {
+// Columns [first, first + 7) of SHOW STATS, after the database, under PgBouncer's short names.
+RowSet stats_half(const ProxySnapshot& snapshot, size_t first) {
+  static const char* kNames[] = {"xact_count", "query_count", "bytes_received", "bytes_sent",
+                                 "xact_time",  "query_time",  "wait_time"};
+  const RowSet all = show_stats(snapshot);
+  RowSet out;
+  out.columns.push_back(all.columns[0]);
+  for (const char* name : kNames) out.columns.push_back({name, ColumnType::kNumeric});
+  for (const auto& row : all.rows) {
+    std::vector<std::optional<std::string>> half{row[0]};
+    half.insert(half.end(), row.begin() + first, row.begin() + first + 7);
+    out.rows.push_back(std::move(half));
+  }
+  return out;
+}
+}  // namespace
+
+RowSet show_stats_totals(const ProxySnapshot& snapshot) {
+  return stats_half(snapshot, 1);
+}
+RowSet show_stats_averages(const ProxySnapshot& snapshot) {
+  return stats_half(snapshot, 8);
+}
+
 RowSet show_databases(const ProxySnapshot& snapshot) {
   using T = ColumnType;
   RowSet out;
@@ -492,6 +525,8 @@ RowSet show_config(const Config& c) {
   add("admin_users", admins, "");
   add("idle_client_timeout", text(c.idle_client_timeout), text(d.idle_client_timeout));
   add("max_client_connections", text(c.max_client_connections), text(d.max_client_connections));
+  // The same under PgBouncer's name, which pgbouncer_exporter reads.
+  add("max_client_conn", text(c.max_client_connections), text(d.max_client_connections));
   add("max_message_size", text(c.max_message_size), text(d.max_message_size));
   add("debug_logging", yes_no(c.debug_logging), yes_no(d.debug_logging));
   add("log_level", c.log_level, "");

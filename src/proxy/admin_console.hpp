@@ -31,6 +31,8 @@ enum class ShowWhat {
   kClients,
   kServers,
   kStats,
+  kStatsTotals,
+  kStatsAverages,
   kConfig,
   kTargets,
   kDatabases,
@@ -156,6 +158,10 @@ RowSet show_pools(const ProxySnapshot& snapshot);
 RowSet show_clients(const ProxySnapshot& snapshot);
 RowSet show_servers(const ProxySnapshot& snapshot);
 RowSet show_stats(const ProxySnapshot& snapshot);
+// SHOW STATS_TOTALS and STATS_AVERAGES: SHOW STATS's halves under PgBouncer's short names
+// (xact_count, bytes_received, …), which pgbouncer_exporter reads.
+RowSet show_stats_totals(const ProxySnapshot& snapshot);
+RowSet show_stats_averages(const ProxySnapshot& snapshot);
 RowSet show_databases(const ProxySnapshot& snapshot);
 RowSet show_lists(const ProxySnapshot& snapshot);
 RowSet show_targets(const ProxySnapshot& snapshot);

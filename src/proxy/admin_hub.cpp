@@ -304,6 +304,12 @@ awaitable<void> run_command(AdminHub& hub, const Transport& client, std::string_
     case ShowWhat::kStats:
       write_row_set(out, show_stats(snapshot));
       break;
+    case ShowWhat::kStatsTotals:
+      write_row_set(out, show_stats_totals(snapshot));
+      break;
+    case ShowWhat::kStatsAverages:
+      write_row_set(out, show_stats_averages(snapshot));
+      break;
     case ShowWhat::kTargets:
       write_row_set(out, show_targets(snapshot));
       break;

@@ -107,10 +107,16 @@ def test_show_commands_answer_in_pgbouncers_columns(console_proxy, app):
             assert appdb["total_query_count"] >= 7  # 5 + 1 + the holder's, and the pg_stat_activity query
             assert appdb["total_xact_count"] >= 5 and appdb["total_xact_time"] > 0
 
+            names, types, totals = show(c, "STATS_TOTALS")  # what pgbouncer_exporter reads
+            assert names == ["database", "xact_count", "query_count", "bytes_received", "bytes_sent",
+                             "xact_time", "query_time", "wait_time"] and types == [TEXT] + [NUMERIC] * 7
+            assert [t["query_count"] for t in totals if t["database"] == "appdb"] == [appdb["total_query_count"]]
+
             names, types, config = show(c, "CONFIG")
             assert names == ["key", "value", "default", "changeable"]
             values = {row["key"]: row["value"] for row in config}
             assert values["admin_users"] == ADMIN and values["workers"] == "2"
+            assert values["max_client_conn"] == "10000"  # PgBouncer's name, for pgbouncer_exporter
             assert ADMIN_PASSWORD not in str(config) and app.app_password not in str(config)
 
             names, types, targets = show(c, "TARGETS")

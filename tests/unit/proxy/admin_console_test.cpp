@@ -33,6 +33,9 @@ TEST(AdminCommand, ShowCommandsAnyCaseWithOrWithoutSemicolon) {
   EXPECT_EQ(command("SHOW VERSION"), (AdminCommand{AdminVerb::kShow, ShowWhat::kVersion}));
   EXPECT_EQ(command("SHOW DATABASES"), (AdminCommand{AdminVerb::kShow, ShowWhat::kDatabases}));
   EXPECT_EQ(command("SHOW LISTS"), (AdminCommand{AdminVerb::kShow, ShowWhat::kLists}));
+  EXPECT_EQ(command("show stats_totals"), (AdminCommand{AdminVerb::kShow, ShowWhat::kStatsTotals}));
+  EXPECT_EQ(command("SHOW STATS_AVERAGES"),
+            (AdminCommand{AdminVerb::kShow, ShowWhat::kStatsAverages}));
 }
 
 TEST(AdminCommand, Actions) {
@@ -257,6 +260,26 @@ TEST(AdminRows, StatsPerDatabaseAsNumeric) {
   EXPECT_EQ(app[7], "1600");  // time waited
   EXPECT_EQ(app[8], "8");     // per second over 10 s
   EXPECT_EQ(app[12], "100");  // average transaction: 8000 µs / 80
+}
+
+TEST(AdminRows, StatsHalvesUnderPgBouncersShortNames) {
+  std::string wire;
+  write_row_set(wire, show_stats_totals(two_workers()));
+  Decoded d = decode(wire);
+  const std::vector<std::string> names = {"database",       "xact_count", "query_count",
+                                          "bytes_received", "bytes_sent", "xact_time",
+                                          "query_time",     "wait_time"};
+  ASSERT_EQ(d.columns.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(d.columns[i].first, names[i]);
+  EXPECT_EQ(d.rows[0][0], "app");
+  EXPECT_EQ(d.rows[0][1], "80");
+  EXPECT_EQ(d.rows[0][7], "1600");
+  wire.clear();
+  write_row_set(wire, show_stats_averages(two_workers()));
+  d = decode(wire);
+  ASSERT_EQ(d.columns.size(), names.size());
+  EXPECT_EQ(d.rows[0][1], "8");    // transactions per second
+  EXPECT_EQ(d.rows[0][5], "100");  // average transaction
 }
 
 TEST(AdminRows, TargetsInRdsWords) {
