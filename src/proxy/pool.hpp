@@ -47,6 +47,8 @@ class Pool {
       : database(std::move(database)), credential(credential) {}
   const std::string database;
   const Credential& credential;
+  // Connections by state, closed ones not counted (SHOW POOLS).
+  ServerStateCounts servers{};
   std::vector<std::shared_ptr<ServerConnection>> idle;
   std::deque<std::shared_ptr<Waiter>> waiters;
   size_t open = 0;  // opened or opening, idle or lent
@@ -55,9 +57,8 @@ class Pool {
   // Settings already accepted by the server, keyed by settings_key(), with what the server
   // reported once they were applied. Bounded.
   std::unordered_map<std::string, std::map<std::string, std::string>> validated_settings;
-  // For the admin console (SHOW POOLS, SHOW STATS): connections by state, and since start the
-  // borrows returned, the queries, the time lent and the time clients waited to borrow.
-  ServerStateCounts servers{};
+  // For the admin console (SHOW STATS): since start the borrows returned, the queries, the time
+  // lent and the time clients waited to borrow.
   struct Stats {
     uint64_t transactions = 0;
     uint64_t queries = 0;

@@ -129,8 +129,8 @@ ServerConnection::Moved ServerConnection::move_out() {
 
 ServerConnection::~ServerConnection() {
   ctx_.metrics.database_connections_in_state[static_cast<size_t>(state_)].sub(1);
-  // A closed connection is not counted in its pool (which it may outlive then).
-  if (state_ != ServerState::kClosed) --pool_states_[static_cast<size_t>(state_)];
+  // Not its pool's count: the pool closes every connection it lets go (forget), and one that
+  // ends unclosed (a frame or handler dropped at shutdown) may outlive its pool.
   if (opened) {
     ctx_.metrics.database_connections.sub(1);
     if (transport_ && transport_->tls()) ctx_.metrics.database_connections_with_tls.sub(1);
