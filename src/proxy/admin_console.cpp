@@ -145,10 +145,10 @@ std::string admin_help_text() {
          "\tSHUTDOWN";
 }
 
-void write_row_set(std::string& out, const RowSet& rows, std::string_view tag) {
-  size_t at = begin_message(out, 'T');
-  put_be16(out, static_cast<uint16_t>(rows.columns.size()));
-  for (const Column& column : rows.columns) {
+void write_row_description(std::string& out, const std::vector<Column>& columns) {
+  const size_t at = begin_message(out, 'T');
+  put_be16(out, static_cast<uint16_t>(columns.size()));
+  for (const Column& column : columns) {
     out += column.name;
     out += '\0';
     put_be32(out, 0);  // no table
@@ -161,10 +161,13 @@ void write_row_set(std::string& out, const RowSet& rows, std::string_view tag) {
     put_be16(out, 0);           // text
   }
   end_message(out, at);
-  for (const auto& row : rows.rows) {
-    at = begin_message(out, 'D');
-    put_be16(out, static_cast<uint16_t>(row.size()));
-    for (const auto& value : row) {
+}
+
+void write_data_rows(std::string& out, const RowSet& rows, size_t begin, size_t end) {
+  for (size_t i = begin; i < end && i < rows.rows.size(); ++i) {
+    const size_t at = begin_message(out, 'D');
+    put_be16(out, static_cast<uint16_t>(rows.rows[i].size()));
+    for (const auto& value : rows.rows[i]) {
       if (!value) {
         put_be32(out, 0xffffffff);
         continue;
@@ -174,10 +177,19 @@ void write_row_set(std::string& out, const RowSet& rows, std::string_view tag) {
     }
     end_message(out, at);
   }
-  at = begin_message(out, 'C');
+}
+
+void write_complete(std::string& out, std::string_view tag) {
+  const size_t at = begin_message(out, 'C');
   out += tag;
   out += '\0';
   end_message(out, at);
+}
+
+void write_row_set(std::string& out, const RowSet& rows, std::string_view tag) {
+  write_row_description(out, rows.columns);
+  write_data_rows(out, rows, 0, rows.rows.size());
+  write_complete(out, tag);
 }
 
 void write_admin_help(std::string& out) {
@@ -201,11 +213,17 @@ void write_admin_help(std::string& out) {
 
 std::string admin_time(WallClock::time_point at) {
   const std::time_t seconds = WallClock::to_time_t(at);
+  // Thousands of rows share a few seconds: strftime once per second seen last.
+  thread_local std::time_t last_seconds = -1;
+  thread_local std::string last_text;
+  if (seconds == last_seconds) return last_text;
   std::tm utc{};
   gmtime_r(&seconds, &utc);
   char buffer[40];
   std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S UTC", &utc);
-  return buffer;
+  last_seconds = seconds;
+  last_text = buffer;
+  return last_text;
 }
 
 // ------------------------------------------------------------------ rows

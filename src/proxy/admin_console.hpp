@@ -150,6 +150,10 @@ void write_admin_help(std::string& out);
 
 // RowDescription, a DataRow per row (text format) and CommandComplete `tag`.
 void write_row_set(std::string& out, const RowSet& rows, std::string_view tag = "SHOW");
+// The same in parts, for a large set sent a batch of rows at a time.
+void write_row_description(std::string& out, const std::vector<Column>& columns);
+void write_data_rows(std::string& out, const RowSet& rows, size_t begin, size_t end);
+void write_complete(std::string& out, std::string_view tag);
 
 // "2026-12-06 04:06:26 UTC", as PgBouncer writes times.
 std::string admin_time(WallClock::time_point at);

@@ -356,6 +356,21 @@ TEST(AdminRows, HelpIsANoticeThenShow) {
 
 TEST(AdminRows, TimesAsPgBouncerWritesThem) {
   EXPECT_EQ(admin_time(WallClock::from_time_t(1796443200)), "2026-12-05 04:00:00 UTC");
+  EXPECT_EQ(admin_time(WallClock::from_time_t(1796443200)), "2026-12-05 04:00:00 UTC");
+  EXPECT_EQ(admin_time(WallClock::from_time_t(1796443261)), "2026-12-05 04:01:01 UTC");
+}
+
+TEST(AdminRows, RowsSentInBatchesAreTheSameBytes) {
+  const RowSet rows = show_clients(two_workers());
+  RowSet many = rows;
+  for (int i = 0; i < 10; ++i) many.rows.push_back(rows.rows[0]);
+  std::string whole, parts;
+  write_row_set(whole, many);
+  write_row_description(parts, many.columns);
+  for (size_t i = 0; i < many.rows.size(); i += 4) write_data_rows(parts, many, i, i + 4);
+  write_complete(parts, "SHOW");
+  EXPECT_EQ(parts, whole);
+  EXPECT_EQ(decode(parts).rows.size(), 11u);
 }
 
 }  // namespace
