@@ -211,6 +211,13 @@ void write_admin_help(std::string& out) {
   end_message(out, at);
 }
 
+std::string printable_ascii(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c < 32 || c > 126) c = '?';
+  return out;
+}
+
 std::string admin_time(WallClock::time_point at) {
   const std::time_t seconds = WallClock::to_time_t(at);
   // Thousands of rows share a few seconds: strftime once per second seen last.

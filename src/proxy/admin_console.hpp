@@ -155,6 +155,11 @@ void write_row_description(std::string& out, const std::vector<Column>& columns)
 void write_data_rows(std::string& out, const RowSet& rows, size_t begin, size_t end);
 void write_complete(std::string& out, std::string_view tag);
 
+// Names a client chose (its database, its application_name) as the console shows them: bytes
+// outside printable ASCII become '?', as PostgreSQL cleans application_name, so that no client
+// can send the console's reader bytes that are not UTF-8 or control sequences.
+std::string printable_ascii(std::string_view text);
+
 // "2026-12-06 04:06:26 UTC", as PgBouncer writes times.
 std::string admin_time(WallClock::time_point at);
 

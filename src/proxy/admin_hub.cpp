@@ -40,7 +40,7 @@ struct Clocks {
 ServerSnapshot server_row(ServerConnection& connection, size_t worker, const Clocks& clocks) {
   ServerSnapshot s;
   s.user = connection.pool().credential.username;
-  s.database = connection.pool().database;
+  s.database = printable_ascii(connection.pool().database);
   s.state = server_state_name(connection.state());
   s.id = connection.id();
   s.backend_pid = connection.backend_pid();
@@ -58,7 +58,7 @@ WorkerSnapshot snapshot_of(Worker& worker) {
   std::map<const Pool*, size_t> pool_rows;
   worker.pools().for_each_pool([&](const Pool& pool) {
     PoolSnapshot p;
-    p.database = pool.database;
+    p.database = printable_ascii(pool.database);
     p.user = pool.credential.username;
     p.console = pool.database == kAdminDatabase;
     const auto count = [&](ServerState state) { return pool.servers[static_cast<size_t>(state)]; };
@@ -86,7 +86,7 @@ WorkerSnapshot snapshot_of(Worker& worker) {
     const Pool& pool = *session.pool();
     ClientSnapshot c;
     c.user = pool.credential.username;
-    c.database = pool.database;
+    c.database = printable_ascii(pool.database);
     if (const auto since = session.borrowing_since()) {
       c.waiting = true;
       c.waited = std::chrono::duration_cast<microseconds>(clocks.steady - *since);
@@ -100,7 +100,7 @@ WorkerSnapshot snapshot_of(Worker& worker) {
     c.tls = session.transport().tls();
     const Settings& wanted = session.settings().wanted;
     if (auto name = wanted.find("application_name"); name != wanted.end())
-      c.application_name = name->second;
+      c.application_name = printable_ascii(name->second);
     c.parked = session.parked();
     c.worker = worker.index();
     if (ServerConnection* server = session.held_server()) {

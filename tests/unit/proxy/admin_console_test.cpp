@@ -360,6 +360,11 @@ TEST(AdminRows, TimesAsPgBouncerWritesThem) {
   EXPECT_EQ(admin_time(WallClock::from_time_t(1796443261)), "2026-12-05 04:01:01 UTC");
 }
 
+TEST(AdminRows, NamesClientsChoseArePrintableAscii) {
+  EXPECT_EQ(printable_ascii("report-1"), "report-1");
+  EXPECT_EQ(printable_ascii("a\x1b[2Jb\xff\xc3\xa9"), "a?[2Jb???");
+}
+
 TEST(AdminRows, RowsSentInBatchesAreTheSameBytes) {
   const RowSet rows = show_clients(two_workers());
   RowSet many = rows;
