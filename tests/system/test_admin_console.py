@@ -248,3 +248,16 @@ def test_shutdown_answers_then_drains_like_sigterm(console_proxy, app):
     assert r.stdout.strip() == "SHUTDOWN"
     assert console_proxy.wait(30 * harness.SLOW) == 0
     assert "admin console: SHUTDOWN" in console_proxy.log_text()
+
+
+def test_console_logins_follow_the_usual_rules(proxy_factory, app):
+    """MD5 for an admin whose secret says so; TLS required as for every client."""
+    proxy = proxy_factory(auth=[
+        {"username": app.app_user, "password": app.app_password},
+        {"username": ADMIN, "password": ADMIN_PASSWORD, "client_password_auth_type": "POSTGRES_MD5"}],
+        admin_users=[ADMIN])
+    with admin(proxy) as c:
+        assert c.execute("SHOW VERSION").fetchone()[0].startswith("sluice-proxy")
+    with pytest.raises(psycopg.OperationalError) as e:
+        proxy.connect(ADMIN, ADMIN_PASSWORD, dbname="sluice", sslmode="disable")
+    assert "requires TLS" in str(e.value)
