@@ -148,7 +148,8 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
               "target",
               "connection_pool",
               "metrics",
-              "admission"});
+              "admission",
+              "admin_users"});
   Config c;
   if (auto v = get<std::string>(root, "", "name")) {
     if (v->empty() || v->size() > 63) throw ConfigError("name", "must be 1 to 63 characters");
@@ -218,6 +219,19 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     if (c.tls_cert_file.empty() != c.tls_key_file.empty())
       throw ConfigError(c.tls_cert_file.empty() ? "tls.cert_file" : "tls.key_file",
                         "cert_file and key_file go together");
+  }
+
+  if (const toml::node* admins = root.get("admin_users")) {
+    const toml::array* names = admins->as_array();
+    if (!names || names->size() > 200)
+      throw ConfigError("admin_users", "must be an array of up to 200 user names");
+    for (size_t i = 0; i < names->size(); ++i) {
+      const auto* name = names->get(i)->as_string();
+      if (!name || name->get().empty() || name->get().size() > 63)
+        throw ConfigError("admin_users[" + std::to_string(i) + "]",
+                          "must be a user name of 1 to 63 characters");
+      c.admin_users.push_back(name->get());
+    }
   }
 
   const toml::node* auth = root.get("auth");
@@ -362,6 +376,7 @@ std::vector<std::string> changed_keys(const Config& before, const Config& after)
         after.adaptive_concurrency);
   check("metrics.listen", before.metrics_listen, after.metrics_listen);
   check("admission.file", before.admission_file, after.admission_file);
+  check("admin_users", before.admin_users, after.admin_users);
   return keys;
 }
 

@@ -34,9 +34,9 @@ struct HostPort {
 struct AuthConfig {
   bool operator==(const AuthConfig&) const = default;
   std::string secret_file;
-  // Set instead of secret_file: the secret cannot be had, and this says why (never a secret).
-  std::string unavailable_reason;
   AuthType client_password_auth_type = AuthType::kScramSha256;
+  // Set instead of secret_file: the secret cannot be had, and this says why (never a secret).
+  std::string unavailable_reason = {};
 };
 
 // One worker per core (what `workers` defaults to).
@@ -80,6 +80,9 @@ struct Config {
   bool tls_sluice_records = true;
 
   std::vector<AuthConfig> auth;
+  // Users who may open the admin console (database "sluice": SHOW, PAUSE, RESUME, RELOAD,
+  // SHUTDOWN). Each logs in with its [[auth]] secret like any client.
+  std::vector<std::string> admin_users;
 
   HostPort target{"127.0.0.1", 5432};
   TargetTls target_tls = TargetTls::kPrefer;

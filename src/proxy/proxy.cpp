@@ -61,6 +61,8 @@ Proxy::Proxy(Config config, std::string config_path)
               health_, budget_,  client_counts_, config_.workers, descriptor_limit()} {
   for (size_t i = 0; i < config_.workers; ++i)
     workers_.push_back(std::make_unique<Worker>(i, shared_));
+  admin_ = std::make_unique<AdminHub>(config_, health_, budget_, workers_);
+  for (auto& worker : workers_) worker->context().admin = admin_.get();
   // A CancelRequest may reach any worker: it is run by the one whose session it names.
   for (auto& worker : workers_)
     worker->clients().forward_cancel = [this](size_t owner, uint32_t pid, uint32_t key) {

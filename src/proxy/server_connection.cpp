@@ -83,8 +83,13 @@ ServerError server_error_from(const pgwire::ErrorFields& fields) {
 }
 
 ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id)
-    : statements(ctx.config.max_prepared_statements), ctx_(ctx), pool_(pool), id_(id) {
+    : statements(ctx.config.max_prepared_statements),
+      ctx_(ctx),
+      pool_(pool),
+      pool_states_(pool.servers),
+      id_(id) {
   ctx_.metrics.database_connections_in_state[static_cast<size_t>(state_)].add(1);
+  ++pool_states_[static_cast<size_t>(state_)];
 }
 
 ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id, Moved moved)
@@ -126,6 +131,8 @@ ServerConnection::Moved ServerConnection::move_out() {
 
 ServerConnection::~ServerConnection() {
   ctx_.metrics.database_connections_in_state[static_cast<size_t>(state_)].sub(1);
+  // Not its pool's count: the pool closes every connection it lets go (forget), and one that
+  // ends unclosed (a frame or handler dropped at shutdown) may outlive its pool.
   if (opened) {
     ctx_.metrics.database_connections.sub(1);
     if (transport_ && transport_->tls()) ctx_.metrics.database_connections_with_tls.sub(1);

@@ -108,6 +108,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     auto& by_state = ctx_.metrics.database_connections_in_state;
     by_state[static_cast<size_t>(state_)].sub(1);
     by_state[static_cast<size_t>(next)].add(1);
+    if (state_ != ServerState::kClosed) --pool_states_[static_cast<size_t>(state_)];
+    if (next != ServerState::kClosed) ++pool_states_[static_cast<size_t>(next)];
     // debug_logging, not spdlog's level: asking the logger costs more than the rest of this.
     if (ctx_.config.debug_logging) log_state_change(next);
     state_ = next;
@@ -121,6 +123,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   ReadBuffer& inbound() { return inbound_; }
   Pool& pool() { return pool_; }
   uint64_t id() const { return id_; }
+  // When this worker took it (opened, or moved here), for the admin console.
+  std::chrono::system_clock::time_point since() const { return since_; }
   uint32_t backend_pid() const { return backend_key_.process_id; }
 
   // Must not be lent again (lost, failed, state unknown): closed when it comes back.
@@ -158,7 +162,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   void log_state_change(ServerState next) const;
   ProxyContext& ctx_;
   Pool& pool_;
+  ServerStateCounts& pool_states_;  // the pool's count of connections by state
   uint64_t id_;
+  std::chrono::system_clock::time_point since_ = std::chrono::system_clock::now();
   std::unique_ptr<Transport> transport_;
   ReadBuffer inbound_;
   pgwire::BackendKeyData backend_key_;

@@ -175,6 +175,15 @@ TEST(Config, InheritedListenersAndAdmission) {
             "admission.x");
 }
 
+TEST(Config, AdminUsers) {
+  EXPECT_TRUE(parse_config(kMinimal, "/etc/sluice").admin_users.empty()) << "no console by default";
+  Config c = parse_config(std::string("admin_users = [\"ops\", \"oncall\"]\n") + kMinimal, "/etc");
+  EXPECT_EQ(c.admin_users, (std::vector<std::string>{"ops", "oncall"}));
+  EXPECT_EQ(key_of_error(std::string("admin_users = \"ops\"\n") + kMinimal), "admin_users");
+  EXPECT_EQ(key_of_error(std::string("admin_users = [\"ops\", 3]\n") + kMinimal), "admin_users[1]");
+  EXPECT_EQ(key_of_error(std::string("admin_users = [\"\"]\n") + kMinimal), "admin_users[0]");
+}
+
 TEST(Config, HostPort) {
   EXPECT_EQ(parse_host_port("127.0.0.1:5432")->port, 5432);
   EXPECT_EQ(parse_host_port("[::1]:6432")->host, "::1");

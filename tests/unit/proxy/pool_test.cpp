@@ -220,5 +220,67 @@ TEST_F(PoolTest, ConnectionsAreCountedByState) {
   EXPECT_EQ(in_state(ServerState::kIdle), 0);
 }
 
+TEST_F(PoolTest, EachPoolCountsItsConnectionsByStateAndItsBorrows) {
+  auto first = start_borrow();
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kLent)], 1u);
+  first->lease().pin();
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kLent)], 0u);
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kPinned)], 1u);
+  first->lease().release(true);
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kPinned)], 0u);
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kIdle)], 1u);
+  EXPECT_EQ(pool.stats.transactions, 1u);
+  pools.close_all_idle();
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kIdle)], 0u);
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kClosed)], 0u) << "closed: not counted";
+}
+
+TEST_F(PoolTest, PausedPoolsLendNothingUntilResumed) {
+  auto first = start_borrow();
+  EXPECT_EQ(pools.borrowed(), 1u);
+  pools.pause();
+  auto second = start_borrow();
+  EXPECT_FALSE(second->done());
+  auto connection = first->lease().connection();
+  first->lease().release(true);
+  run();
+  EXPECT_EQ(connection->state(), ServerState::kIdle) << "back from its client, it rests";
+  EXPECT_FALSE(second->done()) << "not handed to the waiter while paused";
+  EXPECT_EQ(pools.borrowed(), 0u) << "what PAUSE waits for";
+  EXPECT_FALSE(pools.take_idle(pool)) << "not lent while paused";
+  pools.resume();
+  run();
+  ASSERT_TRUE(second->done());
+  ASSERT_TRUE(second->lease());
+  EXPECT_EQ(second->lease()->id(), connection->id());
+  EXPECT_EQ(connector.opened, 1);
+  second->lease().release(true);
+}
+
+TEST_F(PoolTest, APausedBorrowStillTimesOut) {
+  pools.pause();
+  auto waiting = start_borrow(std::chrono::milliseconds(1));
+  ASSERT_FALSE(waiting->done());
+  EXPECT_EQ(connector.opened, 0) << "no new connection while paused";
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  pools.expire_waiters(Clock::now());
+  run();
+  ASSERT_TRUE(waiting->done());
+  ASSERT_TRUE(waiting->result->error);
+  EXPECT_EQ(waiting->result->error->sqlstate, "08000");
+}
+
+TEST_F(PoolTest, DrainingOverridesPause) {
+  pools.pause();
+  auto waiting = start_borrow();
+  ASSERT_FALSE(waiting->done());
+  ctx.draining = true;  // SHUTDOWN while paused: open transactions may finish, as on SIGTERM
+  pools.expire_waiters(Clock::now());
+  run();
+  ASSERT_TRUE(waiting->done());
+  EXPECT_TRUE(waiting->lease());
+  waiting->lease().release(true);
+}
+
 }  // namespace
 }  // namespace sluice::proxy
