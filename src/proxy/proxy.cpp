@@ -49,6 +49,7 @@ Proxy::Proxy(Config config)
       target_tls_(config_.target_tls == TargetTls::kDisable
                       ? nullptr
                       : make_client_tls_context(config_.target_tls, config_.target_ca_file)),
+      health_(config_.servers(), !config_.target_hosts.empty()),
       shared_{config_, secrets_, statements_,    client_tls_,     target_tls_.get(),
               health_, budget_,  client_counts_, config_.workers, descriptor_limit()} {
   for (size_t i = 0; i < config_.workers; ++i)
@@ -102,10 +103,14 @@ void Proxy::listen() {
       endpoint = acceptor->local_endpoint();
       worker->add_listener(std::move(acceptor), address.label());
     }
-    spdlog::info("{} listening on {}:{} (TLS {}, {} worker{}), target {}:{}", config_.name,
+    std::string targets;
+    for (const HostPort& server : config_.servers())
+      targets += (targets.empty() ? "" : ", ") + server.label();
+    spdlog::info("{} listening on {}:{} (TLS {}, {} worker{}), target {}{}", config_.name,
                  endpoint.address().to_string(), endpoint.port(),
                  config_.require_tls ? "required" : "optional", workers_.size(),
-                 workers_.size() == 1 ? "" : "s", config_.target.host, config_.target.port);
+                 workers_.size() == 1 ? "" : "s", targets,
+                 config_.target_hosts.empty() ? "" : " (read-write to the primary)");
   }
 }
 
@@ -118,11 +123,11 @@ int Proxy::run() {
                             std::vector<const Metrics*> parts;
                             for (const auto& worker : workers_) parts.push_back(&worker->metrics());
                             return render_prometheus(
-                                config_.name, parts,
-                                health_.status().state == TargetState::kAvailable);
+                                       config_.name, parts,
+                                       health_.status().state == TargetState::kAvailable) +
+                                   health_.render_prometheus();
                           }};
-    routes["/targets"] = {"application/json",
-                          [this] { return health_.render_json(config_.target); }};
+    routes["/targets"] = {"application/json", [this] { return health_.render_json(); }};
     metrics_server_ = std::make_unique<MetricsServer>(first.io(), *config_.metrics_listen, routes);
     metrics_server_->start();
     spdlog::info("metrics on http://{}:{}/metrics, target health on /targets",

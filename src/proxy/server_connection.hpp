@@ -59,6 +59,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     Settings applied;
     std::optional<int> server_max_connections;
     bool opened = false;  // counted in database_connections (by whichever worker holds it)
+    size_t host_index = 0;
+    HostPort host;
+    std::chrono::steady_clock::time_point opened_at;
   };
   // Takes over a connection another worker moved out (state opening: the pool lends it).
   ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id, Moved moved);
@@ -68,6 +71,10 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
 
   // Connects, negotiates TLS, logs in as the pool's user, runs init_query and reads
   // max_connections. Gives up at `deadline`. The outcome goes to the target's health.
+  // With [target] hosts, only a primary will do: the known primary is tried first, then the
+  // other hosts in their order; a standby's login is closed at once (never lent). When no host
+  // is the primary (a failover under way) the error is transient, so the pool retries until the
+  // client's borrow deadline.
   awaitable<std::optional<ServerError>> open(Clock::time_point deadline);
 
   // Makes the session's settings equal `wanted` (one round trip, only when they differ).
@@ -121,6 +128,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   Pool& pool() { return pool_; }
   uint64_t id() const { return id_; }
   uint32_t backend_pid() const { return backend_key_.process_id; }
+  // Which of Config::servers() this connection is logged in to, and that server.
+  size_t host_index() const { return host_index_; }
+  const HostPort& host() const { return host_; }
 
   // Must not be lent again (lost, failed, state unknown): closed when it comes back.
   bool broken = false;
@@ -128,17 +138,25 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   bool opened = false;
   Clock::time_point last_used;
   Clock::time_point lent_at;  // set when lent, for the adaptive limit's latency samples
+  Clock::time_point opened_at = Clock::now();     // for server_lifetime
   std::map<std::string, std::string> parameters;  // as last reported by ParameterStatus
   Settings applied;                               // what our SETs made of this session
   StatementCache statements;                      // named statements prepared here
   std::optional<int> server_max_connections;
 
  private:
-  // open() without the health bookkeeping; `outcome` says how far it got.
-  awaitable<std::optional<ServerError>> establish(Clock::time_point deadline,
-                                                  LoginOutcome& outcome);
+  // One login to servers()[index], recorded in the target's health; `role` is what it learned
+  // (a standby's login is not finished: it is refused with a transient error).
+  awaitable<std::optional<ServerError>> attempt(size_t index, Clock::time_point deadline,
+                                                bool roles_matter, HostRole& role);
+  // attempt() without the health bookkeeping; `outcome` says how far it got.
+  awaitable<std::optional<ServerError>> establish(Clock::time_point deadline, LoginOutcome& outcome,
+                                                  bool roles_matter, HostRole& role);
   awaitable<std::optional<ServerError>> login(const Credential& cred);
-  awaitable<std::optional<ServerError>> run_setup();
+  // `ask_recovery`: also SELECT pg_is_in_recovery() (servers before 14 do not report
+  // in_hot_standby), its answer going to `in_recovery`. In the same write: no round trip more.
+  awaitable<std::optional<ServerError>> run_setup(bool ask_recovery,
+                                                  std::optional<std::string>& in_recovery);
   // One simple-protocol query of the proxy's own, read to its ReadyForQuery. Status 0 means the
   // connection was lost; ParameterStatus updates `parameters`.
   struct QueryOutcome {
@@ -155,6 +173,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   ProxyContext& ctx_;
   Pool& pool_;
   uint64_t id_;
+  size_t host_index_ = 0;
+  HostPort host_;
+  uint64_t attempts_ = 0;  // logins tried: a late watchdog must not close the next one
   std::unique_ptr<Transport> transport_;
   ReadBuffer inbound_;
   pgwire::BackendKeyData backend_key_;
