@@ -151,7 +151,6 @@ awaitable<bool> ServerConnection::read_frame(pgwire::Frame& frame) {
 }
 
 awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point deadline) {
-  const size_t count = ctx_.config.servers().size();
   const bool roles_matter = !ctx_.config.target_hosts.empty();
   HostRole role = HostRole::kUnknown;
   if (!roles_matter) {
@@ -159,13 +158,7 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
     co_return error;
   }
 
-  // The known primary first, then the others in their configured order.
-  const int primary = ctx_.health->primary();
-  std::vector<size_t> order;
-  if (primary >= 0 && static_cast<size_t>(primary) < count)
-    order.push_back(static_cast<size_t>(primary));
-  for (size_t i = 0; i < count; ++i)
-    if (static_cast<int>(i) != primary) order.push_back(i);
+  const std::vector<size_t> order = ctx_.health->login_order();
   std::string why;
   for (size_t k = 0; k < order.size(); ++k) {
     // A host that does not answer must not keep the others from being tried.

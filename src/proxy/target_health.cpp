@@ -183,6 +183,19 @@ std::optional<TargetHealth::Clock::time_point> TargetHealth::checked_at() const 
   return latest;
 }
 
+std::vector<size_t> TargetHealth::login_order() const {
+  std::lock_guard lock(mutex_);
+  std::vector<size_t> order;
+  const int p = primary();
+  if (p >= 0) order.push_back(static_cast<size_t>(p));
+  for (bool answered : {true, false})
+    for (size_t i = 0; i < hosts_.size(); ++i)
+      if (static_cast<int>(i) != p &&
+          (hosts_[i].status.state != TargetState::kUnavailable) == answered)
+        order.push_back(i);
+  return order;
+}
+
 std::vector<size_t> TargetHealth::report_order() const {
   std::vector<size_t> order;
   const int p = primary();

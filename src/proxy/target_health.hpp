@@ -85,6 +85,11 @@ class TargetHealth {
   // a primary; cleared by one that found that host a standby or not there.
   int primary() const { return primary_.load(std::memory_order_relaxed); }
   size_t host_count() const { return hosts_.size(); }
+  // Where a login looks for the primary: the known primary, then the hosts whose latest login
+  // worked (a promoted standby is among them), then the rest, each group in configured order,
+  // so that a host that stopped answering costs a login its time limit only when nothing else
+  // is left to try.
+  std::vector<size_t> login_order() const;
 
   // {"targets":[{"host":…,"port":…,"role":…,"state":…,"reason":…,"description":…,
   // "checked_at":…}, …]}, one entry per host, the primary's first (the first entry speaks for the

@@ -124,6 +124,7 @@ TEST(TargetHealth, HostsFollowThePrimaryThroughAFailover) {
   TargetHealth health({{"db-a", 5432}, {"db-b", 5433}}, true);
   EXPECT_EQ(health.primary(), -1);
   EXPECT_EQ(health.status().state, TargetState::kRegistering);
+  EXPECT_EQ(health.login_order(), (std::vector<size_t>{0, 1}));
 
   // Only the standby answered so far: nothing to write to.
   health.record(1, classify_login("app", ok()), HostRole::kStandby);
@@ -147,9 +148,12 @@ TEST(TargetHealth, HostsFollowThePrimaryThroughAFailover) {
   health.record(0, classify_login("app", refused()));
   EXPECT_EQ(health.primary(), -1);
   EXPECT_EQ(health.status().state, TargetState::kUnavailable);
+  // The host that stopped answering is tried last.
+  EXPECT_EQ(health.login_order(), (std::vector<size_t>{1, 0}));
   health.record(1, classify_login("app", ok()), HostRole::kPrimary);
   EXPECT_EQ(health.primary(), 1);
   EXPECT_EQ(health.status().state, TargetState::kAvailable);
+  EXPECT_EQ(health.login_order(), (std::vector<size_t>{1, 0}));
   // The primary's entry comes first: what sluice serve reads.
   doc = boost::json::parse(health.render_json()).as_object();
   auto& after = doc.at("targets").as_array();
