@@ -146,7 +146,10 @@ const char* verb_name(AdminVerb verb) {
 
 AdminHub::AdminHub(const Config& config, TargetHealth& health, ServerBudget& budget,
                    std::vector<std::unique_ptr<Worker>>& workers)
-    : config_(config), health_(health), budget_(budget), workers_(workers) {}
+    : config_(std::make_shared<const Config>(config)),
+      health_(health),
+      budget_(budget),
+      workers_(workers) {}
 
 template <class Result, class Work>
 awaitable<std::vector<Result>> AdminHub::on_every_worker(Work work) {
@@ -175,7 +178,7 @@ awaitable<std::vector<Result>> AdminHub::on_every_worker(Work work) {
 awaitable<ProxySnapshot> AdminHub::snapshot() {
   ProxySnapshot snapshot;
   snapshot.workers = co_await on_every_worker<WorkerSnapshot>(snapshot_of);
-  snapshot.target = config_.target;
+  snapshot.target = config()->target;
   snapshot.health = health_.status();
   snapshot.checked_at = health_.checked_at();
   snapshot.cap = budget_.cap();
@@ -302,7 +305,7 @@ awaitable<void> run_command(AdminHub& hub, Transport& client, std::string_view s
       write_row_set(out, show_version());
       co_return;
     case ShowWhat::kConfig:
-      write_row_set(out, show_config(hub.config()));
+      write_row_set(out, show_config(*hub.config()));
       co_return;
     default:
       break;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,7 +27,15 @@ class AdminHub {
   AdminHub(const Config& config, TargetHealth& health, ServerBudget& budget,
            std::vector<std::unique_ptr<Worker>>& workers);
 
-  const Config& config() const { return config_; }
+  // The configuration as last loaded (sessions on any worker read it; a reload replaces it).
+  std::shared_ptr<const Config> config() const {
+    std::lock_guard lock(config_mutex_);
+    return config_;
+  }
+  void set_config(std::shared_ptr<const Config> config) {
+    std::lock_guard lock(config_mutex_);
+    config_ = std::move(config);
+  }
   // Every worker's pools, clients and servers, with the target's health.
   awaitable<ProxySnapshot> snapshot();
   // Stops lending on every worker and returns once no server connection is lent anywhere.
@@ -43,7 +52,8 @@ class AdminHub {
   template <class Result, class Work>
   awaitable<std::vector<Result>> on_every_worker(Work work);
 
-  const Config& config_;
+  mutable std::mutex config_mutex_;
+  std::shared_ptr<const Config> config_;
   TargetHealth& health_;
   ServerBudget& budget_;
   std::vector<std::unique_ptr<Worker>>& workers_;

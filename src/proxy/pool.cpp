@@ -132,12 +132,28 @@ ServerLease PoolManager::take_idle(Pool& pool) {
   return lease(std::move(connection));
 }
 
+bool PoolManager::retired(const ServerConnection& connection) const {
+  const auto& cfg = ctx_.config;
+  if (cfg.server_lifetime > 0 &&
+      ctx_.coarse_now - connection.opened_at >= std::chrono::seconds(cfg.server_lifetime))
+    return true;
+  if (cfg.target_hosts.empty() || !ctx_.health) return false;
+  // While no primary is known the liveness check decides: a failed login is no reason to drop
+  // connections that still work.
+  const int primary = ctx_.health->primary();
+  return primary >= 0 && connection.host_index() != static_cast<size_t>(primary);
+}
+
 std::shared_ptr<ServerConnection> PoolManager::take_idle_connection(Pool& pool) {
   if (at_limit()) return nullptr;
   while (!pool.idle.empty()) {
     auto connection = std::move(pool.idle.back());
     pool.idle.pop_back();
     note_idle(-1);
+    if (retired(*connection)) {
+      forget(connection);
+      continue;
+    }
     if (!connection->server_went_away()) {
       lend(*connection);
       return connection;
@@ -243,8 +259,8 @@ awaitable<PoolManager::Opened> PoolManager::open_new(Pool& pool, Clock::time_poi
   auto error = co_await connector_->open(*connection, deadline);
   if (error) {
     connection->close();
-    spdlog::warn("server connection to {}:{} for user \"{}\" failed: {}", ctx_.config.target.host,
-                 ctx_.config.target.port, pool.credential->username, error->message);
+    spdlog::warn("server connection to {} for user \"{}\" failed: {}", connection->host().label(),
+                 pool.credential->username, error->message);
     --pool.open;
     give_room();
     co_return Opened{nullptr, std::move(error)};
@@ -276,7 +292,7 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
     }
   }
   if (!reusable || connection->broken || ctx_.draining || budget_.used() > budget_.cap() ||
-      connection->generation != budget_.generation()) {
+      connection->generation != budget_.generation() || retired(*connection)) {
     forget(connection);
     return;
   }
@@ -575,8 +591,13 @@ void PoolManager::reap_idle(Clock::time_point now) {
   for (auto& [key, pool] : pools_) {
     // Notice servers that went away (restart, admin shutdown) before a client borrows them.
     std::erase_if(pool->idle, [&](const std::shared_ptr<ServerConnection>& connection) {
-      if (!connection->server_went_away()) return false;
-      spdlog::info("idle server connection {} was closed by the server", connection->id());
+      const bool too_old = retired(*connection);
+      if (!too_old && !connection->server_went_away()) return false;
+      if (too_old)
+        spdlog::debug("idle server connection {} retired (server_lifetime or not the primary)",
+                      connection->id());
+      else
+        spdlog::info("idle server connection {} was closed by the server", connection->id());
       note_idle(-1);
       forget(connection);
       --idle_count;

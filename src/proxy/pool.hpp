@@ -187,6 +187,9 @@ class PoolManager {
     return ServerLease(*this, std::move(connection));
   }
   std::shared_ptr<ServerConnection> take_idle_connection(Pool& pool);
+  // Not to be lent again: older than server_lifetime, or (with [target] hosts) logged in to a
+  // host that is no longer the primary.
+  bool retired(const ServerConnection& connection) const;
 
   struct Opened {
     std::shared_ptr<ServerConnection> connection;

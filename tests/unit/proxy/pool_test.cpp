@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "proxy/secrets.hpp"
+#include "proxy/target_health.hpp"
 
 namespace sluice::proxy {
 namespace {
@@ -280,6 +281,78 @@ TEST_F(PoolTest, DrainingOverridesPause) {
   ASSERT_TRUE(waiting->done());
   EXPECT_TRUE(waiting->lease());
   waiting->lease().release(true);
+}
+
+TEST_F(PoolTest, ServerLifetimeRecyclesIdleConnectionsNeverLentOnes) {
+  config.server_lifetime = 1;
+  auto first = start_borrow();
+  ASSERT_TRUE(first->lease());
+  auto connection = first->lease().connection();
+  // Older than its lifetime while lent: it stays with its client.
+  ctx.coarse_now = connection->opened_at + std::chrono::seconds(2);
+  pools.reap_idle(ctx.coarse_now);
+  EXPECT_EQ(connection->state(), ServerState::kLent);
+  // Back from the client: closed instead of pooled.
+  first->lease().release(true);
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+  EXPECT_EQ(in_state(ServerState::kIdle), 0);
+
+  // Idle in the pool past its lifetime: the reaper closes it; the next borrow logs in afresh.
+  auto second = start_borrow();
+  ASSERT_TRUE(second->lease());
+  auto young = second->lease().connection();
+  EXPECT_NE(young->id(), connection->id());
+  ctx.coarse_now = young->opened_at;
+  second->lease().release(true);
+  EXPECT_EQ(young->state(), ServerState::kIdle);
+  pools.reap_idle(ctx.coarse_now);
+  EXPECT_EQ(young->state(), ServerState::kIdle);  // not yet
+  ctx.coarse_now = young->opened_at + std::chrono::seconds(1);
+  pools.reap_idle(ctx.coarse_now);
+  EXPECT_EQ(young->state(), ServerState::kClosed);
+  EXPECT_EQ(connector.opened, 2);
+}
+
+TEST_F(PoolTest, ZeroServerLifetimeIsUnlimited) {
+  config.server_lifetime = 0;
+  auto first = start_borrow();
+  auto connection = first->lease().connection();
+  first->lease().release(true);
+  ctx.coarse_now = connection->opened_at + std::chrono::hours(24 * 365);
+  ServerLease again = pools.take_idle(pool);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->id(), connection->id());
+  again.release(true);
+}
+
+TEST_F(PoolTest, ConnectionsToAHostThatIsNoLongerThePrimaryAreDropped) {
+  config.target_hosts = {{"db-a", 5432}, {"db-b", 5432}};
+  TargetHealth health(config.servers(), true);
+  ctx.health = &health;
+  LoginOutcome ok;
+  ok.ok = true;
+  health.record(0, classify_login("app", ok), HostRole::kPrimary);
+  auto first = start_borrow();  // the fake connector's connections are to host 0
+  auto connection = first->lease().connection();
+  ASSERT_EQ(connection->host_index(), 0u);
+  first->lease().release(true);
+  EXPECT_EQ(connection->state(), ServerState::kIdle);
+
+  // Host 0 went away: no primary known yet, and the pooled connection is kept (its own
+  // liveness check decides).
+  LoginOutcome refused;
+  refused.step = LoginStep::kConnect;
+  health.record(0, classify_login("app", refused));
+  ASSERT_EQ(health.primary(), -1);
+  pools.reap_idle(ctx.coarse_now);
+  EXPECT_EQ(connection->state(), ServerState::kIdle);
+
+  // Host 1 was promoted: the connection to the old primary is closed, never lent.
+  health.record(1, classify_login("app", ok), HostRole::kPrimary);
+  ASSERT_EQ(health.primary(), 1);
+  EXPECT_FALSE(pools.take_idle(pool));
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+  ctx.health = nullptr;
 }
 
 }  // namespace
