@@ -75,10 +75,11 @@ void ClientRegistry::sweep(std::chrono::steady_clock::time_point now) {
   }
 }
 
-void ClientRegistry::close_idle_for_shutdown() {
+void ClientRegistry::close_idle_for_shutdown(std::chrono::steady_clock::duration min_idle) {
   std::vector<ClientSession*> idle;
+  const auto idle_since = std::chrono::steady_clock::now() - min_idle;
   for (auto& [pid, s] : sessions_)
-    if (!s->busy() && !s->in_transaction()) idle.push_back(s);
+    if (!s->busy() && !s->in_transaction() && s->last_activity() <= idle_since) idle.push_back(s);
   for (auto* s : idle) s->terminate("57P01", "terminating connection due to administrator command");
 }
 

@@ -34,6 +34,9 @@ struct ProxyContext {
   TargetHealth* health = nullptr;  // every server login's outcome lands here
   ServerBudget* budget = nullptr;  // the cap shared by all workers; null: a private one
   bool draining = false;
+  // Draining because a successor took the listening sockets (handover.hpp): clients it accepted
+  // last finish their logins, and a client goes between transactions rather than at once.
+  bool handed_over = false;
   // The housekeeping tick's clock (250 ms resolution), for bookkeeping that needs no more than
   // that, such as when a pooled connection was last used: one clock read less per request.
   std::chrono::steady_clock::time_point coarse_now = std::chrono::steady_clock::now();

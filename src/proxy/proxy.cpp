@@ -70,6 +70,7 @@ void Proxy::listen() {
   std::vector<HostPort> addresses{config_.listen};
   addresses.insert(addresses.end(), config_.extra_listen.begin(), config_.extra_listen.end());
   for (const HostPort& address : addresses) {
+    if (adopt_received(address)) continue;
     if (address.fd >= 0) {
       // Opened by sluice serve in a VPC's namespace; what family it is, it says itself. Every
       // worker waits on the same socket (a duplicate each): whichever is free takes a client.
@@ -109,7 +110,8 @@ void Proxy::listen() {
   }
 }
 
-int Proxy::run() {
+int Proxy::run(bool takeover) {
+  prepare_handover(takeover);
   listen();
   Worker& first = *workers_[0];
   if (config_.metrics_listen) {
@@ -123,7 +125,8 @@ int Proxy::run() {
                           }};
     routes["/targets"] = {"application/json",
                           [this] { return health_.render_json(config_.target); }};
-    metrics_server_ = std::make_unique<MetricsServer>(first.io(), *config_.metrics_listen, routes);
+    metrics_server_ = std::make_unique<MetricsServer>(first.io(), *config_.metrics_listen, routes,
+                                                      adopt_received_metrics());
     metrics_server_->start();
     spdlog::info("metrics on http://{}:{}/metrics, target health on /targets",
                  config_.metrics_listen->host, metrics_server_->port());
@@ -139,6 +142,7 @@ int Proxy::run() {
   if (config_.health_check_interval > 0) asio::co_spawn(first.io(), probe_target(), asio::detached);
   for (size_t i = 1; i < workers_.size(); ++i)
     threads_.emplace_back([worker = workers_[i].get()] { worker->run(); });
+  complete_handover();
   first.run();
   if (metrics_server_) metrics_server_->stop();
   for (auto& thread : threads_) thread.join();
@@ -147,11 +151,16 @@ int Proxy::run() {
   return 0;
 }
 
-void Proxy::begin_shutdown() {
+void Proxy::begin_shutdown(bool handed_over) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  stop_offering();
   const auto deadline = std::chrono::steady_clock::now() + kDrainLimit;
   probe_timer_->cancel();
   for (auto& worker : workers_)
-    asio::post(worker->io(), [w = worker.get(), deadline] { w->begin_shutdown(deadline); });
+    asio::post(worker->io(), [w = worker.get(), deadline, handed_over] {
+      w->begin_shutdown(deadline, handed_over);
+    });
 }
 
 // Logs in as each configured user now and then, so the target's health is known without client

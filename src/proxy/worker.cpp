@@ -56,6 +56,13 @@ void Worker::add_listener(std::unique_ptr<tcp_acceptor> acceptor, std::string la
   listener_labels_.push_back(std::move(label));
 }
 
+std::vector<std::pair<std::string, int>> Worker::listening_sockets() const {
+  std::vector<std::pair<std::string, int>> sockets;
+  for (size_t i = 0; i < acceptors_.size(); ++i)
+    sockets.emplace_back(listener_labels_[i], acceptors_[i]->native_handle());
+  return sockets;
+}
+
 void Worker::run() {
   for (size_t i = 0; i < acceptors_.size(); ++i)
     asio::co_spawn(io_, accept_loop(*acceptors_[i], listener_labels_[i]), asio::detached);
@@ -64,13 +71,20 @@ void Worker::run() {
   io_.run();
 }
 
-void Worker::begin_shutdown(std::chrono::steady_clock::time_point deadline) {
+void Worker::begin_shutdown(std::chrono::steady_clock::time_point deadline, bool handed_over) {
   ctx_.draining = true;
+  ctx_.handed_over = handed_over;
   shutdown_deadline_ = deadline;
   boost::system::error_code ec;
   for (const auto& acceptor : acceptors_) acceptor->close(ec);
-  clients_.close_idle_for_shutdown();
+  clients_.close_idle_for_shutdown(idle_grace());
   pools_.close_all_idle();
+}
+
+std::chrono::steady_clock::duration Worker::idle_grace() const {
+  // After a handover nobody asked this client to leave: it is spared until it has been idle a
+  // moment, so that one that just logged in gets its first query answered.
+  return ctx_.handed_over ? std::chrono::seconds(1) : std::chrono::steady_clock::duration{};
 }
 
 namespace {
@@ -260,7 +274,7 @@ awaitable<void> Worker::housekeeping() {
     if (admission_) admission_->refresh();
     pools_.expire_waiters(now);
     if (ctx_.draining) {
-      clients_.close_idle_for_shutdown();
+      clients_.close_idle_for_shutdown(idle_grace());
       if (now >= shutdown_deadline_) clients_.close_all_for_shutdown();
       // A probe's login ends within its deadline; it must not outlive the pools it uses.
       if ((clients_.local_size() == 0 && !busy_elsewhere_) ||

@@ -54,11 +54,13 @@ class Worker {
   // Takes a listening socket (already bound and listening) for one of the proxy's addresses;
   // `label` names the listener for admission.
   void add_listener(std::unique_ptr<tcp_acceptor> acceptor, std::string label);
+  // Each listening socket's label and descriptor (for a handover: before run()).
+  std::vector<std::pair<std::string, int>> listening_sockets() const;
   // Runs the event loop until the worker has drained after begin_shutdown().
   void run();
   // On this worker's thread: no new clients; idle ones go; the loop ends once all are gone or
-  // the drain deadline passed.
-  void begin_shutdown(std::chrono::steady_clock::time_point deadline);
+  // the drain deadline passed. `handed_over`: a successor took the listeners (context.hpp).
+  void begin_shutdown(std::chrono::steady_clock::time_point deadline, bool handed_over = false);
   // Whether a probe borrow or anything else of the proxy's still needs this worker's pools.
   void set_busy_elsewhere(bool busy) { busy_elsewhere_ = busy; }
 
@@ -74,6 +76,8 @@ class Worker {
   // `linger` false: no drain (when descriptors are short, the socket goes at once).
   awaitable<void> refuse(tcp_socket socket, std::string sqlstate, std::string message, bool linger);
   awaitable<void> housekeeping();
+  // How long a client must have been idle before a drain closes it.
+  std::chrono::steady_clock::duration idle_grace() const;
   awaitable<void> hold_back_watch();
 
   const size_t index_;
