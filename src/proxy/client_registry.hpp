@@ -57,8 +57,9 @@ class ClientRegistry {
 
   // Closes clients idle longer than idle_client_timeout, and logins that stall.
   void sweep(std::chrono::steady_clock::time_point now);
-  // Shutdown: closes every client not inside a transaction or request (and, after a handover,
-  // idle for at least `min_idle`: one that just logged in sends its first query first).
+  // Shutdown: closes every client not inside a transaction or request. After a handover
+  // (`min_idle` > 0) only logged-in ones idle for at least `min_idle`: one that just logged in
+  // sends its first query first.
   void close_idle_for_shutdown(std::chrono::steady_clock::duration min_idle = {});
   void close_all_for_shutdown();
 

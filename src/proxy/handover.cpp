@@ -328,7 +328,19 @@ bool HandoverServer::serve_one(int connection) {
   };
   Message hello;
   try {
-    hello = next(kHelloDeadline, "Hello");
+    if (!wait_readable(connection, wake_fd_, Clock::now() + kHelloDeadline))
+      throw HandoverError("no Hello in time, or stopping");
+    std::optional<Message> first;
+    try {
+      first = receive_message(connection, fds);
+    } catch (...) {
+      close_all(fds);
+      throw;
+    }
+    close_all(fds);
+    // Gone without a word: a check that this proxy runs (a second one starting), not a takeover.
+    if (!first) return false;
+    hello = *first;
   } catch (const HandoverError& e) {
     // Another version, say: tell it why before hanging up.
     try {
