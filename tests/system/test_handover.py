@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -169,6 +170,45 @@ def test_a_successor_that_fails_before_confirming_changes_nothing(proxy_factory,
         assert not churn.failed, churn.failed[:5]
     finally:
         churn.stop()
+        if successor:
+            successor.stop()
+
+
+def test_an_inherited_listener_moves_with_its_label(proxy_factory, proxy_binary, app, tmp_path,
+                                                   handover_socket):
+    # A socket inherited as fd:N (as sluice serve passes them): the successor, not started by
+    # that parent, has no such descriptor and gets it in the handover, label and all: the
+    # admission rule naming "fd:N" still admits the loopback.
+    inherited = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    inherited.bind(("127.0.0.1", 0))
+    inherited.listen(128)
+    fd = inherited.fileno()
+    rules = tmp_path / "admission"
+    rules.write_text(f"fd:{fd} 127.0.0.1/32\n")
+    old = proxy_factory(start=False, metrics=False, listen=f"fd:{fd}", handover_socket=handover_socket,
+                        admission={"file": str(rules)})
+    old.port = inherited.getsockname()[1]
+    old._log = open(old.logfile, "ab")
+    old.proc = harness.register_proc(subprocess.Popen(
+        [proxy_binary, "--config", old.config_path], stdin=subprocess.DEVNULL, stdout=old._log,
+        stderr=old._log, start_new_session=True, pass_fds=[fd]))
+    inherited.close()  # the proxy's now
+    successor = None
+    try:
+        harness.wait_for(lambda: os.path.exists(handover_socket) or not old.alive(), 20 * harness.SLOW,
+                         0.05, "the proxy to start")
+        churn = Churn(old, app, threads=2)
+        try:
+            churn.wait_for_successes_since(0, 5, "the load to run")
+            successor = Successor(old, proxy_binary, workers=2)
+            assert old.wait(30 * harness.SLOW) == 0, old.log_tail()
+            churn.wait_for_successes_since(time.monotonic(), 10, "the successor to serve fd:N")
+        finally:
+            churn.stop()
+        assert not churn.failed, churn.failed[:5]
+        assert f"listening on fd:{fd} (taken over" in successor.log_text()
+        assert "refused a connection" not in successor.log_text()
+    finally:
         if successor:
             successor.stop()
 
