@@ -233,9 +233,17 @@ def stop_process(pid):
             os.kill(pid, signal.SIGKILL)
 
 
-def test_sigusr2_upgrades_in_place(proxy_factory, app, handover_socket):
-    # What `systemctl kill --signal=SIGUSR2 --kill-whom=main sluice-proxy` does.
+def test_sigusr2_upgrades_in_place(proxy_factory, app, handover_socket, monkeypatch):
+    # What `systemctl kill --signal=SIGUSR2 --kill-whom=main sluice-proxy` does, with systemd's
+    # notification socket played by the test: READY=1 from the first process, then the
+    # successor's MAINPID (the unit is Type=notify, NotifyAccess=all).
+    notify_path = os.path.join(os.path.dirname(handover_socket), "notify")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    notify.settimeout(20 * harness.SLOW)
+    monkeypatch.setenv("NOTIFY_SOCKET", notify_path)
     old = proxy_factory(handover_socket=handover_socket)
+    assert notify.recv(4096) == b"READY=1"
     churn = Churn(old, app, threads=3)
 
     def successor_pid():
@@ -247,12 +255,14 @@ def test_sigusr2_upgrades_in_place(proxy_factory, app, handover_socket):
         assert old.wait(30 * harness.SLOW) == 0, old.log_tail()
         new_pid = successor_pid()
         assert new_pid and new_pid != old.pid and process_running(new_pid), old.log_tail()
+        assert notify.recv(4096) == f"MAINPID={new_pid}\nREADY=1".encode()
         churn.wait_for_successes_since(time.monotonic(), 20, "the successor to serve")
         churn.stop()
         assert not churn.failed, churn.failed[:5]
         assert "SIGUSR2: started" in old.log_text()
     finally:
         churn.stop()
+        notify.close()
         if successor_pid():
             stop_process(successor_pid())
 
