@@ -167,9 +167,9 @@ HandoverClient::HandoverClient(const std::string& path) {
   }
   set_timeout(fd_, SO_RCVTIMEO, kClientTimeout);
   set_timeout(fd_, SO_SNDTIMEO, kClientTimeout);
-  send_message(fd_, Message::hello(static_cast<uint32_t>(::getpid())));
   OfferCollector offer;
   try {
+    send_message(fd_, Message::hello(static_cast<uint32_t>(::getpid())));
     while (!offer.complete()) {
       std::vector<int> fds;
       std::optional<Message> message;
@@ -188,6 +188,8 @@ HandoverClient::HandoverClient(const std::string& path) {
     }
   } catch (...) {
     close_all(offer.all_fds());
+    ::close(fd_);
+    fd_ = -1;
     throw;
   }
   listeners_ = offer.take();
@@ -255,13 +257,18 @@ HandoverServer::~HandoverServer() {
 
 void HandoverServer::start(std::vector<Listener> listeners,
                            std::function<void(uint32_t)> handed_over) {
-  listeners_ = std::move(listeners);
+  update_listeners(std::move(listeners));
   on_handed_over_ = std::move(handed_over);
   if (::rename(temporary_path_.c_str(), path_.c_str()) != 0)
     throw_errno("handover_socket " + path_ + ": cannot rename " + temporary_path_ + " into place");
   temporary_path_.clear();
   thread_ = std::thread([this] { serve(); });
   spdlog::info("handover: a successor may take the listening sockets at {}", path_);
+}
+
+void HandoverServer::update_listeners(std::vector<Listener> listeners) {
+  std::lock_guard lock(listeners_mutex_);
+  listeners_ = std::move(listeners);
 }
 
 void HandoverServer::stop() {
@@ -352,12 +359,16 @@ bool HandoverServer::serve_one(int connection) {
   if (hello.type != MessageType::kHello) throw HandoverError("it did not start with Hello");
   spdlog::info("handover: pid {} asks for the listening sockets", hello.pid);
   uint32_t messages = 0;
-  for (const Listener& listener : listeners_)
-    for (const ListenerChunk& chunk : chunk_listener(listener)) {
-      send_message(connection, chunk.message, listener.fds.data() + chunk.first,
-                   chunk.message.count);
-      ++messages;
-    }
+  {
+    // Held while sending: a reload closes the sockets it dropped only after update_listeners().
+    std::lock_guard lock(listeners_mutex_);
+    for (const Listener& listener : listeners_)
+      for (const ListenerChunk& chunk : chunk_listener(listener)) {
+        send_message(connection, chunk.message, listener.fds.data() + chunk.first,
+                     chunk.message.count);
+        ++messages;
+      }
+  }
   send_message(connection, Message::end(static_cast<uint32_t>(::getpid()), messages));
   const Message ready = next(kReadyDeadline, "Ready");
   if (ready.type != MessageType::kReady) throw HandoverError("it answered the offer out of turn");

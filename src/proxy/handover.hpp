@@ -63,6 +63,9 @@ class HandoverServer {
   // nobody answers, or took over from whoever did) and offers `listeners`. `handed_over` runs on
   // the server's thread once a new process confirmed; the server has stopped by then.
   void start(std::vector<Listener> listeners, std::function<void(uint32_t new_pid)> handed_over);
+  // What is offered from now on (a reload that changed the listen addresses calls it before it
+  // closes sockets no longer listed). Any thread.
+  void update_listeners(std::vector<Listener> listeners);
   // Stops offering (before the listeners close): ends a takeover in progress and joins the
   // thread. The socket file goes unless another process's replaced it (the successor's).
   void stop();
@@ -74,7 +77,8 @@ class HandoverServer {
 
   std::string path_;
   std::string temporary_path_;  // until start()
-  std::vector<Listener> listeners_;
+  std::mutex listeners_mutex_;
+  std::vector<Listener> listeners_;  // under listeners_mutex_
   std::function<void(uint32_t)> on_handed_over_;
   std::atomic<bool> handed_over_{false};
   int listen_fd_ = -1;

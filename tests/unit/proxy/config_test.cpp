@@ -128,7 +128,7 @@ TEST(Config, HandoverSocket) {
             "/etc/sluice/h.sock");
   // A Unix socket's path is short.
   EXPECT_EQ(key_of_error("handover_socket = \"\"\n" + std::string(kMinimal)), "handover_socket");
-  EXPECT_EQ(key_of_error("handover_socket = \"/" + std::string(101, 'a') + "\"\n" + kMinimal),
+  EXPECT_EQ(key_of_error("handover_socket = \"/" + std::string(95, 'a') + "\"\n" + kMinimal),
             "handover_socket");
   EXPECT_EQ(key_of_error("handover_socket = 1\n" + std::string(kMinimal)), "handover_socket");
 }

@@ -123,6 +123,29 @@ TEST(Handover, ANewProcessThatGoesAwayBeforeReadyChangesNothing) {
   ::close(listener);
 }
 
+TEST(Handover, WhatIsOfferedFollowsUpdates) {
+  // A reload that changes the listen addresses tells the server before closing what it dropped.
+  uint16_t port = 0;
+  const int kept = listening_socket(port);
+  const int dropped = listening_socket(port);
+  const std::string path = socket_path();
+  HandoverServer server(path);
+  server.start(
+      {{ListenerKind::kClient, "kept", {kept}}, {ListenerKind::kClient, "dropped", {dropped}}},
+      [](uint32_t) {});
+  server.update_listeners({{ListenerKind::kClient, "kept", {kept}}});
+  ::close(dropped);
+  {
+    HandoverClient client(path);
+    const auto listeners = client.take_listeners();
+    ASSERT_EQ(listeners.size(), 1u);
+    EXPECT_EQ(listeners[0].label, "kept");
+    for (int fd : listeners[0].fds) ::close(fd);
+  }
+  server.stop();
+  ::close(kept);
+}
+
 TEST(Handover, StopRemovesOnlyItsOwnSocketFile) {
   const std::string path = socket_path();
   {
