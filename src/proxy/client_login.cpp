@@ -86,7 +86,8 @@ awaitable<bool> ClientLogin::admit(const pgwire::StartupMessage& startup, LoginR
     co_return co_await send_fatal(
         "53300", "The maximum number of client connections to the proxy exceeded " +
                      std::to_string(ctx_.config.max_client_connections) + ".");
-  if (ctx_.draining) co_return co_await send_fatal("57P03", "the proxy is shutting down");
+  if (ctx_.draining && !ctx_.handed_over)
+    co_return co_await send_fatal("57P03", "the proxy is shutting down");
   if (auto error = settings_from_startup(startup.params, result.settings.wanted))
     co_return co_await send_fatal("22023", *error);
   result.settings.startup = result.settings.wanted;

@@ -75,10 +75,16 @@ void ClientRegistry::sweep(std::chrono::steady_clock::time_point now) {
   }
 }
 
-void ClientRegistry::close_idle_for_shutdown() {
+void ClientRegistry::close_idle_for_shutdown(std::chrono::steady_clock::duration min_idle) {
   std::vector<ClientSession*> idle;
-  for (auto& [pid, s] : sessions_)
-    if (!s->busy() && !s->in_transaction()) idle.push_back(s);
+  const auto idle_since = std::chrono::steady_clock::now() - min_idle;
+  for (auto& [pid, s] : sessions_) {
+    // After a handover logins in progress finish (the drain deadline still bounds them).
+    const bool spared =
+        min_idle > std::chrono::steady_clock::duration{} &&
+        (s->phase() == ClientSession::Phase::kStartup || s->last_activity() > idle_since);
+    if (!s->busy() && !s->in_transaction() && !spared) idle.push_back(s);
+  }
   for (auto* s : idle) s->terminate("57P01", "terminating connection due to administrator command");
 }
 

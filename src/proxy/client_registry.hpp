@@ -63,8 +63,10 @@ class ClientRegistry {
     for (const auto& [pid, session] : sessions_) f(*session);
   }
 
-  // Shutdown: closes every client not inside a transaction or request.
-  void close_idle_for_shutdown();
+  // Shutdown: closes every client not inside a transaction or request. After a handover
+  // (`min_idle` > 0) only logged-in ones idle for at least `min_idle`: one that just logged in
+  // sends its first query first.
+  void close_idle_for_shutdown(std::chrono::steady_clock::duration min_idle = {});
   void close_all_for_shutdown();
 
  private:

@@ -143,6 +143,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
               "max_concurrent_logins",
               "auth_failure_delay",
               "workers",
+              "handover_socket",
               "tls",
               "auth",
               "target",
@@ -206,6 +207,15 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
   c.max_concurrent_logins =
       get_range(root, "", "max_concurrent_logins", 1, 100000, c.max_concurrent_logins);
   c.workers = get_range(root, "", "workers", 1, 256, default_workers());
+  if (auto path = get<std::string>(root, "", "handover_socket")) {
+    // sockaddr_un's path holds 107 bytes and a NUL, and the socket is bound first under a
+    // temporary name 12 bytes longer (handover.cpp).
+    if (path->empty() || path->size() > 95)
+      throw ConfigError("handover_socket", "must be a path of 1 to 95 bytes");
+    c.handover_socket = resolve(base_dir, *path);
+    if (c.handover_socket.size() > 95)
+      throw ConfigError("handover_socket", "must be a path of at most 95 bytes once resolved");
+  }
 
   if (const toml::table* tls = get_table(root, "tls")) {
     check_keys(*tls, "tls.", {"cert_file", "key_file", "record_layer"});

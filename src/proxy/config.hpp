@@ -80,6 +80,9 @@ struct Config {
   // Event-loop threads, each with its own listening sockets (SO_REUSEPORT), clients and pools;
   // the server connection cap is shared. Default: one per core.
   uint32_t workers = 1;
+  // Zero-downtime upgrade (handover.hpp): the Unix socket where this proxy offers its listening
+  // sockets to a successor started with --takeover; empty: none.
+  std::string handover_socket;
 
   std::string tls_cert_file;  // both empty: ephemeral self-signed certificate
   std::string tls_key_file;

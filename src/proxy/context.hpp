@@ -40,6 +40,9 @@ struct ProxyContext {
   ServerBudget* budget = nullptr;  // the cap shared by all workers; null: a private one
   AdminHub* admin = nullptr;       // the admin console's reach over all workers
   bool draining = false;
+  // Draining because a successor took the listening sockets (handover.hpp): clients it accepted
+  // last finish their logins, and a client goes between transactions rather than at once.
+  bool handed_over = false;
   // The housekeeping tick's clock (250 ms resolution), for bookkeeping that needs no more than
   // that, such as when a pooled connection was last used: one clock read less per request.
   std::chrono::steady_clock::time_point coarse_now = std::chrono::steady_clock::now();

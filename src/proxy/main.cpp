@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 
 #include "proxy/config.hpp"
@@ -13,14 +14,32 @@
 #include "proxy/proxy.hpp"
 #include "tls/openssl_memory.hpp"
 
+namespace {
+
+// What SIGUSR2 runs to upgrade in place: the binary at the path this one was started from (a
+// package upgrade puts the new one there) with the same configuration, taking over.
+std::vector<std::string> successor_command(const std::string& config_path) {
+  std::error_code ec;
+  const auto binary = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const auto config = std::filesystem::absolute(config_path, ec);
+  if (binary.empty() || config.empty()) return {};
+  return {binary.string(), "--config", config.string(), "--takeover"};
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   // First of all: OpenSSL takes a new allocator only before its first allocation.
   const bool cached_openssl_memory = sluice::tls::use_cached_openssl_memory();
   CLI::App app{"sluice-proxy: a PostgreSQL connection pooler and TLS proxy"};
   std::string config_path;
   bool check_only = false;
+  bool takeover = false;
   app.add_option("--config", config_path, "configuration file (TOML)")->required();
   app.add_flag("--check", check_only, "validate the configuration and exit");
+  app.add_flag("--takeover", takeover,
+               "take the listening sockets of the sluice-proxy running at the configuration's "
+               "handover_socket (a zero-downtime upgrade); it drains and exits");
   CLI11_PARSE(app, argc, argv);
 
   sluice::proxy::configure_logging(sluice::proxy::LogFormat::kText);
@@ -51,7 +70,8 @@ int main(int argc, char** argv) {
   sluice::proxy::raise_file_limit();
   try {
     sluice::proxy::Proxy proxy(std::move(config), config_path);
-    return proxy.run();
+    proxy.set_successor_command(successor_command(config_path));
+    return proxy.run(takeover);
   } catch (const sluice::proxy::ConfigError& e) {
     spdlog::critical("invalid configuration: {}", e.what());
     return 2;

@@ -10,9 +10,13 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 
 MetricsServer::MetricsServer(asio::io_context& io, const HostPort& listen,
-                             std::map<std::string, HttpRoute, std::less<>> routes)
+                             std::map<std::string, HttpRoute, std::less<>> routes, int inherited_fd)
     : acceptor_(io), routes_(std::move(routes)) {
   tcp::endpoint endpoint(asio::ip::make_address(listen.host), listen.port);
+  if (inherited_fd >= 0) {
+    acceptor_.assign(endpoint.protocol(), inherited_fd);
+    return;
+  }
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(tcp_acceptor::reuse_address(true));
   acceptor_.bind(endpoint);

@@ -20,11 +20,14 @@ struct HttpRoute {
 // Serves `routes` (by exact path) until the acceptor is closed. Throws if it cannot listen.
 class MetricsServer {
  public:
+  // `inherited_fd`: a socket already listening on `listen` (a handover's), taken instead of
+  // binding.
   MetricsServer(asio::io_context& io, const HostPort& listen,
-                std::map<std::string, HttpRoute, std::less<>> routes);
+                std::map<std::string, HttpRoute, std::less<>> routes, int inherited_fd = -1);
   void start();
   void stop();
   uint16_t port() const;
+  int native_handle() { return acceptor_.native_handle(); }
 
  private:
   awaitable<void> accept_loop();

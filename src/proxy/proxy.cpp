@@ -138,7 +138,7 @@ std::vector<int> open_listeners(const HostPort& address, size_t count) {
     if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
       fail("SO_REUSEPORT refused");
     if (::bind(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0)
-      fail(std::strerror(errno));
+      fail(std::string("cannot bind: ") + std::strerror(errno));
     if (::listen(fd, 4096) != 0) fail(std::strerror(errno));
     // A port of 0 is chosen by the first socket and reused by the others.
     sockaddr_storage local{};
@@ -156,6 +156,7 @@ void Proxy::listen() {
     // One listening socket per worker on the same address (SO_REUSEPORT): the kernel spreads
     // new connections over them. An inherited one (fd:N, opened by sluice serve) is shared:
     // every worker waits on it (a duplicate each), and whichever is free takes a client.
+    if (adopt_received(address)) continue;  // taken over from the proxy this one replaces
     const std::vector<int> fds = open_listeners(address, workers_.size());
     for (size_t i = 0; i < fds.size(); ++i) workers_[i]->add_listener(fds[i], label);
     sockaddr_storage local{};
@@ -189,7 +190,8 @@ void Proxy::start_metrics_server() {
                                    health_.render_prometheus();
                           }};
     routes["/targets"] = {"application/json", [this] { return health_.render_json(); }};
-    metrics_server_ = std::make_unique<MetricsServer>(first.io(), *config_.metrics_listen, routes);
+    metrics_server_ = std::make_unique<MetricsServer>(first.io(), *config_.metrics_listen, routes,
+                                                      adopt_received_metrics());
     metrics_server_->start();
     spdlog::info("metrics on http://{}:{}/metrics, target health on /targets",
                  config_.metrics_listen->host, metrics_server_->port());
@@ -210,7 +212,8 @@ void Proxy::wait_for_signals() {
   });
 }
 
-int Proxy::run() {
+int Proxy::run(bool takeover) {
+  prepare_handover(takeover);
   listen();
   Worker& first = *workers_[0];
   start_metrics_server();
@@ -223,6 +226,7 @@ int Proxy::run() {
   }
   for (size_t i = 1; i < workers_.size(); ++i)
     threads_.emplace_back([worker = workers_[i].get()] { worker->run(); });
+  complete_handover();
   first.run();
   if (metrics_server_) metrics_server_->stop();
   for (auto& thread : threads_) thread.join();
@@ -324,13 +328,6 @@ void Proxy::reload() {
   spdlog::set_level(!config_.log_level.empty() ? *parse_log_level(config_.log_level)
                     : config_.debug_logging    ? spdlog::level::debug
                                                : spdlog::level::info);
-  for (auto& worker : workers_) {
-    WorkerReload update{config_,           secrets_, client_tls_[worker->index()].get(),
-                        target_tls_.get(), closed,   std::move(opened[worker->index()])};
-    asio::post(worker->io(), [w = worker.get(), update = std::move(update)]() mutable {
-      w->apply(std::move(update));
-    });
-  }
   if (metrics_moved) {
     if (metrics_server_) {
       metrics_server_->stop();
@@ -342,6 +339,15 @@ void Proxy::reload() {
     } catch (const std::exception& e) {
       spdlog::error("reload: metrics endpoint: {}", e.what());
     }
+  }
+  // A successor taking over now gets what is listening after this reload.
+  update_offer(closed, opened);
+  for (auto& worker : workers_) {
+    WorkerReload update{config_,           secrets_, client_tls_[worker->index()].get(),
+                        target_tls_.get(), closed,   std::move(opened[worker->index()])};
+    asio::post(worker->io(), [w = worker.get(), update = std::move(update)]() mutable {
+      w->apply(std::move(update));
+    });
   }
   if (secrets_changed > 0 || new_servers) {
     // New secrets or another server: the probe logs in afresh now (warm connections would
@@ -361,11 +367,16 @@ void Proxy::reload() {
                new_servers ? "; server connections are replaced as they come back" : "");
 }
 
-void Proxy::begin_shutdown() {
+void Proxy::begin_shutdown(bool handed_over) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  stop_offering();
   const auto deadline = std::chrono::steady_clock::now() + kDrainLimit;
   probe_timer_->cancel();
   for (auto& worker : workers_)
-    asio::post(worker->io(), [w = worker.get(), deadline] { w->begin_shutdown(deadline); });
+    asio::post(worker->io(), [w = worker.get(), deadline, handed_over] {
+      w->begin_shutdown(deadline, handed_over);
+    });
 }
 
 // Logs in as each configured user now and then, so the target's health is known without client

@@ -75,6 +75,13 @@ void Worker::add_listener(int fd, std::string label) {
     asio::co_spawn(io_, accept_loop(*acceptors_.back(), listener_labels_.back()), asio::detached);
 }
 
+std::vector<std::pair<std::string, int>> Worker::listening_sockets() const {
+  std::vector<std::pair<std::string, int>> sockets;
+  for (size_t i = 0; i < acceptors_.size(); ++i)
+    sockets.emplace_back(listener_labels_[i], acceptors_[i]->native_handle());
+  return sockets;
+}
+
 void Worker::run() {
   running_ = true;
   for (size_t i = 0; i < acceptors_.size(); ++i)
@@ -127,13 +134,20 @@ void Worker::apply(WorkerReload reload) {
   start_hold_back_watch();
 }
 
-void Worker::begin_shutdown(std::chrono::steady_clock::time_point deadline) {
+void Worker::begin_shutdown(std::chrono::steady_clock::time_point deadline, bool handed_over) {
   ctx_.draining = true;
+  ctx_.handed_over = handed_over;
   shutdown_deadline_ = deadline;
   boost::system::error_code ec;
   for (const auto& acceptor : acceptors_) acceptor->close(ec);
-  clients_.close_idle_for_shutdown();
+  clients_.close_idle_for_shutdown(idle_grace());
   pools_.close_all_idle();
+}
+
+std::chrono::steady_clock::duration Worker::idle_grace() const {
+  // After a handover nobody asked this client to leave: it is spared until it has been idle a
+  // moment, so that one that just logged in gets its first query answered.
+  return ctx_.handed_over ? std::chrono::seconds(1) : std::chrono::steady_clock::duration{};
 }
 
 namespace {
@@ -325,7 +339,7 @@ awaitable<void> Worker::housekeeping() {
     if (admission_) admission_->refresh();
     pools_.expire_waiters(now);
     if (ctx_.draining) {
-      clients_.close_idle_for_shutdown();
+      clients_.close_idle_for_shutdown(idle_grace());
       if (now >= shutdown_deadline_) clients_.close_all_for_shutdown();
       // A probe's login ends within its deadline; it must not outlive the pools it uses.
       if ((clients_.local_size() == 0 && !busy_elsewhere_) ||

@@ -68,15 +68,17 @@ class Worker {
   // The same from a listening descriptor (taken over; closed if it cannot be used). On this
   // worker's thread once it runs.
   void add_listener(int fd, std::string label);
-  // Runs the event loop until the worker has drained after begin_shutdown().
-  void run();
-  // On this worker's thread: no new clients; idle ones go; the loop ends once all are gone or
-  // the drain deadline passed.
-  void begin_shutdown(std::chrono::steady_clock::time_point deadline);
   // On this worker's thread: the new configuration, secrets and TLS contexts for what comes
   // next; sessions already here carry on. Listeners come and go as the reload says.
   void apply(WorkerReload reload);
   const Config& config() const { return config_; }
+  // Each listening socket's label and descriptor (for a handover: before run()).
+  std::vector<std::pair<std::string, int>> listening_sockets() const;
+  // Runs the event loop until the worker has drained after begin_shutdown().
+  void run();
+  // On this worker's thread: no new clients; idle ones go; the loop ends once all are gone or
+  // the drain deadline passed. `handed_over`: a successor took the listeners (context.hpp).
+  void begin_shutdown(std::chrono::steady_clock::time_point deadline, bool handed_over = false);
   // Whether a probe borrow or anything else of the proxy's still needs this worker's pools.
   void set_busy_elsewhere(bool busy) { busy_elsewhere_ = busy; }
 
@@ -92,6 +94,8 @@ class Worker {
   // `linger` false: no drain (when descriptors are short, the socket goes at once).
   awaitable<void> refuse(tcp_socket socket, std::string sqlstate, std::string message, bool linger);
   awaitable<void> housekeeping();
+  // How long a client must have been idle before a drain closes it.
+  std::chrono::steady_clock::duration idle_grace() const;
   awaitable<void> hold_back_watch();
 
   void start_listener(tcp_acceptor& acceptor, const std::string& label);

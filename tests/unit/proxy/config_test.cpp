@@ -116,6 +116,23 @@ TEST(Config, EachBadValueNamesItsKey) {
             "tls.record_layer");
 }
 
+TEST(Config, HandoverSocket) {
+  EXPECT_TRUE(parse_config(kMinimal, "/etc/sluice").handover_socket.empty());
+  EXPECT_EQ(parse_config(std::string("handover_socket = \"/run/sluice-proxy/h.sock\"\n") + kMinimal,
+                         "/etc/sluice")
+                .handover_socket,
+            "/run/sluice-proxy/h.sock");
+  // Relative to the configuration's folder, as every path.
+  EXPECT_EQ(parse_config(std::string("handover_socket = \"h.sock\"\n") + kMinimal, "/etc/sluice")
+                .handover_socket,
+            "/etc/sluice/h.sock");
+  // A Unix socket's path is short.
+  EXPECT_EQ(key_of_error("handover_socket = \"\"\n" + std::string(kMinimal)), "handover_socket");
+  EXPECT_EQ(key_of_error("handover_socket = \"/" + std::string(95, 'a') + "\"\n" + kMinimal),
+            "handover_socket");
+  EXPECT_EQ(key_of_error("handover_socket = 1\n" + std::string(kMinimal)), "handover_socket");
+}
+
 TEST(Config, Logging) {
   Config c = parse_config(kMinimal, "/etc/sluice");
   EXPECT_EQ(c.log_format, LogFormat::kText);
