@@ -23,6 +23,7 @@ def test_install_lays_out_binaries_unit_and_example(tmp_path, proxy_binary, pg, 
     unit = open(unit_path).read()
     assert f"ExecStart={installed} --config /etc/sluice/proxy.toml" in unit
     assert "KillSignal=SIGTERM" in unit and "NoNewPrivileges=yes" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit  # systemctl reload: SIGHUP
     if shutil.which("systemd-analyze"):
         r = subprocess.run(["systemd-analyze", "verify", unit_path], capture_output=True, text=True)
         assert r.returncode == 0 and not r.stderr.strip(), r.stderr
