@@ -128,6 +128,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
               "max_pending_logins",
               "max_concurrent_logins",
               "auth_failure_delay",
+              "rotation_grace_seconds",
               "workers",
               "tls",
               "auth",
@@ -186,6 +187,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
   c.max_pending_logins =
       get_range(root, "", "max_pending_logins", 1, 1000000, c.max_pending_logins);
   c.auth_failure_delay = get_range(root, "", "auth_failure_delay", 0, 10000, 0);
+  c.rotation_grace_seconds = get_range(root, "", "rotation_grace_seconds", 0, 86400, 300);
   c.max_concurrent_logins =
       get_range(root, "", "max_concurrent_logins", 1, 100000, c.max_concurrent_logins);
   c.workers = get_range(root, "", "workers", 1, 256, default_workers());

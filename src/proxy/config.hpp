@@ -71,6 +71,9 @@ struct Config {
   bool tls_sluice_records = true;
 
   std::vector<AuthConfig> auth;
+  // During a rotation, clients may still log in with a secret's AWSPREVIOUS password for this
+  // many seconds after it stopped being AWSCURRENT (0..86400).
+  uint32_t rotation_grace_seconds = 300;
 
   HostPort target{"127.0.0.1", 5432};
   TargetTls target_tls = TargetTls::kPrefer;

@@ -51,6 +51,7 @@ Proxy::Proxy(Config config)
                       : make_client_tls_context(config_.target_tls, config_.target_ca_file)),
       shared_{config_, secrets_, statements_,    client_tls_,     target_tls_.get(),
               health_, budget_,  client_counts_, config_.workers, descriptor_limit()} {
+  for (const auto& warning : secrets_.warnings()) spdlog::warn("{}", warning);
   for (size_t i = 0; i < config_.workers; ++i)
     workers_.push_back(std::make_unique<Worker>(i, shared_));
   // A CancelRequest may reach any worker: it is run by the one whose session it names.

@@ -29,6 +29,7 @@
 namespace sluice::proxy {
 
 struct Credential;
+struct StagedPassword;
 class Pool;
 
 // Server messages can be large (wide rows); PostgreSQL's own ceiling is 1 GiB.
@@ -137,7 +138,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // open() without the health bookkeeping; `outcome` says how far it got.
   awaitable<std::optional<ServerError>> establish(Clock::time_point deadline,
                                                   LoginOutcome& outcome);
-  awaitable<std::optional<ServerError>> login(const Credential& cred);
+  awaitable<std::optional<ServerError>> login(const Credential& cred,
+                                              const StagedPassword& password);
   awaitable<std::optional<ServerError>> run_setup();
   // One simple-protocol query of the proxy's own, read to its ReadyForQuery. Status 0 means the
   // connection was lost; ParameterStatus updates `parameters`.
