@@ -688,6 +688,33 @@ class Proxy:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    # -- reload
+    def write_config(self, **overrides) -> None:
+        """Merges `overrides` into the configuration and rewrites the file (no reload yet)."""
+        self.config = deep_merge(self.config, overrides)
+        with open(self.config_path, "w") as f:
+            f.write(to_toml(self.config))
+
+    def reload(self, timeout: float = 20, **overrides) -> str:
+        """Rewrites the configuration with `overrides`, sends SIGHUP and returns the proxy's log
+        line that ends the reload ("reloaded …" or "reload failed …")."""
+        if overrides:
+            self.write_config(**overrides)
+
+        def outcomes(text):
+            return [line for line in text.splitlines() if "reloaded " in line or "reload failed" in line]
+        before = len(outcomes(self.log_text()))
+        self.signal(signal.SIGHUP)
+        deadline = time.time() + timeout * SLOW
+        while time.time() < deadline:
+            lines = outcomes(self.log_text())
+            if len(lines) > before:
+                return lines[before]
+            if not self.alive():
+                raise RuntimeError(f"the proxy exited during a reload\n{self.log_tail()}")
+            time.sleep(0.02)
+        raise TimeoutError(f"no reload outcome in the log\n{self.log_tail()}")
+
     # -- client helpers
     def dsn(self, user: str, password: Optional[str], dbname: str = "appdb", sslmode: str = "require",
             **params) -> str:

@@ -48,13 +48,29 @@ awaitable<std::optional<LoginResult>> ClientLogin::run() {
   result.user = *startup.find("user");
   result.database = *startup.find("database");
   if (!co_await admit(startup, result)) co_return std::nullopt;
-  const Credential* known = ctx_.secrets.find(result.user);
+  // The secrets as they are now: a reload during this login leaves it what it began with.
+  const std::shared_ptr<const SecretStore> secrets = ctx_.secrets;
+  result.credential = secrets->find_shared(result.user);
+  if (!result.credential && !secrets->unavailable().empty()) {
+    // A secret the proxy may not read may be this user's: say so rather than fail the login as
+    // a wrong password (the same answer for every user without credentials).
+    spdlog::warn("login as \"{}\" from {}: no credentials for this user; {}", result.user,
+                 client_.peer(), secrets->unavailable().front());
+    std::string out;
+    pgwire::write_error(out, "FATAL", "28000",
+                        "This proxy has no credentials for the role \"" + result.user +
+                            "\". Check the credentials for this role and try again.",
+                        secrets->unavailable().front());
+    co_await client_.write_all(out);
+    co_return std::nullopt;
+  }
   // An unknown user goes through the same exchange, against a decoy: nothing tells which
   // users exist.
   std::optional<Credential> decoy;
-  if (!known) decoy = ctx_.secrets.decoy(result.user);
-  const Credential& credential = known ? *known : *decoy;
-  if (!co_await authenticate(credential, result.user) || !known || !co_await finish(result))
+  if (!result.credential) decoy = secrets->decoy(result.user);
+  const Credential& credential = result.credential ? *result.credential : *decoy;
+  if (!co_await authenticate(credential, result.credential != nullptr, result.user) ||
+      !co_await finish(result))
     co_return std::nullopt;
   co_return result;
 }
@@ -124,7 +140,7 @@ awaitable<bool> ClientLogin::negotiate_startup(pgwire::StartupMessage& startup) 
     try {
       Transport::TakeTurn take_turn;
       if (ctx_.logins) take_turn = [gate = ctx_.logins] { return gate->next_step(); };
-      co_await client_.start_tls_as_server(ctx_.client_tls, std::move(take_turn));
+      co_await client_.start_tls_as_server(*ctx_.client_tls, std::move(take_turn));
     } catch (const boost::system::system_error& e) {
       spdlog::debug("TLS handshake with {} failed: {}", client_.peer(), e.code().message());
       co_return false;
@@ -148,11 +164,12 @@ awaitable<bool> ClientLogin::read_auth_message(std::string& payload) {
   }
 }
 
-awaitable<bool> ClientLogin::authenticate(const Credential& credential, const std::string& user) {
+awaitable<bool> ClientLogin::authenticate(const Credential& credential, bool known,
+                                          const std::string& user) {
   const bool ok = credential.client_auth == AuthType::kMd5
                       ? co_await authenticate_md5(credential)
                       : co_await authenticate_scram(credential);
-  if (ok && ctx_.secrets.find(user)) co_return true;
+  if (ok && known) co_return true;
   ctx_.metrics.client_connections_setup_failed_auth.add(1);
   spdlog::info("login failed for user \"{}\" from {}", user, client_.peer());
   if (ctx_.config.auth_failure_delay > 0) {
@@ -226,7 +243,7 @@ awaitable<bool> ClientLogin::authenticate_md5(const Credential& credential) {
 
 awaitable<bool> ClientLogin::finish(LoginResult& result) {
   pgwire::write_auth_ok(to_client_);
-  Pool& pool = ctx_.pools->pool_for(result.database, *ctx_.secrets.find(result.user));
+  Pool& pool = ctx_.pools->pool_for(result.database, result.credential);
   result.pool = &pool;
   const Settings& settings = result.settings.wanted;
   const std::map<std::string, std::string>* parameters = known_parameters(settings, pool);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,7 @@ struct LoginResult {
   std::string database;
   ClientSettings settings;
   Pool* pool = nullptr;
+  std::shared_ptr<const Credential> credential;  // the user's, from the secrets of the login
 };
 
 // Sends a FATAL ErrorResponse (the caller closes the connection). Always false, for
@@ -60,7 +62,8 @@ class ClientLogin {
   awaitable<bool> negotiate_startup(pgwire::StartupMessage& startup);
   // The checks made before any password: a FATAL for the first that fails.
   awaitable<bool> admit(const pgwire::StartupMessage& startup, LoginResult& result);
-  awaitable<bool> authenticate(const Credential& credential, const std::string& user);
+  // `known`: the credential is the user's (not a decoy).
+  awaitable<bool> authenticate(const Credential& credential, bool known, const std::string& user);
   awaitable<bool> authenticate_scram(const Credential& credential);
   awaitable<bool> authenticate_md5(const Credential& credential);
   awaitable<bool> read_auth_message(std::string& payload);

@@ -216,9 +216,17 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     const std::string prefix = "auth[" + std::to_string(i) + "].";
     const toml::table* entry = (*auth_array)[i].as_table();
     if (!entry) throw ConfigError("auth", "entries must be tables");
-    check_keys(*entry, prefix, {"secret_file", "client_password_auth_type"});
+    check_keys(*entry, prefix, {"secret_file", "client_password_auth_type", "unavailable_reason"});
     AuthConfig a;
     auto file = get<std::string>(*entry, prefix, "secret_file");
+    a.unavailable_reason = get<std::string>(*entry, prefix, "unavailable_reason").value_or("");
+    if (!a.unavailable_reason.empty()) {
+      // A secret the proxy may not read (sluice serve: the proxy's role lost access): logins
+      // as a user without credentials are told why instead of failing as a wrong password.
+      if (file) throw ConfigError(prefix + "unavailable_reason", "excludes secret_file");
+      c.auth.push_back(std::move(a));
+      continue;
+    }
     if (!file || file->empty()) throw ConfigError(prefix + "secret_file", "is required");
     a.secret_file = resolve(base_dir, *file);
     auto type = get<std::string>(*entry, prefix, "client_password_auth_type")
@@ -294,6 +302,54 @@ Config load_config(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return parse_config(text.str(), std::filesystem::path(path).parent_path().string());
+}
+
+std::vector<std::string> changed_keys(const Config& before, const Config& after) {
+  std::vector<std::string> keys;
+  auto check = [&](const char* key, const auto& a, const auto& b) {
+    if (!(a == b)) keys.emplace_back(key);
+  };
+  check("name", before.name, after.name);
+  check("listen", before.listen, after.listen);
+  if (before.listen == after.listen) check("listen", before.extra_listen, after.extra_listen);
+  check("require_tls", before.require_tls, after.require_tls);
+  check("idle_client_timeout", before.idle_client_timeout, after.idle_client_timeout);
+  check("max_client_connections", before.max_client_connections, after.max_client_connections);
+  check("max_message_size", before.max_message_size, after.max_message_size);
+  check("debug_logging", before.debug_logging, after.debug_logging);
+  check("log_format", before.log_format, after.log_format);
+  check("log_level", before.log_level, after.log_level);
+  check("login_timeout", before.login_timeout, after.login_timeout);
+  check("max_pending_logins", before.max_pending_logins, after.max_pending_logins);
+  check("max_concurrent_logins", before.max_concurrent_logins, after.max_concurrent_logins);
+  check("auth_failure_delay", before.auth_failure_delay, after.auth_failure_delay);
+  check("rotation_grace_seconds", before.rotation_grace_seconds, after.rotation_grace_seconds);
+  check("workers", before.workers, after.workers);
+  check("tls.cert_file", before.tls_cert_file, after.tls_cert_file);
+  check("tls.key_file", before.tls_key_file, after.tls_key_file);
+  check("tls.record_layer", before.tls_sluice_records, after.tls_sluice_records);
+  check("auth", before.auth, after.auth);
+  check("target.host", before.target.host, after.target.host);
+  check("target.port", before.target.port, after.target.port);
+  check("target.tls", before.target_tls, after.target_tls);
+  check("target.ca_file", before.target_ca_file, after.target_ca_file);
+  check("target.health_check_interval", before.health_check_interval, after.health_check_interval);
+  check("connection_pool.max_connections_percent", before.max_connections_percent,
+        after.max_connections_percent);
+  check("connection_pool.max_idle_connections_percent", before.max_idle_connections_percent,
+        after.max_idle_connections_percent);
+  check("connection_pool.connection_borrow_timeout", before.connection_borrow_timeout,
+        after.connection_borrow_timeout);
+  check("connection_pool.init_query", before.init_query, after.init_query);
+  check("connection_pool.idle_connection_seconds", before.idle_connection_seconds,
+        after.idle_connection_seconds);
+  check("connection_pool.max_prepared_statements", before.max_prepared_statements,
+        after.max_prepared_statements);
+  check("connection_pool.adaptive_concurrency", before.adaptive_concurrency,
+        after.adaptive_concurrency);
+  check("metrics.listen", before.metrics_listen, after.metrics_listen);
+  check("admission.file", before.admission_file, after.admission_file);
+  return keys;
 }
 
 }  // namespace sluice::proxy

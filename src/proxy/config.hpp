@@ -14,6 +14,7 @@ enum class TargetTls { kDisable, kPrefer, kRequire, kVerifyFull };
 enum class LogFormat { kText, kJson };
 
 struct HostPort {
+  bool operator==(const HostPort&) const = default;
   std::string host;
   uint16_t port = 0;
   // A listening socket inherited from the parent ("fd:N" in `listen`): sluice serve opens it
@@ -26,7 +27,10 @@ struct HostPort {
 };
 
 struct AuthConfig {
+  bool operator==(const AuthConfig&) const = default;
   std::string secret_file;
+  // Set instead of secret_file: the secret cannot be had, and this says why (never a secret).
+  std::string unavailable_reason;
   AuthType client_password_auth_type = AuthType::kScramSha256;
 };
 
@@ -108,6 +112,10 @@ class ConfigError : public std::runtime_error {
  private:
   std::string key_;
 };
+
+// The configuration keys whose values differ between `before` and `after` (dotted, as written
+// in the file; auth entries as "auth"), for a reload's log line and its decisions.
+std::vector<std::string> changed_keys(const Config& before, const Config& after);
 
 // Parses and validates; relative paths are resolved against the file's folder.
 Config load_config(const std::string& path);

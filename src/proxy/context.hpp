@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 
 #include "proxy/asio.hpp"
 #include "proxy/config.hpp"
@@ -22,8 +23,11 @@ class ServerBudget;
 struct ProxyContext {
   asio::io_context& io;
   const Config& config;
-  SecretStore& secrets;
-  ssl::context& client_tls;  // the proxy as a TLS server
+  // What the proxy's configuration says now: a reload replaces the secrets and the TLS context
+  // (code that suspends keeps the store it began with), and assigns `config` in place on the
+  // worker's thread (copy what must stay as it was across a suspension).
+  std::shared_ptr<const SecretStore> secrets;
+  ssl::context* client_tls;  // the proxy as a TLS server
   ssl::context* target_tls;  // the proxy as a TLS client; null when target.tls = disable
   Metrics& metrics;
   Poller* poller = nullptr;

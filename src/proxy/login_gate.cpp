@@ -16,7 +16,24 @@ awaitable<LoginGate::Pass> LoginGate::enter() {
   co_return Pass(this);
 }
 
+void LoginGate::set_capacity(size_t capacity) {
+  capacity_ = capacity;
+  while (inside_ < capacity_ && !waiters_.empty()) {
+    ++inside_;
+    metrics_.client_logins_in_progress.add(1);
+    auto next = std::move(waiters_.front());
+    waiters_.pop_front();
+    metrics_.client_logins_waiting.sub(1);
+    next->notify();
+  }
+}
+
 void LoginGate::leave() {
+  if (inside_ > capacity_) {  // the capacity came down: this place is not handed on
+    --inside_;
+    metrics_.client_logins_in_progress.sub(1);
+    return;
+  }
   if (!waiters_.empty()) {
     auto next = std::move(waiters_.front());
     waiters_.pop_front();

@@ -51,6 +51,10 @@ class LoginGate {
   awaitable<void> next_step();
   static constexpr size_t kStepsPerTurn = 4;
 
+  // A reload changed max_concurrent_logins: more room lets waiters in now; less takes effect
+  // as logins leave.
+  void set_capacity(size_t capacity);
+
   size_t inside() const { return inside_; }
   size_t waiting() const { return waiters_.size(); }
 

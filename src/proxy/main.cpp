@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   sluice::proxy::raise_file_limit();
   try {
-    sluice::proxy::Proxy proxy(std::move(config));
+    sluice::proxy::Proxy proxy(std::move(config), config_path);
     return proxy.run();
   } catch (const sluice::proxy::ConfigError& e) {
     spdlog::critical("invalid configuration: {}", e.what());

@@ -106,15 +106,17 @@ void PoolManager::cancel_done(const std::shared_ptr<ServerConnection>& connectio
   if (connection->state() == ServerState::kCancelling) give_back(connection, true);
 }
 
-Pool& PoolManager::pool_for(const std::string& database, const Credential& credential) {
-  auto key = std::make_pair(database, credential.username);
+Pool& PoolManager::pool_for(const std::string& database,
+                            std::shared_ptr<const Credential> credential) {
+  auto key = std::make_pair(database, credential->username);
   auto it = pools_.find(key);
   if (it == pools_.end())
-    it = pools_.emplace(key, std::make_unique<Pool>(database, credential)).first;
+    it = pools_.emplace(key, std::make_unique<Pool>(database, std::move(credential))).first;
   return *it->second;
 }
 
 void PoolManager::update_cap(int server_max_connections) {
+  server_max_connections_ = server_max_connections;
   const auto& cfg = ctx_.config;
   size_t cap = static_cast<size_t>(server_max_connections) * cfg.max_connections_percent / 100;
   budget_.set_cap(std::max<size_t>(cap, 1));
@@ -189,7 +191,8 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
         if (Clock::now() >= deadline) break;
         continue;
       }
-      if (limiter_) --pending_grants_;
+      // (A reload may have turned the limit on after this grant.)
+      if (limiter_ && pending_grants_ > 0) --pending_grants_;
       // The room reserved for this waiter is now its connection's (open_new).
       if (Clock::now() >= deadline) {
         give_room();
@@ -223,11 +226,12 @@ awaitable<PoolManager::Opened> PoolManager::open_new(Pool& pool, Clock::time_poi
   // The room under the cap was taken by the caller (take_room or a granted slot).
   ++pool.open;
   auto connection = std::make_shared<ServerConnection>(ctx_, pool, budget_.next_connection_id());
+  connection->generation = budget_.generation();
   auto error = co_await connector_->open(*connection, deadline);
   if (error) {
     connection->close();
     spdlog::warn("server connection to {}:{} for user \"{}\" failed: {}", ctx_.config.target.host,
-                 ctx_.config.target.port, pool.credential.username, error->message);
+                 ctx_.config.target.port, pool.credential->username, error->message);
     --pool.open;
     give_room();
     co_return Opened{nullptr, std::move(error)};
@@ -251,7 +255,8 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
       if (limiter_->limit() > before) admit_waiters();
     }
   }
-  if (!reusable || connection->broken || ctx_.draining || budget_.used() > budget_.cap()) {
+  if (!reusable || connection->broken || ctx_.draining || budget_.used() > budget_.cap() ||
+      connection->generation != budget_.generation()) {
     forget(connection);
     return;
   }
@@ -384,27 +389,27 @@ void PoolManager::move_to(std::shared_ptr<ServerConnection> connection, size_t m
   }
   Pool& pool = connection->pool();
   const std::string database = pool.database;
-  const Credential* credential = &pool.credential;
+  std::shared_ptr<const Credential> credential = pool.credential;
   auto moved = std::make_shared<ServerConnection::Moved>(connection->move_out());
   --pool.open;
   --total_;  // the room under the cap moves with it: the budget stays as it is
   connection.reset();
   const auto& target = budget_.member(member);
   asio::post(target.ex, [pools = target.pools, database, credential, moved] {
-    pools->adopt(database, *credential, std::move(*moved));
+    pools->adopt(database, credential, std::move(*moved));
   });
 }
 
 const std::map<std::string, std::string>* PoolManager::default_parameters(Pool& pool) {
   if (!pool.default_parameters)
-    pool.default_parameters = budget_.default_parameters(pool.database, pool.credential.username);
+    pool.default_parameters = budget_.default_parameters(pool.database, pool.credential->username);
   return pool.default_parameters ? &*pool.default_parameters : nullptr;
 }
 
 void PoolManager::learn_default_parameters(Pool& pool,
                                            const std::map<std::string, std::string>& parameters) {
   pool.default_parameters = parameters;
-  budget_.set_default_parameters(pool.database, pool.credential.username, parameters);
+  budget_.set_default_parameters(pool.database, pool.credential->username, parameters);
 }
 
 void PoolManager::note_idle(int change) {
@@ -419,8 +424,8 @@ awaitable<std::shared_ptr<ServerConnection>> PoolManager::fetch_idle_elsewhere(P
   auto handoff = std::make_shared<IdleHandoff>(ctx_.io.get_executor());
   const auto& giver = budget_.member(*from);
   asio::post(giver.ex,
-             [pools = giver.pools, database = pool.database, credential = &pool.credential,
-              handoff] { pools->give_idle(database, *credential, handoff); });
+             [pools = giver.pools, database = pool.database, user = pool.credential->username,
+              handoff] { pools->give_idle(database, user, handoff); });
   co_await handoff->done.wait();
   // In the room this worker took for it (kept for a new login if the move failed).
   co_return handoff->moved ? take_over(pool, std::move(*handoff->moved)) : nullptr;
@@ -439,12 +444,12 @@ std::shared_ptr<ServerConnection> PoolManager::take_over(Pool& pool,
   }
 }
 
-void PoolManager::give_idle(const std::string& database, const Credential& credential,
+void PoolManager::give_idle(const std::string& database, const std::string& user,
                             const std::shared_ptr<IdleHandoff>& handoff) {
   auto reply = [&] {
     asio::post(handoff->done.get_executor(), [handoff] { handoff->done.notify(); });
   };
-  auto it = pools_.find(std::make_pair(database, credential.username));
+  auto it = pools_.find(std::make_pair(database, user));
   if (ctx_.draining || it == pools_.end() || it->second->idle.empty() ||
       first_unserved(*it->second)) {
     reply();
@@ -467,10 +472,10 @@ void PoolManager::give_idle(const std::string& database, const Credential& crede
   reply();
 }
 
-void PoolManager::adopt(const std::string& database, const Credential& credential,
+void PoolManager::adopt(const std::string& database, std::shared_ptr<const Credential> credential,
                         ServerConnection::Moved moved) {
   ++total_;  // the room under the cap came with it
-  auto connection = take_over(pool_for(database, credential), std::move(moved));
+  auto connection = take_over(pool_for(database, std::move(credential)), std::move(moved));
   if (!connection) {
     give_room();
     return;
@@ -504,6 +509,39 @@ bool PoolManager::close_idle_elsewhere(const Pool& except) {
     return true;
   }
   return false;
+}
+
+void PoolManager::reconfigure() {
+  // The user's new secret for new server connections; a user no longer configured keeps the
+  // old one for the sessions still using it (no new client can log in as that user).
+  for (auto& [key, pool] : pools_)
+    if (auto credential = ctx_.secrets->find_shared(key.second)) pool->credential = credential;
+  if (ctx_.config.adaptive_concurrency && !limiter_) {
+    limiter_.emplace(kLeastConcurrency, cap());
+  } else if (!ctx_.config.adaptive_concurrency && limiter_) {
+    limiter_.reset();
+    pending_grants_ = 0;
+  }
+  publish_limit();
+  // The cap from the last max_connections the server reported, by the new percentages.
+  if (server_max_connections_) update_cap(*server_max_connections_);
+  // Connections opened under an older generation (another target, another init_query) go now
+  // if idle, and when they come back otherwise.
+  const uint64_t generation = budget_.generation();
+  for (auto& [key, pool] : pools_) {
+    if (generation != pool_generation_) {
+      pool->default_parameters.reset();
+      pool->validated_settings.clear();
+    }
+    std::erase_if(pool->idle, [&](const std::shared_ptr<ServerConnection>& connection) {
+      if (connection->generation == generation) return false;
+      note_idle(-1);
+      forget(connection);
+      return true;
+    });
+  }
+  pool_generation_ = generation;
+  grant_slots();
 }
 
 void PoolManager::reap_idle(Clock::time_point now) {

@@ -43,10 +43,12 @@ struct Waiter {
 
 class Pool {
  public:
-  Pool(std::string database, const Credential& credential)
-      : database(std::move(database)), credential(credential) {}
+  Pool(std::string database, std::shared_ptr<const Credential> credential)
+      : database(std::move(database)), credential(std::move(credential)) {}
   const std::string database;
-  const Credential& credential;
+  // What new server connections log in with. A reload that changes the user's secret puts the
+  // new one here (connections already open stay logged in as they are).
+  std::shared_ptr<const Credential> credential;
   std::vector<std::shared_ptr<ServerConnection>> idle;
   std::deque<std::shared_ptr<Waiter>> waiters;
   size_t open = 0;  // opened or opening, idle or lent
@@ -103,7 +105,7 @@ class PoolManager {
   explicit PoolManager(ProxyContext& ctx, ServerConnector* connector = nullptr);
   ~PoolManager();
 
-  Pool& pool_for(const std::string& database, const Credential& credential);
+  Pool& pool_for(const std::string& database, std::shared_ptr<const Credential> credential);
 
   // An idle connection of `pool`, or an empty lease. Never suspends: the common case of a borrow.
   ServerLease take_idle(Pool& pool);
@@ -124,6 +126,10 @@ class PoolManager {
   // Lets through a client the adaptive limit has held back too long (raising the limit).
   // Called every few milliseconds when adaptive_concurrency is on.
   void release_held_back(Clock::time_point now);
+  // After a reload (on this worker's thread, with ctx.config and ctx.secrets already new):
+  // pools take their users' new secrets, the cap and the adaptive limit follow the new
+  // settings, and connections of an older generation are closed.
+  void reconfigure();
   // Closes every idle connection (shutdown).
   void close_all_idle();
 
@@ -131,7 +137,7 @@ class PoolManager {
   // have one and no client of ours waits.
   void move_one_idle_to(size_t member);
   // Takes over a connection another worker moved here, as if it came back from a client.
-  void adopt(const std::string& database, const Credential& credential,
+  void adopt(const std::string& database, std::shared_ptr<const Credential> credential,
              ServerConnection::Moved moved);
   // Another worker gave back room: our waiters may have it.
   void room_freed();
@@ -179,7 +185,7 @@ class PoolManager {
   // A connection another worker moved out, on this worker's loop (null if that failed).
   std::shared_ptr<ServerConnection> take_over(Pool& pool, ServerConnection::Moved moved);
   // The other side of that, on the giving worker.
-  void give_idle(const std::string& database, const Credential& credential,
+  void give_idle(const std::string& database, const std::string& user,
                  const std::shared_ptr<IdleHandoff>& handoff);
   // Moves an idle connection to worker `member`, which takes it over as if it came back there.
   void move_to(std::shared_ptr<ServerConnection> connection, size_t member);
@@ -219,6 +225,8 @@ class PoolManager {
   size_t lent_ = 0;
   size_t pending_grants_ = 0;  // slots granted to waiters not yet running (adaptive limit only)
   std::optional<ConcurrencyLimit> limiter_;
+  std::optional<int> server_max_connections_;  // as last reported at a login
+  uint64_t pool_generation_ = 0;      // the generation the pools' learned parameters are of
   Clock::time_point last_release_{};  // of a lent connection (adaptive limit only)
 };
 

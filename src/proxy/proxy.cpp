@@ -1,10 +1,15 @@
 #include "proxy/proxy.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <map>
+
+#include "proxy/logging.hpp"
 #include "proxy/tls.hpp"
 
 namespace sluice::proxy {
@@ -42,16 +47,17 @@ void raise_file_limit() {
   }
 }
 
-Proxy::Proxy(Config config)
+Proxy::Proxy(Config config, std::string config_path)
     : config_(std::move(config)),
-      secrets_(SecretStore::load(config_.auth)),
+      config_path_(std::move(config_path)),
+      secrets_(std::make_shared<const SecretStore>(SecretStore::load(config_.auth))),
       client_tls_(make_client_tls(config_)),
       target_tls_(config_.target_tls == TargetTls::kDisable
                       ? nullptr
                       : make_client_tls_context(config_.target_tls, config_.target_ca_file)),
       shared_{config_, secrets_, statements_,    client_tls_,     target_tls_.get(),
               health_, budget_,  client_counts_, config_.workers, descriptor_limit()} {
-  for (const auto& warning : secrets_.warnings()) spdlog::warn("{}", warning);
+  for (const auto& warning : secrets_->warnings()) spdlog::warn("{}", warning);
   for (size_t i = 0; i < config_.workers; ++i)
     workers_.push_back(std::make_unique<Worker>(i, shared_));
   // A CancelRequest may reach any worker: it is run by the one whose session it names.
@@ -110,10 +116,10 @@ void Proxy::listen() {
   }
 }
 
-int Proxy::run() {
-  listen();
+void Proxy::start_metrics_server() {
+  if (!config_.metrics_listen) return;
   Worker& first = *workers_[0];
-  if (config_.metrics_listen) {
+  {
     std::map<std::string, HttpRoute, std::less<>> routes;
     routes["/metrics"] = {"text/plain; version=0.0.4; charset=utf-8", [this] {
                             std::vector<const Metrics*> parts;
@@ -129,15 +135,33 @@ int Proxy::run() {
     spdlog::info("metrics on http://{}:{}/metrics, target health on /targets",
                  config_.metrics_listen->host, metrics_server_->port());
   }
-  signals_ = std::make_unique<asio::signal_set>(first.io(), SIGTERM, SIGINT);
+}
+
+void Proxy::wait_for_signals() {
   signals_->async_wait([this](boost::system::error_code ec, int signal) {
     if (ec) return;
+    if (signal == SIGHUP) {
+      reload();
+      wait_for_signals();
+      return;
+    }
     spdlog::info("signal {}: no new clients; open transactions may finish (up to {} s)", signal,
                  kDrainLimit.count());
     begin_shutdown();
   });
+}
+
+int Proxy::run() {
+  listen();
+  Worker& first = *workers_[0];
+  start_metrics_server();
+  signals_ = std::make_unique<asio::signal_set>(first.io(), SIGTERM, SIGINT, SIGHUP);
+  wait_for_signals();
   probe_timer_ = std::make_unique<steady_timer>(first.io());
-  if (config_.health_check_interval > 0) asio::co_spawn(first.io(), probe_target(), asio::detached);
+  if (config_.health_check_interval > 0) {
+    probe_running_ = true;
+    asio::co_spawn(first.io(), probe_target(), asio::detached);
+  }
   for (size_t i = 1; i < workers_.size(); ++i)
     threads_.emplace_back([worker = workers_[i].get()] { worker->run(); });
   first.run();
@@ -146,6 +170,182 @@ int Proxy::run() {
   threads_.clear();
   spdlog::info("{} stopped", config_.name);
   return 0;
+}
+
+namespace {
+
+// The addresses `config` listens on, by label.
+std::map<std::string, HostPort> listen_addresses(const Config& config) {
+  std::map<std::string, HostPort> addresses{{config.listen.label(), config.listen}};
+  for (const HostPort& address : config.extra_listen) addresses[address.label()] = address;
+  return addresses;
+}
+
+// `count` listening sockets on `address` (SO_REUSEPORT, as listen() binds them), or, for an
+// inherited fd:N, N and count - 1 duplicates. Throws std::runtime_error; nothing stays open then.
+std::vector<int> open_listeners(const HostPort& address, size_t count) {
+  std::vector<int> fds;
+  auto fail = [&](const std::string& why) {
+    for (int fd : fds) ::close(fd);
+    throw std::runtime_error("listen " + address.label() + ": " + why);
+  };
+  if (address.fd >= 0) {
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    if (::getsockname(address.fd, reinterpret_cast<sockaddr*>(&local), &length) != 0)
+      fail("not an open socket");
+    fds.push_back(address.fd);
+    while (fds.size() < count) {
+      const int fd = ::fcntl(address.fd, F_DUPFD_CLOEXEC, 3);
+      if (fd < 0) fail("dup failed");
+      fds.push_back(fd);
+    }
+    for (int fd : fds)
+      if (::listen(fd, 4096) != 0) fail(std::strerror(errno));
+    return fds;
+  }
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(address.host, ec);
+  if (ec) fail("not an IP address");
+  tcp::endpoint endpoint(ip, address.port);
+  while (fds.size() < count) {
+    const int fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail(std::strerror(errno));
+    fds.push_back(fd);
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      fail("SO_REUSEPORT refused");
+    if (::bind(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0)
+      fail(std::strerror(errno));
+    if (::listen(fd, 4096) != 0) fail(std::strerror(errno));
+    // A port of 0 is chosen by the first socket and reused by the others.
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+    std::memcpy(endpoint.data(), &local, std::min<size_t>(length, endpoint.capacity()));
+  }
+  return fds;
+}
+
+}  // namespace
+
+void Proxy::reload() {
+  if (config_path_.empty()) return;
+  spdlog::info("SIGHUP: reloading {}", config_path_);
+  Config next;
+  std::shared_ptr<const SecretStore> secrets;
+  try {
+    next = load_config(config_path_);
+    secrets = std::make_shared<const SecretStore>(SecretStore::load(next.auth, secrets_.get()));
+  } catch (const std::exception& e) {
+    spdlog::error("reload failed, the running configuration stays: {}", e.what());
+    return;
+  }
+  for (const auto& warning : secrets->warnings()) spdlog::warn("reload: {}", warning);
+  // What a running proxy cannot change: its threads, its name in metrics, its logs' shape and
+  // where TLS records are kept.
+  const auto keep = [](auto& field, const auto& running, const char* key) {
+    if (field == running) return;
+    spdlog::warn("reload: {} changes only at a restart; it stays as it is until then", key);
+    field = running;
+  };
+  keep(next.workers, config_.workers, "workers");
+  keep(next.name, config_.name, "name");
+  keep(next.log_format, config_.log_format, "log_format");
+  keep(next.tls_sluice_records, config_.tls_sluice_records, "tls.record_layer");
+  const std::vector<std::string> changed = changed_keys(config_, next);
+  size_t secrets_changed = 0;  // new, changed or gone
+  for (const Credential* credential : secrets->credentials())
+    if (secrets_->find_shared(credential->username) != secrets->find_shared(credential->username))
+      ++secrets_changed;
+  for (const Credential* credential : secrets_->credentials())
+    if (!secrets->find(credential->username)) ++secrets_changed;
+
+  // Everything that can fail comes first: certificates, then listening sockets.
+  std::vector<std::unique_ptr<ssl::context>> client_tls;
+  std::unique_ptr<ssl::context> target_tls;
+  const auto old_addresses = listen_addresses(config_);
+  const auto new_addresses = listen_addresses(next);
+  std::vector<std::vector<std::pair<int, std::string>>> opened(workers_.size());
+  try {
+    // A certificate file is read again even under the same name (it may have been renewed);
+    // the ephemeral certificate stays as it is.
+    if (!next.tls_cert_file.empty() || !config_.tls_cert_file.empty())
+      client_tls = make_client_tls(next);
+    if (next.target_tls != TargetTls::kDisable &&
+        (!target_tls_ || next.target_tls != config_.target_tls || !next.target_ca_file.empty() ||
+         next.target_ca_file != config_.target_ca_file))
+      target_tls = make_client_tls_context(next.target_tls, next.target_ca_file);
+    for (const auto& [label, address] : new_addresses) {
+      if (old_addresses.contains(label)) continue;
+      const auto fds = open_listeners(address, workers_.size());
+      for (size_t i = 0; i < fds.size(); ++i) opened[i].emplace_back(fds[i], label);
+      spdlog::info("reload: listening on {}", label);
+    }
+  } catch (const std::exception& e) {
+    for (auto& listeners : opened)
+      for (auto& [fd, label] : listeners) ::close(fd);
+    spdlog::error("reload failed, the running configuration stays: {}", e.what());
+    return;
+  }
+  std::vector<std::string> closed;
+  for (const auto& [label, address] : old_addresses)
+    if (!new_addresses.contains(label)) {
+      closed.push_back(label);
+      spdlog::info("reload: no longer listening on {}", label);
+    }
+
+  // Server connections opened for another target or with another setup are not lent again.
+  const bool new_servers = next.target != config_.target || next.target_tls != config_.target_tls ||
+                           next.target_ca_file != config_.target_ca_file ||
+                           next.init_query != config_.init_query;
+  if (new_servers) budget_.next_generation();
+  if (!client_tls.empty()) {
+    for (auto& context : client_tls_) retired_tls_.push_back(std::move(context));
+    client_tls_ = std::move(client_tls);
+  }
+  if (next.target_tls == TargetTls::kDisable) {
+    if (target_tls_) retired_tls_.push_back(std::move(target_tls_));
+  } else if (target_tls) {
+    if (target_tls_) retired_tls_.push_back(std::move(target_tls_));
+    target_tls_ = std::move(target_tls);
+  }
+  const bool metrics_moved = next.metrics_listen != config_.metrics_listen;
+  config_ = next;
+  secrets_ = secrets;
+  spdlog::set_level(!config_.log_level.empty() ? *parse_log_level(config_.log_level)
+                    : config_.debug_logging    ? spdlog::level::debug
+                                               : spdlog::level::info);
+  for (auto& worker : workers_) {
+    WorkerReload update{config_,           secrets_, client_tls_[worker->index()].get(),
+                        target_tls_.get(), closed,   std::move(opened[worker->index()])};
+    asio::post(worker->io(), [w = worker.get(), update = std::move(update)]() mutable {
+      w->apply(std::move(update));
+    });
+  }
+  if (metrics_moved) {
+    if (metrics_server_) {
+      metrics_server_->stop();
+      // Its accept loop still refers to it until the cancellation reaches it.
+      retired_metrics_servers_.push_back(std::move(metrics_server_));
+    }
+    try {
+      start_metrics_server();
+    } catch (const std::exception& e) {
+      spdlog::error("reload: metrics endpoint: {}", e.what());
+    }
+  }
+  if (config_.health_check_interval > 0 && !probe_running_ && !workers_[0]->context().draining) {
+    probe_running_ = true;
+    asio::co_spawn(workers_[0]->io(), probe_target(), asio::detached);
+  }
+  std::string keys;
+  for (const auto& key : changed) keys += (keys.empty() ? "" : ", ") + key;
+  spdlog::info("reloaded {}: {}{}{} secret{} changed{}", config_path_,
+               keys.empty() ? "no setting changed" : "changed " + keys, "; ", secrets_changed,
+               secrets_changed == 1 ? "" : "s",
+               new_servers ? "; server connections are replaced as they come back" : "");
 }
 
 void Proxy::begin_shutdown() {
@@ -162,14 +362,16 @@ void Proxy::begin_shutdown() {
 // exist). The probe never waits in line for clients' room: at the cap it skips a round, and a
 // borrow timeout records nothing, since only logins judge health.
 awaitable<void> Proxy::probe_target() {
-  const auto interval = std::chrono::seconds(config_.health_check_interval);
   Worker& worker = *workers_[0];
   PoolManager& pools = worker.pools();
   const bool& draining = worker.context().draining;
-  while (!draining) {
-    for (const Credential* credential : secrets_.credentials()) {
+  // A reload may turn the probe off (interval 0) or change its interval.
+  while (!draining && config_.health_check_interval > 0) {
+    const auto interval = std::chrono::seconds(config_.health_check_interval);
+    const std::shared_ptr<const SecretStore> secrets = secrets_;  // a reload may replace it
+    for (const Credential* credential : secrets->credentials()) {
       if (draining) break;
-      Pool& pool = pools.pool_for(kProbeDatabase, *credential);
+      Pool& pool = pools.pool_for(kProbeDatabase, secrets->find_shared(credential->username));
       const bool fresh = health_.status().state != TargetState::kAvailable;
       if ((fresh || pool.idle.empty()) && budget_.used() >= budget_.cap()) continue;
       worker.set_busy_elsewhere(true);
@@ -190,6 +392,7 @@ awaitable<void> Proxy::probe_target() {
     probe_timer_->expires_after(interval);
     co_await probe_timer_->async_wait(as_tuple_awaitable);
   }
+  probe_running_ = false;
 }
 
 }  // namespace sluice::proxy

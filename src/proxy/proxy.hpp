@@ -21,8 +21,9 @@ namespace sluice::proxy {
 
 class Proxy {
  public:
-  // Loads secrets and TLS material; throws ConfigError or std::runtime_error.
-  explicit Proxy(Config config);
+  // Loads secrets and TLS material; throws ConfigError or std::runtime_error. `config_path`:
+  // the file SIGHUP reloads (empty: no reload).
+  explicit Proxy(Config config, std::string config_path = {});
   ~Proxy();
   // Listens, then serves until SIGTERM/SIGINT and the drain that follows. Returns the exit code.
   int run();
@@ -32,11 +33,21 @@ class Proxy {
   void listen();
   awaitable<void> probe_target();
   void begin_shutdown();
+  void start_metrics_server();
+  void wait_for_signals();
+  // SIGHUP: reads the configuration and secret files again and applies what changed; on any
+  // error the running configuration stays, whole.
+  void reload();
 
   Config config_;
-  SecretStore secrets_;
+  std::string config_path_;
+  std::shared_ptr<const SecretStore> secrets_;
   std::vector<std::unique_ptr<ssl::context>> client_tls_;  // one per worker
   std::unique_ptr<ssl::context> target_tls_;
+  // TLS contexts a reload replaced: sessions and handshakes begun with them may still use them.
+  std::vector<std::unique_ptr<ssl::context>> retired_tls_;
+  std::vector<std::unique_ptr<MetricsServer>> retired_metrics_servers_;
+  bool probe_running_ = false;
   TargetHealth health_;
   StatementRegistry statements_;
   ServerBudget budget_;

@@ -212,10 +212,17 @@ StagedPassword derive(const std::string& username, std::string password, const s
 
 }  // namespace
 
-SecretStore SecretStore::load(const std::vector<AuthConfig>& entries) {
+SecretStore SecretStore::load(const std::vector<AuthConfig>& entries, const SecretStore* previous) {
   SecretStore store;
-  store.decoy_key_ = auth::random_bytes(32);
+  // The decoy key survives reloads: an unknown user's salt must not change with them, or a
+  // reload would tell which users are real.
+  store.decoy_key_ = previous ? previous->decoy_key_ : auth::random_bytes(32);
+  bool first = true;
   for (size_t i = 0; i < entries.size(); ++i) {
+    if (!entries[i].unavailable_reason.empty()) {
+      store.unavailable_.push_back(entries[i].unavailable_reason);
+      continue;
+    }
     const std::string key = "auth[" + std::to_string(i) + "].secret_file";
     const std::string& path = entries[i].secret_file;
     std::ifstream in(path);
@@ -227,9 +234,20 @@ SecretStore SecretStore::load(const std::vector<AuthConfig>& entries) {
     if (!parse_secret_file(text.str(), contents, error)) throw ConfigError(key, path + " " + error);
     for (const auto& warning : contents.warnings)
       store.warnings_.push_back(path + ": " + warning + "; it is left out");
-    auto cred = std::make_unique<Credential>();
+    auto cred = std::make_shared<Credential>();
     cred->username = contents.username;
     cred->client_auth = entries[i].client_password_auth_type;
+    cred->source = text.str();
+    if (first) store.default_auth_ = cred->client_auth;
+    first = false;
+    if (store.by_user_.contains(cred->username))
+      throw ConfigError(key, "a secret for user \"" + cred->username + "\" is already configured");
+    if (previous)
+      if (auto kept = previous->find_shared(cred->username);
+          kept && kept->source == cred->source && kept->client_auth == cred->client_auth) {
+        store.by_user_.emplace(cred->username, std::move(kept));
+        continue;
+      }
     const std::string salt = auth::random_bytes(16);  // one for all of this user's passwords
     static_cast<StagedPassword&>(*cred) = derive(cred->username, std::move(contents.current), salt);
     if (contents.pending) {
@@ -251,9 +269,6 @@ SecretStore SecretStore::load(const std::vector<AuthConfig>& entries) {
                                           std::chrono::file_clock::to_sys(written));
       }
     }
-    if (i == 0) store.default_auth_ = cred->client_auth;
-    if (store.by_user_.contains(cred->username))
-      throw ConfigError(key, "a secret for user \"" + cred->username + "\" is already configured");
     store.by_user_.emplace(cred->username, std::move(cred));
   }
   return store;
@@ -262,6 +277,11 @@ SecretStore SecretStore::load(const std::vector<AuthConfig>& entries) {
 const Credential* SecretStore::find(std::string_view username) const {
   auto it = by_user_.find(std::string(username));
   return it == by_user_.end() ? nullptr : it->second.get();
+}
+
+std::shared_ptr<const Credential> SecretStore::find_shared(std::string_view username) const {
+  auto it = by_user_.find(std::string(username));
+  return it == by_user_.end() ? nullptr : it->second;
 }
 
 std::vector<const Credential*> SecretStore::credentials() const {

@@ -50,9 +50,13 @@ struct Credential : StagedPassword {
   std::optional<StagedPassword> previous;
   SystemTime previous_demoted{};  // when `previous` stopped being current
   // The stage of the last server login that worked, shared by all workers, so later logins go
-  // straight to it. Loading the secrets again makes new credentials: it starts at current.
+  // straight to it. A reload that changes the secret file makes a new credential: it starts
+  // at current again.
   std::shared_ptr<std::atomic<Stage>> server_stage =
       std::make_shared<std::atomic<Stage>>(Stage::kCurrent);
+  // The secret file's text as loaded (it holds the password: never logged). A reload whose file
+  // and auth type are unchanged keeps this very credential: no new verifier, no PBKDF2 work.
+  std::string source;
 
   // Clients may log in with the previous password until `grace` after it was demoted.
   bool accepts_previous(SystemTime now, std::chrono::seconds grace) const;
@@ -70,14 +74,21 @@ struct Credential : StagedPassword {
   std::vector<std::pair<Stage, const StagedPassword*>> server_attempts() const;
 };
 
+// Immutable once loaded: a reload makes a new store, and sessions, logins and pools that began
+// with the old one keep what they hold (credentials are shared).
 class SecretStore {
  public:
-  // Throws ConfigError naming the auth entry when a file is unreadable or malformed.
-  static SecretStore load(const std::vector<AuthConfig>& entries);
+  // Throws ConfigError naming the auth entry when a file is unreadable or malformed. With
+  // `previous` (a reload), unchanged secrets keep their credential.
+  static SecretStore load(const std::vector<AuthConfig>& entries,
+                          const SecretStore* previous = nullptr);
 
   const Credential* find(std::string_view username) const;
+  std::shared_ptr<const Credential> find_shared(std::string_view username) const;
   // Every configured credential, by user name.
   std::vector<const Credential*> credentials() const;
+  // Why secrets the proxy is configured with cannot be had ([[auth]] unavailable_reason).
+  const std::vector<std::string>& unavailable() const { return unavailable_; }
   // A stand-in for unknown users, so a failed login looks the same whether or not the user
   // exists: same exchange, stable per-name salt. Made afresh for each attempt and never kept,
   // so names invented by the thousand grow no memory.
@@ -87,7 +98,8 @@ class SecretStore {
   const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
-  std::unordered_map<std::string, std::unique_ptr<Credential>> by_user_;
+  std::unordered_map<std::string, std::shared_ptr<const Credential>> by_user_;
+  std::vector<std::string> unavailable_;
   std::string decoy_key_;
   AuthType default_auth_ = AuthType::kScramSha256;
   std::vector<std::string> warnings_;

@@ -42,6 +42,14 @@ class ServerBudget {
   // The cap follows the server's max_connections, read at each login.
   void set_cap(size_t cap) { cap_.store(cap); }
   size_t used() const { return used_.load(); }
+  // Bumped by a reload after which open server connections must not be reused (a new target
+  // or init_query); connections remember the one they were opened under.
+  uint64_t generation() const { return generation_.load(std::memory_order_relaxed); }
+  void next_generation() {
+    generation_.fetch_add(1);
+    std::lock_guard lock(defaults_mutex_);
+    defaults_.clear();  // learned from the old server or setup
+  }
   // Unique across workers, for logs.
   uint64_t next_connection_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -80,6 +88,7 @@ class ServerBudget {
   std::atomic<size_t> cap_{1};  // until the first login reads the server's max_connections
   std::atomic<size_t> used_{0};
   std::atomic<uint64_t> next_id_{1};
+  std::atomic<uint64_t> generation_{0};
   std::vector<Member> members_;
   // Per member: its oldest waiter's enqueue time (steady clock ticks), or kNotWaiting.
   std::unique_ptr<std::atomic<int64_t>[]> waiting_since_;

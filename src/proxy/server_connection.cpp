@@ -96,6 +96,7 @@ ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id, M
   applied = std::move(moved.applied);
   statements = std::move(moved.statements);
   server_max_connections = moved.server_max_connections;
+  generation = moved.generation;
   opened = moved.opened;
   if (opened) {
     ctx_.metrics.database_connections.add(1);
@@ -118,6 +119,7 @@ ServerConnection::Moved ServerConnection::move_out() {
   moved.applied = std::move(applied);
   moved.statements = std::move(statements);
   moved.server_max_connections = server_max_connections;
+  moved.generation = generation;
   set_state(ServerState::kClosed);
   return moved;
 }
@@ -148,7 +150,7 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
     outcome.sqlstate = error->sqlstate;
     outcome.message = error->message;
   }
-  ctx_.health->record(classify_login(pool_.credential.username, outcome));
+  ctx_.health->record(classify_login(pool_.credential->username, outcome));
   co_return error;
 }
 
@@ -185,7 +187,7 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
     return std::optional<ServerError>(std::move(e));
   };
 
-  const auto& target = ctx_.config.target;
+  const HostPort target = ctx_.config.target;  // a copy: a reload may change it meanwhile
   boost::system::error_code ec;
   outcome.step = LoginStep::kResolve;
   tcp_resolver resolver(executor);
@@ -195,8 +197,13 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
 
   // During a rotation the database may take another staged password than the current one:
   // each refused password (28P01) costs a new connection, as PostgreSQL closes after it.
-  const Credential& credential = pool_.credential;
+  // Held here: a reload may give the pool a new credential while this login runs.
+  const std::shared_ptr<const Credential> held = pool_.credential;
+  const Credential& credential = *held;
   const auto attempts = credential.server_attempts();
+  // Read together: a reload may change both while this login runs.
+  const TargetTls mode = ctx_.target_tls ? ctx_.config.target_tls : TargetTls::kDisable;
+  ssl::context* const target_tls = ctx_.target_tls;
   for (size_t attempt = 0; attempt < attempts.size(); ++attempt) {
     const auto [stage, password] = attempts[attempt];
     outcome.step = LoginStep::kConnect;
@@ -217,7 +224,6 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
     // The socket is moved into the transport; a next attempt connects it afresh.
     transport_ = std::make_unique<Transport>(*ctx_.poller, std::move(*socket));
 
-    const TargetTls mode = ctx_.config.target_tls;
     if (mode != TargetTls::kDisable) {
       outcome.step = LoginStep::kTls;
       metrics.database_connection_requests_with_tls.add(1);
@@ -234,7 +240,7 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
       if (!inbound_.empty()) co_return fail("the database server sent data before TLS", false);
       if (answer == 'S') {
         try {
-          co_await transport_->start_tls_as_client(*ctx_.target_tls, target.host,
+          co_await transport_->start_tls_as_client(*target_tls, target.host,
                                                    mode == TargetTls::kVerifyFull);
         } catch (const boost::system::system_error& e) {
           co_return fail("TLS handshake with the database server failed: " + e.code().message(),

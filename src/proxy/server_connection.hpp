@@ -59,6 +59,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     std::map<std::string, std::string> parameters;
     Settings applied;
     std::optional<int> server_max_connections;
+    uint64_t generation = 0;
     bool opened = false;  // counted in database_connections (by whichever worker holds it)
   };
   // Takes over a connection another worker moved out (state opening: the pool lends it).
@@ -125,6 +126,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
 
   // Must not be lent again (lost, failed, state unknown): closed when it comes back.
   bool broken = false;
+  // The configuration generation it was opened under (ServerBudget::generation): one from
+  // before a reload that changed the target or init_query is closed instead of reused.
+  uint64_t generation = 0;
   // Logged in: counted in database_connections until destroyed.
   bool opened = false;
   Clock::time_point last_used;

@@ -20,10 +20,10 @@ namespace {
 constexpr auto kHousekeepingPeriod = std::chrono::milliseconds(250);
 constexpr auto kHoldBackCheck = std::chrono::milliseconds(20);
 
-ProxyContext context_for(asio::io_context& io, WorkerShared& shared, size_t index,
-                         Metrics& metrics) {
+ProxyContext context_for(asio::io_context& io, const Config& config, WorkerShared& shared,
+                         size_t index, Metrics& metrics) {
   ProxyContext ctx{
-      io, shared.config, shared.secrets, *shared.client_tls.at(index), shared.target_tls, metrics};
+      io, config, shared.secrets, shared.client_tls.at(index).get(), shared.target_tls, metrics};
   ctx.health = &shared.health;
   ctx.budget = &shared.budget;
   return ctx;
@@ -33,13 +33,14 @@ ProxyContext context_for(asio::io_context& io, WorkerShared& shared, size_t inde
 Worker::Worker(size_t index, WorkerShared& shared)
     : index_(index),
       shared_(shared),
-      ctx_(context_for(io_, shared, index, metrics_)),
+      config_(shared.config),
+      ctx_(context_for(io_, config_, shared, index, metrics_)),
       poller_(io_.get_executor()),
       pools_(ctx_),
       clients_(ctx_, &shared.clients, index, shared.workers),
-      login_gate_(io_.get_executor(), shared.config.max_concurrent_logins, metrics_) {
-  if (!shared.config.admission_file.empty()) {
-    admission_ = std::make_unique<AdmissionFile>(shared.config.admission_file);
+      login_gate_(io_.get_executor(), config_.max_concurrent_logins, metrics_) {
+  if (!config_.admission_file.empty()) {
+    admission_ = std::make_unique<AdmissionFile>(config_.admission_file);
     admission_->load();
   }
   ctx_.poller = &poller_;
@@ -57,11 +58,66 @@ void Worker::add_listener(std::unique_ptr<tcp_acceptor> acceptor, std::string la
 }
 
 void Worker::run() {
+  running_ = true;
   for (size_t i = 0; i < acceptors_.size(); ++i)
     asio::co_spawn(io_, accept_loop(*acceptors_[i], listener_labels_[i]), asio::detached);
   asio::co_spawn(io_, housekeeping(), asio::detached);
-  if (ctx_.config.adaptive_concurrency) asio::co_spawn(io_, hold_back_watch(), asio::detached);
+  start_hold_back_watch();
   io_.run();
+}
+
+void Worker::start_hold_back_watch() {
+  if (!ctx_.config.adaptive_concurrency || hold_back_watch_running_) return;
+  hold_back_watch_running_ = true;
+  asio::co_spawn(io_, hold_back_watch(), asio::detached);
+}
+
+void Worker::apply(WorkerReload reload) {
+  const bool admission_moved = reload.config.admission_file != config_.admission_file;
+  config_ = std::move(reload.config);
+  ctx_.secrets = std::move(reload.secrets);
+  ctx_.client_tls = reload.client_tls;
+  ctx_.target_tls = reload.target_tls;
+  login_gate_.set_capacity(config_.max_concurrent_logins);
+  if (admission_moved) {
+    admission_.reset();
+    if (!config_.admission_file.empty()) {
+      admission_ = std::make_unique<AdmissionFile>(config_.admission_file);
+      admission_->load();
+    }
+  }
+  for (const std::string& label : reload.closed_listeners)
+    for (size_t i = 0; i < acceptors_.size();) {
+      if (listener_labels_[i] != label) {
+        ++i;
+        continue;
+      }
+      boost::system::error_code ignored;
+      acceptors_[i]->close(ignored);  // its accept loop ends; clients taken from it stay
+      closed_acceptors_.push_back(std::move(acceptors_[i]));
+      acceptors_.erase(acceptors_.begin() + static_cast<std::ptrdiff_t>(i));
+      listener_labels_.erase(listener_labels_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+  for (auto& [fd, label] : reload.new_listeners) {
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+    auto acceptor = std::make_unique<tcp_acceptor>(io_);
+    boost::system::error_code ec;
+    acceptor->assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (ec) {
+      spdlog::error("listen {}: {}", label, ec.message());
+      ::close(fd);
+      continue;
+    }
+    if (ctx_.draining) continue;  // closed with the acceptor
+    acceptors_.push_back(std::move(acceptor));
+    listener_labels_.push_back(label);
+    if (running_)
+      asio::co_spawn(io_, accept_loop(*acceptors_.back(), listener_labels_.back()), asio::detached);
+  }
+  pools_.reconfigure();
+  start_hold_back_watch();
 }
 
 void Worker::begin_shutdown(std::chrono::steady_clock::time_point deadline) {
@@ -177,16 +233,16 @@ void Worker::take_client(int fd, const tcp::endpoint& remote, const std::string&
                    asio::detached);
     return;
   }
-  if (clients_.pending_logins() >= shared_.config.max_pending_logins) {
+  if (clients_.pending_logins() >= config_.max_pending_logins) {
     // A login storm, or connections left half-open on purpose: those already logging in and
     // those logged in go on; this one is told to come back.
-    asio::co_spawn(io_,
-                   refuse(as_socket(), "53300",
-                          "too many clients are logging in to the proxy at once (" +
-                              std::to_string(shared_.config.max_pending_logins) +
-                              ", max_pending_logins); try again",
-                          true),
-                   asio::detached);
+    asio::co_spawn(
+        io_,
+        refuse(as_socket(), "53300",
+               "too many clients are logging in to the proxy at once (" +
+                   std::to_string(config_.max_pending_logins) + ", max_pending_logins); try again",
+               true),
+        asio::detached);
     return;
   }
   std::shared_ptr<ClientSession> session;
@@ -246,8 +302,10 @@ awaitable<void> Worker::hold_back_watch() {
   for (;;) {
     timer.expires_after(kHoldBackCheck);
     co_await timer.async_wait(as_tuple_awaitable);
+    if (!ctx_.config.adaptive_concurrency) break;  // a reload turned the limit off
     pools_.release_held_back(std::chrono::steady_clock::now());
   }
+  hold_back_watch_running_ = false;
 }
 
 awaitable<void> Worker::housekeeping() {

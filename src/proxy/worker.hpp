@@ -23,8 +23,8 @@ namespace sluice::proxy {
 
 // What the workers of one proxy share.
 struct WorkerShared {
-  const Config& config;
-  SecretStore& secrets;
+  const Config& config;  // as the proxy started: each worker keeps its own copy
+  std::shared_ptr<const SecretStore> secrets;
   StatementRegistry& statements;
   // One per worker (index by the worker's): each switches its key log during handshakes.
   std::vector<std::unique_ptr<ssl::context>>& client_tls;
@@ -35,6 +35,17 @@ struct WorkerShared {
   size_t workers = 1;
   // The open-file limit (every worker's descriptors count against it).
   size_t descriptor_limit = SIZE_MAX;
+};
+
+// What a reload gives each worker, applied on the worker's own thread between events.
+struct WorkerReload {
+  Config config;
+  std::shared_ptr<const SecretStore> secrets;
+  ssl::context* client_tls = nullptr;  // this worker's
+  ssl::context* target_tls = nullptr;
+  std::vector<std::string> closed_listeners;  // labels of listeners that go
+  // New listening sockets (bound and listening, one per worker per address) with their labels.
+  std::vector<std::pair<int, std::string>> new_listeners;
 };
 
 class Worker {
@@ -59,6 +70,10 @@ class Worker {
   // On this worker's thread: no new clients; idle ones go; the loop ends once all are gone or
   // the drain deadline passed.
   void begin_shutdown(std::chrono::steady_clock::time_point deadline);
+  // On this worker's thread: the new configuration, secrets and TLS contexts for what comes
+  // next; sessions already here carry on. Listeners come and go as the reload says.
+  void apply(WorkerReload reload);
+  const Config& config() const { return config_; }
   // Whether a probe borrow or anything else of the proxy's still needs this worker's pools.
   void set_busy_elsewhere(bool busy) { busy_elsewhere_ = busy; }
 
@@ -76,8 +91,12 @@ class Worker {
   awaitable<void> housekeeping();
   awaitable<void> hold_back_watch();
 
+  void start_listener(tcp_acceptor& acceptor, const std::string& label);
+  void start_hold_back_watch();
+
   const size_t index_;
   WorkerShared& shared_;
+  Config config_;  // this worker's, replaced by apply()
   // One thread runs this io_context and only it touches its sockets, so per-socket reactor
   // locks are pure overhead; posts from other workers stay locked.
   asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
@@ -96,6 +115,10 @@ class Worker {
   std::chrono::steady_clock::time_point shutdown_deadline_{};
   std::vector<std::unique_ptr<tcp_acceptor>> acceptors_;
   std::vector<std::string> listener_labels_;  // each acceptor's, for admission
+  // Listeners a reload closed: kept until the worker ends, as their accept loops hold them.
+  std::vector<std::unique_ptr<tcp_acceptor>> closed_acceptors_;
+  bool running_ = false;
+  bool hold_back_watch_running_ = false;
   std::unique_ptr<AdmissionFile> admission_;  // null: every source is admitted
   bool busy_elsewhere_ = false;
 };

@@ -6,8 +6,9 @@ Both orders a rotation comes in:
 - the plain one: the new password put first (AWSCURRENT, the old one AWSPREVIOUS), ALTER ROLE after.
 
 Clients keep logging in throughout, with whatever password they were last given, and none fails.
-Each step that changes the proxy's secret file tells the proxy (`apply`); the database's backends
-of the role are ended after ALTER ROLE so that the proxy must log in to the server again."""
+Each step that changes the proxy's secret file is followed by SIGHUP (a reload; the logins go on);
+the database's backends of the role are ended after ALTER ROLE (the logins pause for that only) so
+that the proxy must log in to the server again."""
 import json
 import os
 import threading
@@ -127,8 +128,7 @@ def login_works(proxy, user, password):
 
 
 class RotatingProxy:
-    """A proxy whose secret file the test rewrites; `apply` makes the proxy read it again (the
-    proxy is restarted: the logins pause meanwhile)."""
+    """A proxy whose secret file the test rewrites and then reloads with SIGHUP."""
 
     def __init__(self, proxy_factory, role, password, auth_type):
         self.role = role
@@ -136,7 +136,7 @@ class RotatingProxy:
                                    rotation_grace_seconds=GRACE)
         self.secret_file = os.path.join(self.proxy.dir, "secret0.json")
 
-    def write(self, logins, **staged):
+    def write(self, **staged):
         for key in ("current", "pending", "previous"):
             if staged.get(key):
                 self.proxy.passwords.append(staged[key])  # the leak check looks for them too
@@ -146,10 +146,8 @@ class RotatingProxy:
             f.write(text)
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.secret_file)
-        logins.pause()
-        assert self.proxy.stop() == 0
-        self.proxy.start()
-        logins.resume()
+        outcome = self.proxy.reload()
+        assert "reloaded" in outcome and "1 secret" in outcome, outcome
 
     def renew_server_connections(self, logins):
         logins.pause()
@@ -181,7 +179,7 @@ def test_secrets_manager_order(proxy_factory, role_factory, pg, auth_type):
         logins.run_for(5)
         # createSecret: the new password staged AWSPENDING. Clients still use the old one; the
         # pending one is not for clients.
-        rp.write(logins, current=old, pending=new)
+        rp.write(current=old, pending=new)
         logins.run_for(5)
         assert not login_works(rp.proxy, role.name, new)
         # setSecret: the database takes the new password. New server connections find that the
@@ -193,7 +191,7 @@ def test_secrets_manager_order(proxy_factory, role_factory, pg, auth_type):
         harness.wait_for(lambda: "use the password staged AWSPENDING" in rp.proxy.log_text(), 10,
                          what="the proxy to note that AWSPENDING works")
         # finishSecret: AWSCURRENT moves to the new version; the old one becomes AWSPREVIOUS.
-        rp.write(logins, current=new, previous=old)
+        rp.write(current=new, previous=old)
         logins.run_for(5)  # clients that still have the old password, within the grace period
         logins.password = new  # clients that read the secret again
         logins.run_for(5)
@@ -201,7 +199,7 @@ def test_secrets_manager_order(proxy_factory, role_factory, pg, auth_type):
         logins.run_for(5)
         assert login_works(rp.proxy, role.name, old)
         # After the grace period the old password is refused; the new one keeps working.
-        rp.write(logins, current=new, previous=old, demoted=time.time() - GRACE - 1)
+        rp.write(current=new, previous=old, demoted=time.time() - GRACE - 1)
         logins.run_for(5)
         assert not login_works(rp.proxy, role.name, old)
     finally:
@@ -218,7 +216,9 @@ def test_plain_order(proxy_factory, role_factory, pg):
         logins.run_for(5)
         # put-secret-value first: the new password is current before the database has it. Server
         # logins fall back to the previous one; clients may use either.
-        rp.write(logins, current=new, previous=old)
+        rp.write(current=new, previous=old)
+        logins.run_for(5)
+        rp.renew_server_connections(logins)
         logins.run_for(5)
         harness.wait_for(lambda: "use the password staged AWSPREVIOUS" in rp.proxy.log_text(), 10,
                          what="the proxy to note that AWSPREVIOUS works")

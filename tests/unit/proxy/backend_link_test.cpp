@@ -70,20 +70,20 @@ struct Link : ::testing::Test {
     c.adaptive_concurrency = false;
     return c;
   }();
-  SecretStore secrets;
+  std::shared_ptr<const SecretStore> secrets = std::make_shared<SecretStore>();
   ssl::context tls{ssl::context::tls_server};
   Metrics metrics;
   ProxyContext ctx = [this] {
-    ProxyContext c{io, config, secrets, tls, nullptr, metrics};
+    ProxyContext c{io, config, secrets, &tls, nullptr, metrics};
     c.poller = &poller;
     return c;
   }();
   std::vector<tcp_socket> servers;  // the fake servers' ends
   LoopbackConnector connector{io, poller, servers};
   PoolManager pools{ctx, &connector};
-  Credential credential = [] {
-    Credential c;
-    c.username = "app";
+  std::shared_ptr<const Credential> credential = [] {
+    auto c = std::make_shared<Credential>();
+    c->username = "app";
     return c;
   }();
   Pool& pool = pools.pool_for("db", credential);

@@ -34,15 +34,15 @@ struct PoolTest : ::testing::Test {
     c.adaptive_concurrency = false;  // the cap alone: one connection until a server says more
     return c;
   }();
-  SecretStore secrets;
+  std::shared_ptr<const SecretStore> secrets = std::make_shared<SecretStore>();
   ssl::context tls{ssl::context::tls_server};
   Metrics metrics;
-  ProxyContext ctx{io, config, secrets, tls, nullptr, metrics};
+  ProxyContext ctx{io, config, secrets, &tls, nullptr, metrics};
   FakeConnector connector;
   PoolManager pools{ctx, &connector};
-  Credential credential = [] {
-    Credential c;
-    c.username = "app";
+  std::shared_ptr<const Credential> credential = [] {
+    auto c = std::make_shared<Credential>();
+    c->username = "app";
     return c;
   }();
   Pool& pool = pools.pool_for("db", credential);

@@ -234,6 +234,21 @@ TEST(Rotation, ServerLoginsTryCurrentPendingPreviousAndRememberWhatWorked) {
   EXPECT_EQ(load_one(rotation_file()).find("app")->server_stage->load(), Stage::kCurrent);
 }
 
+TEST(Rotation, AReloadKeepsWhatWorkedUnlessTheFileChanged) {
+  TempFile file(rotation_file());
+  AuthConfig entry;
+  entry.secret_file = file.path;
+  const SecretStore first = SecretStore::load({entry});
+  first.find("app")->server_stage->store(Stage::kPending);
+  const SecretStore same = SecretStore::load({entry}, &first);
+  EXPECT_EQ(same.find("app")->server_stage->load(), Stage::kPending) << "the file is unchanged";
+  std::ofstream(file.path) << staged_file(
+      {version(R"(["AWSCURRENT"])", "next"), version(R"(["AWSPREVIOUS"])", "now")});
+  const SecretStore changed = SecretStore::load({entry}, &same);
+  EXPECT_EQ(changed.find("app")->server_stage->load(), Stage::kCurrent) << "new secrets";
+  EXPECT_EQ(changed.find("app")->password, "next");
+}
+
 TEST(Rotation, SamePasswordIsTriedOnce) {
   const SecretStore store = load_one(
       staged_file({version(R"(["AWSCURRENT"])", "same"), version(R"(["AWSPREVIOUS"])", "same")}));

@@ -19,9 +19,10 @@ using Clock = std::chrono::steady_clock;
 using testing::LoopbackConnector;
 
 struct Worker {
-  Worker(const Config& config, SecretStore& secrets, ssl::context& tls, ServerBudget& budget,
-         std::vector<tcp_socket>& servers)
-      : ctx{io, config, secrets, tls, nullptr, metrics}, connector(io, poller, servers) {
+  Worker(const Config& config, std::shared_ptr<const SecretStore> secrets, ssl::context& tls,
+         ServerBudget& budget, std::vector<tcp_socket>& servers)
+      : ctx{io, config, std::move(secrets), &tls, nullptr, metrics},
+        connector(io, poller, servers) {
     ctx.poller = &poller;
     ctx.budget = &budget;
     pools = std::make_unique<PoolManager>(ctx, &connector);
@@ -41,15 +42,15 @@ struct Workers : ::testing::Test {
     c.adaptive_concurrency = false;
     return c;
   }();
-  SecretStore secrets;
+  std::shared_ptr<const SecretStore> secrets = std::make_shared<SecretStore>();
   ssl::context tls{ssl::context::tls_server};
   ServerBudget budget;
   std::vector<tcp_socket> servers;  // the fake server's end of every connection opened
   Worker a{config, secrets, tls, budget, servers};
   Worker b{config, secrets, tls, budget, servers};
-  Credential credential = [] {
-    Credential c;
-    c.username = "app";
+  std::shared_ptr<const Credential> credential = [] {
+    auto c = std::make_shared<Credential>();
+    c->username = "app";
     return c;
   }();
   // The fake servers' sockets belong to the workers' io_contexts: they go first.
