@@ -34,7 +34,7 @@ unit-test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 system-test: build
-	SLUICE_BUILD=$(abspath $(BUILD)) $(PYENV) $(PY) -m pytest -q tests/system
+	SLUICE_BUILD=$(abspath $(BUILD)) $(PYENV) $(PY) -m pytest -q --durations=20 tests/system
 
 # The unit tests and the proxy's data-path system tests against the AddressSanitizer + UBSan
 # build (the control plane's and the function host's system tests run once, above).
@@ -42,7 +42,7 @@ ASAN_SYSTEM_SKIP := --ignore-glob='tests/system/test_cloud_*' --ignore=tests/sys
   --ignore=tests/system/test_functions.py --ignore-glob='tests/system/test_meal_planner*'
 asan-test: build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
-	SLUICE_BUILD=$(abspath $(ASAN_BUILD)) SLUICE_SANITIZED=1 $(PYENV) $(PY) -m pytest -q $(ASAN_SYSTEM_SKIP) tests/system
+	SLUICE_BUILD=$(abspath $(ASAN_BUILD)) SLUICE_SANITIZED=1 $(PYENV) $(PY) -m pytest -q --durations=20 $(ASAN_SYSTEM_SKIP) tests/system
 
 test: deps
 	@$(MAKE) --no-print-directory unit-test system-test asan-test

@@ -43,6 +43,8 @@ struct ProxyRuntime {
   bool debug_logging = false;
   std::string cert_file, key_file;
   std::vector<std::pair<std::string, std::string>> auth;  // (secret file, client auth type)
+  // Secrets the proxy may not have, each with why (the proxy answers logins with it).
+  std::vector<std::string> unavailable;
   std::string target_host;
   int target_port = 5432;
   int max_connections_percent = 100;
@@ -121,17 +123,18 @@ class RdsProxies {
   // Writes proxy.toml and the admission rules and keeps the process running with them; `changed`
   // (the secrets changed) restarts it.
   void run_proxy(ProxyRecord& proxy, const ClusterWriter& writer,
-                 const std::vector<std::pair<std::string, std::string>>& auth, bool changed);
+                 const std::vector<std::pair<std::string, std::string>>& auth,
+                 const std::vector<std::string>& unavailable, bool changed);
   // The proxy's listeners inside the VPC, its own and its endpoints' (their interfaces made on
-  // first need); `inherited` gets their sockets, the proxy's descriptors 3, 4, …
+  // first need): netns:NAME/ADDRESS:5432 listen addresses, opened by the proxy itself.
   struct VpcListener;
   std::vector<VpcListener> vpc_listeners(ProxyRecord& proxy,
-                                         std::vector<ProxyEndpointRecord>& endpoints,
-                                         std::vector<int>& inherited);
-  // Why the proxy's secrets cannot be used (empty: all can); also writes the usable ones.
+                                         std::vector<ProxyEndpointRecord>& endpoints);
+  // Why the proxy's secrets cannot be used (empty: all can), joined, and each in `unavailable`;
+  // also writes the usable ones.
   std::string prepare_secrets(const ProxyRecord& proxy, const std::string& dir,
                               std::vector<std::pair<std::string, std::string>>& auth,
-                              bool& changed);
+                              std::vector<std::string>& unavailable, bool& changed);
   TargetHealthReport health_of(const ProxyRecord& proxy);
   // Probes of a running proxy, at most one of each kind in flight; their results are applied
   // when reconcile() delivers them. What its process reports, at most once a second:

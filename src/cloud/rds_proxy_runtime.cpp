@@ -57,6 +57,8 @@ std::string render_proxy_config(const ProxyRuntime& r) {
   toml::array auth;
   for (const auto& [file, type] : r.auth)
     auth.push_back(toml::table{{"secret_file", file}, {"client_password_auth_type", type}});
+  for (const auto& reason : r.unavailable)
+    auth.push_back(toml::table{{"unavailable_reason", reason}});
   root.insert("auth", auth);
   // TLS to the database without verification, as RDS Proxy does to its targets.
   root.insert("target", toml::table{{"host", r.target_host},
@@ -132,7 +134,7 @@ std::optional<TargetHealthReport> parse_proxy_targets(std::string_view body) {
 
 std::string RdsProxies::prepare_secrets(const ProxyRecord& p, const std::string& dir,
                                         std::vector<std::pair<std::string, std::string>>& auth,
-                                        bool& changed) {
+                                        std::vector<std::string>& unavailable, bool& changed) {
   std::string problems;
   int n = 0;
   for (const auto& entry : p.auth) {
@@ -161,7 +163,10 @@ std::string RdsProxies::prepare_secrets(const ProxyRecord& p, const std::string&
         auth.emplace_back(file, entry.client_password_auth_type);
       }
     }
-    if (!problem.empty()) problems += (problems.empty() ? "" : " ") + problem;
+    if (!problem.empty()) {
+      problems += (problems.empty() ? "" : " ") + problem;
+      unavailable.push_back(problem);
+    }
   }
   return problems;
 }
@@ -170,12 +175,14 @@ void RdsProxies::reconcile_proxy(ProxyRecord& p) {
   const std::string& name = p.name;
   fs::create_directories(dir_of(name));
   std::vector<std::pair<std::string, std::string>> auth;
-  bool changed = false;  // the proxy reads its files once: a change means a restart
-  credential_problems_[name] = prepare_secrets(p, dir_of(name), auth, changed);
+  std::vector<std::string> unavailable;
+  bool changed = false;  // a changed file is reloaded (SIGHUP)
+  credential_problems_[name] = prepare_secrets(p, dir_of(name), auth, unavailable, changed);
   const auto writer = rds_.writer(p.target_group.target_cluster);
-  const bool should_run = !auth.empty() && writer && !writer->instance_id.empty();
+  // A proxy whose secrets cannot be read runs all the same: it answers logins with the cause.
+  const bool should_run = !p.auth.empty() && writer && !writer->instance_id.empty();
   if (should_run) {
-    run_proxy(p, *writer, auth, changed);
+    run_proxy(p, *writer, auth, unavailable, changed);
   } else {
     env_.supervisor.stop("proxy:" + name);
     forget_report(name);
@@ -191,7 +198,7 @@ void RdsProxies::reconcile_proxy(ProxyRecord& p) {
 
 void RdsProxies::run_proxy(ProxyRecord& p, const ClusterWriter& writer,
                            const std::vector<std::pair<std::string, std::string>>& auth,
-                           bool changed) {
+                           const std::vector<std::string>& unavailable, bool changed) {
   const std::string process = "proxy:" + p.name;
   const std::string dir = dir_of(p.name);
   ProxyRuntime runtime;
@@ -201,8 +208,7 @@ void RdsProxies::run_proxy(ProxyRecord& p, const ClusterWriter& writer,
   for (const auto& e : endpoints)
     runtime.listen.push_back(e.address + ":" + std::to_string(kProxyPort));
   const std::vector<std::string> host_listeners = runtime.listen;
-  std::vector<int> inherited;
-  const std::vector<VpcListener> in_vpc = vpc_listeners(p, endpoints, inherited);
+  const std::vector<VpcListener> in_vpc = vpc_listeners(p, endpoints);
   for (const auto& listener : in_vpc) runtime.listen.push_back(listener.label);
   runtime.admission_file = dir + "/admission";
   bool rules_changed = false;  // the proxy re-reads its rules by itself
@@ -213,6 +219,7 @@ void RdsProxies::run_proxy(ProxyRecord& p, const ClusterWriter& writer,
   runtime.debug_logging = p.debug_logging;
   std::tie(runtime.cert_file, runtime.key_file) = rds_.certificate(p.region);
   runtime.auth = auth;
+  runtime.unavailable = unavailable;
   runtime.target_host = writer.address;
   runtime.target_port = writer.port;
   const TargetGroupRecord& g = p.target_group;
@@ -223,35 +230,36 @@ void RdsProxies::run_proxy(ProxyRecord& p, const ClusterWriter& writer,
   runtime.metrics_listen = "127.0.0.1:" + std::to_string(p.metrics_port);
   const std::string config = dir + "/proxy.toml";
   write_if_changed(config, render_proxy_config(runtime), changed);
-  if (changed) {
-    env_.supervisor.stop(process);  // a new configuration: start over with it
-    forget_report(p.name);
-  }
   ProcessSpec spec;
   spec.argv = {env_.proxy_binary, "--config", config};
   spec.log_file = dir + "/proxy.log";
   spec.stop_order = 0;
-  spec.inherit_fds = inherited;
+  // A new configuration or secret is reloaded by the running proxy, as RDS Proxy applies
+  // modifications: its clients keep their connections (new endpoints included: the proxy
+  // opens their listening sockets itself).
+  if (changed) {
+    if (env_.supervisor.signal_if_running(process, spec, SIGHUP))
+      spdlog::info("DB proxy {}: configuration reloaded", p.name);
+    forget_report(p.name);
+  }
   env_.supervisor.ensure(process, spec);
   probe_health(p.name, static_cast<int>(p.metrics_port));
 }
 
 std::vector<RdsProxies::VpcListener> RdsProxies::vpc_listeners(
-    ProxyRecord& p, std::vector<ProxyEndpointRecord>& endpoints, std::vector<int>& inherited) {
-  // In the VPC: a socket on each endpoint's interface address, opened by us in the VPC's
-  // namespace and inherited by the proxy as descriptors 3, 4, …
+    ProxyRecord& p, std::vector<ProxyEndpointRecord>& endpoints) {
+  // In the VPC: the proxy listens on each endpoint's interface address inside the VPC's
+  // namespace (netns:NAME/ADDRESS:5432), opening the sockets itself, so that a new endpoint is
+  // one more listen address for a reload rather than a new process.
   std::vector<VpcListener> listeners;
   if (!env_.vpc_network) return listeners;
-  const auto eni = interface_of(p);
-  inherited.push_back(env_.vpc_network->listener(eni.vpc_id, eni.ip, kProxyPort));
-  listeners.push_back({"fd:3", eni.ip, p.security_groups});
-  for (auto& e : endpoints) {
-    const auto endpoint_eni = interface_of(e);
-    inherited.push_back(
-        env_.vpc_network->listener(endpoint_eni.vpc_id, endpoint_eni.ip, kProxyPort));
+  auto listener = [&](const Ec2::NetworkInterface& eni, const std::vector<std::string>& groups) {
+    const std::string ns = env_.vpc_network->listener_namespace(eni.vpc_id, eni.ip);
     listeners.push_back(
-        {"fd:" + std::to_string(2 + inherited.size()), endpoint_eni.ip, e.security_groups});
-  }
+        {"netns:" + ns + "/" + eni.ip + ":" + std::to_string(kProxyPort), eni.ip, groups});
+  };
+  listener(interface_of(p), p.security_groups);
+  for (auto& e : endpoints) listener(interface_of(e), e.security_groups);
   return listeners;
 }
 

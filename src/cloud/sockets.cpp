@@ -83,33 +83,4 @@ std::optional<std::string> local_http_get(int port, const std::string& path, int
   return response.substr(body + 4);
 }
 
-int listen_in_namespace(const std::string& ns, const std::string& address, int port) {
-  // A socket belongs to the namespace it was made in: step in, make it, step back.
-  const int home = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-  const int target = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
-  if (home < 0 || target < 0 || ::setns(target, CLONE_NEWNET) != 0) {
-    const std::string why = std::strerror(errno);
-    if (home >= 0) ::close(home);
-    if (target >= 0) ::close(target);
-    throw std::runtime_error("cannot enter the namespace " + ns + ": " + why);
-  }
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  const sockaddr_in sa = ipv4(address, port);
-  const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 &&
-                  ::listen(fd, 4096) == 0;
-  const std::string why = ok ? "" : std::strerror(errno);
-  const bool back = ::setns(home, CLONE_NEWNET) == 0;
-  ::close(home);
-  ::close(target);
-  if (!back) throw std::runtime_error("cannot return to sluice serve's own network namespace");
-  if (!ok) {
-    if (fd >= 0) ::close(fd);
-    throw std::runtime_error("cannot listen on " + address + ":" + std::to_string(port) + " in " +
-                             ns + ": " + why);
-  }
-  return fd;
-}
-
 }  // namespace sluice::cloud

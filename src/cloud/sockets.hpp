@@ -24,8 +24,6 @@ bool accepts_connections(const std::string& address, int port, int timeout_ms = 
 // GET http://127.0.0.1:PORT/PATH from one of our own processes; the body of a 200, bounded by
 // `timeout_ms`.
 std::optional<std::string> local_http_get(int port, const std::string& path, int timeout_ms);
-// A TCP socket listening on address:port (port 0: any) inside the network namespace `ns`
-// (a name under /var/run/netns). Throws std::runtime_error.
-int listen_in_namespace(const std::string& ns, const std::string& address, int port);
+// listen_in_namespace() is in common/netns.hpp (sluice-proxy opens such sockets too).
 
 }  // namespace sluice::cloud

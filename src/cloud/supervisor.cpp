@@ -176,6 +176,14 @@ void Supervisor::stop(const std::string& name, std::chrono::milliseconds grace) 
   children_.erase(name);
 }
 
+bool Supervisor::signal_if_running(const std::string& name, const ProcessSpec& spec, int signal) {
+  auto it = children_.find(name);
+  if (it == children_.end() || it->second.status.state != State::kRunning ||
+      !(it->second.spec == spec))
+    return false;
+  return ::kill(it->second.status.pid, signal) == 0;
+}
+
 void Supervisor::forget(const std::string& name) {
   auto it = children_.find(name);
   if (it != children_.end() && it->second.status.state != State::kRunning) children_.erase(it);

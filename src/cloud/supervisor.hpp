@@ -51,6 +51,9 @@ class Supervisor {
   void ensure(const std::string& name, const ProcessSpec& spec);
   // Stops `name` (its stop signal, then SIGKILL after `grace`) and forgets it. Blocks.
   void stop(const std::string& name, std::chrono::milliseconds grace = std::chrono::seconds(15));
+  // Sends `signal` to `name` if it runs with this very spec (SIGHUP: reload its files); false
+  // otherwise (absent, in backoff, or to be restarted with a new spec by ensure()).
+  bool signal_if_running(const std::string& name, const ProcessSpec& spec, int signal);
   // Forgets an exited one-shot.
   void forget(const std::string& name);
   Status status(const std::string& name) const;

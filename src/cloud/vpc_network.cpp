@@ -1,5 +1,7 @@
 #include "cloud/vpc_network.hpp"
 
+#include "common/netns.hpp"
+
 #include "cloud/sockets.hpp"
 
 #include <arpa/inet.h>
@@ -139,6 +141,13 @@ void VpcNetwork::ensure_vpc(const std::string& vpc_id) {
   vpcs_.insert(vpc_id);
 }
 
+std::string VpcNetwork::listener_namespace(const std::string& vpc_id, const std::string& address) {
+  ensure_vpc(vpc_id);
+  if (addresses_.insert(vpc_id + " " + address).second)
+    run_ip_idempotent({"-n", vpc_namespace(vpc_id), "addr", "add", address + "/32", "dev", "lo"});
+  return vpc_namespace(vpc_id);
+}
+
 int VpcNetwork::listener(const std::string& vpc_id, const std::string& address, int port) {
   const std::string key = vpc_id + " " + address + " " + std::to_string(port);
   if (auto it = listeners_.find(key); it != listeners_.end()) return it->second;
@@ -225,6 +234,7 @@ void VpcNetwork::remove_all() {
   for (const auto& eni : interfaces()) remove_interface(eni);
   for (const auto& vpc : vpcs_) delete_namespace(vpc_namespace(vpc));
   vpcs_.clear();
+  addresses_.clear();
 }
 
 }  // namespace sluice::cloud

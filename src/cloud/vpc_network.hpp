@@ -34,6 +34,9 @@ class VpcNetwork {
   // on its loopback, on first use). The descriptor stays ours; children inherit a duplicate.
   int listener(const std::string& vpc_id, const std::string& address, int port);
   void close_listener(const std::string& vpc_id, const std::string& address, int port);
+  // The VPC's namespace, with `address` on its loopback (both made on first use), for a process
+  // that opens its own listening socket there (sluice-proxy's netns:NAME/HOST:PORT).
+  std::string listener_namespace(const std::string& vpc_id, const std::string& address);
   // The interface's namespace, wired to its VPC, with `hosts` as its /etc/hosts.
   void ensure_interface(const Ec2::NetworkInterface& eni, const HostsEntries& hosts);
   void remove_interface(const std::string& eni_id);
@@ -52,6 +55,7 @@ class VpcNetwork {
   std::map<std::string, std::string> interfaces_;  // eni -> its VPC
   std::map<std::string, HostsEntries> hosts_;      // eni -> its hosts file
   std::map<std::string, int> listeners_;           // "vpc address port" -> fd
+  std::set<std::string> addresses_;                // "vpc address" on the VPC's loopback
 };
 
 // Runs `ip ARGS…` (iproute2) and waits; throws std::runtime_error with the command and its

@@ -11,6 +11,7 @@
 
 #include "cloud/sockets.hpp"
 #include "cloud/vpc_network.hpp"
+#include "common/netns.hpp"
 #include "functions/host_state.hpp"
 #include "functions/invocation_log.hpp"
 #include "functions/process.hpp"
@@ -88,9 +89,8 @@ std::string FunctionHost::environment_namespace(const cloud::FunctionRecord& fun
 
 std::string FunctionHost::start_runtime_api(const EnvironmentPtr& env,
                                             const std::string& network_namespace) {
-  const int listener = network_namespace.empty()
-                           ? -1
-                           : cloud::listen_in_namespace(network_namespace, "127.0.0.1", 0);
+  const int listener =
+      network_namespace.empty() ? -1 : listen_in_namespace(network_namespace, "127.0.0.1", 0);
   std::weak_ptr<Environment> weak = env;
   cloud::Handler handler = [this, weak](ApiRequest& request) -> asio::awaitable<ApiResponse> {
     EnvironmentPtr self = weak.lock();

@@ -87,6 +87,20 @@ std::optional<HostPort> parse_listen(const std::string& text) {
     hp.fd = fd;
     return hp;
   }
+  if (text.starts_with("netns:")) {
+    const size_t slash = text.find('/');
+    if (slash == std::string::npos || slash == 6) return std::nullopt;
+    const std::string name = text.substr(6, slash - 6);
+    if (name.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+            std::string::npos ||
+        name.starts_with("."))
+      return std::nullopt;
+    auto hp = parse_host_port(text.substr(slash + 1));
+    if (!hp) return std::nullopt;
+    hp->netns = name;
+    return hp;
+  }
   return parse_host_port(text);
 }
 
@@ -158,7 +172,9 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     }
   } else if (auto text = get<std::string>(root, "", "listen")) {
     auto hp = parse_listen(*text);
-    if (!hp) throw ConfigError("listen", "must be HOST:PORT with a port from 1 to 65535, or fd:N");
+    if (!hp)
+      throw ConfigError(
+          "listen", "must be HOST:PORT with a port from 1 to 65535, fd:N or netns:NAME/HOST:PORT");
     c.listen = *hp;
   }
   c.require_tls = get<bool>(root, "", "require_tls").value_or(c.require_tls);

@@ -20,9 +20,14 @@ struct HostPort {
   // A listening socket inherited from the parent ("fd:N" in `listen`): sluice serve opens it
   // inside a VPC's network namespace.
   int fd = -1;
+  // HOST:PORT inside this network namespace ("netns:NAME/HOST:PORT"): sluice serve's VPCs, so
+  // that a new endpoint there is a reload, not a new process inheriting a new socket.
+  std::string netns = {};
   // As written in the configuration: what admission rules name a listener by.
   std::string label() const {
-    return fd >= 0 ? "fd:" + std::to_string(fd) : host + ":" + std::to_string(port);
+    if (fd >= 0) return "fd:" + std::to_string(fd);
+    const std::string address = host + ":" + std::to_string(port);
+    return netns.empty() ? address : "netns:" + netns + "/" + address;
   }
 };
 
@@ -122,7 +127,8 @@ Config load_config(const std::string& path);
 Config parse_config(const std::string& toml_text, const std::string& base_dir);
 
 std::optional<HostPort> parse_host_port(const std::string& text);
-// A `listen` entry: HOST:PORT, or fd:N (N >= 3) for an inherited listening socket.
+// A `listen` entry: HOST:PORT, fd:N (N >= 3) for an inherited listening socket, or
+// netns:NAME/HOST:PORT (IPv4) inside a named network namespace.
 std::optional<HostPort> parse_listen(const std::string& text);
 
 }  // namespace sluice::proxy

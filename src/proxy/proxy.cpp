@@ -1,6 +1,7 @@
 #include "proxy/proxy.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <map>
 
+#include "common/netns.hpp"
 #include "proxy/logging.hpp"
 #include "proxy/tls.hpp"
 
@@ -73,44 +75,95 @@ Proxy::~Proxy() {
     if (thread.joinable()) thread.join();
 }
 
-void Proxy::listen() {
-  std::vector<HostPort> addresses{config_.listen};
-  addresses.insert(addresses.end(), config_.extra_listen.begin(), config_.extra_listen.end());
-  for (const HostPort& address : addresses) {
-    if (address.fd >= 0) {
-      // Opened by sluice serve in a VPC's namespace; what family it is, it says itself. Every
-      // worker waits on the same socket (a duplicate each): whichever is free takes a client.
-      sockaddr_storage local{};
-      socklen_t length = sizeof local;
-      if (::getsockname(address.fd, reinterpret_cast<sockaddr*>(&local), &length) != 0)
-        throw std::runtime_error("listen " + address.label() + ": not an open socket");
-      for (auto& worker : workers_) {
-        const int fd = worker->index() == 0 ? address.fd : ::dup(address.fd);
-        if (fd < 0) throw std::runtime_error("listen " + address.label() + ": dup failed");
-        auto acceptor = std::make_unique<tcp_acceptor>(worker->io());
-        acceptor->assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
-        acceptor->listen(4096);
-        worker->add_listener(std::move(acceptor), address.label());
+namespace {
+
+// The addresses `config` listens on, by label.
+std::map<std::string, HostPort> listen_addresses(const Config& config) {
+  std::map<std::string, HostPort> addresses{{config.listen.label(), config.listen}};
+  for (const HostPort& address : config.extra_listen) addresses[address.label()] = address;
+  return addresses;
+}
+
+// `count` listening sockets on `address` (SO_REUSEPORT, as listen() binds them), or, for an
+// inherited fd:N, N and count - 1 duplicates. Throws std::runtime_error; nothing stays open then.
+std::vector<int> open_listeners(const HostPort& address, size_t count) {
+  std::vector<int> fds;
+  auto fail = [&](const std::string& why) {
+    for (int fd : fds) ::close(fd);
+    throw std::runtime_error("listen " + address.label() + ": " + why);
+  };
+  if (address.fd >= 0) {
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    if (::getsockname(address.fd, reinterpret_cast<sockaddr*>(&local), &length) != 0)
+      fail("not an open socket");
+    fds.push_back(address.fd);
+    while (fds.size() < count) {
+      const int fd = ::fcntl(address.fd, F_DUPFD_CLOEXEC, 3);
+      if (fd < 0) fail("dup failed");
+      fds.push_back(fd);
+    }
+    for (int fd : fds)
+      if (::listen(fd, 4096) != 0) fail(std::strerror(errno));
+    return fds;
+  }
+  if (!address.netns.empty()) {
+    // Inside a VPC's namespace (sluice serve): the same, made there.
+    int port = address.port;
+    while (fds.size() < count) {
+      try {
+        fds.push_back(listen_in_namespace(address.netns, address.host, port, true));
+      } catch (const std::exception& e) {
+        fail(e.what());
       }
-      continue;
+      sockaddr_in local{};
+      socklen_t length = sizeof local;
+      ::getsockname(fds.back(), reinterpret_cast<sockaddr*>(&local), &length);
+      port = ntohs(local.sin_port);
     }
+    return fds;
+  }
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(address.host, ec);
+  if (ec) fail("not an IP address");
+  tcp::endpoint endpoint(ip, address.port);
+  while (fds.size() < count) {
+    const int fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail(std::strerror(errno));
+    fds.push_back(fd);
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      fail("SO_REUSEPORT refused");
+    if (::bind(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0)
+      fail(std::strerror(errno));
+    if (::listen(fd, 4096) != 0) fail(std::strerror(errno));
+    // A port of 0 is chosen by the first socket and reused by the others.
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+    std::memcpy(endpoint.data(), &local, std::min<size_t>(length, endpoint.capacity()));
+  }
+  return fds;
+}
+
+}  // namespace
+
+void Proxy::listen() {
+  for (const auto& [label, address] : listen_addresses(config_)) {
     // One listening socket per worker on the same address (SO_REUSEPORT): the kernel spreads
-    // new connections over them. A port of 0 is chosen by the first and reused by the others.
-    tcp::endpoint endpoint(asio::ip::make_address(address.host), address.port);
-    for (auto& worker : workers_) {
-      auto acceptor = std::make_unique<tcp_acceptor>(worker->io());
-      acceptor->open(endpoint.protocol());
-      acceptor->set_option(tcp_acceptor::reuse_address(true));
-      const int one = 1;
-      if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        throw std::runtime_error("listen " + address.label() + ": SO_REUSEPORT refused");
-      acceptor->bind(endpoint);
-      acceptor->listen(4096);
-      endpoint = acceptor->local_endpoint();
-      worker->add_listener(std::move(acceptor), address.label());
-    }
-    spdlog::info("{} listening on {}:{} (TLS {}, {} worker{}), target {}:{}", config_.name,
+    // new connections over them. An inherited one (fd:N, opened by sluice serve) is shared:
+    // every worker waits on it (a duplicate each), and whichever is free takes a client.
+    const std::vector<int> fds = open_listeners(address, workers_.size());
+    for (size_t i = 0; i < fds.size(); ++i) workers_[i]->add_listener(fds[i], label);
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    ::getsockname(fds.front(), reinterpret_cast<sockaddr*>(&local), &length);
+    tcp::endpoint endpoint;
+    std::memcpy(endpoint.data(), &local, std::min<size_t>(length, endpoint.capacity()));
+    spdlog::info("{} listening on {}:{}{} (TLS {}, {} worker{}), target {}:{}", config_.name,
                  endpoint.address().to_string(), endpoint.port(),
+                 address.netns.empty() ? "" : " in network namespace " + address.netns,
                  config_.require_tls ? "required" : "optional", workers_.size(),
                  workers_.size() == 1 ? "" : "s", config_.target.host, config_.target.port);
   }
@@ -171,64 +224,6 @@ int Proxy::run() {
   spdlog::info("{} stopped", config_.name);
   return 0;
 }
-
-namespace {
-
-// The addresses `config` listens on, by label.
-std::map<std::string, HostPort> listen_addresses(const Config& config) {
-  std::map<std::string, HostPort> addresses{{config.listen.label(), config.listen}};
-  for (const HostPort& address : config.extra_listen) addresses[address.label()] = address;
-  return addresses;
-}
-
-// `count` listening sockets on `address` (SO_REUSEPORT, as listen() binds them), or, for an
-// inherited fd:N, N and count - 1 duplicates. Throws std::runtime_error; nothing stays open then.
-std::vector<int> open_listeners(const HostPort& address, size_t count) {
-  std::vector<int> fds;
-  auto fail = [&](const std::string& why) {
-    for (int fd : fds) ::close(fd);
-    throw std::runtime_error("listen " + address.label() + ": " + why);
-  };
-  if (address.fd >= 0) {
-    sockaddr_storage local{};
-    socklen_t length = sizeof local;
-    if (::getsockname(address.fd, reinterpret_cast<sockaddr*>(&local), &length) != 0)
-      fail("not an open socket");
-    fds.push_back(address.fd);
-    while (fds.size() < count) {
-      const int fd = ::fcntl(address.fd, F_DUPFD_CLOEXEC, 3);
-      if (fd < 0) fail("dup failed");
-      fds.push_back(fd);
-    }
-    for (int fd : fds)
-      if (::listen(fd, 4096) != 0) fail(std::strerror(errno));
-    return fds;
-  }
-  boost::system::error_code ec;
-  const auto ip = asio::ip::make_address(address.host, ec);
-  if (ec) fail("not an IP address");
-  tcp::endpoint endpoint(ip, address.port);
-  while (fds.size() < count) {
-    const int fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) fail(std::strerror(errno));
-    fds.push_back(fd);
-    const int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-      fail("SO_REUSEPORT refused");
-    if (::bind(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0)
-      fail(std::strerror(errno));
-    if (::listen(fd, 4096) != 0) fail(std::strerror(errno));
-    // A port of 0 is chosen by the first socket and reused by the others.
-    sockaddr_storage local{};
-    socklen_t length = sizeof local;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
-    std::memcpy(endpoint.data(), &local, std::min<size_t>(length, endpoint.capacity()));
-  }
-  return fds;
-}
-
-}  // namespace
 
 void Proxy::reload() {
   if (config_path_.empty()) return;
@@ -336,6 +331,12 @@ void Proxy::reload() {
       spdlog::error("reload: metrics endpoint: {}", e.what());
     }
   }
+  if (secrets_changed > 0 || new_servers) {
+    // New secrets or another server: the probe logs in afresh now (warm connections would
+    // pass whatever the secret says), so target health tells at once whether they work.
+    verify_logins_ = true;
+    if (probe_running_) probe_timer_->cancel();
+  }
   if (config_.health_check_interval > 0 && !probe_running_ && !workers_[0]->context().draining) {
     probe_running_ = true;
     asio::co_spawn(workers_[0]->io(), probe_target(), asio::detached);
@@ -369,10 +370,11 @@ awaitable<void> Proxy::probe_target() {
   while (!draining && config_.health_check_interval > 0) {
     const auto interval = std::chrono::seconds(config_.health_check_interval);
     const std::shared_ptr<const SecretStore> secrets = secrets_;  // a reload may replace it
+    const bool verify = std::exchange(verify_logins_, false);
     for (const Credential* credential : secrets->credentials()) {
       if (draining) break;
       Pool& pool = pools.pool_for(kProbeDatabase, secrets->find_shared(credential->username));
-      const bool fresh = health_.status().state != TargetState::kAvailable;
+      const bool fresh = health_.status().state != TargetState::kAvailable || verify;
       if ((fresh || pool.idle.empty()) && budget_.used() >= budget_.cap()) continue;
       worker.set_busy_elsewhere(true);
       auto borrowed =
@@ -389,6 +391,7 @@ awaitable<void> Proxy::probe_target() {
           reason == TargetHealthReason::kConnectionFailed)
         break;
     }
+    if (verify_logins_) continue;  // a reload during this round: verify its secrets now
     probe_timer_->expires_after(interval);
     co_await probe_timer_->async_wait(as_tuple_awaitable);
   }

@@ -48,6 +48,7 @@ class Proxy {
   std::vector<std::unique_ptr<ssl::context>> retired_tls_;
   std::vector<std::unique_ptr<MetricsServer>> retired_metrics_servers_;
   bool probe_running_ = false;
+  bool verify_logins_ = false;  // the probe's next round logs in afresh (after a reload)
   TargetHealth health_;
   StatementRegistry statements_;
   ServerBudget budget_;

@@ -57,6 +57,24 @@ void Worker::add_listener(std::unique_ptr<tcp_acceptor> acceptor, std::string la
   listener_labels_.push_back(std::move(label));
 }
 
+void Worker::add_listener(int fd, std::string label) {
+  sockaddr_storage local{};
+  socklen_t length = sizeof local;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+  auto acceptor = std::make_unique<tcp_acceptor>(io_);
+  boost::system::error_code ec;
+  acceptor->assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) {
+    spdlog::error("listen {}: {}", label, ec.message());
+    ::close(fd);
+    return;
+  }
+  acceptors_.push_back(std::move(acceptor));
+  listener_labels_.push_back(std::move(label));
+  if (running_)
+    asio::co_spawn(io_, accept_loop(*acceptors_.back(), listener_labels_.back()), asio::detached);
+}
+
 void Worker::run() {
   running_ = true;
   for (size_t i = 0; i < acceptors_.size(); ++i)
@@ -99,22 +117,11 @@ void Worker::apply(WorkerReload reload) {
       listener_labels_.erase(listener_labels_.begin() + static_cast<std::ptrdiff_t>(i));
     }
   for (auto& [fd, label] : reload.new_listeners) {
-    sockaddr_storage local{};
-    socklen_t length = sizeof local;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
-    auto acceptor = std::make_unique<tcp_acceptor>(io_);
-    boost::system::error_code ec;
-    acceptor->assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
-    if (ec) {
-      spdlog::error("listen {}: {}", label, ec.message());
+    if (ctx_.draining) {
       ::close(fd);
       continue;
     }
-    if (ctx_.draining) continue;  // closed with the acceptor
-    acceptors_.push_back(std::move(acceptor));
-    listener_labels_.push_back(label);
-    if (running_)
-      asio::co_spawn(io_, accept_loop(*acceptors_.back(), listener_labels_.back()), asio::detached);
+    add_listener(fd, std::move(label));
   }
   pools_.reconfigure();
   start_hold_back_watch();

@@ -65,6 +65,9 @@ class Worker {
   // Takes a listening socket (already bound and listening) for one of the proxy's addresses;
   // `label` names the listener for admission.
   void add_listener(std::unique_ptr<tcp_acceptor> acceptor, std::string label);
+  // The same from a listening descriptor (taken over; closed if it cannot be used). On this
+  // worker's thread once it runs.
+  void add_listener(int fd, std::string label);
   // Runs the event loop until the worker has drained after begin_shutdown().
   void run();
   // On this worker's thread: no new clients; idle ones go; the loop ends once all are gone or

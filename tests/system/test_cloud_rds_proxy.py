@@ -319,3 +319,52 @@ def test_the_api_answers_while_a_proxys_health_probe_hangs(serve):
     finally:
         os.kill(pid, signal.SIGCONT)
     wait_target(serve, "AVAILABLE")
+
+
+def test_modifications_are_reloaded_and_clients_keep_their_sessions(serve):
+    """modify-db-proxy, modify-db-proxy-target-group, create-db-proxy-endpoint and a role that
+    loses its secret: the same sluice-proxy process applies each (SIGHUP), a client connected
+    throughout keeps its session, and a login without credentials is told why."""
+    import psycopg
+    s = stack(serve)
+    create_proxy(serve, s)
+    serve.aws("rds", "register-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy",
+              "--db-cluster-identifiers", "meal-planner-db")
+    wait_target(serve, "AVAILABLE")
+    ca = ca_bundle_file(serve)
+    proxy = wait_proxy_available(serve)
+    pid = proxy_pid(serve)
+    conn = psycopg.connect(harness.conninfo(host=proxy["Endpoint"], port=5432, user="app", dbname="meals",
+                                            sslmode="verify-full", sslrootcert=ca, password=DB_PASSWORD,
+                                            connect_timeout=10), autocommit=True)
+    log = os.path.join(serve.home, "proxies", "meal-planner-proxy", "proxy.log")
+
+    def reloads():
+        with open(log) as f:
+            return f.read().count("reloaded ")
+
+    serve.aws("rds", "modify-db-proxy", "--db-proxy-name", "meal-planner-proxy", "--idle-client-timeout", "900")
+    harness.wait_for(lambda: reloads() >= 1, 20, 0.2, "the proxy to reload")
+    serve.aws("rds", "modify-db-proxy-target-group", "--db-proxy-name", "meal-planner-proxy",
+              "--target-group-name", "default", "--connection-pool-config",
+              "MaxConnectionsPercent=50,MaxIdleConnectionsPercent=20,InitQuery=SET statement_timeout = 4321")
+    harness.wait_for(lambda: conn.execute("SHOW statement_timeout").fetchone()[0] == "4321ms", 20, 0.2,
+                     "the new init query on the client's next statement")
+    endpoint = serve.aws("rds", "create-db-proxy-endpoint", "--db-proxy-name", "meal-planner-proxy",
+                         "--db-proxy-endpoint-name", "writer", "--vpc-subnet-ids", *s["subnets"],
+                         "--target-role", "READ_WRITE")["DBProxyEndpoint"]
+    harness.wait_for(lambda: through(endpoint["Endpoint"], ca, check=False).returncode == 0, 20, 0.3,
+                     "the new endpoint")
+    assert proxy_pid(serve) == pid, "a modification restarted the proxy"
+    assert conn.execute("select 1").fetchone()[0] == 1
+
+    serve.aws("iam", "delete-role-policy", "--role-name", "rds-proxy-role-meal-planner", "--policy-name",
+              "read-secret")
+    wait_target(serve, "UNAVAILABLE", "AUTH_FAILURE")
+    refused = harness.wait_for(
+        lambda: (lambda r: r if "no credentials for the role" in r.stderr else None)(
+            through(proxy["Endpoint"], ca, check=False)), 20, 0.3, "logins to be told the cause")
+    assert refused.returncode != 0 and "secretsmanager:GetSecretValue" in refused.stderr, refused.stderr
+    assert proxy_pid(serve) == pid
+    assert conn.execute("select 2").fetchone()[0] == 2  # logged in before: carries on
+    conn.close()

@@ -185,3 +185,42 @@ def test_bad_configuration_is_refused_and_the_old_one_stays(proxy_factory, app):
     assert "workers changes only at a restart" in proxy.log_text()
     with proxy.connect(app.app_user, app.app_password) as conn:
         assert _one(conn, "select 1") == 1
+
+
+def test_every_other_key_reloads_with_clients_kept(proxy_factory, app):
+    """The remaining reloadable keys at once: each is named in the reload's log line, and the
+    ones with an outside view take effect (the metrics endpoint moves, admission closes the
+    listener to new clients, a new target replaces the server connection under an idle
+    session), while that session carries on."""
+    proxy = proxy_factory(workers=2)
+    kept = proxy.connect(app.app_user, app.app_password)
+    pid_before = _one(kept, "select pg_backend_pid()")
+    admission = os.path.join(proxy.dir, "admission")
+    with open(admission, "w") as f:
+        f.write("# nobody\n")
+    metrics_port = harness.free_port()
+    line = proxy.reload(
+        idle_client_timeout=1700, login_timeout=20, max_pending_logins=4000,
+        max_concurrent_logins=50, auth_failure_delay=10, max_message_size=32 * 1024 * 1024,
+        target={"host": "localhost", "health_check_interval": 1},
+        connection_pool={"connection_borrow_timeout": 60, "idle_connection_seconds": 200,
+                         "max_prepared_statements": 100, "adaptive_concurrency": False},
+        metrics={"listen": f"127.0.0.1:{metrics_port}"}, admission={"file": admission})
+    for key in ("idle_client_timeout", "login_timeout", "max_pending_logins",
+                "max_concurrent_logins", "auth_failure_delay", "max_message_size", "target.host",
+                "target.health_check_interval", "connection_pool.connection_borrow_timeout",
+                "connection_pool.idle_connection_seconds",
+                "connection_pool.max_prepared_statements",
+                "connection_pool.adaptive_concurrency", "metrics.listen", "admission.file"):
+        assert key in line, (key, line)
+    old_metrics, proxy.metrics_port = proxy.metrics_port, metrics_port
+    harness.wait_for(lambda: proxy.metrics().get("sluice_client_connections") >= 1, 10,
+                     what="metrics on the new address")
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", old_metrics), timeout=5).close()
+    # Admission: the listener admits nobody now; the proxy closes new clients unanswered.
+    assert "server closed the connection" in _login_error(proxy, app.app_user, app.app_password)
+    # The session's next statement runs on a server connection of the new target.
+    assert _one(kept, "select pg_backend_pid()") != pid_before
+    assert _one(kept, "select 7") == 7
+    kept.close()
