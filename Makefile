@@ -59,6 +59,7 @@ bench: deps
 	@$(PYENV) $(PY) bench/storm.py --build $(abspath $(BUILD))
 	@$(PYENV) $(PY) bench/contention.py --build $(abspath $(BUILD))
 	@$(PYENV) $(PY) bench/restart.py --build $(abspath $(BUILD))
+	@$(PYENV) $(PY) bench/failover.py --build $(abspath $(BUILD))
 
 # libFuzzer (clang): each target in fuzz/ for FUZZ_SECONDS from its seed corpus in fuzz/corpus.
 fuzz: deps

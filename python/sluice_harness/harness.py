@@ -313,6 +313,7 @@ class PostgresServer:
         with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
             f.write("# TYPE DATABASE USER ADDRESS METHOD\n"
                     "local all postgres trust\n"
+                    "local replication postgres trust\n"  # pg_basebackup for StandbyServer
                     "host all app_md5 127.0.0.1/32 md5\n"
                     "host all all 127.0.0.1/32 scram-sha-256\n")
         chown_tree_to_postgres(self.tmp)
@@ -369,6 +370,12 @@ class PostgresServer:
 
     def log_tail(self, n: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-n:])
+
+    def promote(self) -> None:
+        """Ends recovery (a standby becomes a primary); returns once it accepts writes."""
+        r = self._pg_ctl("-w", "-t", "60", "promote", check=False)
+        if r.returncode != 0:
+            raise RuntimeError(f"pg_ctl promote failed:\n{r.stdout}\n{self.log_tail()}")
 
     # -- client helpers
     @property
@@ -571,6 +578,30 @@ class Metrics:
         if not found:
             raise KeyError(f"metric {name}{labels or ''} not found")
         return sum(found)
+
+
+class StandbyServer(PostgresServer):
+    """A hot standby of `primary`, streaming from it: pg_basebackup -R of the running primary
+    (over its Unix socket, as postgres), then its own port and socket directory. The roles,
+    databases and TLS files are the primary's; promote() makes it a primary."""
+
+    def __init__(self, primary: PostgresServer):
+        super().__init__(max_connections=primary.max_connections)
+        self.primary = primary
+
+    def init(self) -> "StandbyServer":
+        uid, gid = postgres_uid_gid()
+        os.chown(self.tmp, uid, gid)
+        run_as_postgres([f"{PG_BIN}/pg_basebackup", "-D", self.data, "-h", self.primary.sockdir,
+                         "-p", str(self.primary.port), "-U", PG_USER, "-R", "-X", "stream",
+                         "-c", "fast", "--no-sync"])
+        self.certs = self.primary.certs
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write(f"\n# sluice test harness: standby\nport = {self.port}\n"
+                    f"unix_socket_directories = '{self.sockdir}'\nhot_standby = on\n")
+        chown_tree_to_postgres(self.tmp)
+        self._initialised = True
+        return self
 
 
 class Proxy:

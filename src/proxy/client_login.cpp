@@ -2,12 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
 #include "auth/crypto.hpp"
 #include "auth/md5.hpp"
 #include "auth/scram.hpp"
+#include "proxy/admin_console.hpp"
 #include "proxy/client_registry.hpp"
 #include "proxy/login_gate.hpp"
 #include "proxy/pool.hpp"
@@ -69,9 +71,11 @@ awaitable<std::optional<LoginResult>> ClientLogin::run() {
   std::optional<Credential> decoy;
   if (!result.credential) decoy = secrets->decoy(result.user);
   const Credential& credential = result.credential ? *result.credential : *decoy;
-  if (!co_await authenticate(credential, result.credential != nullptr, result.user) ||
-      !co_await finish(result))
+  if (!co_await authenticate(credential, result.credential != nullptr, result.user))
     co_return std::nullopt;
+  const bool ready =
+      result.database == kAdminDatabase ? co_await enter_console(result) : co_await finish(result);
+  if (!ready) co_return std::nullopt;
   co_return result;
 }
 
@@ -257,6 +261,26 @@ awaitable<bool> ClientLogin::finish(LoginResult& result) {
     parameters = &learned;
   }
   for (const auto& [name, value] : *parameters)
+    pgwire::write_parameter_status(to_client_, name, value);
+  pgwire::write_backend_key_data(to_client_, cancel_pid_, cancel_key_);
+  pgwire::write_ready_for_query(to_client_, 'I');
+  co_return co_await flush();
+}
+
+awaitable<bool> ClientLogin::enter_console(LoginResult& result) {
+  const auto& admins = ctx_.config.admin_users;
+  if (!ctx_.admin || std::find(admins.begin(), admins.end(), result.user) == admins.end()) {
+    co_await flush();
+    co_return co_await send_fatal(
+        "28000", "user \"" + result.user +
+                     "\" may not use the admin console: database \"sluice\" is for the users "
+                     "listed in admin_users");
+  }
+  pgwire::write_auth_ok(to_client_);
+  result.admin = true;
+  // Listed in SHOW POOLS as PgBouncer lists its console; never given a server connection.
+  result.pool = &ctx_.pools->pool_for(std::string(kAdminDatabase), result.credential);
+  for (const auto& [name, value] : admin_console_parameters(result.settings.wanted))
     pgwire::write_parameter_status(to_client_, name, value);
   pgwire::write_backend_key_data(to_client_, cancel_pid_, cancel_key_);
   pgwire::write_ready_for_query(to_client_, 'I');

@@ -29,6 +29,7 @@ struct LoginResult {
   ClientSettings settings;
   Pool* pool = nullptr;
   std::shared_ptr<const Credential> credential;  // the user's, from the secrets of the login
+  bool admin = false;  // the admin console (database "sluice"): no server connection
 };
 
 // Sends a FATAL ErrorResponse (the caller closes the connection). Always false, for
@@ -72,6 +73,8 @@ class ClientLogin {
   // AuthenticationOk, the server's parameters for these settings, BackendKeyData and
   // ReadyForQuery.
   awaitable<bool> finish(LoginResult& result);
+  // The same for the admin console, if the user is one of admin_users (else a FATAL).
+  awaitable<bool> enter_console(LoginResult& result);
   // What the server reports for these settings, if the pool knows already.
   const std::map<std::string, std::string>* known_parameters(const Settings& settings,
                                                              Pool& pool) const;

@@ -57,6 +57,12 @@ class ClientRegistry {
 
   // Closes clients idle longer than idle_client_timeout, and logins that stall.
   void sweep(std::chrono::steady_clock::time_point now);
+  // Every session of this worker (the admin console's SHOW CLIENTS).
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& [pid, session] : sessions_) f(*session);
+  }
+
   // Shutdown: closes every client not inside a transaction or request.
   void close_idle_for_shutdown();
   void close_all_for_shutdown();

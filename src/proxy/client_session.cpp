@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "auth/crypto.hpp"
+#include "proxy/admin_hub.hpp"
 #include "proxy/client_login.hpp"
 #include "proxy/client_registry.hpp"
 #include "proxy/pool.hpp"
@@ -64,9 +65,13 @@ awaitable<void> ClientSession::run() {
     ctx_.clients->note_logged_in();
     ctx_.metrics.client_connections.add(1);
     ctx_.metrics.client_connections_setup_succeeded.add(1);
-    // Not co_awaited inside the condition: GCC 12 destroys such a temporary twice.
-    const Relayed relayed = co_await relay();
-    if (relayed == Relayed::kParked) co_return;
+    if (result->admin) {
+      co_await serve_admin_console(*ctx_.admin, client_, active_->inbound, last_activity_);
+    } else {
+      // Not co_awaited inside the condition: GCC 12 destroys such a temporary twice.
+      const Relayed relayed = co_await relay();
+      if (relayed == Relayed::kParked) co_return;
+    }
   }
   co_await leave();
 }
@@ -235,6 +240,7 @@ ClientSession::Step ClientSession::violation(std::string what) {
 void ClientSession::count_query() {
   auto& m = ctx_.metrics;
   m.query_requests.add(1);
+  ++pool_->stats.queries;
   (client_.tls() ? m.query_requests_tls : m.query_requests_no_tls).add(1);
   active_->link.note_request(last_activity_);  // when these bytes arrived
 }
@@ -373,9 +379,13 @@ awaitable<void> ClientSession::attach(ServerLease lease) {
   } else {
     // From when the request arrived (microseconds earlier): one clock read less per borrow.
     const auto start = last_activity_;
+    active_->borrowing_since = start;
     auto borrowed = co_await ctx_.pools->acquire(
         *pool_, start + std::chrono::seconds(ctx_.config.connection_borrow_timeout));
-    ctx_.metrics.database_connections_borrow_latency.observe(micros_since(start));
+    active_->borrowing_since = {};
+    const uint64_t waited = micros_since(start);
+    ctx_.metrics.database_connections_borrow_latency.observe(waited);
+    pool_->stats.wait_us += waited;
     if (!borrowed.lease) {
       reply_error(*borrowed.error);
       co_return;

@@ -76,6 +76,20 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   void drop_if_parked();
   uint32_t cancel_key() const { return cancel_key_; }
 
+  // What the admin console shows of a logged-in session.
+  const Pool* pool() const { return pool_; }
+  const Transport& transport() const { return client_; }
+  Clock::time_point connected_at() const { return login_clock_.started; }
+  const ClientSettings& settings() const { return settings_; }
+  ServerConnection* held_server() const {
+    return active_ && active_->link.attached() ? &active_->link.server() : nullptr;
+  }
+  // Since when it waits to borrow a server connection, if it does.
+  std::optional<Clock::time_point> borrowing_since() const {
+    if (!active_ || active_->borrowing_since == Clock::time_point{}) return std::nullopt;
+    return active_->borrowing_since;
+  }
+
  private:
   // The relay, until the client leaves (then the session's cleanup) or the session parks.
   awaitable<void> serve();
@@ -155,6 +169,8 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
       size_t unread = 0;       // bytes still to come of the message being streamed
       bool passed_on = false;  // they go to the server (else they are dropped)
     } streaming;
+    // Waiting for a server connection since then (the admin console's cl_waiting); zero: not.
+    Clock::time_point borrowing_since{};
   };
 
   ProxyContext& ctx_;

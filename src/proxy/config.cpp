@@ -149,7 +149,8 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
               "target",
               "connection_pool",
               "metrics",
-              "admission"});
+              "admission",
+              "admin_users"});
   Config c;
   if (auto v = get<std::string>(root, "", "name")) {
     if (v->empty() || v->size() > 63) throw ConfigError("name", "must be 1 to 63 characters");
@@ -222,6 +223,19 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
                         "cert_file and key_file go together");
   }
 
+  if (const toml::node* admins = root.get("admin_users")) {
+    const toml::array* names = admins->as_array();
+    if (!names || names->size() > 200)
+      throw ConfigError("admin_users", "must be an array of up to 200 user names");
+    for (size_t i = 0; i < names->size(); ++i) {
+      const auto* name = names->get(i)->as_string();
+      if (!name || name->get().empty() || name->get().size() > 63)
+        throw ConfigError("admin_users[" + std::to_string(i) + "]",
+                          "must be a user name of 1 to 63 characters");
+      c.admin_users.push_back(name->get());
+    }
+  }
+
   const toml::node* auth = root.get("auth");
   if (!auth)
     throw ConfigError("auth", "at least one [[auth]] entry with a secret_file is required");
@@ -259,10 +273,40 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
 
   const toml::table* target = get_table(root, "target");
   if (!target) throw ConfigError("target", "the [target] table is required");
-  check_keys(*target, "target.", {"host", "port", "tls", "ca_file", "health_check_interval"});
-  c.target.host = get<std::string>(*target, "target.", "host").value_or("127.0.0.1");
-  if (c.target.host.empty()) throw ConfigError("target.host", "must not be empty");
-  c.target.port = static_cast<uint16_t>(get_range(*target, "target.", "port", 1, 65535, 5432));
+  check_keys(*target, "target.",
+             {"host", "port", "hosts", "tls", "ca_file", "health_check_interval", "tcp_keepalive",
+              "tcp_keepalive_idle", "tcp_keepalive_interval", "tcp_keepalive_count"});
+  if (const toml::node* hosts = target->get("hosts")) {
+    if (target->get("host") || target->get("port"))
+      throw ConfigError("target.hosts", "is an alternative to target.host and target.port");
+    const toml::array* list = hosts->as_array();
+    if (!list || list->empty() || list->size() > 16)
+      throw ConfigError("target.hosts", "must be an array of 1 to 16 \"HOST:PORT\" strings");
+    for (size_t i = 0; i < list->size(); ++i) {
+      const auto* text = list->get(i)->as_string();
+      auto hp = text ? parse_host_port(text->get()) : std::nullopt;
+      const std::string key = "target.hosts[" + std::to_string(i) + "]";
+      if (!hp || hp->host.empty())
+        throw ConfigError(key, "must be HOST:PORT with a port from 1 to 65535");
+      for (const HostPort& seen : c.target_hosts)
+        if (seen.host == hp->host && seen.port == hp->port)
+          throw ConfigError(key, "names " + hp->label() + " twice");
+      c.target_hosts.push_back(*hp);
+    }
+    c.target = c.target_hosts.front();
+  } else {
+    c.target.host = get<std::string>(*target, "target.", "host").value_or("127.0.0.1");
+    if (c.target.host.empty()) throw ConfigError("target.host", "must not be empty");
+    c.target.port = static_cast<uint16_t>(get_range(*target, "target.", "port", 1, 65535, 5432));
+  }
+  c.target_keepalive.enabled =
+      get<bool>(*target, "target.", "tcp_keepalive").value_or(c.target_keepalive.enabled);
+  c.target_keepalive.idle =
+      get_range(*target, "target.", "tcp_keepalive_idle", 1, 7200, c.target_keepalive.idle);
+  c.target_keepalive.interval =
+      get_range(*target, "target.", "tcp_keepalive_interval", 1, 600, c.target_keepalive.interval);
+  c.target_keepalive.count =
+      get_range(*target, "target.", "tcp_keepalive_count", 1, 127, c.target_keepalive.count);
   auto tls = get<std::string>(*target, "target.", "tls").value_or("prefer");
   if (tls == "disable")
     c.target_tls = TargetTls::kDisable;
@@ -283,7 +327,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     check_keys(*pool, p,
                {"max_connections_percent", "max_idle_connections_percent",
                 "connection_borrow_timeout", "init_query", "idle_connection_seconds",
-                "max_prepared_statements", "adaptive_concurrency"});
+                "max_prepared_statements", "adaptive_concurrency", "server_lifetime"});
     c.max_connections_percent = get_range(*pool, p, "max_connections_percent", 1, 100, 100);
     // RDS Proxy's default: half of MaxConnectionsPercent.
     c.max_idle_connections_percent =
@@ -294,6 +338,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
     c.idle_connection_seconds = get_range(*pool, p, "idle_connection_seconds", 1, 86400, 300);
     c.max_prepared_statements = get_range(*pool, p, "max_prepared_statements", 0, 100000, 200);
     c.adaptive_concurrency = get<bool>(*pool, p, "adaptive_concurrency").value_or(true);
+    c.server_lifetime = get_range(*pool, p, "server_lifetime", 0, 604800, c.server_lifetime);
   } else {
     c.max_idle_connections_percent = 50;
   }
@@ -347,6 +392,9 @@ std::vector<std::string> changed_keys(const Config& before, const Config& after)
   check("auth", before.auth, after.auth);
   check("target.host", before.target.host, after.target.host);
   check("target.port", before.target.port, after.target.port);
+  check("target.hosts", before.target_hosts, after.target_hosts);
+  check("target.tcp_keepalive", before.target_keepalive, after.target_keepalive);
+  check("connection_pool.server_lifetime", before.server_lifetime, after.server_lifetime);
   check("target.tls", before.target_tls, after.target_tls);
   check("target.ca_file", before.target_ca_file, after.target_ca_file);
   check("target.health_check_interval", before.health_check_interval, after.health_check_interval);
@@ -365,6 +413,7 @@ std::vector<std::string> changed_keys(const Config& before, const Config& after)
         after.adaptive_concurrency);
   check("metrics.listen", before.metrics_listen, after.metrics_listen);
   check("admission.file", before.admission_file, after.admission_file);
+  check("admin_users", before.admin_users, after.admin_users);
   return keys;
 }
 

@@ -31,12 +31,22 @@ struct HostPort {
   }
 };
 
+// Keepalive probes on a TCP socket (setsockopt SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT): a peer
+// that stopped answering is declared dead after idle + interval * count seconds.
+struct TcpKeepalive {
+  bool operator==(const TcpKeepalive&) const = default;
+  bool enabled = true;
+  uint32_t idle = 30;      // seconds without traffic before the first probe
+  uint32_t interval = 10;  // seconds between unanswered probes
+  uint32_t count = 3;      // unanswered probes before the connection is dropped
+};
+
 struct AuthConfig {
   bool operator==(const AuthConfig&) const = default;
   std::string secret_file;
-  // Set instead of secret_file: the secret cannot be had, and this says why (never a secret).
-  std::string unavailable_reason;
   AuthType client_password_auth_type = AuthType::kScramSha256;
+  // Set instead of secret_file: the secret cannot be had, and this says why (never a secret).
+  std::string unavailable_reason = {};
 };
 
 // One worker per core (what `workers` defaults to).
@@ -83,8 +93,22 @@ struct Config {
   // During a rotation, clients may still log in with a secret's AWSPREVIOUS password for this
   // many seconds after it stopped being AWSCURRENT (0..86400).
   uint32_t rotation_grace_seconds = 300;
+  // Users who may open the admin console (database "sluice": SHOW, PAUSE, RESUME, RELOAD,
+  // SHUTDOWN). Each logs in with its [[auth]] secret like any client.
+  std::vector<std::string> admin_users;
 
   HostPort target{"127.0.0.1", 5432};
+  // [target] hosts: the servers of one primary/standby cluster (target is the first). Read-write
+  // traffic goes to whichever is the primary; a standby's connections are never lent. Empty:
+  // `target` alone, whatever its role.
+  std::vector<HostPort> target_hosts;
+  // Every server the proxy may log in to: target_hosts, or `target` alone.
+  std::vector<HostPort> servers() const {
+    return target_hosts.empty() ? std::vector<HostPort>{target} : target_hosts;
+  }
+  // TCP keepalives on server connections, so a server that vanished (power loss, network
+  // partition) is noticed while the connection is idle or waits for a reply.
+  TcpKeepalive target_keepalive;
   TargetTls target_tls = TargetTls::kPrefer;
   std::string target_ca_file;
   // Seconds between active health probes of the target (a login per configured user);
@@ -96,6 +120,9 @@ struct Config {
   uint32_t connection_borrow_timeout = 120;  // seconds
   std::string init_query;
   uint32_t idle_connection_seconds = 300;  // RDS Proxy: idle after 5 minutes without use
+  // Seconds a server connection may live (PgBouncer's server_lifetime): an older one is closed
+  // when it is idle, never while lent. 0: unlimited.
+  uint32_t server_lifetime = 3600;
   // Named statements each server connection keeps prepared (LRU); 0 pins sessions that
   // prepare named statements instead, as RDS Proxy does.
   uint32_t max_prepared_statements = 200;

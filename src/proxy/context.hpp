@@ -19,6 +19,7 @@ class ClientRegistry;
 class LoginGate;
 class TargetHealth;
 class ServerBudget;
+class AdminHub;
 
 struct ProxyContext {
   asio::io_context& io;
@@ -37,6 +38,7 @@ struct ProxyContext {
   LoginGate* logins = nullptr;     // max_concurrent_logins; null: no limit
   TargetHealth* health = nullptr;  // every server login's outcome lands here
   ServerBudget* budget = nullptr;  // the cap shared by all workers; null: a private one
+  AdminHub* admin = nullptr;       // the admin console's reach over all workers
   bool draining = false;
   // The housekeeping tick's clock (250 ms resolution), for bookkeeping that needs no more than
   // that, such as when a pooled connection was last used: one clock read less per request.

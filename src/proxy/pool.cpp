@@ -90,7 +90,7 @@ void PoolManager::pin(ServerConnection& connection) {
 void PoolManager::lend(ServerConnection& connection) {
   connection.set_state(ServerState::kLent);
   ++lent_;
-  if (limiter_) connection.lent_at = Clock::now();
+  connection.lent_at = Clock::now();  // the adaptive limit's sample, and SHOW STATS
 }
 
 void PoolManager::cancel(const ServerLease& lease) {
@@ -132,12 +132,28 @@ ServerLease PoolManager::take_idle(Pool& pool) {
   return lease(std::move(connection));
 }
 
+bool PoolManager::retired(const ServerConnection& connection) const {
+  const auto& cfg = ctx_.config;
+  if (cfg.server_lifetime > 0 &&
+      ctx_.coarse_now - connection.opened_at >= std::chrono::seconds(cfg.server_lifetime))
+    return true;
+  if (cfg.target_hosts.empty() || !ctx_.health) return false;
+  // While no primary is known the liveness check decides: a failed login is no reason to drop
+  // connections that still work.
+  const int primary = ctx_.health->primary();
+  return primary >= 0 && connection.host_index() != static_cast<size_t>(primary);
+}
+
 std::shared_ptr<ServerConnection> PoolManager::take_idle_connection(Pool& pool) {
   if (at_limit()) return nullptr;
   while (!pool.idle.empty()) {
     auto connection = std::move(pool.idle.back());
     pool.idle.pop_back();
     note_idle(-1);
+    if (retired(*connection)) {
+      forget(connection);
+      continue;
+    }
     if (!connection->server_went_away()) {
       lend(*connection);
       return connection;
@@ -153,7 +169,8 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
   auto executor = co_await asio::this_coro::executor;
   std::optional<ServerError> last_error;
   for (;;) {
-    if (at_limit() && lent_ + pending_grants_ < cap() && lent_connections_stuck(Clock::now())) {
+    if (limiter_ && !holding() && at_limit() && lent_ + pending_grants_ < cap() &&
+        lent_connections_stuck(Clock::now())) {
       // Nothing came back for a while: the lent connections wait on their clients (or on
       // something slow), not on the server's CPU. Holding this client back would gain nothing.
       limiter_->raise_above(lent_ + pending_grants_);
@@ -193,6 +210,10 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
       }
       // (A reload may have turned the limit on after this grant.)
       if (limiter_ && pending_grants_ > 0) --pending_grants_;
+      if (holding()) {  // granted just before a PAUSE: back in line
+        give_room();
+        continue;
+      }
       // The room reserved for this waiter is now its connection's (open_new).
       if (Clock::now() >= deadline) {
         give_room();
@@ -201,11 +222,19 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
     }
     if (!options.fresh_login)
       if (auto moved = co_await fetch_idle_elsewhere(pool)) {
+        if (holding()) {  // a PAUSE came meanwhile
+          rest(std::move(moved));
+          continue;
+        }
         lend(*moved);
         co_return Borrowed{lease(std::move(moved)), std::nullopt};
       }
     Opened result = co_await open_new(pool, deadline);
     if (result.connection) {
+      if (holding()) {  // a PAUSE came meanwhile
+        rest(std::move(result.connection));
+        continue;
+      }
       lend(*result.connection);
       co_return Borrowed{lease(std::move(result.connection)), std::nullopt};
     }
@@ -230,8 +259,8 @@ awaitable<PoolManager::Opened> PoolManager::open_new(Pool& pool, Clock::time_poi
   auto error = co_await connector_->open(*connection, deadline);
   if (error) {
     connection->close();
-    spdlog::warn("server connection to {}:{} for user \"{}\" failed: {}", ctx_.config.target.host,
-                 ctx_.config.target.port, pool.credential->username, error->message);
+    spdlog::warn("server connection to {} for user \"{}\" failed: {}", connection->host().label(),
+                 pool.credential->username, error->message);
     --pool.open;
     give_room();
     co_return Opened{nullptr, std::move(error)};
@@ -244,11 +273,18 @@ awaitable<PoolManager::Opened> PoolManager::open_new(Pool& pool, Clock::time_poi
 void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool reusable) {
   Pool& pool = connection->pool();
   const ServerState was = connection->state();
+  Clock::time_point now{};
+  if (was == ServerState::kLent || was == ServerState::kPinned) {
+    now = Clock::now();
+    ++pool.stats.transactions;
+    pool.stats.lent_us += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(now - connection->lent_at).count());
+  }
   if (was == ServerState::kLent) {
     --lent_;
     if (limiter_ && reusable) {
       const size_t before = limiter_->limit();
-      last_release_ = Clock::now();
+      last_release_ = now;
       limiter_->sample(std::chrono::duration<double>(last_release_ - connection->lent_at).count(),
                        std::chrono::duration<double>(last_release_.time_since_epoch()).count());
       if (limiter_->limit() != before) publish_limit();
@@ -256,7 +292,7 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
     }
   }
   if (!reusable || connection->broken || ctx_.draining || budget_.used() > budget_.cap() ||
-      connection->generation != budget_.generation()) {
+      connection->generation != budget_.generation() || retired(*connection)) {
     forget(connection);
     return;
   }
@@ -267,6 +303,10 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
   }
   connection->last_used = ctx_.coarse_now;
   connection->inbound().shrink_if_idle();
+  if (holding()) {  // PAUSE: it rests until RESUME
+    rest(std::move(connection));
+    return;
+  }
   // Another worker's clients wait at the cap: the connection moves there if none of ours may
   // have it (a connection this worker may not lend now, at its adaptive limit, serves another's
   // client), or if that worker's oldest client has waited longer than ours and longer than
@@ -551,8 +591,13 @@ void PoolManager::reap_idle(Clock::time_point now) {
   for (auto& [key, pool] : pools_) {
     // Notice servers that went away (restart, admin shutdown) before a client borrows them.
     std::erase_if(pool->idle, [&](const std::shared_ptr<ServerConnection>& connection) {
-      if (!connection->server_went_away()) return false;
-      spdlog::info("idle server connection {} was closed by the server", connection->id());
+      const bool too_old = retired(*connection);
+      if (!too_old && !connection->server_went_away()) return false;
+      if (too_old)
+        spdlog::debug("idle server connection {} retired (server_lifetime or not the primary)",
+                      connection->id());
+      else
+        spdlog::info("idle server connection {} was closed by the server", connection->id());
       note_idle(-1);
       forget(connection);
       --idle_count;
@@ -589,7 +634,7 @@ bool PoolManager::lent_connections_stuck(Clock::time_point now) const {
 }
 
 void PoolManager::release_held_back(Clock::time_point now) {
-  if (!limiter_ || lent_ + pending_grants_ >= cap()) return;
+  if (!limiter_ || holding() || lent_ + pending_grants_ >= cap()) return;
   // A client held back this long by the adaptive limit is let through: what the lent
   // connections wait for may be that client (a lock, a row), not the server's CPU.
   for (auto& [key, pool] : pools_)
@@ -599,6 +644,42 @@ void PoolManager::release_held_back(Clock::time_point now) {
       admit_waiters();
       return;
     }
+}
+
+void PoolManager::rest(std::shared_ptr<ServerConnection> connection) {
+  connection->set_state(ServerState::kIdle);
+  connection->last_used = ctx_.coarse_now;
+  Pool& pool = connection->pool();
+  pool.idle.push_back(std::move(connection));
+  note_idle(+1);
+}
+
+void PoolManager::resume() {
+  paused_ = false;
+  // The waiters, oldest first: an idle connection of their pool, or room under the cap, or
+  // (at the cap) room made by closing an idle connection of another pool.
+  while (!at_limit()) {
+    const auto [oldest, pool] = oldest_unserved();
+    if (!oldest) break;
+    if (auto connection = take_idle_connection(*pool)) {
+      oldest->handed = std::move(connection);
+      oldest->wakeup.notify();
+      continue;
+    }
+    if (take_room()) {
+      grant(*oldest);
+      continue;
+    }
+    if (!close_idle_elsewhere(*pool)) break;  // its room goes to the oldest waiter
+  }
+}
+
+size_t PoolManager::borrowed() const {
+  const auto& by_state = ctx_.metrics.database_connections_in_state;
+  const auto pinned = by_state[static_cast<size_t>(ServerState::kPinned)].load();
+  const auto leases = ctx_.metrics.database_connections_currently_borrowed.load();
+  return std::max<size_t>(lent_ + static_cast<size_t>(std::max<int64_t>(pinned, 0)),
+                          static_cast<size_t>(std::max<int64_t>(leases, 0)));
 }
 
 void PoolManager::close_all_idle() {

@@ -49,6 +49,8 @@ class Pool {
   // What new server connections log in with. A reload that changes the user's secret puts the
   // new one here (connections already open stay logged in as they are).
   std::shared_ptr<const Credential> credential;
+  // Connections by state, closed ones not counted (SHOW POOLS).
+  ServerStateCounts servers{};
   std::vector<std::shared_ptr<ServerConnection>> idle;
   std::deque<std::shared_ptr<Waiter>> waiters;
   size_t open = 0;  // opened or opening, idle or lent
@@ -57,6 +59,14 @@ class Pool {
   // Settings already accepted by the server, keyed by settings_key(), with what the server
   // reported once they were applied. Bounded.
   std::unordered_map<std::string, std::map<std::string, std::string>> validated_settings;
+  // For the admin console (SHOW STATS): since start the borrows returned, the queries, the time
+  // lent and the time clients waited to borrow.
+  struct Stats {
+    uint64_t transactions = 0;
+    uint64_t queries = 0;
+    uint64_t lent_us = 0;
+    uint64_t wait_us = 0;
+  } stats;
 };
 
 // A connection one worker asks another for (fetch_idle_elsewhere): `moved` is set, or not if
@@ -147,6 +157,18 @@ class PoolManager {
   const std::map<std::string, std::string>* default_parameters(Pool& pool);
   void learn_default_parameters(Pool& pool, const std::map<std::string, std::string>& parameters);
 
+  // PAUSE (admin console): nothing is lent until resume(); borrowers wait in line (their borrow
+  // timeout runs) and connections coming back rest idle. Draining overrides it.
+  void pause() { paused_ = true; }
+  void resume();
+  // Connections lent or pinned now (PAUSE is done when every worker has none).
+  size_t borrowed() const;
+  // Every pool of this worker (the admin console's SHOW commands).
+  template <class F>
+  void for_each_pool(F&& f) const {
+    for (const auto& [key, pool] : pools_) f(*pool);
+  }
+
   // The cap on all workers' connections together.
   size_t cap() const { return budget_.cap(); }
   size_t lent() const { return lent_; }
@@ -165,6 +187,9 @@ class PoolManager {
     return ServerLease(*this, std::move(connection));
   }
   std::shared_ptr<ServerConnection> take_idle_connection(Pool& pool);
+  // Not to be lent again: older than server_lifetime, or (with [target] hosts) logged in to a
+  // host that is no longer the primary.
+  bool retired(const ServerConnection& connection) const;
 
   struct Opened {
     std::shared_ptr<ServerConnection> connection;
@@ -200,8 +225,15 @@ class PoolManager {
   // Room under the shared cap for one more connection of this worker, and its return.
   bool take_room();
   void give_room();
-  // Lent connections (and slots granted for lending) have reached the adaptive limit.
-  bool at_limit() const { return limiter_ && lent_ + pending_grants_ >= limiter_->limit(); }
+  // Paused (and not draining): nothing may be lent.
+  bool holding() const { return paused_ && !ctx_.draining; }
+  // Lent connections (and slots granted for lending) have reached the adaptive limit, or the
+  // pools are paused.
+  bool at_limit() const {
+    return holding() || (limiter_ && lent_ + pending_grants_ >= limiter_->limit());
+  }
+  // A connection the pool may not lend now (paused) waits idle.
+  void rest(std::shared_ptr<ServerConnection> connection);
   void lend(ServerConnection& connection);
   void publish_limit();
   // No lent connection came back for several borrow latencies (adaptive limit only).
@@ -228,6 +260,7 @@ class PoolManager {
   std::optional<int> server_max_connections_;  // as last reported at a login
   uint64_t pool_generation_ = 0;      // the generation the pools' learned parameters are of
   Clock::time_point last_release_{};  // of a lent connection (adaptive limit only)
+  bool paused_ = false;
 };
 
 }  // namespace sluice::proxy

@@ -57,11 +57,14 @@ Proxy::Proxy(Config config, std::string config_path)
       target_tls_(config_.target_tls == TargetTls::kDisable
                       ? nullptr
                       : make_client_tls_context(config_.target_tls, config_.target_ca_file)),
+      health_(config_.servers(), !config_.target_hosts.empty()),
       shared_{config_, secrets_, statements_,    client_tls_,     target_tls_.get(),
               health_, budget_,  client_counts_, config_.workers, descriptor_limit()} {
   for (const auto& warning : secrets_->warnings()) spdlog::warn("{}", warning);
   for (size_t i = 0; i < config_.workers; ++i)
     workers_.push_back(std::make_unique<Worker>(i, shared_));
+  admin_ = std::make_unique<AdminHub>(config_, health_, budget_, workers_);
+  for (auto& worker : workers_) worker->context().admin = admin_.get();
   // A CancelRequest may reach any worker: it is run by the one whose session it names.
   for (auto& worker : workers_)
     worker->clients().forward_cancel = [this](size_t owner, uint32_t pid, uint32_t key) {
@@ -161,11 +164,15 @@ void Proxy::listen() {
     ::getsockname(fds.front(), reinterpret_cast<sockaddr*>(&local), &length);
     tcp::endpoint endpoint;
     std::memcpy(endpoint.data(), &local, std::min<size_t>(length, endpoint.capacity()));
-    spdlog::info("{} listening on {}:{}{} (TLS {}, {} worker{}), target {}:{}", config_.name,
+    std::string targets;
+    for (const HostPort& server : config_.servers())
+      targets += (targets.empty() ? "" : ", ") + server.label();
+    spdlog::info("{} listening on {}:{}{} (TLS {}, {} worker{}), target {}{}", config_.name,
                  endpoint.address().to_string(), endpoint.port(),
                  address.netns.empty() ? "" : " in network namespace " + address.netns,
                  config_.require_tls ? "required" : "optional", workers_.size(),
-                 workers_.size() == 1 ? "" : "s", config_.target.host, config_.target.port);
+                 workers_.size() == 1 ? "" : "s", targets,
+                 config_.target_hosts.empty() ? "" : " (read-write to the primary)");
   }
 }
 
@@ -178,11 +185,11 @@ void Proxy::start_metrics_server() {
                             std::vector<const Metrics*> parts;
                             for (const auto& worker : workers_) parts.push_back(&worker->metrics());
                             return render_prometheus(
-                                config_.name, parts,
-                                health_.status().state == TargetState::kAvailable);
+                                       config_.name, parts,
+                                       health_.status().state == TargetState::kAvailable) +
+                                   health_.render_prometheus();
                           }};
-    routes["/targets"] = {"application/json",
-                          [this] { return health_.render_json(config_.target); }};
+    routes["/targets"] = {"application/json", [this] { return health_.render_json(); }};
     metrics_server_ = std::make_unique<MetricsServer>(first.io(), *config_.metrics_listen, routes);
     metrics_server_->start();
     spdlog::info("metrics on http://{}:{}/metrics, target health on /targets",
@@ -292,10 +299,16 @@ void Proxy::reload() {
     }
 
   // Server connections opened for another target or with another setup are not lent again.
-  const bool new_servers = next.target != config_.target || next.target_tls != config_.target_tls ||
-                           next.target_ca_file != config_.target_ca_file ||
-                           next.init_query != config_.init_query;
-  if (new_servers) budget_.next_generation();
+  const bool new_servers =
+      next.target != config_.target || next.target_hosts != config_.target_hosts ||
+      next.target_tls != config_.target_tls || next.target_ca_file != config_.target_ca_file ||
+      next.init_query != config_.init_query;
+  if (new_servers) {
+    budget_.next_generation();
+    if (next.servers() != config_.servers() ||
+        next.target_hosts.empty() != config_.target_hosts.empty())
+      health_.reset(next.servers(), !next.target_hosts.empty());
+  }
   if (!client_tls.empty()) {
     for (auto& context : client_tls_) retired_tls_.push_back(std::move(context));
     client_tls_ = std::move(client_tls);
@@ -308,6 +321,7 @@ void Proxy::reload() {
   }
   const bool metrics_moved = next.metrics_listen != config_.metrics_listen;
   config_ = next;
+  admin_->set_config(std::make_shared<const Config>(config_));
   secrets_ = secrets;
   spdlog::set_level(!config_.log_level.empty() ? *parse_log_level(config_.log_level)
                     : config_.debug_logging    ? spdlog::level::debug

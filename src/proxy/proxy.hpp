@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/admin_hub.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/client_registry.hpp"
 #include "proxy/config.hpp"
@@ -54,6 +55,7 @@ class Proxy {
   ServerBudget budget_;
   ClientCounts client_counts_;
   WorkerShared shared_;
+  std::unique_ptr<AdminHub> admin_;  // outlives the workers, whose console sessions use it
   std::vector<std::unique_ptr<Worker>> workers_;  // workers_[0] runs on the caller's thread
   std::vector<std::thread> threads_;
   std::unique_ptr<MetricsServer> metrics_server_;  // on worker 0

@@ -9,12 +9,16 @@
 #include "auth/crypto.hpp"
 #include "auth/md5.hpp"
 #include "auth/scram.hpp"
+#include "proxy/keepalive.hpp"
 #include "proxy/pool.hpp"  // Pool: whose user and database this connection logs in as
 #include "proxy/secrets.hpp"
 #include "proxy/target_health.hpp"
 
 namespace sluice::proxy {
 namespace {
+
+// With several hosts, how long one may take to answer a login before the next is tried.
+constexpr auto kHostLoginLimit = std::chrono::seconds(5);
 
 bool transient_sqlstate(std::string_view code) {
   // cannot_connect_now (starting up / shutting down), too_many_connections, admin shutdown.
@@ -83,8 +87,13 @@ ServerError server_error_from(const pgwire::ErrorFields& fields) {
 }
 
 ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id)
-    : statements(ctx.config.max_prepared_statements), ctx_(ctx), pool_(pool), id_(id) {
+    : statements(ctx.config.max_prepared_statements),
+      ctx_(ctx),
+      pool_(pool),
+      pool_states_(pool.servers),
+      id_(id) {
   ctx_.metrics.database_connections_in_state[static_cast<size_t>(state_)].add(1);
+  ++pool_states_[static_cast<size_t>(state_)];
 }
 
 ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id, Moved moved)
@@ -98,6 +107,9 @@ ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id, M
   server_max_connections = moved.server_max_connections;
   generation = moved.generation;
   opened = moved.opened;
+  host_index_ = moved.host_index;
+  host_ = std::move(moved.host);
+  opened_at = moved.opened_at;
   if (opened) {
     ctx_.metrics.database_connections.add(1);
     if (transport_->tls()) ctx_.metrics.database_connections_with_tls.add(1);
@@ -120,12 +132,17 @@ ServerConnection::Moved ServerConnection::move_out() {
   moved.statements = std::move(statements);
   moved.server_max_connections = server_max_connections;
   moved.generation = generation;
+  moved.host_index = host_index_;
+  moved.host = host_;
+  moved.opened_at = opened_at;
   set_state(ServerState::kClosed);
   return moved;
 }
 
 ServerConnection::~ServerConnection() {
   ctx_.metrics.database_connections_in_state[static_cast<size_t>(state_)].sub(1);
+  // Not its pool's count: the pool closes every connection it lets go (forget), and one that
+  // ends unclosed (a frame or handler dropped at shutdown) may outlive its pool.
   if (opened) {
     ctx_.metrics.database_connections.sub(1);
     if (transport_ && transport_->tls()) ctx_.metrics.database_connections_with_tls.sub(1);
@@ -143,19 +160,66 @@ awaitable<bool> ServerConnection::read_frame(pgwire::Frame& frame) {
 }
 
 awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point deadline) {
+  const bool roles_matter = !ctx_.config.target_hosts.empty();
+  HostRole role = HostRole::kUnknown;
+  if (!roles_matter) {
+    auto error = co_await attempt(0, deadline, roles_matter, role);
+    co_return error;
+  }
+
+  const std::vector<size_t> order = ctx_.health->login_order();
+  const std::vector<HostPort> servers = ctx_.config.servers();  // a reload may change them
+  std::string why;
+  for (size_t k = 0; k < order.size(); ++k) {
+    if (order[k] >= servers.size()) continue;  // a host a reload has just removed
+    // A host that does not answer must not keep the others from being tried.
+    const auto limit =
+        k + 1 < order.size() ? std::min(deadline, Clock::now() + kHostLoginLimit) : deadline;
+    role = HostRole::kUnknown;
+    auto error = co_await attempt(order[k], limit, roles_matter, role);
+    if (!error) co_return std::nullopt;
+    const std::string name = servers[order[k]].label();
+    why += (why.empty() ? "" : "; ") + name + ": " +
+           (role == HostRole::kStandby ? std::string("a standby") : error->message);
+    if (role == HostRole::kStandby) continue;
+    // The server refused this user or database: every host of the cluster would.
+    if (!error->transient && error->sqlstate != "08006" && error->sqlstate != "08P01")
+      co_return error;
+    if (Clock::now() >= deadline) break;
+  }
+  co_return ServerError{"FATAL", "08006", "no primary among the database servers (" + why + ")",
+                        true};
+}
+
+awaitable<std::optional<ServerError>> ServerConnection::attempt(size_t index,
+                                                                Clock::time_point deadline,
+                                                                bool roles_matter, HostRole& role) {
+  // What an earlier attempt (another host) left behind.
+  if (transport_) transport_->close();
+  transport_.reset();
+  inbound_.consume(inbound_.readable().size());
+  parameters.clear();
+  backend_key_ = {};
+  server_max_connections.reset();
+  const std::vector<HostPort> servers = ctx_.config.servers();
+  host_index_ = std::min(index, servers.size() - 1);
+  host_ = servers[host_index_];
+
   LoginOutcome outcome;
-  auto error = co_await establish(deadline, outcome);
-  outcome.ok = !error;
-  if (error) {
+  auto error = co_await establish(deadline, outcome, roles_matter, role);
+  outcome.ok = !error || role == HostRole::kStandby;
+  if (error && !outcome.ok) {
     outcome.sqlstate = error->sqlstate;
     outcome.message = error->message;
   }
-  ctx_.health->record(classify_login(pool_.credential->username, outcome));
+  ctx_.health->record(index, classify_login(pool_.credential->username, outcome), role);
   co_return error;
 }
 
 awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_point deadline,
-                                                                  LoginOutcome& outcome) {
+                                                                  LoginOutcome& outcome,
+                                                                  bool roles_matter,
+                                                                  HostRole& role) {
   auto& metrics = ctx_.metrics;
   metrics.database_connection_requests.add(1);
   auto executor = co_await asio::this_coro::executor;
@@ -166,14 +230,17 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
   // (a connect to a host that never answers included).
   auto watchdog = std::make_shared<steady_timer>(executor, deadline);
   std::weak_ptr<ServerConnection> weak = weak_from_this();
-  watchdog->async_wait([weak, weak_socket = std::weak_ptr(socket)](boost::system::error_code ec) {
-    if (ec) return;
-    if (auto s = weak_socket.lock()) {
-      boost::system::error_code ignored;
-      s->close(ignored);
-    }
-    if (auto self = weak.lock(); self && self->transport_) self->transport_->close();
-  });
+  const uint64_t this_attempt = ++attempts_;
+  watchdog->async_wait(
+      [weak, weak_socket = std::weak_ptr(socket), this_attempt](boost::system::error_code ec) {
+        if (ec) return;
+        if (auto s = weak_socket.lock()) {
+          boost::system::error_code ignored;
+          s->close(ignored);
+        }
+        if (auto self = weak.lock(); self && self->transport_ && self->attempts_ == this_attempt)
+          self->transport_->close();
+      });
   struct CancelOnExit {
     std::shared_ptr<steady_timer> t;
     ~CancelOnExit() { t->cancel(); }
@@ -187,7 +254,7 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
     return std::optional<ServerError>(std::move(e));
   };
 
-  const HostPort target = ctx_.config.target;  // a copy: a reload may change it meanwhile
+  const HostPort target = host_;  // a copy: the connection may be moved meanwhile
   boost::system::error_code ec;
   outcome.step = LoginStep::kResolve;
   tcp_resolver resolver(executor);
@@ -200,14 +267,15 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
   // Held here: a reload may give the pool a new credential while this login runs.
   const std::shared_ptr<const Credential> held = pool_.credential;
   const Credential& credential = *held;
-  const auto attempts = credential.server_attempts();
+  const auto tries = credential.server_attempts();
   // Read together: a reload may change both while this login runs.
   const TargetTls mode = ctx_.target_tls ? ctx_.config.target_tls : TargetTls::kDisable;
   ssl::context* const target_tls = ctx_.target_tls;
-  for (size_t attempt = 0; attempt < attempts.size(); ++attempt) {
-    const auto [stage, password] = attempts[attempt];
+  for (size_t login_try = 0; login_try < tries.size(); ++login_try) {
+    const auto [stage, password] = tries[login_try];
     outcome.step = LoginStep::kConnect;
-    transport_.reset();  // the refused attempt's connection, closed
+    transport_.reset();  // the refused try's connection, closed
+    parameters.clear();
     std::tie(ec, std::ignore) =
         co_await asio::async_connect(*socket, endpoints, as_tuple_awaitable);
     if (ec || Clock::now() >= deadline) {
@@ -221,7 +289,10 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
                          std::to_string(target.port) + ": " + why,
                      true);
     }
-    // The socket is moved into the transport; a next attempt connects it afresh.
+    if (auto refused = apply_keepalive(socket->native_handle(), ctx_.config.target_keepalive);
+        !refused.empty())
+      spdlog::warn("server connection {}: keepalive not set: {}", id_, refused);
+    // The socket is moved into the transport; a next try connects it afresh.
     transport_ = std::make_unique<Transport>(*ctx_.poller, std::move(*socket));
 
     if (mode != TargetTls::kDisable) {
@@ -255,9 +326,9 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
     outcome.step = LoginStep::kLogin;
     auto error = co_await login(credential, *password);
     const bool refused = error && error->sqlstate == "28P01";
-    if (refused && attempt + 1 < attempts.size()) {
+    if (refused && login_try + 1 < tries.size()) {
       spdlog::info("the database server refused user \"{}\"'s password staged {}; trying {}",
-                   credential.username, stage_name(stage), stage_name(attempts[attempt + 1].first));
+                   credential.username, stage_name(stage), stage_name(tries[login_try + 1].first));
       inbound_.consume(inbound_.readable().size());  // whatever came after the FATAL
       continue;
     }
@@ -271,12 +342,27 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
                    credential.username, stage_name(stage));
     break;
   }
-  if (auto error = co_await run_setup()) {
-    metrics.database_connections_setup_failed.add(1);
-    co_return error;
+  // PostgreSQL 14+ said at login whether it is a standby; older servers are asked.
+  std::optional<std::string> in_hot_standby;
+  if (auto it = parameters.find("in_hot_standby"); it != parameters.end())
+    in_hot_standby = it->second;
+  std::optional<std::string> in_recovery;
+  auto setup_error = co_await run_setup(roles_matter && !in_hot_standby, in_recovery);
+  role = role_from(in_hot_standby, in_recovery);
+  if (roles_matter && role == HostRole::kStandby) {
+    // Logged in, but a standby takes no writes: never lent (init_query may have failed there).
+    co_return fail("the database server " + target.label() + " is a standby", true);
   }
+  if (setup_error) {
+    metrics.database_connections_setup_failed.add(1);
+    co_return setup_error;
+  }
+  if (roles_matter && role != HostRole::kPrimary)
+    co_return fail("the database server " + target.label() + " did not say whether it is a standby",
+                   true);
   opened = true;
   last_used = Clock::now();
+  opened_at = last_used;
   metrics.database_connections_setup_succeeded.add(1);
   metrics.database_connections.add(1);
   if (transport_->tls()) metrics.database_connections_with_tls.add(1);
@@ -330,38 +416,53 @@ awaitable<std::optional<ServerError>> ServerConnection::login(const Credential& 
   }
 }
 
-awaitable<std::optional<ServerError>> ServerConnection::run_setup() {
-  // init_query and the max_connections probe go in one write; two ReadyForQuery end them.
+awaitable<std::optional<ServerError>> ServerConnection::run_setup(
+    bool ask_recovery, std::optional<std::string>& in_recovery) {
+  // The recovery check, init_query and the max_connections probe go in one write; a
+  // ReadyForQuery ends each. The check comes first: on a standby a writing init_query fails.
+  enum class Step { kRecovery, kInitQuery, kMaxConnections };
+  std::vector<Step> steps;
   std::string out;
-  int expected_ready = 1;
+  if (ask_recovery) {
+    pgwire::write_query(out, "SELECT pg_catalog.pg_is_in_recovery()");
+    steps.push_back(Step::kRecovery);
+  }
   if (!ctx_.config.init_query.empty()) {
     pgwire::write_query(out, ctx_.config.init_query);
-    ++expected_ready;
+    steps.push_back(Step::kInitQuery);
   }
   pgwire::write_query(out, "SHOW max_connections");
+  steps.push_back(Step::kMaxConnections);
   if (!co_await transport_->write_all(out))
     co_return ServerError{"FATAL", "08006", "the database server closed the connection", true};
   std::optional<ServerError> error;
-  while (expected_ready > 0) {
+  size_t step = 0;
+  while (step < steps.size()) {
     pgwire::Frame frame;
     if (!co_await read_frame(frame))
       co_return ServerError{"FATAL", "08006", "the database server closed the connection", true};
+    const Step now = steps[step];
     if (frame.type == 'E') {
       if (auto fields = pgwire::decode_error_fields(frame.body); fields && !error) {
         error = server_error_from(*fields);
-        error->message = "init_query failed: " + error->message;
+        if (now == Step::kInitQuery) error->message = "init_query failed: " + error->message;
       }
-    } else if (frame.type == 'D' && expected_ready == 1) {
+    } else if (frame.type == 'D' && now != Step::kInitQuery) {
       if (auto row = pgwire::decode_data_row(frame.body); row && !row->empty() && (*row)[0]) {
-        try {
-          server_max_connections = std::stoi(std::string(*(*row)[0]));
-        } catch (const std::exception&) {
+        const std::string value(*(*row)[0]);
+        if (now == Step::kRecovery) {
+          in_recovery = value;
+        } else {
+          try {
+            server_max_connections = std::stoi(value);
+          } catch (const std::exception&) {
+          }
         }
       }
     } else if (frame.type == 'S') {
       if (auto ps = pgwire::decode_parameter_status(frame.body)) parameters[ps->name] = ps->value;
     } else if (frame.type == 'Z') {
-      --expected_ready;
+      ++step;
     }
     consume_frame(frame);
   }

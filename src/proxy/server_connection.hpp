@@ -61,6 +61,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     std::optional<int> server_max_connections;
     uint64_t generation = 0;
     bool opened = false;  // counted in database_connections (by whichever worker holds it)
+    size_t host_index = 0;
+    HostPort host;
+    std::chrono::steady_clock::time_point opened_at;
   };
   // Takes over a connection another worker moved out (state opening: the pool lends it).
   ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id, Moved moved);
@@ -70,6 +73,10 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
 
   // Connects, negotiates TLS, logs in as the pool's user, runs init_query and reads
   // max_connections. Gives up at `deadline`. The outcome goes to the target's health.
+  // With [target] hosts, only a primary will do: the known primary is tried first, then the
+  // other hosts in their order; a standby's login is closed at once (never lent). When no host
+  // is the primary (a failover under way) the error is transient, so the pool retries until the
+  // client's borrow deadline.
   awaitable<std::optional<ServerError>> open(Clock::time_point deadline);
 
   // Makes the session's settings equal `wanted` (one round trip, only when they differ).
@@ -109,6 +116,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     auto& by_state = ctx_.metrics.database_connections_in_state;
     by_state[static_cast<size_t>(state_)].sub(1);
     by_state[static_cast<size_t>(next)].add(1);
+    if (state_ != ServerState::kClosed) --pool_states_[static_cast<size_t>(state_)];
+    if (next != ServerState::kClosed) ++pool_states_[static_cast<size_t>(next)];
     // debug_logging, not spdlog's level: asking the logger costs more than the rest of this.
     if (ctx_.config.debug_logging) log_state_change(next);
     state_ = next;
@@ -122,7 +131,12 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   ReadBuffer& inbound() { return inbound_; }
   Pool& pool() { return pool_; }
   uint64_t id() const { return id_; }
+  // When this worker took it (opened, or moved here), for the admin console.
+  std::chrono::system_clock::time_point since() const { return since_; }
   uint32_t backend_pid() const { return backend_key_.process_id; }
+  // Which of Config::servers() this connection is logged in to, and that server.
+  size_t host_index() const { return host_index_; }
+  const HostPort& host() const { return host_; }
 
   // Must not be lent again (lost, failed, state unknown): closed when it comes back.
   bool broken = false;
@@ -133,18 +147,26 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   bool opened = false;
   Clock::time_point last_used;
   Clock::time_point lent_at;  // set when lent, for the adaptive limit's latency samples
+  Clock::time_point opened_at = Clock::now();     // for server_lifetime
   std::map<std::string, std::string> parameters;  // as last reported by ParameterStatus
   Settings applied;                               // what our SETs made of this session
   StatementCache statements;                      // named statements prepared here
   std::optional<int> server_max_connections;
 
  private:
-  // open() without the health bookkeeping; `outcome` says how far it got.
-  awaitable<std::optional<ServerError>> establish(Clock::time_point deadline,
-                                                  LoginOutcome& outcome);
+  // One login to servers()[index], recorded in the target's health; `role` is what it learned
+  // (a standby's login is not finished: it is refused with a transient error).
+  awaitable<std::optional<ServerError>> attempt(size_t index, Clock::time_point deadline,
+                                                bool roles_matter, HostRole& role);
+  // attempt() without the health bookkeeping; `outcome` says how far it got.
+  awaitable<std::optional<ServerError>> establish(Clock::time_point deadline, LoginOutcome& outcome,
+                                                  bool roles_matter, HostRole& role);
   awaitable<std::optional<ServerError>> login(const Credential& cred,
                                               const StagedPassword& password);
-  awaitable<std::optional<ServerError>> run_setup();
+  // `ask_recovery`: also SELECT pg_is_in_recovery() (servers before 14 do not report
+  // in_hot_standby), its answer going to `in_recovery`. In the same write: no round trip more.
+  awaitable<std::optional<ServerError>> run_setup(bool ask_recovery,
+                                                  std::optional<std::string>& in_recovery);
   // One simple-protocol query of the proxy's own, read to its ReadyForQuery. Status 0 means the
   // connection was lost; ParameterStatus updates `parameters`.
   struct QueryOutcome {
@@ -160,7 +182,12 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   void log_state_change(ServerState next) const;
   ProxyContext& ctx_;
   Pool& pool_;
+  ServerStateCounts& pool_states_;  // the pool's count of connections by state
   uint64_t id_;
+  std::chrono::system_clock::time_point since_ = std::chrono::system_clock::now();
+  size_t host_index_ = 0;
+  HostPort host_;
+  uint64_t attempts_ = 0;  // logins tried: a late watchdog must not close the next one
   std::unique_ptr<Transport> transport_;
   ReadBuffer inbound_;
   pgwire::BackendKeyData backend_key_;

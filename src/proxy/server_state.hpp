@@ -2,6 +2,7 @@
 // logs.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -9,6 +10,9 @@ namespace sluice::proxy {
 
 enum class ServerState : uint8_t { kOpening, kIdle, kLent, kPinned, kCancelling, kClosed };
 inline constexpr size_t kServerStateCount = 6;
+
+// One pool's connections by state (closed ones not counted), for the admin console.
+using ServerStateCounts = std::array<uint32_t, kServerStateCount>;
 
 constexpr const char* server_state_name(ServerState state) {
   switch (state) {

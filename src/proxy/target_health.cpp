@@ -62,42 +62,217 @@ std::string_view to_string(TargetHealthReason reason) {
       return "CONNECTION_FAILED";
     case TargetHealthReason::kAuthFailure:
       return "AUTH_FAILURE";
+    case TargetHealthReason::kInvalidReplicationState:
+      return "INVALID_REPLICATION_STATE";
   }
   return "";
 }
 
-TargetHealth::TargetHealth() {
-  status_.description = "The proxy has not logged in to the database yet.";
-}
-
-void TargetHealth::record(TargetHealthStatus status, Clock::time_point at) {
-  std::lock_guard lock(mutex_);
-  if (status.state != status_.state || status.reason != status_.reason) {
-    if (status.state == TargetState::kAvailable)
-      spdlog::info("target health: AVAILABLE ({})", status.description);
-    else
-      spdlog::warn("target health: {} {} ({})", to_string(status.state), to_string(status.reason),
-                   status.description);
+std::string_view to_string(HostRole role) {
+  switch (role) {
+    case HostRole::kPrimary:
+      return "primary";
+    case HostRole::kStandby:
+      return "standby";
+    case HostRole::kUnknown:
+      return "unknown";
   }
-  status_ = std::move(status);
-  checked_at_ = at;
+  return "unknown";
 }
 
-std::string TargetHealth::render_json(const HostPort& target) const {
+HostRole role_from(const std::optional<std::string>& in_hot_standby,
+                   const std::optional<std::string>& in_recovery) {
+  if (in_hot_standby) {
+    if (*in_hot_standby == "on") return HostRole::kStandby;
+    if (*in_hot_standby == "off") return HostRole::kPrimary;
+  }
+  if (in_recovery) {
+    if (*in_recovery == "t") return HostRole::kStandby;
+    if (*in_recovery == "f") return HostRole::kPrimary;
+  }
+  return HostRole::kUnknown;
+}
+
+TargetHealth::TargetHealth(std::vector<HostPort> hosts, bool roles_matter) {
+  reset(std::move(hosts), roles_matter);
+}
+
+void TargetHealth::reset(std::vector<HostPort> hosts, bool roles_matter) {
   std::lock_guard lock(mutex_);
-  boost::json::object entry;
-  entry["host"] = target.host;
-  entry["port"] = target.port;
-  entry["state"] = to_string(status_.state);
-  entry["reason"] = to_string(status_.reason);
-  entry["description"] = status_.description;
-  if (checked_at_)
-    entry["checked_at"] = utc_timestamp(*checked_at_);
-  else
-    entry["checked_at"] = nullptr;
+  roles_matter_ = roles_matter;
+  hosts_.clear();
+  for (auto& address : hosts) {
+    Host host;
+    host.address = std::move(address);
+    host.status.description = "The proxy has not logged in to the database yet.";
+    hosts_.push_back(std::move(host));
+  }
+  if (hosts_.empty()) hosts_.emplace_back();
+  latest_ = 0;
+  primary_.store(-1);
+}
+
+void TargetHealth::record(size_t index, TargetHealthStatus status, HostRole role,
+                          Clock::time_point at) {
+  std::lock_guard lock(mutex_);
+  if (index >= hosts_.size()) return;
+  Host& host = hosts_[index];
+  const std::string name = hosts_.size() > 1 ? " " + host.address.label() : std::string();
+  if (status.state != host.status.state || status.reason != host.status.reason ||
+      (roles_matter_ && role != host.role)) {
+    if (status.state == TargetState::kAvailable)
+      spdlog::info("target health{}: AVAILABLE{} ({})", name,
+                   roles_matter_ ? ", " + std::string(to_string(role)) : std::string(),
+                   status.description);
+    else
+      spdlog::warn("target health{}: {} {} ({})", name, to_string(status.state),
+                   to_string(status.reason), status.description);
+  }
+  const int was_primary = primary_.load(std::memory_order_relaxed);
+  if (roles_matter_) {
+    int self = static_cast<int>(index);
+    if (status.state == TargetState::kAvailable && role == HostRole::kPrimary) {
+      if (was_primary != self) {
+        primary_.store(self, std::memory_order_relaxed);
+        spdlog::info("primary is now {} (was {})", host.address.label(),
+                     was_primary < 0 ? std::string("unknown")
+                                     : hosts_[static_cast<size_t>(was_primary)].address.label());
+      }
+    } else if (was_primary == self &&
+               (role == HostRole::kStandby || status.state != TargetState::kAvailable)) {
+      // Not there, or demoted: the next login looks for the primary among all hosts.
+      primary_.store(-1, std::memory_order_relaxed);
+      spdlog::warn("primary {} is gone: looking for the primary among the hosts",
+                   host.address.label());
+    }
+  }
+  // A failed login leaves what is known of the role unknown; a login that did not get as far as
+  // learning it but did log in (53300) keeps the last.
+  if (role != HostRole::kUnknown || status.state != TargetState::kAvailable) host.role = role;
+  host.status = std::move(status);
+  host.checked_at = at;
+  latest_ = index;
+}
+
+TargetHealthStatus TargetHealth::status() const {
+  std::lock_guard lock(mutex_);
+  if (!roles_matter_) return hosts_.front().status;
+  if (const int p = primary(); p >= 0) return hosts_[static_cast<size_t>(p)].status;
+  bool any_checked = false;
+  std::vector<std::string> standbys;
+  for (const Host& host : hosts_) {
+    any_checked = any_checked || host.checked_at.has_value();
+    if (host.status.state == TargetState::kAvailable && host.role == HostRole::kStandby)
+      standbys.push_back(host.address.label());
+  }
+  if (!any_checked) return hosts_.front().status;  // REGISTERING
+  if (!standbys.empty()) {
+    std::string list;
+    for (const auto& s : standbys) list += (list.empty() ? "" : ", ") + s;
+    return {
+        TargetState::kUnavailable, TargetHealthReason::kInvalidReplicationState,
+        "No host is the primary: " + list + (standbys.size() > 1 ? " are" : " is") + " a standby."};
+  }
+  TargetHealthStatus latest = hosts_[latest_].status;
+  if (latest.state == TargetState::kAvailable) {
+    // Logged in but not known as the primary (no role learned yet): not writable yet.
+    latest.state = TargetState::kUnavailable;
+    latest.reason = TargetHealthReason::kInvalidReplicationState;
+    latest.description = "No host is known to be the primary yet.";
+  }
+  return latest;
+}
+
+std::optional<TargetHealth::Clock::time_point> TargetHealth::checked_at() const {
+  std::lock_guard lock(mutex_);
+  std::optional<Clock::time_point> latest;
+  for (const Host& host : hosts_)
+    if (host.checked_at && (!latest || *host.checked_at > *latest)) latest = host.checked_at;
+  return latest;
+}
+
+std::vector<size_t> TargetHealth::login_order() const {
+  std::lock_guard lock(mutex_);
+  std::vector<size_t> order;
+  const int p = primary();
+  if (p >= 0) order.push_back(static_cast<size_t>(p));
+  for (bool answered : {true, false})
+    for (size_t i = 0; i < hosts_.size(); ++i)
+      if (static_cast<int>(i) != p &&
+          (hosts_[i].status.state != TargetState::kUnavailable) == answered)
+        order.push_back(i);
+  return order;
+}
+
+std::vector<size_t> TargetHealth::report_order() const {
+  std::vector<size_t> order;
+  const int p = primary();
+  if (p >= 0) order.push_back(static_cast<size_t>(p));
+  // Without a primary an available standby does not go first: the first entry speaks for the
+  // target, and the target takes no writes then.
+  auto standby = [this](size_t i) {
+    return roles_matter_ && hosts_[i].role == HostRole::kStandby &&
+           hosts_[i].status.state == TargetState::kAvailable;
+  };
+  for (bool standbys : {false, true})
+    for (size_t i = 0; i < hosts_.size(); ++i) {
+      if (static_cast<int>(i) == p) continue;
+      if (p < 0 ? standby(i) == standbys : !standbys) order.push_back(i);
+    }
+  return order;
+}
+
+std::string TargetHealth::render_json() const {
+  std::lock_guard lock(mutex_);
+  boost::json::array targets;
+  for (size_t i : report_order()) {
+    const Host& host = hosts_[i];
+    boost::json::object entry;
+    entry["host"] = host.address.host;
+    entry["port"] = host.address.port;
+    entry["role"] = to_string(host.role);
+    entry["state"] = to_string(host.status.state);
+    entry["reason"] = to_string(host.status.reason);
+    entry["description"] = host.status.description;
+    if (host.checked_at)
+      entry["checked_at"] = utc_timestamp(*host.checked_at);
+    else
+      entry["checked_at"] = nullptr;
+    targets.push_back(std::move(entry));
+  }
   boost::json::object body;
-  body["targets"] = boost::json::array{std::move(entry)};
+  body["targets"] = std::move(targets);
   return boost::json::serialize(body);
+}
+
+std::string TargetHealth::render_prometheus() const {
+  // Host names come from the configuration; escaped as the exposition format wants anyway.
+  auto label = [](std::string_view text) {
+    std::string out;
+    for (char c : text) {
+      if (c == '\\' || c == '"') out += '\\';
+      if (c == '\n') {
+        out += "\\n";
+        continue;
+      }
+      out += c;
+    }
+    return out;
+  };
+  std::lock_guard lock(mutex_);
+  std::string out =
+      "# HELP sluice_target_available 1 while the proxy can log in to the host (AVAILABLE), else "
+      "0; by host, role (primary, standby, unknown), state and reason as RDS names them.\n"
+      "# TYPE sluice_target_available gauge\n";
+  for (size_t i : report_order()) {
+    const Host& host = hosts_[i];
+    out += "sluice_target_available{host=\"" + label(host.address.host) + "\",port=\"" +
+           std::to_string(host.address.port) + "\",role=\"" + std::string(to_string(host.role)) +
+           "\",state=\"" + std::string(to_string(host.status.state)) + "\",reason=\"" +
+           std::string(to_string(host.status.reason)) + "\"} " +
+           (host.status.state == TargetState::kAvailable ? "1" : "0") + "\n";
+  }
+  return out;
 }
 
 }  // namespace sluice::proxy

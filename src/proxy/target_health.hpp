@@ -1,19 +1,32 @@
 // The target's health as RDS Proxy reports it (describe-db-proxy-targets' TargetHealth), judged
 // from every login the proxy makes to the server: for clients and for the active probe alike.
+// With [target] hosts, per host, with each host's role (primary or standby) and which host is the
+// primary now: the one read-write traffic goes to.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proxy/config.hpp"
 
 namespace sluice::proxy {
 
 enum class TargetState { kRegistering, kAvailable, kUnavailable };
-enum class TargetHealthReason { kNone, kUnreachable, kConnectionFailed, kAuthFailure };
+// INVALID_REPLICATION_STATE: every host that answered is a standby (no primary to write to).
+enum class TargetHealthReason {
+  kNone,
+  kUnreachable,
+  kConnectionFailed,
+  kAuthFailure,
+  kInvalidReplicationState
+};
+// What the latest login learned of a host: kUnknown until one got that far.
+enum class HostRole { kUnknown, kPrimary, kStandby };
 
 // The step at which a login to the server stopped.
 enum class LoginStep { kResolve, kConnect, kTls, kLogin };
@@ -38,33 +51,69 @@ TargetHealthStatus classify_login(std::string_view user, const LoginOutcome& out
 
 std::string_view to_string(TargetState state);          // "AVAILABLE", as RDS spells it
 std::string_view to_string(TargetHealthReason reason);  // "" for kNone
+std::string_view to_string(HostRole role);              // "primary", "standby", "unknown"
 
-// The verdict of the latest login, whichever worker made it. Locked: it changes at server
-// logins and is read by the probe and the metrics endpoint, never per message.
+// A server's role from what its login told: PostgreSQL 14+ reports in_hot_standby ("on" on a
+// standby) as a ParameterStatus at login and again when a standby is promoted; older servers
+// do not, and pg_is_in_recovery() ("t"/"f") must be asked. Unknown if neither says.
+HostRole role_from(const std::optional<std::string>& in_hot_standby,
+                   const std::optional<std::string>& in_recovery);
+
+// The verdict of the latest login to each host, whichever worker made it. Locked: it changes at
+// server logins and is read by the probe and the metrics endpoint, never per message; which host
+// is the primary is an atomic, read at every borrow.
 class TargetHealth {
  public:
   using Clock = std::chrono::system_clock;
 
-  TargetHealth();
-  // Logs only changes: a busy proxy logs in often.
-  void record(TargetHealthStatus status, Clock::time_point at = Clock::now());
-  TargetHealthStatus status() const {
-    std::lock_guard lock(mutex_);
-    return status_;
+  // `hosts`: Config::servers(). `roles_matter`: [target] hosts was given, so a host must be the
+  // primary to be used and status() speaks for the cluster.
+  explicit TargetHealth(std::vector<HostPort> hosts = {HostPort{"127.0.0.1", 5432}},
+                        bool roles_matter = false);
+  // A reload named other servers: their verdicts start over (logins to the old ones, still
+  // under way, are ignored by index when out of range, and their connections are retired).
+  void reset(std::vector<HostPort> hosts, bool roles_matter);
+  // Logs only changes: a busy proxy logs in often. `role` is what the login learned.
+  void record(size_t host, TargetHealthStatus status, HostRole role = HostRole::kUnknown,
+              Clock::time_point at = Clock::now());
+  void record(TargetHealthStatus status, Clock::time_point at = Clock::now()) {
+    record(0, std::move(status), HostRole::kUnknown, at);
   }
-  std::optional<Clock::time_point> checked_at() const {
-    std::lock_guard lock(mutex_);
-    return checked_at_;
-  }
+  // The target as a whole: the one host's verdict, or with roles the primary's; without a known
+  // primary, UNAVAILABLE (INVALID_REPLICATION_STATE if only standbys answered).
+  TargetHealthStatus status() const;
+  std::optional<Clock::time_point> checked_at() const;
 
-  // {"targets":[{"host":…,"port":…,"state":…,"reason":…,"description":…,"checked_at":…}]};
-  // checked_at is null until the first login.
-  std::string render_json(const HostPort& target) const;
+  // The host read-write traffic goes to, or -1 while none is known. Set by a login that found
+  // a primary; cleared by one that found that host a standby or not there.
+  int primary() const { return primary_.load(std::memory_order_relaxed); }
+  size_t host_count() const { return hosts_.size(); }
+  // Where a login looks for the primary: the known primary, then the hosts whose latest login
+  // worked (a promoted standby is among them), then the rest, each group in configured order,
+  // so that a host that stopped answering costs a login its time limit only when nothing else
+  // is left to try.
+  std::vector<size_t> login_order() const;
+
+  // {"targets":[{"host":…,"port":…,"role":…,"state":…,"reason":…,"description":…,
+  // "checked_at":…}, …]}, one entry per host, the primary's first (the first entry speaks for the
+  // target: sluice serve reads its state); checked_at is null until that host's first login.
+  std::string render_json() const;
+  // sluice_target_available{host=…,port=…,role=…,state=…,reason=…} 1 or 0, per host.
+  std::string render_prometheus() const;
 
  private:
+  struct Host {
+    HostPort address;
+    TargetHealthStatus status;
+    HostRole role = HostRole::kUnknown;
+    std::optional<Clock::time_point> checked_at;
+  };
+  std::vector<size_t> report_order() const;  // under the lock
   mutable std::mutex mutex_;
-  TargetHealthStatus status_;
-  std::optional<Clock::time_point> checked_at_;
+  std::vector<Host> hosts_;
+  bool roles_matter_;
+  size_t latest_ = 0;  // the host of the latest login
+  std::atomic<int> primary_{-1};
 };
 
 }  // namespace sluice::proxy

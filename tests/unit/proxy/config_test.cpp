@@ -175,6 +175,65 @@ TEST(Config, InheritedListenersAndAdmission) {
             "admission.x");
 }
 
+TEST(Config, AdminUsers) {
+  EXPECT_TRUE(parse_config(kMinimal, "/etc/sluice").admin_users.empty()) << "no console by default";
+  Config c = parse_config(std::string("admin_users = [\"ops\", \"oncall\"]\n") + kMinimal, "/etc");
+  EXPECT_EQ(c.admin_users, (std::vector<std::string>{"ops", "oncall"}));
+  EXPECT_EQ(key_of_error(std::string("admin_users = \"ops\"\n") + kMinimal), "admin_users");
+  EXPECT_EQ(key_of_error(std::string("admin_users = [\"ops\", 3]\n") + kMinimal), "admin_users[1]");
+  EXPECT_EQ(key_of_error(std::string("admin_users = [\"\"]\n") + kMinimal), "admin_users[0]");
+}
+
+TEST(Config, TargetHostsAreAnAlternativeToHostAndPort) {
+  const std::string base = "[[auth]]\nsecret_file = \"s.json\"\n[target]\n";
+  Config c = parse_config(base + "hosts = [\"db-a:5432\", \"db-b:5433\"]\n", "");
+  ASSERT_EQ(c.target_hosts.size(), 2u);
+  EXPECT_EQ(c.target_hosts[1].host, "db-b");
+  EXPECT_EQ(c.target_hosts[1].port, 5433);
+  EXPECT_EQ(c.target.host, "db-a");  // the first, for what names one server (logs)
+  EXPECT_EQ(c.servers().size(), 2u);
+  // Without hosts: target alone, and no role is required of it.
+  Config single = parse_config(kMinimal, "");
+  EXPECT_TRUE(single.target_hosts.empty());
+  ASSERT_EQ(single.servers().size(), 1u);
+  EXPECT_EQ(single.servers()[0].host, "db.internal");
+
+  EXPECT_EQ(key_of_error(base + "host = \"a\"\nhosts = [\"b:1\"]\n"), "target.hosts");
+  EXPECT_EQ(key_of_error(base + "port = 5432\nhosts = [\"b:1\"]\n"), "target.hosts");
+  EXPECT_EQ(key_of_error(base + "hosts = []\n"), "target.hosts");
+  EXPECT_EQ(key_of_error(base + "hosts = \"a:1\"\n"), "target.hosts");
+  EXPECT_EQ(key_of_error(base + "hosts = [\"a:1\", \"b\"]\n"), "target.hosts[1]");
+  EXPECT_EQ(key_of_error(base + "hosts = [\"a:1\", 7]\n"), "target.hosts[1]");
+  EXPECT_EQ(key_of_error(base + "hosts = [\"a:1\", \"a:1\"]\n"), "target.hosts[1]");
+}
+
+TEST(Config, KeepalivesAndServerLifetime) {
+  Config c = parse_config(kMinimal, "");
+  EXPECT_TRUE(c.target_keepalive.enabled);
+  EXPECT_EQ(c.target_keepalive.idle, 30u);
+  EXPECT_EQ(c.target_keepalive.interval, 10u);
+  EXPECT_EQ(c.target_keepalive.count, 3u);
+  EXPECT_EQ(c.server_lifetime, 3600u);
+
+  const std::string base = "[[auth]]\nsecret_file = \"s.json\"\n";
+  c = parse_config(base +
+                       "[target]\ntcp_keepalive = false\ntcp_keepalive_idle = 5\n"
+                       "tcp_keepalive_interval = 2\ntcp_keepalive_count = 4\n"
+                       "[connection_pool]\nserver_lifetime = 0\n",
+                   "");
+  EXPECT_FALSE(c.target_keepalive.enabled);
+  EXPECT_EQ(c.target_keepalive.idle, 5u);
+  EXPECT_EQ(c.target_keepalive.interval, 2u);
+  EXPECT_EQ(c.target_keepalive.count, 4u);
+  EXPECT_EQ(c.server_lifetime, 0u);  // unlimited
+  EXPECT_EQ(key_of_error(base + "[target]\ntcp_keepalive = 1\n"), "target.tcp_keepalive");
+  EXPECT_EQ(key_of_error(base + "[target]\ntcp_keepalive_idle = 0\n"), "target.tcp_keepalive_idle");
+  EXPECT_EQ(key_of_error(base + "[target]\ntcp_keepalive_count = 128\n"),
+            "target.tcp_keepalive_count");
+  EXPECT_EQ(key_of_error(base + "[target]\n[connection_pool]\nserver_lifetime = -1\n"),
+            "connection_pool.server_lifetime");
+}
+
 TEST(Config, HostPort) {
   EXPECT_EQ(parse_host_port("127.0.0.1:5432")->port, 5432);
   EXPECT_EQ(parse_host_port("[::1]:6432")->host, "::1");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "proxy/secrets.hpp"
+#include "proxy/target_health.hpp"
 
 namespace sluice::proxy {
 namespace {
@@ -218,6 +219,140 @@ TEST_F(PoolTest, ConnectionsAreCountedByState) {
   EXPECT_EQ(in_state(ServerState::kIdle), 1);
   pools.close_all_idle();
   EXPECT_EQ(in_state(ServerState::kIdle), 0);
+}
+
+TEST_F(PoolTest, EachPoolCountsItsConnectionsByStateAndItsBorrows) {
+  auto first = start_borrow();
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kLent)], 1u);
+  first->lease().pin();
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kLent)], 0u);
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kPinned)], 1u);
+  first->lease().release(true);
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kPinned)], 0u);
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kIdle)], 1u);
+  EXPECT_EQ(pool.stats.transactions, 1u);
+  pools.close_all_idle();
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kIdle)], 0u);
+  EXPECT_EQ(pool.servers[static_cast<size_t>(ServerState::kClosed)], 0u) << "closed: not counted";
+}
+
+TEST_F(PoolTest, PausedPoolsLendNothingUntilResumed) {
+  auto first = start_borrow();
+  EXPECT_EQ(pools.borrowed(), 1u);
+  pools.pause();
+  auto second = start_borrow();
+  EXPECT_FALSE(second->done());
+  auto connection = first->lease().connection();
+  first->lease().release(true);
+  run();
+  EXPECT_EQ(connection->state(), ServerState::kIdle) << "back from its client, it rests";
+  EXPECT_FALSE(second->done()) << "not handed to the waiter while paused";
+  EXPECT_EQ(pools.borrowed(), 0u) << "what PAUSE waits for";
+  EXPECT_FALSE(pools.take_idle(pool)) << "not lent while paused";
+  pools.resume();
+  run();
+  ASSERT_TRUE(second->done());
+  ASSERT_TRUE(second->lease());
+  EXPECT_EQ(second->lease()->id(), connection->id());
+  EXPECT_EQ(connector.opened, 1);
+  second->lease().release(true);
+}
+
+TEST_F(PoolTest, APausedBorrowStillTimesOut) {
+  pools.pause();
+  auto waiting = start_borrow(std::chrono::milliseconds(1));
+  ASSERT_FALSE(waiting->done());
+  EXPECT_EQ(connector.opened, 0) << "no new connection while paused";
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  pools.expire_waiters(Clock::now());
+  run();
+  ASSERT_TRUE(waiting->done());
+  ASSERT_TRUE(waiting->result->error);
+  EXPECT_EQ(waiting->result->error->sqlstate, "08000");
+}
+
+TEST_F(PoolTest, DrainingOverridesPause) {
+  pools.pause();
+  auto waiting = start_borrow();
+  ASSERT_FALSE(waiting->done());
+  ctx.draining = true;  // SHUTDOWN while paused: open transactions may finish, as on SIGTERM
+  pools.expire_waiters(Clock::now());
+  run();
+  ASSERT_TRUE(waiting->done());
+  EXPECT_TRUE(waiting->lease());
+  waiting->lease().release(true);
+}
+
+TEST_F(PoolTest, ServerLifetimeRecyclesIdleConnectionsNeverLentOnes) {
+  config.server_lifetime = 1;
+  auto first = start_borrow();
+  ASSERT_TRUE(first->lease());
+  auto connection = first->lease().connection();
+  // Older than its lifetime while lent: it stays with its client.
+  ctx.coarse_now = connection->opened_at + std::chrono::seconds(2);
+  pools.reap_idle(ctx.coarse_now);
+  EXPECT_EQ(connection->state(), ServerState::kLent);
+  // Back from the client: closed instead of pooled.
+  first->lease().release(true);
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+  EXPECT_EQ(in_state(ServerState::kIdle), 0);
+
+  // Idle in the pool past its lifetime: the reaper closes it; the next borrow logs in afresh.
+  auto second = start_borrow();
+  ASSERT_TRUE(second->lease());
+  auto young = second->lease().connection();
+  EXPECT_NE(young->id(), connection->id());
+  ctx.coarse_now = young->opened_at;
+  second->lease().release(true);
+  EXPECT_EQ(young->state(), ServerState::kIdle);
+  pools.reap_idle(ctx.coarse_now);
+  EXPECT_EQ(young->state(), ServerState::kIdle);  // not yet
+  ctx.coarse_now = young->opened_at + std::chrono::seconds(1);
+  pools.reap_idle(ctx.coarse_now);
+  EXPECT_EQ(young->state(), ServerState::kClosed);
+  EXPECT_EQ(connector.opened, 2);
+}
+
+TEST_F(PoolTest, ZeroServerLifetimeIsUnlimited) {
+  config.server_lifetime = 0;
+  auto first = start_borrow();
+  auto connection = first->lease().connection();
+  first->lease().release(true);
+  ctx.coarse_now = connection->opened_at + std::chrono::hours(24 * 365);
+  ServerLease again = pools.take_idle(pool);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->id(), connection->id());
+  again.release(true);
+}
+
+TEST_F(PoolTest, ConnectionsToAHostThatIsNoLongerThePrimaryAreDropped) {
+  config.target_hosts = {{"db-a", 5432}, {"db-b", 5432}};
+  TargetHealth health(config.servers(), true);
+  ctx.health = &health;
+  LoginOutcome ok;
+  ok.ok = true;
+  health.record(0, classify_login("app", ok), HostRole::kPrimary);
+  auto first = start_borrow();  // the fake connector's connections are to host 0
+  auto connection = first->lease().connection();
+  ASSERT_EQ(connection->host_index(), 0u);
+  first->lease().release(true);
+  EXPECT_EQ(connection->state(), ServerState::kIdle);
+
+  // Host 0 went away: no primary known yet, and the pooled connection is kept (its own
+  // liveness check decides).
+  LoginOutcome refused;
+  refused.step = LoginStep::kConnect;
+  health.record(0, classify_login("app", refused));
+  ASSERT_EQ(health.primary(), -1);
+  pools.reap_idle(ctx.coarse_now);
+  EXPECT_EQ(connection->state(), ServerState::kIdle);
+
+  // Host 1 was promoted: the connection to the old primary is closed, never lent.
+  health.record(1, classify_login("app", ok), HostRole::kPrimary);
+  ASSERT_EQ(health.primary(), 1);
+  EXPECT_FALSE(pools.take_idle(pool));
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+  ctx.health = nullptr;
 }
 
 }  // namespace

@@ -74,10 +74,10 @@ TEST(TargetHealth, TooManyConnectionsIsReachable) {
 }
 
 TEST(TargetHealth, RegisteringUntilTheFirstLoginThenTheLatest) {
-  TargetHealth health;
+  TargetHealth health({{"db.internal", 5432}});
   EXPECT_EQ(health.status().state, TargetState::kRegistering);
   EXPECT_FALSE(health.checked_at());
-  auto doc = boost::json::parse(health.render_json({"db.internal", 5432})).as_object();
+  auto doc = boost::json::parse(health.render_json()).as_object();
   auto& t = doc.at("targets").as_array().at(0).as_object();
   EXPECT_EQ(t.at("host").as_string(), "db.internal");
   EXPECT_EQ(t.at("port").as_int64(), 5432);
@@ -88,13 +88,99 @@ TEST(TargetHealth, RegisteringUntilTheFirstLoginThenTheLatest) {
   // 2026-11-27T11:00:00Z
   const auto at = TargetHealth::Clock::from_time_t(1795777200);
   health.record(classify_login("app", failed_at(LoginStep::kLogin, "28P01", "bad \"quote\"")), at);
-  doc = boost::json::parse(health.render_json({"db.internal", 5432})).as_object();
+  doc = boost::json::parse(health.render_json()).as_object();
   auto& u = doc.at("targets").as_array().at(0).as_object();
   EXPECT_EQ(u.at("state").as_string(), "UNAVAILABLE");
   EXPECT_EQ(u.at("reason").as_string(), "AUTH_FAILURE");
   EXPECT_EQ(u.at("description").as_string(),
             "The proxy could not log in to the database as user \"app\": bad \"quote\"");
   EXPECT_EQ(u.at("checked_at").as_string(), "2026-11-27T11:00:00Z");
+}
+
+TEST(TargetHealth, RoleFromInHotStandbyElsePgIsInRecovery) {
+  EXPECT_EQ(role_from("on", std::nullopt), HostRole::kStandby);
+  EXPECT_EQ(role_from("off", std::nullopt), HostRole::kPrimary);
+  EXPECT_EQ(role_from(std::nullopt, "t"), HostRole::kStandby);
+  EXPECT_EQ(role_from(std::nullopt, "f"), HostRole::kPrimary);
+  EXPECT_EQ(role_from("on", "f"), HostRole::kStandby);  // the server's report wins
+  EXPECT_EQ(role_from(std::nullopt, std::nullopt), HostRole::kUnknown);
+  EXPECT_EQ(role_from("maybe", "?"), HostRole::kUnknown);
+}
+
+LoginOutcome ok() {
+  LoginOutcome o;
+  o.ok = true;
+  return o;
+}
+
+LoginOutcome refused() {
+  LoginOutcome o;
+  o.step = LoginStep::kConnect;
+  o.message = "Connection refused";
+  return o;
+}
+
+TEST(TargetHealth, HostsFollowThePrimaryThroughAFailover) {
+  TargetHealth health({{"db-a", 5432}, {"db-b", 5433}}, true);
+  EXPECT_EQ(health.primary(), -1);
+  EXPECT_EQ(health.status().state, TargetState::kRegistering);
+  EXPECT_EQ(health.login_order(), (std::vector<size_t>{0, 1}));
+
+  // Only the standby answered so far: nothing to write to.
+  health.record(1, classify_login("app", ok()), HostRole::kStandby);
+  EXPECT_EQ(health.primary(), -1);
+  EXPECT_EQ(health.status().state, TargetState::kUnavailable);
+  EXPECT_EQ(health.status().reason, TargetHealthReason::kInvalidReplicationState);
+  EXPECT_NE(health.status().description.find("db-b:5433 is a standby"), std::string::npos);
+
+  health.record(0, classify_login("app", ok()), HostRole::kPrimary);
+  EXPECT_EQ(health.primary(), 0);
+  EXPECT_EQ(health.status().state, TargetState::kAvailable);
+  auto doc = boost::json::parse(health.render_json()).as_object();
+  auto& targets = doc.at("targets").as_array();
+  ASSERT_EQ(targets.size(), 2u);
+  EXPECT_EQ(targets[0].at("host").as_string(), "db-a");
+  EXPECT_EQ(targets[0].at("role").as_string(), "primary");
+  EXPECT_EQ(targets[1].at("role").as_string(), "standby");
+  EXPECT_EQ(targets[1].at("state").as_string(), "AVAILABLE");
+
+  // The primary stops: no primary until the standby is promoted.
+  health.record(0, classify_login("app", refused()));
+  EXPECT_EQ(health.primary(), -1);
+  EXPECT_EQ(health.status().state, TargetState::kUnavailable);
+  // The host that stopped answering is tried last.
+  EXPECT_EQ(health.login_order(), (std::vector<size_t>{1, 0}));
+  health.record(1, classify_login("app", ok()), HostRole::kPrimary);
+  EXPECT_EQ(health.primary(), 1);
+  EXPECT_EQ(health.status().state, TargetState::kAvailable);
+  EXPECT_EQ(health.login_order(), (std::vector<size_t>{1, 0}));
+  // The primary's entry comes first: what sluice serve reads.
+  doc = boost::json::parse(health.render_json()).as_object();
+  auto& after = doc.at("targets").as_array();
+  EXPECT_EQ(after[0].at("host").as_string(), "db-b");
+  EXPECT_EQ(after[0].at("role").as_string(), "primary");
+  EXPECT_EQ(after[1].at("host").as_string(), "db-a");
+  EXPECT_EQ(after[1].at("state").as_string(), "UNAVAILABLE");
+  EXPECT_EQ(after[1].at("reason").as_string(), "CONNECTION_FAILED");
+  EXPECT_EQ(after[1].at("role").as_string(), "unknown");
+
+  const std::string metrics = health.render_prometheus();
+  EXPECT_NE(metrics.find("sluice_target_available{host=\"db-b\",port=\"5433\",role=\"primary\","
+                         "state=\"AVAILABLE\",reason=\"\"} 1\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("sluice_target_available{host=\"db-a\",port=\"5432\",role=\"unknown\","
+                         "state=\"UNAVAILABLE\",reason=\"CONNECTION_FAILED\"} 0\n"),
+            std::string::npos)
+      << metrics;
+}
+
+TEST(TargetHealth, OneHostWithoutRolesIsJudgedByItsLoginsAlone) {
+  TargetHealth health({{"db", 5432}});
+  // A standby as the only target is the user's choice (a reader endpoint): still AVAILABLE.
+  health.record(0, classify_login("app", ok()), HostRole::kStandby);
+  EXPECT_EQ(health.status().state, TargetState::kAvailable);
+  EXPECT_EQ(health.primary(), -1);  // roles are not tracked
 }
 
 }  // namespace
