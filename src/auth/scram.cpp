@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <stdexcept>
@@ -172,7 +173,31 @@ std::optional<ScramVerifier> parse_scram_verifier(std::string_view text) {
 }
 
 ScramServer::ScramServer(const ScramVerifier& verifier, std::string server_nonce)
-    : verifier_(verifier), server_nonce_(std::move(server_nonce)) {}
+    : verifier_(verifier), server_nonce_(std::move(server_nonce)) {
+  candidates_[0] = &verifier;
+  candidate_count_ = 1;
+}
+
+namespace {
+
+const ScramVerifier& first_candidate(std::span<const ScramVerifier* const> candidates) {
+  if (candidates.empty() || candidates.size() > kMaxScramCandidates || !candidates[0])
+    throw std::invalid_argument("SCRAM needs 1 to kMaxScramCandidates verifiers");
+  return *candidates[0];
+}
+
+}  // namespace
+
+ScramServer::ScramServer(std::span<const ScramVerifier* const> candidates, std::string server_nonce)
+    : verifier_(first_candidate(candidates)), server_nonce_(std::move(server_nonce)) {
+  for (const ScramVerifier* candidate : candidates) {
+    // The client is told one salt and iteration count: a proof for any other is meaningless.
+    if (!candidate || candidate->salt != verifier_.salt ||
+        candidate->iterations != verifier_.iterations)
+      throw std::invalid_argument("SCRAM candidates must share the salt and iteration count");
+    candidates_[candidate_count_++] = candidate;
+  }
+}
 
 std::optional<std::string> ScramServer::handle_client_first(std::string_view client_first) {
   if (!gs2_header_.empty() || done_ || !valid_nonce(server_nonce_)) return std::nullopt;
@@ -212,11 +237,21 @@ std::optional<std::string> ScramServer::handle_client_final(std::string_view cli
       client_final.substr(0, client_final.size() - a[2].size() - 3);
   const std::string auth_message =
       client_first_bare_ + "," + server_first_ + "," + std::string(without_proof);
-  const Sha256 client_key = xor_keys(*proof, hmac(verifier_.stored_key, auth_message));
-  const Sha256 stored_key = sha256(client_key);
-  if (CRYPTO_memcmp(stored_key.data(), verifier_.stored_key.data(), stored_key.size()) != 0)
-    return std::nullopt;
-  return "v=" + base64_encode(view(hmac(verifier_.server_key, auth_message)));
+  // The same work for one candidate as for the most there can be (the last is checked again,
+  // its answer ignored), so a user with two passwords, one with a single password and the
+  // decoy for an unknown user all take the same time.
+  std::optional<size_t> matched;
+  for (size_t i = 0; i < kMaxScramCandidates; ++i) {
+    const ScramVerifier& candidate = *candidates_[std::min(i, candidate_count_ - 1)];
+    const Sha256 client_key = xor_keys(*proof, hmac(candidate.stored_key, auth_message));
+    const Sha256 stored_key = sha256(client_key);
+    const bool equal =
+        CRYPTO_memcmp(stored_key.data(), candidate.stored_key.data(), stored_key.size()) == 0;
+    if (equal && i < candidate_count_ && !matched) matched = i;
+  }
+  if (!matched) return std::nullopt;
+  matched_ = matched;
+  return "v=" + base64_encode(view(hmac(candidates_[*matched]->server_key, auth_message)));
 }
 
 ScramClient::ScramClient(std::string password, std::string client_nonce, SaltedPasswordCache* cache)

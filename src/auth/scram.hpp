@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -32,13 +33,21 @@ ScramVerifier derive_scram_verifier(std::string_view password, std::string_view 
 // b64>".
 std::optional<ScramVerifier> parse_scram_verifier(std::string_view text);
 
-// Server side of one SCRAM exchange.
+// The most passwords one user may have at once for clients: a rotation's current and previous.
+constexpr size_t kMaxScramCandidates = 2;
+
+// Server side of one SCRAM exchange. During a rotation a user has more than one valid password:
+// their verifiers share one salt and iteration count (the proxy derives them itself), so a
+// single exchange can check the proof against each and sign with the one that matched.
 class ScramServer {
  public:
   // `server_nonce` is the random part the server appends to the client's nonce
   // (printable ASCII without ','; callers pass base64 of 18 random bytes).
   ScramServer(const ScramVerifier& verifier, std::string server_nonce);
   ScramServer(ScramVerifier&&, std::string) = delete;  // keeps a reference: no temporaries
+  // 1 to kMaxScramCandidates verifiers, all with the first's salt and iteration count (what the
+  // client is told); throws std::invalid_argument otherwise. The caller keeps them alive.
+  ScramServer(std::span<const ScramVerifier* const> candidates, std::string server_nonce);
 
   // client-first-message -> server-first-message. nullopt on a malformed message
   // or on channel binding ("p=..."), which the proxy does not offer.
@@ -46,10 +55,18 @@ class ScramServer {
 
   // client-final-message -> server-final-message ("v=..."). nullopt when the proof is
   // wrong or the message malformed. The proof is compared in constant time.
+  // Every candidate is checked, however many there are and whichever matches, so the time
+  // taken tells nothing about them.
   std::optional<std::string> handle_client_final(std::string_view client_final);
 
+  // The index of the candidate the proof matched; nullopt before a successful client-final.
+  std::optional<size_t> matched() const { return matched_; }
+
  private:
-  const ScramVerifier& verifier_;
+  const ScramVerifier& verifier_;  // the first candidate: its salt and iterations are sent
+  std::array<const ScramVerifier*, kMaxScramCandidates> candidates_{};
+  size_t candidate_count_ = 0;
+  std::optional<size_t> matched_;
   std::string server_nonce_;
   std::string client_first_bare_;
   std::string server_first_;

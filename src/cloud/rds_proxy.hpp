@@ -21,6 +21,7 @@
 #include "cloud/query_protocol.hpp"
 #include "cloud/rds_environment.hpp"
 #include "cloud/records.hpp"
+#include "cloud/secretsmanager.hpp"
 
 namespace sluice::cloud {
 
@@ -55,6 +56,13 @@ struct ProxyRuntime {
   int health_check_interval = 5;
 };
 std::string render_proxy_config(const ProxyRuntime& runtime);
+
+// A proxy's secret file from a secret's staged versions: the AWSCURRENT SecretString as it is
+// when that is all, otherwise {"versions": [...]} with AWSCURRENT, AWSPENDING and AWSPREVIOUS
+// (and when AWSPREVIOUS stopped being current), as sluice-proxy reads it during a rotation.
+// Nothing without an AWSCURRENT version.
+std::optional<std::string> render_secret_file(
+    const std::vector<SecretsManager::StagedString>& versions);
 
 // TargetHealth from a sluice-proxy's GET /targets body; nothing when it is not that.
 std::optional<TargetHealthReport> parse_proxy_targets(std::string_view body);

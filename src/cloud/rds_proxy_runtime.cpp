@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <toml++/toml.h>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -77,6 +78,40 @@ std::string render_proxy_config(const ProxyRuntime& r) {
   return out.str();
 }
 
+std::optional<std::string> render_secret_file(
+    const std::vector<SecretsManager::StagedString>& versions) {
+  const SecretsManager::StagedString* current = nullptr;
+  json::array staged;
+  for (const auto& v : versions) {
+    json::array stages;
+    for (const auto& stage : v.stages)
+      if (stage == "AWSCURRENT" || stage == "AWSPENDING" || stage == "AWSPREVIOUS")
+        stages.emplace_back(stage);
+    if (stages.empty()) continue;  // other labels mean nothing to the proxy
+    const bool is_current =
+        std::find(v.stages.begin(), v.stages.end(), "AWSCURRENT") != v.stages.end();
+    if (is_current) current = &v;
+    json::object entry{{"version_id", v.version_id},
+                       {"stages", stages},
+                       {"secret_string", v.secret_string},
+                       {"created", v.created}};
+    if (!is_current && v.demoted) entry["demoted"] = *v.demoted;
+    staged.push_back(entry);
+  }
+  if (!current) return std::nullopt;
+  if (staged.size() == 1) return current->secret_string;
+  // A previous version demoted before such times were recorded: since the current one exists.
+  for (auto& entry : staged) {
+    json::object& e = entry.as_object();
+    const auto& stages = e.at("stages").as_array();
+    if (std::find(stages.begin(), stages.end(), json::value("AWSPREVIOUS")) != stages.end() &&
+        !e.contains("demoted") &&
+        std::find(stages.begin(), stages.end(), json::value("AWSCURRENT")) == stages.end())
+      e["demoted"] = current->created;
+  }
+  return json::serialize(json::object{{"versions", staged}}) + "\n";
+}
+
 std::optional<TargetHealthReport> parse_proxy_targets(std::string_view body) {
   boost::system::error_code ec;
   const json::value doc = json::parse(body, ec);
@@ -110,18 +145,21 @@ std::string RdsProxies::prepare_secrets(const ProxyRecord& p, const std::string&
         Decision::kAllow) {
       problem = "The proxy's role " + p.role_arn +
                 " may not call secretsmanager:GetSecretValue on " + arn + ": " + why;
-    } else if (auto value = env_.secrets.current_string(arn); !value) {
+    } else if (auto file_text = render_secret_file(env_.secrets.staged_strings(arn)); !file_text) {
       problem = "The secret " + arn +
                 " does not exist, is scheduled for deletion or has no "
                 "SecretString.";
     } else {
-      std::string user, password, error;
-      if (!proxy::parse_secret_json(*value, user, password, error)) {
+      // Staged versions during a rotation (AWSCURRENT, AWSPENDING, AWSPREVIOUS): the proxy
+      // takes whichever the database accepts.
+      proxy::SecretFileContents contents;
+      std::string error;
+      if (!proxy::parse_secret_file(*file_text, contents, error)) {
         problem = "The secret " + arn + " " + error +
                   " (it must hold {\"username\": …, \"password\": …}).";
       } else {
         const std::string file = dir + "/secret-" + std::to_string(n++) + ".json";
-        write_if_changed(file, *value, changed);
+        write_if_changed(file, *file_text, changed);
         auth.emplace_back(file, entry.client_password_auth_type);
       }
     }

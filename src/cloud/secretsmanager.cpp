@@ -1,5 +1,6 @@
 #include "cloud/secretsmanager.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -65,6 +66,92 @@ bool has_stage(const json::object& version, std::string_view stage) {
   return false;
 }
 
+constexpr std::string_view kCurrent = "AWSCURRENT";
+constexpr std::string_view kPrevious = "AWSPREVIOUS";
+constexpr size_t kMaxVersions = 100;  // Secrets Manager drops deprecated versions beyond it
+constexpr size_t kMaxStagesPerVersion = 20;
+
+void check_stage(const std::string& stage) {
+  if (stage.empty() || stage.size() > 256)
+    throw ApiError("InvalidParameterException",
+                   "A staging label must be 1 to 256 characters long.");
+}
+
+// Where a staging label is, or nullptr.
+json::object* holder_of(json::array& versions, std::string_view stage) {
+  for (auto& v : versions)
+    if (has_stage(v.as_object(), stage)) return &v.as_object();
+  return nullptr;
+}
+
+void remove_stage(json::object& version, std::string_view stage) {
+  json::array kept;
+  for (const auto& s : version.at("Stages").as_array())
+    if (s.as_string() != stage) kept.push_back(s);
+  version["Stages"] = kept;
+}
+
+// Attaches `stage` to `target`, taking it off whichever version has it. Moving AWSCURRENT moves
+// AWSPREVIOUS to the version it left, and records when that one stopped being current (the
+// proxies accept a previous password for a grace period from then).
+void attach_stage(json::array& versions, json::object& target, const std::string& stage,
+                  double now) {
+  json::object* holder = holder_of(versions, stage);
+  if (holder == &target) return;
+  if (holder) remove_stage(*holder, stage);
+  if (target.at("Stages").as_array().size() >= kMaxStagesPerVersion)
+    throw ApiError("LimitExceededException",
+                   "A version can have at most 20 staging labels attached.");
+  target["Stages"].as_array().emplace_back(stage);
+  if (stage != kCurrent) return;
+  target.erase("DemotedDate");
+  if (holder) {
+    attach_stage(versions, *holder, std::string(kPrevious), now);
+    (*holder)["DemotedDate"] = now;
+  }
+}
+
+// Versions without a label are deprecated: kept (GetSecretValue by VersionId still finds them)
+// up to kMaxVersions in all, the oldest deprecated ones going first.
+void drop_old_versions(json::array& versions) {
+  while (versions.size() > kMaxVersions) {
+    auto oldest = versions.end();
+    for (auto it = versions.begin(); it != versions.end(); ++it)
+      if (it->as_object().at("Stages").as_array().empty()) {
+        oldest = it;
+        break;  // versions are in creation order
+      }
+    if (oldest == versions.end()) return;
+    versions.erase(oldest);
+  }
+}
+
+// Pages: MaxResults at a time, NextToken an opaque offset, as the service hands them out.
+std::pair<json::array, std::optional<std::string>> page_of(const json::array& entries,
+                                                           const json::object& input) {
+  size_t start = 0;
+  if (const auto* token = input.if_contains("NextToken")) {
+    const auto decoded =
+        token->is_string() ? auth::base64_decode(token->as_string()) : std::nullopt;
+    char* end = nullptr;
+    const unsigned long offset = decoded ? std::strtoul(decoded->c_str(), &end, 10) : 0;
+    if (!decoded || decoded->empty() || *end != '\0' || offset > entries.size())
+      throw ApiError("InvalidNextTokenException", "The NextToken value is invalid.");
+    start = offset;
+  }
+  size_t page = entries.size();
+  if (const auto* max = input.if_contains("MaxResults")) {
+    if (!max->is_int64() || max->as_int64() < 1 || max->as_int64() > 100)
+      throw ApiError("InvalidParameterException", "MaxResults must be between 1 and 100.");
+    page = static_cast<size_t>(max->as_int64());
+  }
+  json::array slice;
+  for (size_t i = start; i < entries.size() && i < start + page; ++i) slice.push_back(entries[i]);
+  std::optional<std::string> next;
+  if (start + page < entries.size()) next = auth::base64_encode(std::to_string(start + page));
+  return {slice, next};
+}
+
 }  // namespace
 
 json::object SecretsManager::handle(std::string_view operation, const json::object& input,
@@ -75,6 +162,8 @@ json::object SecretsManager::handle(std::string_view operation, const json::obje
   if (operation == "DescribeSecret") return describe(input);
   if (operation == "ListSecrets") return list(input);
   if (operation == "DeleteSecret") return remove(input);
+  if (operation == "UpdateSecretVersionStage") return update_stage(input);
+  if (operation == "ListSecretVersionIds") return list_versions(input);
   throw ApiError("UnknownOperationException",
                  "sluice does not implement secretsmanager " + std::string(operation) + ".");
 }
@@ -126,37 +215,52 @@ std::string SecretsManager::add_version(json::object& secret, const json::object
   if (plaintext.size() > 65536)
     throw ApiError("InvalidParameterException", "The secret value exceeds the 65536-byte limit.");
   const std::string version_id = text(input, "ClientRequestToken").value_or(uuid4());
-  json::array& versions = secret["Versions"].as_array();
-  for (auto& v : versions) {
-    json::object& version = v.as_object();
-    if (version.at("VersionId").as_string() == version_id)
-      throw ApiError("ResourceExistsException",
-                     "You can't modify an existing version, you can only create new versions.");
-  }
-  // AWSCURRENT moves to the new version; the old current becomes AWSPREVIOUS.
-  json::array kept;
-  for (auto& v : versions) {
-    json::object& version = v.as_object();
-    json::array stages;
-    for (const auto& s : version.at("Stages").as_array()) {
-      if (s.as_string() == "AWSCURRENT")
-        stages.emplace_back("AWSPREVIOUS");
-      else if (s.as_string() != "AWSPREVIOUS")
-        stages.push_back(s);
+  // VersionStages: the labels the new version gets; by default AWSCURRENT.
+  std::vector<std::string> stages;
+  if (const auto* given = input.if_contains("VersionStages"); given && !given->is_null()) {
+    if (!given->is_array() || given->as_array().empty() ||
+        given->as_array().size() > kMaxStagesPerVersion)
+      throw ApiError("InvalidParameterException",
+                     "VersionStages must be a list of 1 to 20 staging labels.");
+    for (const auto& stage : given->as_array()) {
+      if (!stage.is_string())
+        throw ApiError("InvalidParameterException", "A staging label must be a string.");
+      stages.emplace_back(stage.as_string());
+      check_stage(stages.back());
     }
-    version["Stages"] = stages;
-    if (!stages.empty()) kept.push_back(version);  // unstaged versions are deprecated: dropped
+  } else {
+    stages.emplace_back(kCurrent);
   }
+  json::array& versions = secret["Versions"].as_array();
+  // A secret's first version is current whatever else it is staged as.
+  if (!holder_of(versions, kCurrent) &&
+      std::find(stages.begin(), stages.end(), kCurrent) == stages.end())
+    stages.emplace_back(kCurrent);
   const std::string arn(secret.at("ARN").as_string());
-  json::object version;
-  version["VersionId"] = version_id;
-  version["Stages"] = json::array{"AWSCURRENT"};
-  version["CreatedDate"] = now_seconds();
-  version["Binary"] = binary_value.has_value();
-  version["Sealed"] = auth::base64_encode(key_.seal(plaintext, arn + "/" + version_id));
-  kept.push_back(version);
-  versions = kept;
-  secret["LastChangedDate"] = now_seconds();
+  for (auto& v : versions) {
+    json::object& version = v.as_object();
+    if (version.at("VersionId").as_string() != version_id) continue;
+    // The same request again (same token, same value) succeeds and changes nothing.
+    auto sealed = auth::base64_decode(version.at("Sealed").as_string());
+    auto stored = sealed ? key_.open(*sealed, arn + "/" + version_id) : std::nullopt;
+    if (stored && *stored == plaintext &&
+        version.at("Binary").as_bool() == binary_value.has_value())
+      return version_id;
+    throw ApiError("ResourceExistsException",
+                   "You can't modify an existing version, you can only create new versions.");
+  }
+  const double now = now_seconds();
+  json::object added;
+  added["VersionId"] = version_id;
+  added["Stages"] = json::array();
+  added["CreatedDate"] = now;
+  added["Binary"] = binary_value.has_value();
+  added["Sealed"] = auth::base64_encode(key_.seal(plaintext, arn + "/" + version_id));
+  versions.push_back(added);
+  json::object& version = versions.back().as_object();
+  for (const auto& stage : stages) attach_stage(versions, version, stage, now);
+  drop_old_versions(versions);
+  secret["LastChangedDate"] = now;
   return version_id;
 }
 
@@ -235,10 +339,80 @@ json::object SecretsManager::put_value(const json::object& input) {
   json::object secret = find(required(input, "SecretId"));
   const std::string version_id = add_version(secret, input);
   save(secret);
-  return {{"ARN", secret.at("ARN")},
-          {"Name", secret.at("Name")},
-          {"VersionId", version_id},
-          {"VersionStages", json::array{"AWSCURRENT"}}};
+  json::array stages;
+  for (const auto& v : secret.at("Versions").as_array())
+    if (v.as_object().at("VersionId").as_string() == version_id) stages = stages_of(v.as_object());
+  json::object out{
+      {"ARN", secret.at("ARN")}, {"Name", secret.at("Name")}, {"VersionId", version_id}};
+  if (!stages.empty()) out["VersionStages"] = stages;
+  return out;
+}
+
+json::object SecretsManager::update_stage(const json::object& input) {
+  json::object secret = find(required(input, "SecretId"));
+  const std::string stage = required(input, "VersionStage");
+  check_stage(stage);
+  const auto move_to = text(input, "MoveToVersionId");
+  const auto remove_from = text(input, "RemoveFromVersionId");
+  json::array& versions = secret["Versions"].as_array();
+  auto version = [&](const std::string& id) -> json::object& {
+    for (auto& v : versions)
+      if (v.as_object().at("VersionId").as_string() == id) return v.as_object();
+    throw ApiError("ResourceNotFoundException",
+                   "Secrets Manager can't find the specified secret version: " + id);
+  };
+  if (!move_to && !remove_from)
+    throw ApiError("InvalidParameterException",
+                   "You must specify MoveToVersionId, RemoveFromVersionId or both.");
+  json::object* holder = holder_of(versions, stage);
+  if (remove_from) {
+    json::object& from = version(*remove_from);
+    if (!has_stage(from, stage))
+      throw ApiError(
+          "InvalidParameterException",
+          "The staging label " + stage + " is not attached to version " + *remove_from + ".");
+  }
+  if (move_to) {
+    json::object& to = version(*move_to);
+    // Taking a label from another version must be said: it may be in use.
+    if (holder && holder != &to && !remove_from)
+      throw ApiError("InvalidParameterException",
+                     "The staging label " + stage + " is attached to version " +
+                         std::string(holder->at("VersionId").as_string()) +
+                         ": you must specify it in RemoveFromVersionId to move the label.");
+    attach_stage(versions, to, stage, now_seconds());
+  } else {
+    if (stage == kCurrent)
+      throw ApiError("InvalidParameterException",
+                     "You can only move staging label AWSCURRENT to a different secret "
+                     "version. It can't be completely removed.");
+    remove_stage(*holder, stage);  // holder is RemoveFromVersionId's version, checked above
+  }
+  drop_old_versions(versions);
+  secret["LastChangedDate"] = now_seconds();
+  save(secret);
+  return {{"ARN", secret.at("ARN")}, {"Name", secret.at("Name")}};
+}
+
+json::object SecretsManager::list_versions(const json::object& input) {
+  const json::object secret = find(required(input, "SecretId"));
+  const auto* deprecated = input.if_contains("IncludeDeprecated");
+  const bool include_deprecated = deprecated && deprecated->is_bool() && deprecated->as_bool();
+  json::array entries;
+  for (const auto& v : secret.at("Versions").as_array()) {
+    const json::object& version = v.as_object();
+    json::object entry{{"VersionId", version.at("VersionId")},
+                       {"CreatedDate", version.at("CreatedDate")}};
+    if (!version.at("Stages").as_array().empty())
+      entry["VersionStages"] = version.at("Stages");
+    else if (!include_deprecated)
+      continue;
+    entries.push_back(entry);
+  }
+  auto [slice, next] = page_of(entries, input);
+  json::object out{{"Versions", slice}, {"ARN", secret.at("ARN")}, {"Name", secret.at("Name")}};
+  if (next) out["NextToken"] = *next;
+  return out;
 }
 
 namespace {
@@ -252,7 +426,8 @@ json::object described(const json::object& secret) {
     if (auto it = secret.find(key); it != secret.end()) out[key] = it->value();
   json::object stages;
   for (const auto& v : secret.at("Versions").as_array())
-    stages[v.as_object().at("VersionId").as_string()] = v.as_object().at("Stages");
+    if (!v.as_object().at("Stages").as_array().empty())  // deprecated versions are not shown
+      stages[v.as_object().at("VersionId").as_string()] = v.as_object().at("Stages");
   out["VersionIdsToStages"] = stages;
   return out;
 }
@@ -276,28 +451,9 @@ json::object SecretsManager::list(const json::object& input) {
     entry.erase("VersionIdsToStages");
     entries.push_back(entry);
   }
-  // Pages: MaxResults at a time, NextToken an opaque offset, as the service hands them out.
-  size_t start = 0;
-  if (const auto* token = input.if_contains("NextToken")) {
-    const auto decoded =
-        token->is_string() ? auth::base64_decode(token->as_string()) : std::nullopt;
-    char* end = nullptr;
-    const unsigned long offset = decoded ? std::strtoul(decoded->c_str(), &end, 10) : 0;
-    if (!decoded || decoded->empty() || *end != '\0' || offset > entries.size())
-      throw ApiError("InvalidNextTokenException", "The NextToken value is invalid.");
-    start = offset;
-  }
-  size_t page = entries.size();
-  if (const auto* max = input.if_contains("MaxResults")) {
-    if (!max->is_int64() || max->as_int64() < 1 || max->as_int64() > 100)
-      throw ApiError("InvalidParameterException", "MaxResults must be between 1 and 100.");
-    page = static_cast<size_t>(max->as_int64());
-  }
-  json::array slice;
-  for (size_t i = start; i < entries.size() && i < start + page; ++i) slice.push_back(entries[i]);
+  auto [slice, next] = page_of(entries, input);
   json::object out{{"SecretList", slice}};
-  if (start + page < entries.size())
-    out["NextToken"] = auth::base64_encode(std::to_string(start + page));
+  if (next) out["NextToken"] = *next;
   return out;
 }
 
@@ -334,6 +490,34 @@ json::object SecretsManager::remove(const json::object& input) {
   save(secret);
   out["DeletionDate"] = secret["DeletionDate"];
   return out;
+}
+
+std::vector<SecretsManager::StagedString> SecretsManager::staged_strings(
+    std::string_view secret_id) {
+  std::vector<StagedString> staged;
+  try {
+    const json::object secret = find(secret_id);
+    const std::string arn(secret.at("ARN").as_string());
+    for (const auto& v : secret.at("Versions").as_array()) {
+      const json::object& version = v.as_object();
+      if (version.at("Stages").as_array().empty() || version.at("Binary").as_bool()) continue;
+      const std::string id(version.at("VersionId").as_string());
+      auto sealed = auth::base64_decode(version.at("Sealed").as_string());
+      auto plaintext = sealed ? key_.open(*sealed, arn + "/" + id) : std::nullopt;
+      if (!plaintext) continue;
+      StagedString entry;
+      entry.version_id = id;
+      for (const auto& s : version.at("Stages").as_array())
+        entry.stages.emplace_back(s.as_string());
+      entry.secret_string = std::move(*plaintext);
+      entry.created = version.at("CreatedDate").to_number<double>();
+      if (const auto* demoted = version.if_contains("DemotedDate"))
+        entry.demoted = demoted->to_number<double>();
+      staged.push_back(std::move(entry));
+    }
+  } catch (const ApiError&) {
+  }
+  return staged;
 }
 
 std::optional<std::string> SecretsManager::current_string(std::string_view secret_id) {

@@ -198,7 +198,14 @@ awaitable<bool> ClientLogin::authenticate_scram(const Credential& credential) {
   auto initial = pgwire::decode_sasl_initial_response(
       {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
   if (!initial || initial->mechanism != "SCRAM-SHA-256") co_return false;
-  auth::ScramServer scram(credential.scram, auth::base64_encode(auth::pooled_random_bytes(18)));
+  // Current and, during a rotation's grace period, previous: one exchange checks both.
+  std::array<const StagedPassword*, auth::kMaxScramCandidates> passwords;
+  const size_t count =
+      credential.client_passwords(std::chrono::system_clock::now(), rotation_grace(), passwords);
+  std::array<const auth::ScramVerifier*, auth::kMaxScramCandidates> verifiers;
+  for (size_t i = 0; i < verifiers.size(); ++i) verifiers[i] = &passwords[i]->scram;
+  auth::ScramServer scram(std::span(verifiers.data(), count),
+                          auth::base64_encode(auth::pooled_random_bytes(18)));
   auto server_first = scram.handle_client_first(initial->data);
   if (!server_first) co_return false;
   out.clear();
@@ -207,8 +214,18 @@ awaitable<bool> ClientLogin::authenticate_scram(const Credential& credential) {
   if (!co_await read_auth_message(payload)) co_return false;
   auto server_final = scram.handle_client_final(payload);
   if (!server_final) co_return false;
+  if (scram.matched() != 0) log_previous_password(credential);
   pgwire::write_auth_sasl_final(to_client_, *server_final);
   co_return true;
+}
+
+std::chrono::seconds ClientLogin::rotation_grace() const {
+  return std::chrono::seconds(ctx_.config.rotation_grace_seconds);
+}
+
+void ClientLogin::log_previous_password(const Credential& credential) const {
+  spdlog::debug("user \"{}\" from {} logged in with the password staged AWSPREVIOUS",
+                credential.username, client_.peer());
 }
 
 awaitable<bool> ClientLogin::authenticate_md5(const Credential& credential) {
@@ -222,7 +239,11 @@ awaitable<bool> ClientLogin::authenticate_md5(const Credential& credential) {
   if (!co_await read_auth_message(payload)) co_return false;
   auto password =
       pgwire::decode_password({reinterpret_cast<const uint8_t*>(payload.data()), payload.size()});
-  co_return password&& auth::md5_verify(credential.md5_hash, salt, *password);
+  if (!password) co_return false;
+  const auto matched =
+      credential.check_md5(salt, *password, std::chrono::system_clock::now(), rotation_grace());
+  if (matched && *matched != 0) log_previous_password(credential);
+  co_return matched.has_value();
 }
 
 awaitable<bool> ClientLogin::finish(LoginResult& result) {

@@ -4,6 +4,7 @@
 // client's settings against the server (once per distinct set, cached by the pool).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -67,6 +68,8 @@ class ClientLogin {
   awaitable<bool> authenticate_scram(const Credential& credential);
   awaitable<bool> authenticate_md5(const Credential& credential);
   awaitable<bool> read_auth_message(std::string& payload);
+  std::chrono::seconds rotation_grace() const;
+  void log_previous_password(const Credential& credential) const;
   // AuthenticationOk, the server's parameters for these settings, BackendKeyData and
   // ReadyForQuery.
   awaitable<bool> finish(LoginResult& result);

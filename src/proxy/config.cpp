@@ -142,6 +142,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
               "max_pending_logins",
               "max_concurrent_logins",
               "auth_failure_delay",
+              "rotation_grace_seconds",
               "workers",
               "handover_socket",
               "tls",
@@ -204,6 +205,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
   c.max_pending_logins =
       get_range(root, "", "max_pending_logins", 1, 1000000, c.max_pending_logins);
   c.auth_failure_delay = get_range(root, "", "auth_failure_delay", 0, 10000, 0);
+  c.rotation_grace_seconds = get_range(root, "", "rotation_grace_seconds", 0, 86400, 300);
   c.max_concurrent_logins =
       get_range(root, "", "max_concurrent_logins", 1, 100000, c.max_concurrent_logins);
   c.workers = get_range(root, "", "workers", 1, 256, default_workers());
@@ -392,6 +394,8 @@ std::vector<std::string> changed_keys(const Config& before, const Config& after)
   check("max_pending_logins", before.max_pending_logins, after.max_pending_logins);
   check("max_concurrent_logins", before.max_concurrent_logins, after.max_concurrent_logins);
   check("auth_failure_delay", before.auth_failure_delay, after.auth_failure_delay);
+  check("rotation_grace_seconds", before.rotation_grace_seconds, after.rotation_grace_seconds);
+  check("handover_socket", before.handover_socket, after.handover_socket);
   check("workers", before.workers, after.workers);
   check("tls.cert_file", before.tls_cert_file, after.tls_cert_file);
   check("tls.key_file", before.tls_key_file, after.tls_key_file);

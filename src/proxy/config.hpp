@@ -93,6 +93,9 @@ struct Config {
   bool tls_sluice_records = true;
 
   std::vector<AuthConfig> auth;
+  // During a rotation, clients may still log in with a secret's AWSPREVIOUS password for this
+  // many seconds after it stopped being AWSCURRENT (0..86400).
+  uint32_t rotation_grace_seconds = 300;
   // Users who may open the admin console (database "sluice": SHOW, PAUSE, RESUME, RELOAD,
   // SHUTDOWN). Each logs in with its [[auth]] secret like any client.
   std::vector<std::string> admin_users;

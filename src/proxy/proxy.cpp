@@ -60,6 +60,7 @@ Proxy::Proxy(Config config, std::string config_path)
       health_(config_.servers(), !config_.target_hosts.empty()),
       shared_{config_, secrets_, statements_,    client_tls_,     target_tls_.get(),
               health_, budget_,  client_counts_, config_.workers, descriptor_limit()} {
+  for (const auto& warning : secrets_->warnings()) spdlog::warn("{}", warning);
   for (size_t i = 0; i < config_.workers; ++i)
     workers_.push_back(std::make_unique<Worker>(i, shared_));
   admin_ = std::make_unique<AdminHub>(config_, health_, budget_, workers_);
@@ -247,6 +248,7 @@ void Proxy::reload() {
     spdlog::error("reload failed, the running configuration stays: {}", e.what());
     return;
   }
+  for (const auto& warning : secrets->warnings()) spdlog::warn("reload: {}", warning);
   // What a running proxy cannot change: its threads, its name in metrics, its logs' shape and
   // where TLS records are kept.
   const auto keep = [](auto& field, const auto& running, const char* key) {
@@ -258,6 +260,7 @@ void Proxy::reload() {
   keep(next.name, config_.name, "name");
   keep(next.log_format, config_.log_format, "log_format");
   keep(next.tls_sluice_records, config_.tls_sluice_records, "tls.record_layer");
+  keep(next.handover_socket, config_.handover_socket, "handover_socket");
   const std::vector<std::string> changed = changed_keys(config_, next);
   size_t secrets_changed = 0;  // new, changed or gone
   for (const Credential* credential : secrets->credentials())

@@ -27,7 +27,7 @@ bool transient_sqlstate(std::string_view code) {
 
 // The reply to one authentication request from the server, appended to `out`.
 std::optional<ServerError> answer_authentication(const pgwire::AuthenticationRequest& request,
-                                                 const Credential& cred,
+                                                 const StagedPassword& cred,
                                                  std::optional<auth::ScramClient>& scram,
                                                  std::string& out) {
   auto protocol_error = [](const std::string& what) {
@@ -261,60 +261,86 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
   auto [rec, endpoints] =
       co_await resolver.async_resolve(target.host, std::to_string(target.port), as_tuple_awaitable);
   if (rec) co_return fail("could not resolve \"" + target.host + "\": " + rec.message(), true);
-  outcome.step = LoginStep::kConnect;
-  std::tie(ec, std::ignore) = co_await asio::async_connect(*socket, endpoints, as_tuple_awaitable);
-  if (ec || Clock::now() >= deadline) {
-    outcome.no_answer = Clock::now() >= deadline || ec == asio::error::timed_out ||
-                        ec == asio::error::host_unreachable ||
-                        ec == asio::error::network_unreachable;
-    const std::string why = ec && ec != asio::error::operation_aborted
-                                ? ec.message()
-                                : std::string("no answer before the deadline");
-    co_return fail("could not connect to the database server at " + target.host + ":" +
-                       std::to_string(target.port) + ": " + why,
-                   true);
-  }
-  if (auto refused = apply_keepalive(socket->native_handle(), ctx_.config.target_keepalive);
-      !refused.empty())
-    spdlog::warn("server connection {}: keepalive not set: {}", id_, refused);
-  transport_ = std::make_unique<Transport>(*ctx_.poller, std::move(*socket));
 
+  // During a rotation the database may take another staged password than the current one:
+  // each refused password (28P01) costs a new connection, as PostgreSQL closes after it.
+  // Held here: a reload may give the pool a new credential while this login runs.
+  const std::shared_ptr<const Credential> held = pool_.credential;
+  const Credential& credential = *held;
+  const auto tries = credential.server_attempts();
   // Read together: a reload may change both while this login runs.
   const TargetTls mode = ctx_.target_tls ? ctx_.config.target_tls : TargetTls::kDisable;
   ssl::context* const target_tls = ctx_.target_tls;
-  if (mode != TargetTls::kDisable) {
-    outcome.step = LoginStep::kTls;
-    metrics.database_connection_requests_with_tls.add(1);
-    std::string request;
-    pgwire::write_ssl_request(request);
-    if (!co_await transport_->write_all(request))
-      co_return fail("the database server closed the connection", true);
-    while (inbound_.empty())
-      if (!co_await transport_->read_some(inbound_, 64))
+  for (size_t login_try = 0; login_try < tries.size(); ++login_try) {
+    const auto [stage, password] = tries[login_try];
+    outcome.step = LoginStep::kConnect;
+    transport_.reset();  // the refused try's connection, closed
+    parameters.clear();
+    std::tie(ec, std::ignore) =
+        co_await asio::async_connect(*socket, endpoints, as_tuple_awaitable);
+    if (ec || Clock::now() >= deadline) {
+      outcome.no_answer = Clock::now() >= deadline || ec == asio::error::timed_out ||
+                          ec == asio::error::host_unreachable ||
+                          ec == asio::error::network_unreachable;
+      const std::string why = ec && ec != asio::error::operation_aborted
+                                  ? ec.message()
+                                  : std::string("no answer before the deadline");
+      co_return fail("could not connect to the database server at " + target.host + ":" +
+                         std::to_string(target.port) + ": " + why,
+                     true);
+    }
+    if (auto refused = apply_keepalive(socket->native_handle(), ctx_.config.target_keepalive);
+        !refused.empty())
+      spdlog::warn("server connection {}: keepalive not set: {}", id_, refused);
+    // The socket is moved into the transport; a next try connects it afresh.
+    transport_ = std::make_unique<Transport>(*ctx_.poller, std::move(*socket));
+
+    if (mode != TargetTls::kDisable) {
+      outcome.step = LoginStep::kTls;
+      metrics.database_connection_requests_with_tls.add(1);
+      std::string request;
+      pgwire::write_ssl_request(request);
+      if (!co_await transport_->write_all(request))
         co_return fail("the database server closed the connection", true);
-    const char answer = static_cast<char>(inbound_.readable()[0]);
-    inbound_.consume(1);
-    // Bytes beyond the answer would be injected plaintext (CVE-2021-23222): refuse.
-    if (!inbound_.empty()) co_return fail("the database server sent data before TLS", false);
-    if (answer == 'S') {
-      try {
-        co_await transport_->start_tls_as_client(*target_tls, target.host,
-                                                 mode == TargetTls::kVerifyFull);
-      } catch (const boost::system::system_error& e) {
-        co_return fail("TLS handshake with the database server failed: " + e.code().message(),
+      while (inbound_.empty())
+        if (!co_await transport_->read_some(inbound_, 64))
+          co_return fail("the database server closed the connection", true);
+      const char answer = static_cast<char>(inbound_.readable()[0]);
+      inbound_.consume(1);
+      // Bytes beyond the answer would be injected plaintext (CVE-2021-23222): refuse.
+      if (!inbound_.empty()) co_return fail("the database server sent data before TLS", false);
+      if (answer == 'S') {
+        try {
+          co_await transport_->start_tls_as_client(*target_tls, target.host,
+                                                   mode == TargetTls::kVerifyFull);
+        } catch (const boost::system::system_error& e) {
+          co_return fail("TLS handshake with the database server failed: " + e.code().message(),
+                         false);
+        }
+      } else if (mode != TargetTls::kPrefer) {
+        co_return fail("the database server does not support TLS, and target.tls requires it",
                        false);
       }
-    } else if (mode != TargetTls::kPrefer) {
-      co_return fail("the database server does not support TLS, and target.tls requires it", false);
     }
-  }
 
-  outcome.step = LoginStep::kLogin;
-  // Held here: a reload may give the pool a new credential while this login runs.
-  const std::shared_ptr<const Credential> credential = pool_.credential;
-  if (auto error = co_await login(*credential)) {
-    metrics.database_connections_setup_failed.add(1);
-    co_return error;
+    outcome.step = LoginStep::kLogin;
+    auto error = co_await login(credential, *password);
+    const bool refused = error && error->sqlstate == "28P01";
+    if (refused && login_try + 1 < tries.size()) {
+      spdlog::info("the database server refused user \"{}\"'s password staged {}; trying {}",
+                   credential.username, stage_name(stage), stage_name(tries[login_try + 1].first));
+      inbound_.consume(inbound_.readable().size());  // whatever came after the FATAL
+      continue;
+    }
+    if (error) {
+      metrics.database_connections_setup_failed.add(1);
+      co_return error;
+    }
+    const Stage remembered = credential.server_stage->exchange(stage);
+    if (remembered != stage)
+      spdlog::info("server logins for user \"{}\" use the password staged {} from now on",
+                   credential.username, stage_name(stage));
+    break;
   }
   // PostgreSQL 14+ said at login whether it is a standby; older servers are asked.
   std::optional<std::string> in_hot_standby;
@@ -343,7 +369,8 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
   co_return std::nullopt;
 }
 
-awaitable<std::optional<ServerError>> ServerConnection::login(const Credential& cred) {
+awaitable<std::optional<ServerError>> ServerConnection::login(const Credential& cred,
+                                                              const StagedPassword& password) {
   auto lost = [] {
     return std::optional<ServerError>(ServerError{
         "FATAL", "08006", "the database server closed the connection during login", true});
@@ -368,7 +395,7 @@ awaitable<std::optional<ServerError>> ServerConnection::login(const Credential& 
     if (type == 'R') {
       auto request = pgwire::decode_authentication(frame.body);
       if (!request) co_return protocol_error("malformed authentication request");
-      if (auto error = answer_authentication(*request, cred, scram, out)) co_return error;
+      if (auto error = answer_authentication(*request, password, scram, out)) co_return error;
     } else if (type == 'S') {
       if (auto ps = pgwire::decode_parameter_status(frame.body)) parameters[ps->name] = ps->value;
     } else if (type == 'K') {

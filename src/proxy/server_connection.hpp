@@ -29,6 +29,7 @@
 namespace sluice::proxy {
 
 struct Credential;
+struct StagedPassword;
 class Pool;
 
 // Server messages can be large (wide rows); PostgreSQL's own ceiling is 1 GiB.
@@ -160,7 +161,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // attempt() without the health bookkeeping; `outcome` says how far it got.
   awaitable<std::optional<ServerError>> establish(Clock::time_point deadline, LoginOutcome& outcome,
                                                   bool roles_matter, HostRole& role);
-  awaitable<std::optional<ServerError>> login(const Credential& cred);
+  awaitable<std::optional<ServerError>> login(const Credential& cred,
+                                              const StagedPassword& password);
   // `ask_recovery`: also SELECT pg_is_in_recovery() (servers before 14 do not report
   // in_hot_standby), its answer going to `in_recovery`. In the same write: no round trip more.
   awaitable<std::optional<ServerError>> run_setup(bool ask_recovery,

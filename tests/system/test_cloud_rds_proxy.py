@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 
 from sluice_harness import harness
@@ -153,13 +154,76 @@ def test_a_role_that_cannot_read_the_secret_gives_auth_failure(serve):
     target = wait_target(serve, "UNAVAILABLE", "AUTH_FAILURE")
     assert "Deny" in target["TargetHealth"]["Description"] or "deny" in target["TargetHealth"]["Description"]
 
-    # A wrong password in the secret: the running proxy reports the failed login.
+    # A wrong password in the secret: the running proxy reports the failed login. Twice, as the
+    # proxy also tries the version staged AWSPREVIOUS (a rotation's old password may still be the
+    # database's).
     serve.aws("iam", "delete-role-policy", "--role-name", "rds-proxy-role-meal-planner", "--policy-name",
               "deny-secret")
-    serve.aws("secretsmanager", "put-secret-value", "--secret-id", s["secret"], "--secret-string",
-              json.dumps({"username": "app", "password": "stale-password"}))
+    for stale in ("stale-password", "stale-password-2"):
+        serve.aws("secretsmanager", "put-secret-value", "--secret-id", s["secret"], "--secret-string",
+                  json.dumps({"username": "app", "password": stale}))
     target = wait_target(serve, "UNAVAILABLE", "AUTH_FAILURE")
     assert "stale-password" not in json.dumps(target)
+
+
+def test_a_rotation_secrets_manager_style(serve):
+    """createSecret, setSecret, finishSecret as a rotation function takes them, with the aws CLI:
+    serve gives the proxy the staged versions (a SIGHUP each), and a client that keeps the old
+    password logs in over and over throughout without a failure."""
+    s = stack(serve)
+    create_proxy(serve, s)
+    serve.aws("rds", "register-db-proxy-targets", "--db-proxy-name", "meal-planner-proxy",
+              "--db-cluster-identifiers", "meal-planner-db")
+    wait_target(serve, "AVAILABLE")
+    ca = ca_bundle_file(serve)
+    endpoint = serve.aws("rds", "describe-db-proxies")["DBProxies"][0]["Endpoint"]
+    secret_file = os.path.join(serve.home, "proxies", "meal-planner-proxy", "secret-0.json")
+    new_password = "meal-planner-db-pw-rotated"
+
+    def logs_in(password):
+        return through(endpoint, ca, "select current_user", password=password, check=False).returncode == 0
+
+    def file_has(text):
+        with open(secret_file) as f:
+            return text in f.read()
+
+    results = {"ok": 0, "failed": 0}
+    stop = threading.Event()
+
+    def keep_logging_in():  # with the password it was given first, as a slow client would
+        while not stop.is_set():
+            results["ok" if logs_in(DB_PASSWORD) else "failed"] += 1
+
+    client = threading.Thread(target=keep_logging_in, daemon=True)
+    client.start()
+    try:
+        (old_version,) = serve.aws("secretsmanager", "describe-secret",
+                                   "--secret-id", s["secret"])["VersionIdsToStages"]
+        pending = serve.aws("secretsmanager", "put-secret-value", "--secret-id", s["secret"], "--secret-string",
+                            json.dumps({"username": "app", "password": new_password}), "--version-stages",
+                            "AWSPENDING")
+        harness.wait_for(lambda: file_has("AWSPENDING"), 20, 0.2, "the pending version in the proxy's file")
+        harness.wait_for(lambda: "reloaded" in open(os.path.join(serve.home, "proxies", "meal-planner-proxy",
+                                                                 "proxy.log")).read(), 20, 0.2, "a reload")
+        assert not logs_in(new_password), "AWSPENDING is not for clients"
+
+        # setSecret: the database takes the pending password; the proxy's server logins follow.
+        through(endpoint, ca, f"alter role app password '{new_password}'")
+        # finishSecret: AWSCURRENT to the new version; the old one is AWSPREVIOUS, within its grace.
+        serve.aws("secretsmanager", "update-secret-version-stage", "--secret-id", s["secret"], "--version-stage",
+                  "AWSCURRENT", "--move-to-version-id", pending["VersionId"], "--remove-from-version-id",
+                  old_version)
+        harness.wait_for(lambda: file_has('"demoted"'), 20, 0.2, "the previous version in the proxy's file")
+        harness.wait_for(lambda: logs_in(new_password), 20, 0.3, "clients with the new password")
+        wait_target(serve, "AVAILABLE")
+        done = results["ok"] + 3
+        harness.wait_for(lambda: results["ok"] >= done, 20, 0.1, "more logins with the old password")
+    finally:
+        stop.set()
+        client.join(30)
+    assert results["failed"] == 0 and results["ok"] > 3, results
+    log = open(os.path.join(serve.home, "proxies", "meal-planner-proxy", "proxy.log")).read()
+    assert new_password not in log and DB_PASSWORD not in log
 
 
 def test_extra_endpoint_errors_and_restart(serve):

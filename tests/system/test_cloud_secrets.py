@@ -119,3 +119,63 @@ def test_bad_requests_get_the_services_errors(serve):
     assert status == 400 and body["__type"] == "InvalidParameterException"
     # Nothing half-created.
     assert serve.aws("secretsmanager", "list-secrets")["SecretList"] == []
+
+
+def test_rotation_staging_labels_with_the_aws_cli(serve):
+    """Secrets Manager's rotation steps as a rotation function takes them: a version staged
+    AWSPENDING, then AWSCURRENT moved to it (AWSPREVIOUS follows to the version it left)."""
+    sm = ("secretsmanager",)
+    first = serve.aws(*sm, "create-secret", "--name", "rotating",
+                      "--secret-string", '{"username":"app","password":"one"}')["VersionId"]
+    pending = serve.aws(*sm, "put-secret-value", "--secret-id", "rotating", "--secret-string",
+                        '{"username":"app","password":"two"}', "--version-stages", "AWSPENDING")
+    assert pending["VersionStages"] == ["AWSPENDING"]
+    second = pending["VersionId"]
+    assert "one" in serve.aws(*sm, "get-secret-value", "--secret-id", "rotating")["SecretString"]
+    by_stage = serve.aws(*sm, "get-secret-value", "--secret-id", "rotating", "--version-stage", "AWSPENDING")
+    assert "two" in by_stage["SecretString"] and by_stage["VersionId"] == second
+    by_id = serve.aws(*sm, "get-secret-value", "--secret-id", "rotating", "--version-id", second)
+    assert by_id["VersionStages"] == ["AWSPENDING"]
+    mismatch = serve.aws(*sm, "get-secret-value", "--secret-id", "rotating", "--version-id", second,
+                         "--version-stage", "AWSCURRENT", check=False)
+    assert mismatch.returncode != 0 and "ResourceNotFoundException" in mismatch.stderr
+
+    # AWSCURRENT is on the first version: moving it must name that version.
+    refused = serve.aws(*sm, "update-secret-version-stage", "--secret-id", "rotating", "--version-stage",
+                        "AWSCURRENT", "--move-to-version-id", second, check=False)
+    assert refused.returncode != 0 and "InvalidParameterException" in refused.stderr
+    assert "RemoveFromVersionId" in refused.stderr
+    moved = serve.aws(*sm, "update-secret-version-stage", "--secret-id", "rotating", "--version-stage",
+                      "AWSCURRENT", "--move-to-version-id", second, "--remove-from-version-id", first)
+    assert moved["Name"] == "rotating" and ARN.match(moved["ARN"])
+    assert "two" in serve.aws(*sm, "get-secret-value", "--secret-id", "rotating")["SecretString"]
+    assert "one" in serve.aws(*sm, "get-secret-value", "--secret-id", "rotating", "--version-stage",
+                              "AWSPREVIOUS")["SecretString"]
+    stages = serve.aws(*sm, "describe-secret", "--secret-id", "rotating")["VersionIdsToStages"]
+    assert stages == {first: ["AWSPREVIOUS"], second: ["AWSPENDING", "AWSCURRENT"]}
+    # The rotation function's last step: AWSPENDING off the new version.
+    serve.aws(*sm, "update-secret-version-stage", "--secret-id", "rotating", "--version-stage", "AWSPENDING",
+              "--remove-from-version-id", second)
+    listed = serve.aws(*sm, "list-secret-version-ids", "--secret-id", "rotating")["Versions"]
+    assert {v["VersionId"]: v["VersionStages"] for v in listed} == {first: ["AWSPREVIOUS"],
+                                                                     second: ["AWSCURRENT"]}
+    assert all(v["CreatedDate"] for v in listed)
+    cannot = serve.aws(*sm, "update-secret-version-stage", "--secret-id", "rotating", "--version-stage",
+                       "AWSCURRENT", "--remove-from-version-id", second, check=False)
+    assert cannot.returncode != 0 and "InvalidParameterException" in cannot.stderr
+    missing = serve.aws(*sm, "update-secret-version-stage", "--secret-id", "rotating", "--version-stage",
+                        "AWSPENDING", "--move-to-version-id", "0" * 32, check=False)
+    assert missing.returncode != 0 and "ResourceNotFoundException" in missing.stderr
+
+    # put-secret-value without stages: the plain way, AWSCURRENT moves and AWSPREVIOUS follows;
+    # the version left without a label is deprecated, listed only on request.
+    third = serve.aws(*sm, "put-secret-value", "--secret-id", "rotating", "--secret-string",
+                      '{"username":"app","password":"three"}')
+    assert third["VersionStages"] == ["AWSCURRENT"]
+    listed = serve.aws(*sm, "list-secret-version-ids", "--secret-id", "rotating")["Versions"]
+    assert {v["VersionId"]: v["VersionStages"] for v in listed} == {second: ["AWSPREVIOUS"],
+                                                                     third["VersionId"]: ["AWSCURRENT"]}
+    everything = serve.aws(*sm, "list-secret-version-ids", "--secret-id", "rotating", "--include-deprecated")
+    assert {v["VersionId"] for v in everything["Versions"]} == {first, second, third["VersionId"]}
+    assert "one" in serve.aws(*sm, "get-secret-value", "--secret-id", "rotating", "--version-id",
+                              first)["SecretString"]

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 
@@ -125,6 +127,58 @@ TEST_F(ScramTest, ClientAgainstServerWithRandomParameters) {
   const auto server_final = server.handle_client_final(*client_final);
   ASSERT_TRUE(server_final);
   EXPECT_TRUE(client.verify_server_final(*server_final));
+}
+
+// A rotation: one user, two passwords, one salt. One exchange accepts either and signs with the
+// key of the one that matched; a third password matches neither.
+std::optional<std::string> login_against(ScramServer& server, const std::string& password,
+                                         bool& signature_ok) {
+  ScramClient client(password, base64_encode(random_bytes(18)));
+  const auto server_first = server.handle_client_first(client.client_first());
+  if (!server_first) return std::nullopt;
+  const auto client_final = client.handle_server_first(*server_first);
+  if (!client_final) return std::nullopt;
+  auto server_final = server.handle_client_final(*client_final);
+  signature_ok = server_final && client.verify_server_final(*server_final);
+  return server_final;
+}
+
+TEST_F(ScramTest, OneExchangeChecksEveryCandidate) {
+  const std::string salt = random_bytes(16);
+  const ScramVerifier current = derive_scram_verifier("new-password", salt, 4096);
+  const ScramVerifier previous = derive_scram_verifier("old-password", salt, 4096);
+  const ScramVerifier* both[] = {&current, &previous};
+  struct Case {
+    std::string password;
+    std::optional<size_t> matched;
+  };
+  for (const Case& c : {Case{"new-password", 0}, Case{"old-password", 1}, Case{"other", {}}}) {
+    ScramServer server{std::span(both), base64_encode(random_bytes(18))};
+    bool signature_ok = false;
+    const auto final_message = login_against(server, c.password, signature_ok);
+    EXPECT_EQ(final_message.has_value(), c.matched.has_value()) << c.password;
+    EXPECT_EQ(server.matched(), c.matched) << c.password;
+    // The client checks the server's signature: it must be the matching password's.
+    EXPECT_EQ(signature_ok, c.matched.has_value()) << c.password;
+  }
+  // Only the first candidate: the previous password is refused.
+  ScramServer current_only{std::span(both, 1), base64_encode(random_bytes(18))};
+  bool signature_ok = false;
+  EXPECT_FALSE(login_against(current_only, "old-password", signature_ok));
+  EXPECT_FALSE(current_only.matched());
+}
+
+TEST_F(ScramTest, CandidatesMustShareSaltAndIterations) {
+  const ScramVerifier a = derive_scram_verifier("a", "salt-one", 4096);
+  const ScramVerifier other_salt = derive_scram_verifier("b", "salt-two", 4096);
+  const ScramVerifier other_count = derive_scram_verifier("b", "salt-one", 4097);
+  const ScramVerifier* mixed_salt[] = {&a, &other_salt};
+  const ScramVerifier* mixed_count[] = {&a, &other_count};
+  const ScramVerifier* three[] = {&a, &a, &a};
+  EXPECT_THROW((ScramServer{std::span(mixed_salt), "n"}), std::invalid_argument);
+  EXPECT_THROW((ScramServer{std::span(mixed_count), "n"}), std::invalid_argument);
+  EXPECT_THROW((ScramServer{std::span(three), "n"}), std::invalid_argument);
+  EXPECT_THROW((ScramServer{std::span<const ScramVerifier* const>(), "n"}), std::invalid_argument);
 }
 
 TEST_F(ScramTest, CachedSaltedPasswordGivesTheSameExchange) {

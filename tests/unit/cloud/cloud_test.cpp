@@ -153,6 +153,120 @@ TEST_F(SecretsFixture, CreateGetPutDescribeDelete) {
   EXPECT_FALSE(secrets.current_string("db-creds"));
 }
 
+// Secrets Manager's rotation: a version staged AWSPENDING, then AWSCURRENT moved to it (and
+// AWSPREVIOUS to the version it left, with the time it was demoted).
+TEST_F(SecretsFixture, RotationMovesStagingLabels) {
+  const std::string v1(
+      call("CreateSecret", {{"Name", "db"}, {"SecretString", "one"}}).at("VersionId").as_string());
+  auto pending = call(
+      "PutSecretValue",
+      {{"SecretId", "db"}, {"SecretString", "two"}, {"VersionStages", json::array{"AWSPENDING"}}});
+  EXPECT_EQ(pending.at("VersionStages"), (json::array{"AWSPENDING"}));
+  const std::string v2(pending.at("VersionId").as_string());
+  EXPECT_EQ(call("GetSecretValue", {{"SecretId", "db"}}).at("SecretString"), "one");
+  EXPECT_EQ(call("GetSecretValue", {{"SecretId", "db"}, {"VersionStage", "AWSPENDING"}})
+                .at("SecretString"),
+            "two");
+  EXPECT_EQ(call("GetSecretValue", {{"SecretId", "db"}, {"VersionId", v2}}).at("SecretString"),
+            "two");
+  EXPECT_EQ(error_of("GetSecretValue",
+                     {{"SecretId", "db"}, {"VersionId", v2}, {"VersionStage", "AWSCURRENT"}}),
+            "ResourceNotFoundException");
+
+  // Moving a label that another version has needs RemoveFromVersionId naming that version.
+  EXPECT_EQ(error_of("UpdateSecretVersionStage",
+                     {{"SecretId", "db"}, {"VersionStage", "AWSCURRENT"}, {"MoveToVersionId", v2}}),
+            "InvalidParameterException");
+  EXPECT_EQ(error_of("UpdateSecretVersionStage", {{"SecretId", "db"},
+                                                  {"VersionStage", "AWSCURRENT"},
+                                                  {"MoveToVersionId", v2},
+                                                  {"RemoveFromVersionId", v2}}),
+            "InvalidParameterException");
+  EXPECT_EQ(error_of("UpdateSecretVersionStage", {{"SecretId", "db"},
+                                                  {"VersionStage", "AWSCURRENT"},
+                                                  {"MoveToVersionId", "no-such-version"},
+                                                  {"RemoveFromVersionId", v1}}),
+            "ResourceNotFoundException");
+  EXPECT_EQ(
+      error_of("UpdateSecretVersionStage",
+               {{"SecretId", "db"}, {"VersionStage", "AWSCURRENT"}, {"RemoveFromVersionId", v1}}),
+      "InvalidParameterException")
+      << "AWSCURRENT can only move";
+  EXPECT_EQ(error_of("UpdateSecretVersionStage", {{"SecretId", "db"}, {"VersionStage", "X"}}),
+            "InvalidParameterException");
+  auto moved = call("UpdateSecretVersionStage", {{"SecretId", "db"},
+                                                 {"VersionStage", "AWSCURRENT"},
+                                                 {"MoveToVersionId", v2},
+                                                 {"RemoveFromVersionId", v1}});
+  EXPECT_EQ(moved.at("Name"), "db");
+  EXPECT_EQ(call("GetSecretValue", {{"SecretId", "db"}}).at("SecretString"), "two");
+  const auto stages = call("DescribeSecret", {{"SecretId", "db"}}).at("VersionIdsToStages");
+  EXPECT_EQ(stages.as_object().at(v1), (json::array{"AWSPREVIOUS"}));
+  EXPECT_EQ(stages.as_object().at(v2), (json::array{"AWSPENDING", "AWSCURRENT"}));
+  // What the proxies get: the previous version knows when it stopped being current.
+  const auto staged = secrets.staged_strings("db");
+  ASSERT_EQ(staged.size(), 2u);
+  EXPECT_EQ(staged[0].secret_string, "one");
+  EXPECT_TRUE(staged[0].demoted);
+  EXPECT_FALSE(staged[1].demoted);
+  EXPECT_GE(*staged[0].demoted, staged[1].created);
+
+  // Removing a label; a version left without any is deprecated: listed only on request.
+  call("UpdateSecretVersionStage",
+       {{"SecretId", "db"}, {"VersionStage", "AWSPREVIOUS"}, {"RemoveFromVersionId", v1}});
+  EXPECT_EQ(
+      call("DescribeSecret", {{"SecretId", "db"}}).at("VersionIdsToStages").as_object().size(), 1u);
+  const auto listed = call("ListSecretVersionIds", {{"SecretId", "db"}});
+  ASSERT_EQ(listed.at("Versions").as_array().size(), 1u);
+  EXPECT_EQ(listed.at("Versions").as_array()[0].as_object().at("VersionId").as_string(), v2);
+  const auto all = call("ListSecretVersionIds", {{"SecretId", "db"}, {"IncludeDeprecated", true}});
+  ASSERT_EQ(all.at("Versions").as_array().size(), 2u);
+  EXPECT_FALSE(all.at("Versions").as_array()[0].as_object().contains("VersionStages"));
+  EXPECT_EQ(call("GetSecretValue", {{"SecretId", "db"}, {"VersionId", v1}}).at("SecretString"),
+            "one");
+  const auto page = call("ListSecretVersionIds",
+                         {{"SecretId", "db"}, {"IncludeDeprecated", true}, {"MaxResults", 1}});
+  EXPECT_EQ(page.at("Versions").as_array().size(), 1u);
+  ASSERT_TRUE(page.contains("NextToken"));
+  EXPECT_EQ(
+      call("ListSecretVersionIds",
+           {{"SecretId", "db"}, {"IncludeDeprecated", true}, {"NextToken", page.at("NextToken")}})
+          .at("Versions")
+          .as_array()
+          .size(),
+      1u);
+}
+
+TEST_F(SecretsFixture, PutSecretValueStagesAndIdempotency) {
+  // A secret's first version is AWSCURRENT whatever it is staged as.
+  call("CreateSecret", {{"Name", "empty"}});
+  auto first = call(
+      "PutSecretValue",
+      {{"SecretId", "empty"}, {"SecretString", "a"}, {"VersionStages", json::array{"AWSPENDING"}}});
+  EXPECT_EQ(first.at("VersionStages"), (json::array{"AWSPENDING", "AWSCURRENT"}));
+  // The same token and value again: nothing changes; another value: refused.
+  const std::string token = "0123456789abcdef0123456789abcdef";
+  auto put = [&](std::string_view value) {
+    return call("PutSecretValue",
+                {{"SecretId", "empty"}, {"SecretString", value}, {"ClientRequestToken", token}});
+  };
+  EXPECT_EQ(put("b").at("VersionId").as_string(), token);
+  EXPECT_EQ(put("b").at("VersionId").as_string(), token);
+  EXPECT_EQ(call("ListSecretVersionIds", {{"SecretId", "empty"}}).at("Versions").as_array().size(),
+            2u);
+  EXPECT_EQ(error_of("PutSecretValue",
+                     {{"SecretId", "empty"}, {"SecretString", "c"}, {"ClientRequestToken", token}}),
+            "ResourceExistsException");
+  EXPECT_EQ(
+      error_of("PutSecretValue",
+               {{"SecretId", "empty"}, {"SecretString", "c"}, {"VersionStages", json::array{}}}),
+      "InvalidParameterException");
+  EXPECT_EQ(
+      error_of("PutSecretValue",
+               {{"SecretId", "empty"}, {"SecretString", "c"}, {"VersionStages", json::array{1}}}),
+      "InvalidParameterException");
+}
+
 TEST_F(SecretsFixture, BadInputGetsTheServicesErrors) {
   EXPECT_EQ(error_of("CreateSecret", {{"SecretString", "x"}}), "InvalidParameterException");
   EXPECT_EQ(error_of("CreateSecret", {{"Name", "bad name!"}}), "InvalidParameterException");

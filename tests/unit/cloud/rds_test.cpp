@@ -6,6 +6,7 @@
 #include "cloud/postgres_engine.hpp"
 #include "cloud/rds_proxy.hpp"
 #include "proxy/config.hpp"
+#include "proxy/secrets.hpp"
 
 namespace sluice::cloud {
 namespace {
@@ -54,6 +55,35 @@ TEST(HostsBlock, AddsReplacesAndRemovesOnlyItsOwnBlock) {
   EXPECT_EQ(replace_hosts_block(replace_hosts_block(changed, "/home/a", {}), "/home/b", {}), base);
   // A file without a trailing newline keeps its last line.
   EXPECT_EQ(replace_hosts_block("127.0.0.1 localhost", "t", {}), "127.0.0.1 localhost\n");
+}
+
+TEST(ProxySecretFile, PlainWhenOnlyCurrentStagedDuringARotation) {
+  using Staged = SecretsManager::StagedString;
+  const std::string now_value = R"({"username":"app","password":"now"})";
+  const Staged current{"v2", {"AWSCURRENT"}, now_value, 2000, std::nullopt};
+  // Only a current version (other labels mean nothing to the proxy): the SecretString as it is.
+  EXPECT_EQ(render_secret_file({current, Staged{"v9", {"MINE"}, "x", 9, std::nullopt}}), now_value);
+  EXPECT_FALSE(render_secret_file({Staged{"v1", {"AWSPENDING"}, now_value, 1, std::nullopt}}));
+
+  const Staged previous{
+      "v1", {"AWSPREVIOUS"}, R"({"username":"app","password":"old"})", 1000, 2000.5};
+  const Staged pending{
+      "v3", {"AWSPENDING"}, R"({"username":"app","password":"next"})", 3000, std::nullopt};
+  const auto text = render_secret_file({previous, current, pending});
+  ASSERT_TRUE(text);
+  proxy::SecretFileContents contents;
+  std::string error;
+  ASSERT_TRUE(proxy::parse_secret_file(*text, contents, error)) << error << "\n" << *text;
+  EXPECT_EQ(contents.current, "now");
+  EXPECT_EQ(contents.pending, "next");
+  EXPECT_EQ(contents.previous, "old");
+  ASSERT_TRUE(contents.previous_demoted);
+  EXPECT_EQ(contents.previous_demoted->time_since_epoch(), std::chrono::milliseconds(2000500));
+  // A previous version without a recorded demotion: since the current version was created.
+  Staged undated = previous;
+  undated.demoted.reset();
+  ASSERT_TRUE(proxy::parse_secret_file(*render_secret_file({undated, current}), contents, error));
+  EXPECT_EQ(contents.previous_demoted->time_since_epoch(), std::chrono::seconds(2000));
 }
 
 TEST(ProxyConfig, IsOneSluiceProxyAccepts) {
