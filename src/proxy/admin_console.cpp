@@ -511,14 +511,21 @@ RowSet show_targets(const ProxySnapshot& snapshot) {
   RowSet out;
   // describe-db-proxy-targets' TargetHealth, one row per target.
   out.columns = {{"host", T::kText},   {"port", T::kInt4},        {"state", T::kText},
-                 {"reason", T::kText}, {"description", T::kText}, {"checked_at", T::kText}};
-  const std::string_view reason = to_string(snapshot.health.reason);
-  out.rows.push_back(
-      {snapshot.target.host, text(snapshot.target.port),
-       std::string(to_string(snapshot.health.state)),
-       reason.empty() ? std::nullopt : std::optional(std::string(reason)),
-       snapshot.health.description,
-       snapshot.checked_at ? std::optional(admin_time(*snapshot.checked_at)) : std::nullopt});
+                 {"reason", T::kText}, {"description", T::kText}, {"checked_at", T::kText},
+                 {"role", T::kText}};
+  const auto row = [&](const HostPort& address, const TargetHealthStatus& health,
+                       const std::optional<WallClock::time_point>& checked_at, HostRole role) {
+    const std::string_view reason = to_string(health.reason);
+    out.rows.push_back({address.host, text(address.port), std::string(to_string(health.state)),
+                        reason.empty() ? std::nullopt : std::optional(std::string(reason)),
+                        health.description,
+                        checked_at ? std::optional(admin_time(*checked_at)) : std::nullopt,
+                        std::string(to_string(role))});
+  };
+  if (snapshot.hosts.empty())
+    row(snapshot.target, snapshot.health, snapshot.checked_at, HostRole::kUnknown);
+  for (const auto& host : snapshot.hosts)
+    row(host.address, host.status, host.checked_at, host.role);
   return out;
 }
 

@@ -124,6 +124,9 @@ struct ProxySnapshot {
   HostPort target;
   TargetHealthStatus health;
   std::optional<WallClock::time_point> checked_at;
+  // Each server's verdict and role ([target] hosts: several), the primary first; empty: the
+  // one target above.
+  std::vector<TargetHealth::HostReport> hosts;
   size_t cap = 0;   // server connections allowed
   size_t used = 0;  // server connections open (or reserved)
   bool paused = false;

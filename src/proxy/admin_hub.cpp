@@ -181,6 +181,7 @@ awaitable<ProxySnapshot> AdminHub::snapshot() {
   snapshot.target = config()->target;
   snapshot.health = health_.status();
   snapshot.checked_at = health_.checked_at();
+  snapshot.hosts = health_.report();
   snapshot.cap = budget_.cap();
   snapshot.used = budget_.used();
   snapshot.paused = paused();

@@ -222,6 +222,16 @@ std::vector<size_t> TargetHealth::report_order() const {
   return order;
 }
 
+std::vector<TargetHealth::HostReport> TargetHealth::report() const {
+  std::lock_guard lock(mutex_);
+  std::vector<HostReport> hosts;
+  for (size_t i : report_order()) {
+    const Host& host = hosts_[i];
+    hosts.push_back({host.address, host.role, host.status, host.checked_at});
+  }
+  return hosts;
+}
+
 std::string TargetHealth::render_json() const {
   std::lock_guard lock(mutex_);
   boost::json::array targets;

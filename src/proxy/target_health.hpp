@@ -98,6 +98,14 @@ class TargetHealth {
   // "checked_at":…}, …]}, one entry per host, the primary's first (the first entry speaks for the
   // target: sluice serve reads its state); checked_at is null until that host's first login.
   std::string render_json() const;
+  // The same, as values (the admin console's SHOW TARGETS).
+  struct HostReport {
+    HostPort address;
+    HostRole role = HostRole::kUnknown;
+    TargetHealthStatus status;
+    std::optional<Clock::time_point> checked_at;
+  };
+  std::vector<HostReport> report() const;
   // sluice_target_available{host=…,port=…,role=…,state=…,reason=…} 1 or 0, per host.
   std::string render_prometheus() const;
 

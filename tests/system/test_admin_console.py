@@ -123,6 +123,7 @@ def test_show_commands_answer_in_pgbouncers_columns(console_proxy, app):
             assert names[:5] == ["host", "port", "state", "reason", "description"]
             assert len(targets) == 1 and targets[0]["state"] == "AVAILABLE" and targets[0]["reason"] is None
             assert targets[0]["port"] == proxy.config["target"]["port"]
+            assert names[-1] == "role" and targets[0]["role"] == "primary"  # it said in_hot_standby = off
 
             names, types, databases = show(c, "DATABASES")
             assert "paused" in names and [d["paused"] for d in databases if d["name"] == "appdb"] == [0]

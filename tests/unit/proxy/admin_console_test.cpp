@@ -296,6 +296,32 @@ TEST(AdminRows, TargetsInRdsWords) {
   EXPECT_EQ(d.rows[0][5], std::nullopt) << "never checked";
 }
 
+TEST(AdminRows, TargetsListEveryHostWithItsRole) {
+  ProxySnapshot s = two_workers();
+  TargetHealth::HostReport primary;
+  primary.address = {"db-b", 5433};
+  primary.role = HostRole::kPrimary;
+  primary.status = {TargetState::kAvailable, TargetHealthReason::kNone, "logged in"};
+  primary.checked_at = WallClock::now();
+  TargetHealth::HostReport standby;
+  standby.address = {"db-a", 5432};
+  standby.role = HostRole::kStandby;
+  standby.status = {TargetState::kAvailable, TargetHealthReason::kNone, "a standby"};
+  s.hosts = {primary, standby};
+  std::string wire;
+  write_row_set(wire, show_targets(s));
+  const Decoded d = decode(wire);
+  ASSERT_EQ(d.rows.size(), 2u);
+  EXPECT_EQ(d.columns.back().first, "role");
+  EXPECT_EQ(d.rows[0][0], "db-b");
+  EXPECT_EQ(d.rows[0][1], "5433");
+  EXPECT_EQ(d.rows[0][6], "primary");
+  EXPECT_NE(d.rows[0][5], std::nullopt);
+  EXPECT_EQ(d.rows[1][0], "db-a");
+  EXPECT_EQ(d.rows[1][6], "standby");
+  EXPECT_EQ(d.rows[1][5], std::nullopt) << "never checked";
+}
+
 TEST(AdminRows, ConfigShowsPathsNeverSecrets) {
   Config c;
   c.admin_users = {"ops", "oncall"};
