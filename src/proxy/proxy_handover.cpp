@@ -106,10 +106,7 @@ bool Proxy::adopt_received(const HostPort& address) {
       socklen_t length = sizeof local;
       if (fd < 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0)
         throw std::runtime_error("handover: the socket received for " + label + " is unusable");
-      auto acceptor = std::make_unique<tcp_acceptor>(workers_[w]->io());
-      acceptor->assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
-      acceptor->listen(4096);
-      workers_[w]->add_listener(std::move(acceptor), label);
+      workers_[w]->add_listener(fd, label);
     }
   }
   spdlog::info("{} listening on {} (taken over: {} socket{}, {} worker{}), target {}:{}",

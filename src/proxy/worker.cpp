@@ -52,11 +52,6 @@ Worker::Worker(size_t index, WorkerShared& shared)
 
 Worker::~Worker() = default;
 
-void Worker::add_listener(std::unique_ptr<tcp_acceptor> acceptor, std::string label) {
-  acceptors_.push_back(std::move(acceptor));
-  listener_labels_.push_back(std::move(label));
-}
-
 void Worker::add_listener(int fd, std::string label) {
   sockaddr_storage local{};
   socklen_t length = sizeof local;

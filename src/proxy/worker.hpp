@@ -62,16 +62,13 @@ class Worker {
   ClientRegistry& clients() { return clients_; }
   const Metrics& metrics() const { return metrics_; }
 
-  // Takes a listening socket (already bound and listening) for one of the proxy's addresses;
-  // `label` names the listener for admission.
-  void add_listener(std::unique_ptr<tcp_acceptor> acceptor, std::string label);
-  // The same from a listening descriptor (taken over; closed if it cannot be used). On this
-  // worker's thread once it runs.
+  // Takes a listening descriptor (bound and listening) for one of the proxy's addresses, and
+  // closes it if it cannot be used; `label` names the listener for admission. On this worker's
+  // thread once it runs.
   void add_listener(int fd, std::string label);
   // On this worker's thread: the new configuration, secrets and TLS contexts for what comes
   // next; sessions already here carry on. Listeners come and go as the reload says.
   void apply(WorkerReload reload);
-  const Config& config() const { return config_; }
   // Each listening socket's label and descriptor (for a handover: before run()).
   std::vector<std::pair<std::string, int>> listening_sockets() const;
   // Runs the event loop until the worker has drained after begin_shutdown().
@@ -98,7 +95,6 @@ class Worker {
   std::chrono::steady_clock::duration idle_grace() const;
   awaitable<void> hold_back_watch();
 
-  void start_listener(tcp_acceptor& acceptor, const std::string& label);
   void start_hold_back_watch();
 
   const size_t index_;
