@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -48,6 +49,11 @@ class FakeRuntimeApi {
     acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
     acceptor_.listen();
     thread_ = std::thread([this] { serve(); });
+    // A test that forks (a death test) must not fork while this thread is still starting: under
+    // ASan the child would inherit the allocator's lock held and hang in its exit-time leak check.
+    // Once the thread is waiting in accept it holds no lock.
+    std::unique_lock lock(mutex_);
+    accepting_changed_.wait(lock, [this] { return accepting_; });
   }
 
   ~FakeRuntimeApi() {
@@ -95,6 +101,11 @@ class FakeRuntimeApi {
     while (!stopping_) {
       asio::ip::tcp::socket socket(io_);
       boost::system::error_code ec;
+      {
+        std::lock_guard lock(mutex_);
+        accepting_ = true;
+      }
+      accepting_changed_.notify_all();
       acceptor_.accept(socket, ec);
       if (ec || stopping_) continue;
       handle_connection(std::move(socket));
@@ -196,6 +207,8 @@ class FakeRuntimeApi {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   mutable std::mutex mutex_;
+  std::condition_variable accepting_changed_;
+  bool accepting_ = false;  // the serving thread has reached accept (see the constructor)
   std::deque<QueuedEvent> events_;
   std::set<std::string> pending_;
   std::size_t max_response_bytes_;
