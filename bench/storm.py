@@ -58,8 +58,12 @@ def hard_nofile():
     return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
 
+WORKERS = None  # --workers; None keeps sluice-proxy's default (one per core)
+
+
 def start_sluice(binary, pg, app, tls, max_clients):
-    p = harness.Proxy(binary, pg.port, users=[(app.app_user, app.app_password)], require_tls=tls,
+    extra = {} if WORKERS is None else {"workers": WORKERS}
+    p = harness.Proxy(binary, pg.port, users=[(app.app_user, app.app_password)], require_tls=tls, **extra,
                       max_client_connections=max_clients, target={"tls": "disable"},
                       connection_pool={"max_connections_percent": 20, "max_idle_connections_percent": 20,
                                        "connection_borrow_timeout": 120})
@@ -331,6 +335,8 @@ def main():
                     help="interleaved repetitions of the burst and storm runs; tables show medians (default 1)")
     ap.add_argument("--only", default="", help="comma list from: " + ", ".join(SECTIONS + TARGETS))
     ap.add_argument("--bystanders", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="sluice-proxy's worker threads (default: its own default, one per core)")
     ap.add_argument("--quiet-seconds", type=float, default=3)
     ap.add_argument("--idle", type=int, default=10000, help="idle clients for the memory section (default 10000)")
     ap.add_argument("--transfer-mib", type=int, default=200)
@@ -339,6 +345,8 @@ def main():
                     help="PgBouncer's userlist holds the server's SCRAM verifier instead of the password "
                          "(it then skips the 4096 PBKDF2 rounds per login)")
     args = ap.parse_args()
+    global WORKERS
+    WORKERS = args.workers
     args.clients = [int(x) for x in args.clients.split(",") if x.strip()]
 
     only = {x.strip() for x in args.only.split(",") if x.strip()}
