@@ -37,9 +37,11 @@ system-test: build
 	SLUICE_BUILD=$(abspath $(BUILD)) $(PYENV) $(PY) -m pytest -q --durations=20 tests/system
 
 # The unit tests and the proxy's data-path system tests against the AddressSanitizer + UBSan
-# build (the control plane's and the function host's system tests run once, above).
+# build (the control plane's, the function host's, the configuration checks' and `make install`'s
+# system tests run once, above).
 ASAN_SYSTEM_SKIP := --ignore-glob='tests/system/test_cloud_*' --ignore=tests/system/test_cli.py \
-  --ignore=tests/system/test_functions.py --ignore-glob='tests/system/test_meal_planner*'
+  --ignore=tests/system/test_functions.py --ignore-glob='tests/system/test_meal_planner*' \
+  --ignore=tests/system/test_config.py --ignore=tests/system/test_install.py
 asan-test: build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 	SLUICE_BUILD=$(abspath $(ASAN_BUILD)) SLUICE_SANITIZED=1 $(PYENV) $(PY) -m pytest -q --durations=20 $(ASAN_SYSTEM_SKIP) tests/system
