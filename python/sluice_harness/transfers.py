@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import psycopg
 
@@ -192,13 +192,15 @@ class TransferLoad:
                 return
             try:
                 self._at(c, "rollback")
+                # psycopg follows its ROLLBACK with a DEALLOCATE ALL when it prepared statements:
+                # that one needs a server, and may fail as any statement may.
                 conn.rollback()
             except psycopg.Error as e:
                 with self.lock:
-                    c.errors.append(TransferError(self.current, e.sqlstate, None, "rollback",
-                                                  str(e).strip()))
-                    c.lost.append(self.current)
-                conn.close()
+                    c.errors.append(TransferError(self.current, e.sqlstate, e.diag.severity_nonlocalized
+                                                  or e.diag.severity, "rollback", str(e).strip()))
+                    if conn.closed or conn.broken:
+                        c.lost.append(self.current)
 
     # -- results
     def errors(self, phase: Optional[str] = None) -> List[TransferError]:
