@@ -51,12 +51,13 @@ class Client:
     step: str = "connecting"   # what it does now, and since when: a stuck client shows here
     since: float = 0.0
     done: bool = False         # the thread ended (stopped, or its connection is gone)
+    crashed: str = ""          # what ended it otherwise (a driver's own exception)
 
     def describe(self) -> str:
         return (f"client {self.index} ({'plain' if 'sslmode=disable' in self.dsn else 'TLS'}):"
                 f" {self.step} for {time.monotonic() - self.since:.1f} s, errors"
                 f" {[(e.phase, e.sqlstate, e.step) for e in self.errors]}, lost {self.lost},"
-                f" commits {self.commits}")
+                f" commits {self.commits}{', crashed: ' + self.crashed if self.crashed else ''}")
 
 
 class TransferLoad:
@@ -150,6 +151,9 @@ class TransferLoad:
                         time.sleep(0.05)
                         continue
                 self._transfer(c, conn, rnd)
+        except Exception as e:
+            c.crashed = f"{type(e).__name__}: {e} in {c.step}"
+            raise
         finally:
             c.done = True
             self._at(c, "done")

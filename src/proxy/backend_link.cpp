@@ -309,6 +309,7 @@ void BackendLink::lost(const std::shared_ptr<ServerConnection>& server, Loss cau
   unsent_error_.clear();
   server->broken = true;
   lease_.discard();
+  if (cause == Loss::kClosed || cause == Loss::kFatal) ctx_.pools->server_lost();
   if (client_gone_) return;
   const char* outcome = survives             ? "; the client's session goes on"
                         : pinned_            ? "; the session was pinned to it, so it ends"

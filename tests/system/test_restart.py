@@ -129,9 +129,11 @@ def test_pinned_session_loses_its_connection(proxy_factory, own_pg, app):
 
 def test_restart_under_load_keeps_every_client(proxy_factory, own_pg, app):
     """16 clients (half TLS) run money transfers; PostgreSQL restarts -m fast, then -m immediate.
-    Per restart each client keeps its connection, sees at most one error (08006 or 57P01,
-    severity ERROR: its statement in flight, or its transaction block gone), rolls back on the
-    same connection and commits again; the ledger holds every acknowledged transfer once."""
+    Per restart each client keeps its connection, sees at most two errors (08006 or 57P01,
+    severity ERROR: its statement in flight or its transaction block gone; rarely a second when
+    its next borrow gets a connection whose server is dying but has not said so yet), rolls back
+    on the same connection and commits again; the ledger holds every acknowledged transfer once.
+    SLUICE_KEEP_PROXY_LOG=FILE keeps the proxy's log, for loops that hunt a rare failure."""
     clients = 16
     proxy = proxy_factory(target_port=own_pg.port, require_tls=False,
                           connection_pool={"max_connections_percent": 20,
@@ -148,10 +150,10 @@ def test_restart_under_load_keeps_every_client(proxy_factory, own_pg, app):
         assert not behind, "\n".join(c.describe() for c in behind)
         for mode in ("fast", "immediate"):
             load.phase(mode)  # statements in flight while the server restarts
-            print(f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} restart -m {mode}")
+            print(f"{time.time():.3f} restart -m {mode}")  # shown on failure, beside the log
             own_pg.restart(mode)
             load.phase(f"after {mode}")
-            print(f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} restarted")  # new work, on the restarted server
+            print(f"{time.time():.3f} restarted")  # new work, on the restarted server
             # No client stuck: each commits transfers it began after the restart.
             behind = load.wait_for_progress(f"after {mode}", 2, 30 * harness.SLOW)
             assert not behind, f"-m {mode}: clients stuck:\n" + "\n".join(c.describe() for c in behind)
