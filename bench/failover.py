@@ -9,7 +9,8 @@ promotion it gets what an operator's (or a DNS/VIP switch's) failover gives it: 
 line is rewritten to the new primary and it is RELOADed (SIGHUP), at once.
 
 CLIENTS psycopg clients (autocommit off) run money transfers in a loop (two UPDATEs and a ledger
-INSERT, then COMMIT). After a warm-up the primary stops (`pg_ctl stop -m fast`, which first sends
+INSERT, then COMMIT: python/sluice_harness/transfers.py). After a warm-up the primary stops
+(`pg_ctl stop -m fast`, which first sends
 its WAL to the standby) and the standby is promoted (`pg_ctl promote -w`); the load goes on for
 a few seconds. A client whose connection closes reconnects.
 
@@ -26,16 +27,11 @@ Usage: PYTHONPATH=python /usr/bin/python3 bench/failover.py --build build [--cli
 """
 import argparse
 import os
-import random
 import signal
 import sys
-import threading
 import time
-import uuid
 
-import psycopg
-
-from sluice_harness import harness
+from sluice_harness import harness, transfers
 from sluice_harness.pgbouncer import PgBouncer
 
 
@@ -43,88 +39,26 @@ def make_cluster(app):
     primary = harness.PostgresServer(max_connections=100, extra_conf={"synchronous_commit": "on"})
     primary.start()
     harness.setup_app_database(primary, app, pgbench_scale=1, accounts=app.accounts)
-    with primary.superuser_conn("appdb") as c:
-        c.execute("create table failover_ledger (id text primary key, a int, b int, d int)")
-        c.execute(f"grant all on failover_ledger to {app.app_user}")
+    transfers.prepare_ledger(primary, app, "failover_ledger")
     standby = harness.StandbyServer(primary).start()
     return primary, standby
 
 
 def run_once(primary, standby, app, dsn, clients, after, promoted):
-    stop = threading.Event()
-    lock = threading.Lock()
-    acknowledged, errors, lost = [], [], []
-    commits_after = [0] * clients
-    state = dict(phase="before", last=time.monotonic(), gap=0.0)
-
-    def worker(i):
-        rnd = random.Random(i)
-        conn = None
-        while not stop.is_set():
-            if conn is None or conn.closed or conn.broken:
-                try:
-                    # No server-side prepared statements: PgBouncer 1.18 cannot carry them.
-                    conn = psycopg.connect(dsn, autocommit=False, prepare_threshold=None,
-                                           connect_timeout=5)
-                except psycopg.Error:
-                    time.sleep(0.05)
-                    continue
-            a, b = sorted(rnd.sample(range(1, app.accounts + 1), 2))
-            d = rnd.randint(1, 50)
-            tid = uuid.uuid4().hex
-            try:
-                conn.execute("update accounts set balance = balance - %s where id = %s", (d, a))
-                conn.execute("update accounts set balance = balance + %s where id = %s", (d, b))
-                conn.execute("insert into failover_ledger values (%s, %s, %s, %s)", (tid, a, b, d))
-                conn.commit()
-                now = time.monotonic()
-                with lock:
-                    acknowledged.append(tid)
-                    state["gap"] = max(state["gap"], now - state["last"])
-                    state["last"] = now
-                    if state["phase"] == "after":
-                        commits_after[i] += 1
-            except psycopg.Error as e:
-                with lock:
-                    errors.append((i, e.sqlstate))
-                if conn.closed or conn.broken:
-                    with lock:
-                        lost.append(i)
-                    continue
-                try:
-                    conn.rollback()
-                except psycopg.Error:
-                    with lock:
-                        lost.append(i)
-                    conn.close()
-        if conn is not None:
-            conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
-    for t in threads:
-        t.start()
+    # No server-side prepared statements: PgBouncer 1.18 cannot carry them.
+    load = transfers.TransferLoad(app, [dsn] * clients, "failover_ledger", connect_timeout=5).start()
     time.sleep(3)
-    state["phase"] = "during"
+    load.phase("during")
     started = time.monotonic()
     primary.stop("fast")
     standby.promote()
     promoted()
     failover_s = time.monotonic() - started
-    state["phase"] = "after"
+    load.phase("after")
     time.sleep(after)
-    stop.set()
-    for t in threads:
-        t.join(90)
-    # A gap still open at the end counts too (clients that never came back).
-    state["gap"] = max(state["gap"], time.monotonic() - state["last"])
-    hung = sum(t.is_alive() for t in threads)
-    with standby.superuser_conn("appdb") as c:
-        ledger = {r[0] for r in c.execute("select id from failover_ledger")}
-    return dict(commits=len(acknowledged), errors=len(errors),
-                clients_with_errors=len({e[0] for e in errors}),
-                sqlstates=sorted({e[1] or "none" for e in errors}), lost=len(lost), gap=state["gap"],
-                stuck=sum(1 for n in commits_after if n == 0), hung=hung, failover_s=failover_s,
-                lost_commits=sum(1 for t in acknowledged if t not in ledger))
+    hung = load.stop(90)
+    return dict(load.summary("after"), hung=hung, failover_s=failover_s,
+                **load.check_ledger(standby))
 
 
 def main():
@@ -169,7 +103,7 @@ def main():
                     pass
             r = run_once(primary, standby, app, dsn, args.clients, args.after, promoted)
             rows.append((name, r))
-            ok &= r["lost_commits"] == 0 and r["hung"] == 0
+            ok &= r["lost_commits"] == 0 and r["duplicated"] == 0 and r["hung"] == 0
             print(f"  {name:9} {r}", flush=True)
         finally:
             if proxy:

@@ -4,10 +4,10 @@
 A private PostgreSQL 15 (synchronous_commit on, so that acknowledged commits survive even
 `-m immediate`), PgBouncer 1.18 (transaction mode, 20 server connections) and sluice-proxy (20
 server connections, connection_borrow_timeout 60 s). CLIENTS psycopg clients (autocommit off)
-each run money transfers in a loop: two UPDATEs of `accounts` and an INSERT into a ledger, then
-COMMIT. After a warm-up, PostgreSQL restarts (`pg_ctl restart -m fast`, then `-m immediate`)
-and the load goes on for a few seconds. A client whose connection closes reconnects (that is
-what PgBouncer's clients must do).
+each run money transfers in a loop (python/sluice_harness/transfers.py): two UPDATEs of
+`accounts` and an INSERT into a ledger, then COMMIT. After a warm-up, PostgreSQL restarts
+(`pg_ctl restart -m fast`, then `-m immediate`) and the load goes on for a few seconds. A
+client whose connection closes reconnects (that is what PgBouncer's clients must do).
 
 Per proxy and restart mode:
   commits        acknowledged COMMITs
@@ -24,96 +24,23 @@ Usage: PYTHONPATH=python /usr/bin/python3 bench/restart.py --build build [--clie
 import argparse
 import os
 import sys
-import threading
 import time
-import uuid
 
-import psycopg
-
-from sluice_harness import harness
+from sluice_harness import harness, transfers
 from sluice_harness.pgbouncer import PgBouncer
 
 
 def run_once(pg, app, dsn, clients, mode, after):
-    with pg.superuser_conn("appdb") as c:
-        c.execute("drop table if exists restart_ledger")
-        c.execute("create table restart_ledger (id text primary key, a int, b int, d int)")
-        c.execute(f"grant all on restart_ledger to {app.app_user}")
-        c.execute("update accounts set balance = %s", (app.initial_balance,))
-    stop = threading.Event()
-    lock = threading.Lock()
-    acknowledged, errors, lost = [], [], []
-    commits_after = [0] * clients
-    state = dict(phase="before", last=time.monotonic(), gap=0.0)
-
-    def worker(i):
-        import random
-        rnd = random.Random(i)
-        conn = None
-        while not stop.is_set():
-            if conn is None or conn.closed or conn.broken:
-                try:
-                    # No server-side prepared statements: PgBouncer 1.18 cannot carry them.
-                    conn = psycopg.connect(dsn, autocommit=False, prepare_threshold=None)
-                except psycopg.Error:
-                    time.sleep(0.05)
-                    continue
-            a, b = sorted(rnd.sample(range(1, app.accounts + 1), 2))
-            d = rnd.randint(1, 50)
-            tid = uuid.uuid4().hex
-            try:
-                conn.execute("update accounts set balance = balance - %s where id = %s", (d, a))
-                conn.execute("update accounts set balance = balance + %s where id = %s", (d, b))
-                conn.execute("insert into restart_ledger values (%s, %s, %s, %s)", (tid, a, b, d))
-                conn.commit()
-                now = time.monotonic()
-                with lock:
-                    acknowledged.append(tid)
-                    state["gap"] = max(state["gap"], now - state["last"])
-                    state["last"] = now
-                    if state["phase"] == "after":
-                        commits_after[i] += 1
-            except psycopg.Error as e:
-                with lock:
-                    errors.append((i, e.sqlstate))
-                if conn.closed or conn.broken:
-                    with lock:
-                        lost.append(i)
-                    continue
-                try:
-                    conn.rollback()
-                except psycopg.Error:
-                    with lock:
-                        lost.append(i)
-                    conn.close()
-        if conn is not None:
-            conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
-    for t in threads:
-        t.start()
+    transfers.prepare_ledger(pg, app, "restart_ledger")
+    # No server-side prepared statements: PgBouncer 1.18 cannot carry them.
+    load = transfers.TransferLoad(app, [dsn] * clients, "restart_ledger").start()
     time.sleep(3)
-    state["phase"] = "during"
+    load.phase("during")
     pg.restart(mode)
-    state["phase"] = "after"
+    load.phase("after")
     time.sleep(after)
-    stop.set()
-    for t in threads:
-        t.join(90)
-    hung = sum(t.is_alive() for t in threads)
-    with pg.superuser_conn("appdb") as c:
-        total = c.execute("select sum(balance) from accounts").fetchone()[0]
-        ledger = {r[0] for r in c.execute("select id from restart_ledger")}
-        drift = c.execute(
-            "select count(*) from accounts x where balance <> %s"
-            " + coalesce((select sum(d) from restart_ledger where b = x.id), 0)"
-            " - coalesce((select sum(d) from restart_ledger where a = x.id), 0)",
-            (app.initial_balance,)).fetchone()[0]
-    return dict(commits=len(acknowledged), errors=len(errors), clients_with_errors=len({e[0] for e in errors}),
-                sqlstates=sorted({e[1] or "none" for e in errors}), lost=len(lost), gap=state["gap"],
-                stuck=sum(1 for n in commits_after if n == 0), hung=hung,
-                lost_commits=sum(1 for t in acknowledged if t not in ledger),
-                consistent=total == app.accounts * app.initial_balance and drift == 0)
+    hung = load.stop(90)
+    return dict(load.summary("after"), hung=hung, **load.check_ledger(pg))
 
 
 def main():
@@ -150,7 +77,7 @@ def main():
             for name, dsn in targets.items():
                 r = run_once(pg, app, dsn, args.clients, mode, args.after)
                 rows.append((mode, name, r))
-                ok &= r["lost_commits"] == 0 and r["consistent"] and r["hung"] == 0
+                ok &= r["lost_commits"] == 0 and r["duplicated"] == 0 and r["consistent"] and r["hung"] == 0
                 print(f"  -m {mode:9} {name:9} {r}", flush=True)
     finally:
         if proxy:

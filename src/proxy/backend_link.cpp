@@ -242,7 +242,9 @@ bool BackendLink::inspect(const pgwire::Frame& frame, ServerConnection& server, 
     auto fields = pgwire::decode_error_fields(frame.body);
     if (fields && (fields->severity() == "FATAL" || fields->severity() == "PANIC")) {
       batch.fatal = true;
-      batch.fatal_answered = tracker_.busy();
+      // A FATAL after everything but an idle Sync's ReadyForQuery is told at the client's next
+      // command instead (see ResponseTracker::only_idle_sync_owed()).
+      batch.fatal_answered = tracker_.busy() && !tracker_.only_idle_sync_owed();
       batch.demote = session_survives_loss();
     }
     // The cleanup of a pinned session failed: its state is unknown, so it is closed.
@@ -296,9 +298,8 @@ void BackendLink::lost(const std::shared_ptr<ServerConnection>& server, Loss cau
     // Like any failed request: the client is answered, then goes on. Inside a transaction
     // block it must end the block first (the server's end rolled it back).
     loss.in_transaction = tracker_.transaction_status() != 'I';
-    loss.reported = tracker_.busy();
     std::string owed;
-    answer_for_lost_server(*server, cause == Loss::kFatal && fatal_answered, owed);
+    loss.reported = answer_for_lost_server(*server, cause == Loss::kFatal && fatal_answered, owed);
     loss.mid_batch = tracker_.busy();  // messages of a batch whose Sync is still to come
     loss.unsent_error = std::move(unsent_error_);
     if (!owed.empty() && !client_.write(owed)) client_went();
@@ -308,6 +309,7 @@ void BackendLink::lost(const std::shared_ptr<ServerConnection>& server, Loss cau
   unsent_error_.clear();
   server->broken = true;
   lease_.discard();
+  if (cause == Loss::kClosed || cause == Loss::kFatal) ctx_.pools->server_lost();
   if (client_gone_) return;
   const char* outcome = survives             ? "; the client's session goes on"
                         : pinned_            ? "; the session was pinned to it, so it ends"
@@ -325,20 +327,24 @@ void BackendLink::lost(const std::shared_ptr<ServerConnection>& server, Loss cau
   }
 }
 
-void BackendLink::answer_for_lost_server(ServerConnection& server, bool error_sent,
+bool BackendLink::answer_for_lost_server(ServerConnection& server, bool error_sent,
                                          std::string& out) {
   static const std::string lost_error = error_body(
       "08006",
       "the connection to the database server was lost while the command ran; it may or may "
       "not have completed");
   const char status[1] = {tracker_.transaction_status() == 'I' ? 'I' : 'E'};
-  bool error_due = !error_sent;
+  // Nothing of the first request can have failed but its ReadyForQuery: it gets that alone, and
+  // the loss is told at the next command (in a block) or not at all (outside one).
+  const bool reported = error_sent || (tracker_.busy() && !tracker_.only_idle_sync_owed());
+  bool error_due = !error_sent && reported;
   while (tracker_.busy()) {
     if (error_due) answer_as_server('E', lost_error, server, out);
     error_due = true;
     if (tracker_.outstanding_requests() == 0) break;  // the batch's Sync is answered when it comes
     answer_as_server('Z', std::string_view(status, 1), server, out);
   }
+  return reported;
 }
 
 void BackendLink::answer_as_server(char type, std::string_view body, ServerConnection& server,

@@ -167,7 +167,8 @@ class BackendLink {
             bool fatal_answered = false);
   // What the lost server owed, answered as PostgreSQL answers a request that failed (an error,
   // then ReadyForQuery for each request); `error_sent`: the first request's error went already.
-  void answer_for_lost_server(ServerConnection& server, bool error_sent, std::string& out);
+  // Returns whether an error for the loss reached the client.
+  bool answer_for_lost_server(ServerConnection& server, bool error_sent, std::string& out);
   // A reply the lost server never sent, passed through the tracker as if it had.
   void answer_as_server(char type, std::string_view body, ServerConnection& server,
                         std::string& out);

@@ -154,7 +154,7 @@ std::shared_ptr<ServerConnection> PoolManager::take_idle_connection(Pool& pool) 
       forget(connection);
       continue;
     }
-    if (!connection->server_went_away()) {
+    if (!connection->server_went_away(ctx_.coarse_now < look_at_idle_until_)) {
       lend(*connection);
       return connection;
     }

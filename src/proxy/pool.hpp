@@ -127,6 +127,11 @@ class PoolManager {
   // could still cancel the next client's query.
   void cancel(const ServerLease& lease);
 
+  // A lent connection's server went away: a restart or a crash takes every connection to it,
+  // and their ends reach the poller one by one. For a while each idle connection is looked at
+  // before it is lent, so that new work waits for the server instead of getting a dead one.
+  void server_lost() { look_at_idle_until_ = ctx_.coarse_now + kLookAtIdleAfterLoss; }
+
   // Drops idle connections the server closed, and closes idle connections unused for the
   // configured time while more than the idle allowance are open. Called periodically.
   void reap_idle(Clock::time_point now);
@@ -261,6 +266,8 @@ class PoolManager {
   uint64_t pool_generation_ = 0;      // the generation the pools' learned parameters are of
   Clock::time_point last_release_{};  // of a lent connection (adaptive limit only)
   bool paused_ = false;
+  static constexpr std::chrono::seconds kLookAtIdleAfterLoss{2};
+  Clock::time_point look_at_idle_until_{};  // see server_lost()
 };
 
 }  // namespace sluice::proxy

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pgwire/codec.hpp"
@@ -77,6 +78,9 @@ class ResponseTracker {
     StatementRef statement;          // the statement concerned, if any
     std::string text;                // the client's statement name, or the error body of kFailAs
     std::optional<Rewrite> rewrite;  // kSimpleQuery: set when the query was rewritten
+    // kSync: its batch executed something; its batch held nothing else (a lone Sync).
+    bool after_execute = false;
+    bool alone = false;
   };
   enum class Verdict { kForward, kDrop, kReplace };
 
@@ -87,6 +91,7 @@ class ResponseTracker {
     entries_.clear();
     requests_ = 0;
     unsynced_ = false;
+    executed_ = batched_ = false;
     status_ = 'I';
   }
   // A reply the proxy makes itself (kParseComplete, kCloseComplete, kLocal*). When nothing is
@@ -99,6 +104,10 @@ class ResponseTracker {
     } else if (entry.kind == Kind::kSync) {
       ++requests_;
       unsynced_ = false;
+      entry.after_execute = std::exchange(executed_, false);
+      entry.alone = !std::exchange(batched_, false);
+    } else if (entry.kind == Kind::kExecute) {
+      executed_ = true;
     }
     entries_.push_back(std::move(entry));
   }
@@ -110,14 +119,26 @@ class ResponseTracker {
     } else if (kind == Kind::kSync) {
       ++requests_;
       unsynced_ = false;
+      entries_.push_back(kind);
+      entries_.back().after_execute = std::exchange(executed_, false);
+      entries_.back().alone = !std::exchange(batched_, false);
+      return;
+    } else if (kind == Kind::kExecute) {
+      executed_ = true;
     }
     entries_.push_back(kind);
   }
   // The client sent an extended-protocol message: a Sync must follow before the connection
   // can go, whether or not anything reached the server.
-  void note_unsynced() { unsynced_ = true; }
+  void note_unsynced() {
+    unsynced_ = true;
+    batched_ = true;
+  }
   // The client's Sync was answered by the proxy (nothing was sent to a server).
-  void note_synced() { unsynced_ = false; }
+  void note_synced() {
+    unsynced_ = false;
+    batched_ = executed_ = false;
+  }
   // The server's ReadyForQuery. False when no request was waiting for it: the server's state is
   // unknown then.
   bool note_ready(char status) {
@@ -142,6 +163,16 @@ class ResponseTracker {
   }
   // The transaction status of the server's latest ReadyForQuery ('I' on a fresh borrow).
   char transaction_status() const { return status_; }
+  // Everything of the first request's batch is answered but its ReadyForQuery, and that Sync
+  // settles nothing: inside a transaction block, or after a batch that executed nothing (a
+  // Parse and Sync, as drivers prepare). A server lost now owes no error for it: PostgreSQL
+  // never fails such a Sync, and a driver that has its ParseComplete takes a second reply for
+  // a broken protocol (psycopg's prepare raises, libpq's pipeline waits).
+  bool only_idle_sync_owed() const {
+    if (entries_.empty()) return false;
+    const Entry& sync = entries_.front();
+    return sync.kind == Kind::kSync && !sync.alone && (status_ != 'I' || !sync.after_execute);
+  }
 
   // Called for each server message, in order. Answers that are due before it are appended to
   // `before`; when the verdict is kReplace, `replacement` is the ErrorResponse body to send
@@ -188,6 +219,7 @@ class ResponseTracker {
     const Entry& front() const { return items_[head_]; }
     void push_back(Entry entry) { items_.push_back(std::move(entry)); }
     void push_back(Kind kind) { items_.emplace_back().kind = kind; }
+    Entry& back() { return items_.back(); }
     void pop_front() {
       if (head_ + 1 == items_.size()) {
         clear();
@@ -210,6 +242,8 @@ class ResponseTracker {
   Queue entries_;
   int requests_ = 0;  // queries and Syncs sent, ReadyForQuery not yet seen
   bool unsynced_ = false;
+  bool executed_ = false;  // an Execute went out since the last Sync
+  bool batched_ = false;   // an extended-protocol message came since the last Sync
   char status_ = 'I';
 };
 

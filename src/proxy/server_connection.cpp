@@ -549,11 +549,11 @@ awaitable<std::optional<Settings>> ServerConnection::read_session_settings(
   co_return found;
 }
 
-bool ServerConnection::server_went_away() {
+bool ServerConnection::server_went_away(bool look_now) {
   if (broken) return true;
   if (!transport_) return false;  // a test's connection
   if (!transport_->is_open()) return true;
-  if (!transport_->peer_sent_something()) return false;
+  if (!transport_->peer_sent_something(look_now)) return false;
   broken = true;  // a goodbye (FATAL on shutdown), EOF or an error
   return true;
 }

@@ -93,8 +93,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
 
   // While idle in the pool, any byte from the server means it is going away (admin shutdown,
   // crash). The poller records an edge on the idle socket; only then is it peeked at, so a
-  // borrow of a quiet connection costs no system call.
-  bool server_went_away();
+  // borrow of a quiet connection costs no system call; `look_now` peeks whatever the poller
+  // reported.
+  bool server_went_away(bool look_now = false);
 
   // The CancelRequest for whatever this connection runs, and where to send it (PostgreSQL wants
   // a separate connection); nothing when the server gave no key. PoolManager::cancel() sends it.

@@ -233,9 +233,9 @@ void Transport::park_reader(Poller::ParkedReader& reader) {
   poller_.park_reader(watch_, reader);
 }
 
-bool Transport::peer_sent_something() {
+bool Transport::peer_sent_something(bool look_now) {
   if (fd_ < 0 || !records_pending_.empty()) return true;
-  if (!watch_.readable) return false;
+  if (!watch_.readable && !look_now) return false;
   char byte;
   const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {

@@ -202,8 +202,9 @@ class Transport {
   // then what it still sends is dropped until it closes too. All within `limit`; then closes.
   awaitable<void> close_gracefully(size_t still_to_come, std::chrono::steady_clock::duration limit);
   // Bytes (or EOF) may have arrived since the last read found the socket drained. Peeks only
-  // when the poller saw an edge since, so asking costs nothing on a quiet socket.
-  bool peer_sent_something();
+  // when the poller saw an edge since, so asking costs nothing on a quiet socket; `look_now`
+  // peeks anyway (the edge may be in a batch the poller has not reported yet).
+  bool peer_sent_something(bool look_now = false);
   const executor& get_executor() const { return executor_; }
   const tcp::endpoint& remote_endpoint() const { return remote_; }
   // "address:port", for log lines (made when asked: an idle connection holds one string less).

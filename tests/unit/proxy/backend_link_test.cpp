@@ -432,6 +432,52 @@ TEST_F(Link, AFatalAnsweringAParseThenSyncGetsItsReadyForQuery) {
   EXPECT_EQ(types, "EZ");
 }
 
+// psycopg prepares with Parse and Sync and takes exactly one result: after its ParseComplete,
+// an error for the lost server would make two (it raised ValueError, the session went on out
+// of step). The loss is told at the next command instead.
+TEST_F(Link, ServerLossAfterAParseCompleteAnswersItsSyncAloneInsideABlock) {
+  query();
+  server_sends(complete("BEGIN") + ready('T'));
+  EXPECT_TRUE(still_lent());
+  client_received();
+  link->tracker().note_unsynced();
+  link->tracker().expect({Kind::kParse});
+  link->tracker().expect({Kind::kSync});
+  server_sends(message('1', ""));
+  EXPECT_TRUE(still_lent());
+  servers.back().close();
+  ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
+  EXPECT_TRUE(owner.loss.in_transaction);
+  EXPECT_FALSE(owner.loss.reported) << "the client's next command is told";
+  const auto frames = frames_of(client_received());
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].first, '1');
+  EXPECT_EQ(frames[1], (std::pair<char, std::string>{'Z', "E"}));
+}
+
+TEST_F(Link, AFatalAfterAParseCompleteWaitsForTheNextCommand) {
+  link->tracker().note_unsynced();
+  link->tracker().expect({Kind::kParse});
+  link->tracker().expect({Kind::kSync});
+  server_sends(message('1', "") +
+               error("FATAL", "57P01", "terminating connection due to administrator command"));
+  ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
+  EXPECT_FALSE(owner.loss.reported);
+  EXPECT_EQ(types_of(client_received()), "1Z");
+  EXPECT_EQ(field(owner.loss.unsent_error, 'C'), "57P01");
+}
+
+TEST_F(Link, ServerLossBeforeTheSyncOfAnExecutionOutsideABlockStillSaysItMayNotHaveRun) {
+  // That Sync commits: whether it did is unknown, so the client gets the error.
+  extended_round();
+  server_sends(message('1', "") + message('2', "") + complete("UPDATE 1"));
+  EXPECT_TRUE(still_lent());
+  servers.back().close();
+  ASSERT_TRUE(run_until([&] { return owner.kept > 0; }));
+  EXPECT_TRUE(owner.loss.reported);
+  EXPECT_EQ(types_of(client_received()), "12CEZ");
+}
+
 TEST_F(Link, APinnedSessionLosesItsConnectionAndItsClient) {
   query();
   server_sends(message('S', std::string("TimeZone\0Europe/Paris\0", 22)) + complete("SELECT 1") +

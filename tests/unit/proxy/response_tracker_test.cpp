@@ -89,6 +89,33 @@ TEST_F(ReleaseRule, PipelinedExtendedProtocol) {
   EXPECT_TRUE(tracker.may_release());
 }
 
+TEST_F(ReleaseRule, OnlyAnIdleSyncOwedOnceItsBatchIsAnswered) {
+  // A Parse and Sync (a driver preparing): once ParseComplete came, the Sync settles nothing.
+  tracker.note_unsynced();
+  tracker.expect({Kind::kParse});
+  tracker.expect(Kind::kSync);
+  EXPECT_FALSE(tracker.only_idle_sync_owed()) << "the Parse is still owed";
+  reply('1');
+  EXPECT_TRUE(tracker.only_idle_sync_owed());
+  EXPECT_TRUE(reply('Z', "I"));
+  EXPECT_FALSE(tracker.only_idle_sync_owed()) << "nothing owed";
+  // An execution outside a block: its Sync commits.
+  extended_round();
+  for (char type : {'1', '2'}) reply(type);
+  reply('C', std::string_view("UPDATE 1\0", 9));
+  EXPECT_FALSE(tracker.only_idle_sync_owed());
+  EXPECT_TRUE(reply('Z', "T"));
+  // Inside a block no Sync commits.
+  extended_round();
+  for (char type : {'1', '2'}) reply(type);
+  reply('C', std::string_view("UPDATE 1\0", 9));
+  EXPECT_TRUE(tracker.only_idle_sync_owed());
+  EXPECT_TRUE(reply('Z', "T"));
+  // A lone Sync is a request of its own: it gets its error.
+  tracker.expect(Kind::kSync);
+  EXPECT_FALSE(tracker.only_idle_sync_owed());
+}
+
 TEST_F(ReleaseRule, UnsyncedMessagesHoldTheConnection) {
   tracker.note_unsynced();
   tracker.expect({Kind::kParse});

@@ -232,6 +232,18 @@ TEST(Transport, PeerSentSomethingOnlyAfterBytesArrive) {
   EXPECT_TRUE(ours->peer_sent_something());
 }
 
+TEST(Transport, PeerSentSomethingLooksNowWhenAskedBeforeThePollerReports) {
+  // After a lent connection's server went away, the pool peeks at idle ones whose end is in the
+  // socket already but not yet in a batch the poller reported.
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  auto [ours, theirs] = connected_pair(io, poller);
+  EXPECT_FALSE(ours->peer_sent_something(true)) << "a quiet socket";
+  theirs.close();
+  EXPECT_FALSE(ours->peer_sent_something()) << "the loop has not run: no edge reported";
+  EXPECT_TRUE(ours->peer_sent_something(true));
+}
+
 }  // namespace
 }  // namespace sluice::proxy
 
