@@ -11,10 +11,17 @@ and moves by ±10 % between identical runs. Two figures that do not:
                 --keep DIR keeps the large burst's callgrind file for callgrind_annotate.
   syscalls      sluice-proxy runs natively under `strace -c -f` for a burst of --large logins:
                 system calls per login, and the most frequent ones.
+  cpu           (not by default: it is the noisy figure) sluice-proxy natively, --rounds bursts
+                of --cpu-clients logins each: utime and stime per login from /proc/PID/stat, with
+                minor page faults per login and the load average. --perf FILE records the last
+                burst with `perf record -e cpu-clock` (a software clock: the VM has no hardware
+                counters) and --perf-call-graph (fp; dwarf unwinds sluice's own frames too).
+  --workers N   the proxy's worker threads for syscalls and cpu (default 1).
 
 Usage: PYTHONPATH=python /usr/bin/python3 bench/login_cost.py --build build
          [--only instructions,syscalls] [--small 50] [--large 250] [--keep DIR]
-         [--record-layer sluice|openssl]
+         [--record-layer sluice|openssl] [--only cpu --rounds 5 --cpu-clients 1000 --workers 1
+         --perf FILE]
 """
 import argparse
 import glob
@@ -27,17 +34,17 @@ import sys
 import tempfile
 import time
 
-from sluice_harness import harness
+from sluice_harness import harness, measure
 
 POOL = {"adaptive_concurrency": False, "max_connections_percent": 20, "max_idle_connections_percent": 20,
         "connection_borrow_timeout": 120}
 
 
-def start_proxy(binary, pg, app, record_layer="sluice"):
+def start_proxy(binary, pg, app, record_layer="sluice", workers=1):
     # One worker: the figure is one loop's work per login, and under callgrind threads run one
     # at a time anyway.
     return harness.Proxy(binary, pg.port, users=[(app.app_user, app.app_password)], require_tls=True,
-                         max_client_connections=10000, target={"tls": "disable"}, workers=1,
+                         max_client_connections=10000, target={"tls": "disable"}, workers=workers,
                          login_timeout=600, connection_pool=POOL,
                          tls={"record_layer": record_layer}).start(timeout=60)
 
@@ -91,7 +98,7 @@ def instructions(args, binary, tool, pg, app):
 
 
 def syscalls(args, binary, tool, pg, app):
-    proxy = start_proxy(binary, pg, app, args.record_layer)
+    proxy = start_proxy(binary, pg, app, args.record_layer, args.workers)
     out = tempfile.mktemp(prefix="sluice-login-strace-")
     try:
         conninfo = proxy.dsn(app.app_user, app.app_password, app.dbname, "require", connect_timeout=300)
@@ -116,7 +123,43 @@ def syscalls(args, binary, tool, pg, app):
     total = sum(c for c, _ in rows)
     rows.sort(reverse=True)
     top = ", ".join(f"{name} {c / args.large:.2f}" for c, name in rows[:10])
-    print(f"system calls per login: {total / args.large:.1f} (strace -c, {args.large} logins): {top}", flush=True)
+    print(f"system calls per login: {total / args.large:.1f} (strace -c, {args.large} logins, "
+          f"workers={args.workers}): {top}", flush=True)
+
+
+def minor_faults(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])  # minflt, field 10
+
+
+def cpu(args, binary, tool, pg, app):
+    proxy = start_proxy(binary, pg, app, args.record_layer, args.workers)
+    try:
+        conninfo = proxy.dsn(app.app_user, app.app_password, app.dbname, "require", connect_timeout=300)
+        burst(tool, conninfo, 50)
+        for round_ in range(args.rounds):
+            recorder = None
+            if args.perf and round_ == args.rounds - 1:
+                recorder = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "--call-graph",
+                                             args.perf_call_graph, "-o", args.perf, "-p", str(proxy.pid)],
+                                            stderr=subprocess.DEVNULL)
+                time.sleep(1)
+            user0, sys0 = measure.proc_user_system_seconds(proxy.pid)
+            faults0 = minor_faults(proxy.pid)
+            burst(tool, conninfo, args.cpu_clients)
+            user1, sys1 = measure.proc_user_system_seconds(proxy.pid)
+            faults = (minor_faults(proxy.pid) - faults0) / args.cpu_clients
+            if recorder:
+                recorder.send_signal(signal.SIGINT)
+                recorder.wait(60)
+            per = lambda seconds: seconds * 1000 / args.cpu_clients
+            print(f"proxy CPU per login (workers={args.workers}, {args.cpu_clients} logins): "
+                  f"{per(user1 - user0 + sys1 - sys0):.3f} ms (user {per(user1 - user0):.3f}, "
+                  f"sys {per(sys1 - sys0):.3f}); page faults per login {faults:.1f}; "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    finally:
+        proxy.stop()
+        proxy.cleanup()
 
 
 def main():
@@ -128,12 +171,19 @@ def main():
     ap.add_argument("--keep", default=None, help="folder for the large burst's callgrind file")
     ap.add_argument("--record-layer", default="sluice", choices=["sluice", "openssl"],
                     help="[tls] record_layer of the proxy (default sluice)")
+    ap.add_argument("--rounds", type=int, default=5, help="cpu: bursts measured one after the other")
+    ap.add_argument("--cpu-clients", type=int, default=1000, help="cpu: logins per burst (default 1000)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="syscalls, cpu: the proxy's worker threads (default 1)")
+    ap.add_argument("--perf", default=None, help="cpu: perf.data file for the last burst")
+    ap.add_argument("--perf-call-graph", default="fp", help="cpu: perf's --call-graph (default fp)")
     args = ap.parse_args()
     only = args.only.split(",")
     build = os.path.abspath(args.build)
     binary = harness.find_proxy_binary(build)
     tool = os.path.join(build, "sluice-bench-burst")
-    for needed, what in (("instructions", "valgrind"), ("syscalls", "strace")):
+    needs = [("instructions", "valgrind"), ("syscalls", "strace")] + ([("cpu", "perf")] if args.perf else [])
+    for needed, what in needs:
         if needed in only and not shutil.which(what):
             sys.exit(f"{what} is not installed")
     app = harness.AppDatabase()
@@ -145,6 +195,8 @@ def main():
             instructions(args, binary, tool, pg, app)
         if "syscalls" in only:
             syscalls(args, binary, tool, pg, app)
+        if "cpu" in only:
+            cpu(args, binary, tool, pg, app)
     finally:
         pg.cleanup()
 
