@@ -128,6 +128,13 @@ std::string render_prometheus(const std::string& proxy_name,
                })));
   counter("database_connections_borrow_timeouts", "Clients that timed out waiting to borrow.",
           &Metrics::database_connections_borrow_timeouts);
+  counter("database_connections_borrow_waits", "Borrows that waited in line for a connection.",
+          &Metrics::database_connections_borrow_waits);
+  counter("database_connections_moved",
+          "Server connections moved from one worker thread to another.",
+          &Metrics::database_connections_moved);
+  counter("worker_cross_posts", "Wake-ups one worker thread posted to another's event loop.",
+          &Metrics::worker_cross_posts);
   out +=
       "# HELP sluice_database_connections_in_state Server connections by state (sluice's own).\n"
       "# TYPE sluice_database_connections_in_state gauge\n";

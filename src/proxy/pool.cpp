@@ -52,7 +52,7 @@ void PoolManager::give_room() {
       return;
     }
   --total_;
-  budget_.put_back(member_);
+  ctx_.metrics.worker_cross_posts.add(budget_.put_back(member_));
 }
 
 void PoolManager::publish_limit() {
@@ -187,13 +187,15 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
       auto waiter = std::make_shared<Waiter>(executor, deadline);
       waiter->order = next_waiter_order_++;
       waiter->enqueued = now;
+      ctx_.metrics.database_connections_borrow_waits.add(1);
       pool.waiters.push_back(waiter);
       ++queued_waiters_;
       if (!at_limit()) {
         // At the shared cap. Room freed meanwhile by another worker is taken now; if this
         // worker holds no idle connection to give up, the others are asked to move one here.
         grant_slots();
-        if (!waiter->slot_granted && !holds_idle()) budget_.want_room(member_);
+        if (!waiter->slot_granted && !holds_idle() && budget_.want_room(member_))
+          ctx_.metrics.worker_cross_posts.add(1);
       }
       co_await waiter->wakeup.wait();
       // Mostly at the front (served oldest first): erased where found, not by a walk over all.
@@ -435,6 +437,8 @@ void PoolManager::move_to(std::shared_ptr<ServerConnection> connection, size_t m
   --total_;  // the room under the cap moves with it: the budget stays as it is
   connection.reset();
   const auto& target = budget_.member(member);
+  ctx_.metrics.database_connections_moved.add(1);
+  ctx_.metrics.worker_cross_posts.add(1);
   asio::post(target.ex, [pools = target.pools, database, credential, moved] {
     pools->adopt(database, credential, std::move(*moved));
   });
@@ -463,6 +467,7 @@ awaitable<std::shared_ptr<ServerConnection>> PoolManager::fetch_idle_elsewhere(P
   if (!from) co_return nullptr;
   auto handoff = std::make_shared<IdleHandoff>(ctx_.io.get_executor());
   const auto& giver = budget_.member(*from);
+  ctx_.metrics.worker_cross_posts.add(1);
   asio::post(giver.ex,
              [pools = giver.pools, database = pool.database, user = pool.credential->username,
               handoff] { pools->give_idle(database, user, handoff); });
@@ -487,6 +492,7 @@ std::shared_ptr<ServerConnection> PoolManager::take_over(Pool& pool,
 void PoolManager::give_idle(const std::string& database, const std::string& user,
                             const std::shared_ptr<IdleHandoff>& handoff) {
   auto reply = [&] {
+    ctx_.metrics.worker_cross_posts.add(1);
     asio::post(handoff->done.get_executor(), [handoff] { handoff->done.notify(); });
   };
   auto it = pools_.find(std::make_pair(database, user));
@@ -505,10 +511,11 @@ void PoolManager::give_idle(const std::string& database, const std::string& user
     return;
   }
   handoff->moved = connection->move_out();
+  ctx_.metrics.database_connections_moved.add(1);
   --pool.open;
   // The asking worker holds room for this connection already: this worker's goes back.
   --total_;
-  budget_.put_back(member_);
+  ctx_.metrics.worker_cross_posts.add(budget_.put_back(member_));
   reply();
 }
 
@@ -618,8 +625,9 @@ void PoolManager::expire_waiters(Clock::time_point now) {
   // Another worker's cap change and freed room are posted here too; this catches any missed,
   // and asks again for an idle connection of another worker's while clients wait at the cap.
   room_freed();
-  if (!at_limit() && oldest_unserved().first && !holds_idle() && budget_.used() >= budget_.cap())
-    budget_.want_room(member_);
+  if (!at_limit() && oldest_unserved().first && !holds_idle() && budget_.used() >= budget_.cap() &&
+      budget_.want_room(member_))
+    ctx_.metrics.worker_cross_posts.add(1);
   for (auto& [key, pool] : pools_)
     for (auto& waiter : pool->waiters)
       if (!waiter->handed && !waiter->slot_granted && waiter->deadline <= now)
