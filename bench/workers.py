@@ -7,7 +7,8 @@ logins, borrows that waited, connections moved between workers and wake-ups one 
 another (from /metrics); and how the clients and the transactions were spread over the workers.
 
 Usage: PYTHONPATH=python /usr/bin/python3 bench/workers.py --build build [--rounds 3] [--duration 5]
-    [--only tls,notls] [--workers 1,2] [--adaptive on,off] [--compare-binary OTHER/sluice-proxy]
+    [--only tls,notls] [--workers 1,2] [--adaptive on,off] [--placement pack,spread]
+    [--compare-binary OTHER/sluice-proxy]  (an older binary: leave --placement at one value)
 """
 import argparse
 import glob
@@ -53,6 +54,8 @@ def main():
     ap.add_argument("--only", default="notls,tls")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--adaptive", default="on")
+    ap.add_argument("--placement", default="pack,spread",
+                    help="with 2+ workers: pack (by load, the default) and/or spread (spread_clients)")
     ap.add_argument("--compare-binary", default=None)
     args = ap.parse_args()
     tlss = [t for t in args.only.split(",") if t]
@@ -68,17 +71,21 @@ def main():
         harness.setup_app_database(pg, app, pgbench_scale=10)
         for label, binary in binaries.items():
             for w in [int(x) for x in args.workers.split(",")]:
-                for adaptive in args.adaptive.split(","):
-                    for tls in tlss:
+                for adaptive, placement, tls in [(a, pl, t) for a in args.adaptive.split(",")
+                                                 for pl in (args.placement.split(",") if w > 1 else ["pack"])
+                                                 for t in tlss]:
+                    if True:
                         p = harness.Proxy(binary, pg.port, users=[(app.app_user, app.app_password)],
                                           require_tls=(tls == "tls"), max_client_connections=10000,
                                           workers=w, target={"tls": "disable"},
+                                          spread_clients=(placement == "spread"),
                                           connection_pool={"max_connections_percent": 10,
                                                            "max_idle_connections_percent": 10,
                                                            "connection_borrow_timeout": 120,
                                                            "adaptive_concurrency": adaptive == "on"})
                         p.start()
-                        proxies[(label + (" " if label else "") + f"w{w} {adaptive}", tls)] = p
+                        tag = f"w{w} {adaptive}" + (f" {placement}" if w > 1 else "")
+                        proxies[(label + (" " if label else "") + tag, tls)] = p
         for tls in tlss:
             sslmode = "require" if tls == "tls" else "disable"
             for rnd in range(args.rounds):

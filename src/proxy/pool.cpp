@@ -78,6 +78,7 @@ void ServerLease::release(bool reusable) {
   pools_->ctx_.metrics.database_connections_currently_borrowed.sub(1);
   pools_->give_back(std::move(connection_), reusable);
   connection_.reset();
+  pools_->note_waiting();  // below the limit again, a waiter here may take another's connection
 }
 
 void PoolManager::pin(ServerConnection& connection) {
@@ -91,6 +92,7 @@ void PoolManager::lend(ServerConnection& connection) {
   connection.set_state(ServerState::kLent);
   ++lent_;
   connection.lent_at = Clock::now();  // the adaptive limit's sample, and SHOW STATS
+  if (limiter_ && queued_waiters_ > 0) note_waiting();  // at the limit now: no more wanted
 }
 
 void PoolManager::cancel(const ServerLease& lease) {
@@ -272,7 +274,8 @@ awaitable<PoolManager::Opened> PoolManager::open_new(Pool& pool, Clock::time_poi
   co_return Opened{std::move(connection), std::nullopt};
 }
 
-void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool reusable) {
+void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool reusable,
+                            bool may_move) {
   Pool& pool = connection->pool();
   const ServerState was = connection->state();
   Clock::time_point now{};
@@ -315,7 +318,7 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
   // kCrossWorkerPatience. The patience keeps a busy pair of workers from trading connections at
   // every release (a move costs two cross-thread posts and two epoll_ctl calls) while neither
   // can starve the other.
-  if (budget_.used() >= budget_.cap())
+  if (may_move && budget_.used() >= budget_.cap())
     if (auto other = budget_.oldest_waiting_other(member_)) {
       const auto mine = at_limit() ? nullptr : oldest_unserved().first;
       if (!mine ||
@@ -384,8 +387,14 @@ void PoolManager::grant(Waiter& waiter) {
 }
 
 void PoolManager::note_waiting() {
-  const auto oldest = oldest_unserved().first;
-  budget_.set_waiting(member_, oldest ? std::optional(oldest->enqueued) : std::nullopt);
+  // A client held back by this worker's adaptive limit is not worth another worker's
+  // connection: moved here, it would rest idle or be moved back at the next release. Told as
+  // waiting, two workers at their limits traded connections 2-5 times per transaction.
+  const auto oldest = at_limit() ? nullptr : oldest_unserved().first;
+  const auto since = oldest ? std::optional(oldest->enqueued) : std::nullopt;
+  if (since == published_waiting_) return;  // no store to the shared line when nothing changed
+  published_waiting_ = since;
+  budget_.set_waiting(member_, since);
 }
 
 // Hands free room under the cap to the oldest waiters, across pools.
@@ -528,7 +537,9 @@ void PoolManager::adopt(const std::string& database, std::shared_ptr<const Crede
     return;
   }
   connection->last_used = ctx_.coarse_now;
-  give_back(std::move(connection), true);  // to the oldest waiter, as any connection coming back
+  // To the oldest waiter, as any connection coming back; not on to a third worker (or back).
+  give_back(std::move(connection), true, false);
+  note_waiting();
 }
 
 void PoolManager::admit_waiters() {
