@@ -33,12 +33,16 @@ uint32_t ClientRegistry::add(ClientSession* session) {
   } while (sessions_.contains(next_process_id_));
   sessions_.emplace(next_process_id_, session);
   counts_.sessions.fetch_add(1, std::memory_order_relaxed);
+  if (counts_.per_worker)
+    counts_.per_worker[worker_].clients.store(sessions_.size(), std::memory_order_relaxed);
   return next_process_id_;
 }
 
 void ClientRegistry::remove(uint32_t process_id, bool was_logged_in) {
   if (sessions_.erase(process_id) == 0) return;
   counts_.sessions.fetch_sub(1, std::memory_order_relaxed);
+  if (counts_.per_worker)
+    counts_.per_worker[worker_].clients.store(sessions_.size(), std::memory_order_relaxed);
   if (was_logged_in) counts_.logged_in.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <unordered_map>
 
 #include "proxy/context.hpp"
@@ -19,6 +20,13 @@ class ClientSession;
 struct ClientCounts {
   std::atomic<size_t> sessions{0};
   std::atomic<size_t> logged_in{0};
+  // Each worker's load, read by the others to place new clients (client_placement.hpp); null
+  // with a single registry. Written by the worker's own thread only.
+  struct alignas(64) PerWorker {
+    std::atomic<size_t> clients{0};
+    std::atomic<uint32_t> busy_permille{0};  // of one core, over the last housekeeping period
+  };
+  std::unique_ptr<PerWorker[]> per_worker;
 };
 
 class ClientRegistry {

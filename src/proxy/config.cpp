@@ -144,6 +144,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
               "auth_failure_delay",
               "rotation_grace_seconds",
               "workers",
+              "spread_clients",
               "handover_socket",
               "tls",
               "auth",
@@ -209,6 +210,7 @@ Config parse_config(const std::string& toml_text, const std::string& base_dir) {
   c.max_concurrent_logins =
       get_range(root, "", "max_concurrent_logins", 1, 100000, c.max_concurrent_logins);
   c.workers = get_range(root, "", "workers", 1, 256, default_workers());
+  c.spread_clients = get<bool>(root, "", "spread_clients").value_or(false);
   if (auto path = get<std::string>(root, "", "handover_socket")) {
     // sockaddr_un's path holds 107 bytes and a NUL, and the socket is bound first under a
     // temporary name 12 bytes longer (handover.cpp).
@@ -397,6 +399,7 @@ std::vector<std::string> changed_keys(const Config& before, const Config& after)
   check("rotation_grace_seconds", before.rotation_grace_seconds, after.rotation_grace_seconds);
   check("handover_socket", before.handover_socket, after.handover_socket);
   check("workers", before.workers, after.workers);
+  check("spread_clients", before.spread_clients, after.spread_clients);
   check("tls.cert_file", before.tls_cert_file, after.tls_cert_file);
   check("tls.key_file", before.tls_key_file, after.tls_key_file);
   check("tls.record_layer", before.tls_sluice_records, after.tls_sluice_records);

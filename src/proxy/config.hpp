@@ -80,6 +80,9 @@ struct Config {
   // Event-loop threads, each with its own listening sockets (SO_REUSEPORT), clients and pools;
   // the server connection cap is shared. Default: one per core.
   uint32_t workers = 1;
+  // New clients go to as few workers as their load needs (client_placement.hpp); true: to every
+  // worker as the kernel spreads them (SO_REUSEPORT), whatever the load.
+  bool spread_clients = false;
   // Zero-downtime upgrade (handover.hpp): the Unix socket where this proxy offers its listening
   // sockets to a successor started with --takeover; empty: none.
   std::string handover_socket;

@@ -121,13 +121,27 @@ std::string render_prometheus(const std::string& proxy_name,
       [](const Metrics& m) -> const Gauge& { return m.max_database_connections_allowed; }, true);
   one("max_database_connections_allowed", "gauge", "The server connection cap.", cap);
   // Each worker's adaptive limit bounds its own lending; together they never exceed the cap.
+  // A worker without clients (new clients go to as few workers as the load needs) lends
+  // nothing: its limit, at the minimum, is not counted.
+  int64_t limit = 0;
+  for (const Metrics* m : workers)
+    if (m->client_connections.load() > 0 || workers.size() == 1)
+      limit += m->database_connections_concurrency_limit.load();
+  if (limit == 0)
+    limit = sum(
+        [](const Metrics& m) -> const Gauge& { return m.database_connections_concurrency_limit; });
   one("database_connections_concurrency_limit", "gauge",
       "Server connections that may be lent at once (the adaptive limit, else the cap).",
-      std::min(cap, sum([](const Metrics& m) -> const Gauge& {
-                 return m.database_connections_concurrency_limit;
-               })));
+      std::min(cap, limit));
   counter("database_connections_borrow_timeouts", "Clients that timed out waiting to borrow.",
           &Metrics::database_connections_borrow_timeouts);
+  counter("database_connections_borrow_waits", "Borrows that waited in line for a connection.",
+          &Metrics::database_connections_borrow_waits);
+  counter("database_connections_moved",
+          "Server connections moved from one worker thread to another.",
+          &Metrics::database_connections_moved);
+  counter("worker_cross_posts", "Wake-ups one worker thread posted to another's event loop.",
+          &Metrics::worker_cross_posts);
   out +=
       "# HELP sluice_database_connections_in_state Server connections by state (sluice's own).\n"
       "# TYPE sluice_database_connections_in_state gauge\n";

@@ -102,6 +102,11 @@ struct Metrics {
   // How many may be lent at once: the adaptive limit, or the cap when it is off (sluice's own).
   Gauge database_connections_concurrency_limit{0};
   Counter database_connections_borrow_timeouts{0};
+  // sluice's own, to see what several workers cost: borrows that had to wait in line, server
+  // connections this worker moved to another, and wake-ups it posted to other workers' loops.
+  Counter database_connections_borrow_waits{0};
+  Counter database_connections_moved{0};
+  Counter worker_cross_posts{0};
   // Server connections by ServerState (opening, idle, lent, pinned, cancelling, closed).
   std::array<Gauge, kServerStateCount> database_connections_in_state{};
 

@@ -52,7 +52,7 @@ void PoolManager::give_room() {
       return;
     }
   --total_;
-  budget_.put_back(member_);
+  ctx_.metrics.worker_cross_posts.add(budget_.put_back(member_));
 }
 
 void PoolManager::publish_limit() {
@@ -78,6 +78,7 @@ void ServerLease::release(bool reusable) {
   pools_->ctx_.metrics.database_connections_currently_borrowed.sub(1);
   pools_->give_back(std::move(connection_), reusable);
   connection_.reset();
+  pools_->note_waiting();  // below the limit again, a waiter here may take another's connection
 }
 
 void PoolManager::pin(ServerConnection& connection) {
@@ -91,6 +92,7 @@ void PoolManager::lend(ServerConnection& connection) {
   connection.set_state(ServerState::kLent);
   ++lent_;
   connection.lent_at = Clock::now();  // the adaptive limit's sample, and SHOW STATS
+  if (limiter_ && queued_waiters_ > 0) note_waiting();  // at the limit now: no more wanted
 }
 
 void PoolManager::cancel(const ServerLease& lease) {
@@ -187,13 +189,15 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
       auto waiter = std::make_shared<Waiter>(executor, deadline);
       waiter->order = next_waiter_order_++;
       waiter->enqueued = now;
+      ctx_.metrics.database_connections_borrow_waits.add(1);
       pool.waiters.push_back(waiter);
       ++queued_waiters_;
       if (!at_limit()) {
         // At the shared cap. Room freed meanwhile by another worker is taken now; if this
         // worker holds no idle connection to give up, the others are asked to move one here.
         grant_slots();
-        if (!waiter->slot_granted && !holds_idle()) budget_.want_room(member_);
+        if (!waiter->slot_granted && !holds_idle() && budget_.want_room(member_))
+          ctx_.metrics.worker_cross_posts.add(1);
       }
       co_await waiter->wakeup.wait();
       // Mostly at the front (served oldest first): erased where found, not by a walk over all.
@@ -270,7 +274,8 @@ awaitable<PoolManager::Opened> PoolManager::open_new(Pool& pool, Clock::time_poi
   co_return Opened{std::move(connection), std::nullopt};
 }
 
-void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool reusable) {
+void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool reusable,
+                            bool may_move) {
   Pool& pool = connection->pool();
   const ServerState was = connection->state();
   Clock::time_point now{};
@@ -313,7 +318,7 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
   // kCrossWorkerPatience. The patience keeps a busy pair of workers from trading connections at
   // every release (a move costs two cross-thread posts and two epoll_ctl calls) while neither
   // can starve the other.
-  if (budget_.used() >= budget_.cap())
+  if (may_move && budget_.used() >= budget_.cap())
     if (auto other = budget_.oldest_waiting_other(member_)) {
       const auto mine = at_limit() ? nullptr : oldest_unserved().first;
       if (!mine ||
@@ -382,8 +387,14 @@ void PoolManager::grant(Waiter& waiter) {
 }
 
 void PoolManager::note_waiting() {
-  const auto oldest = oldest_unserved().first;
-  budget_.set_waiting(member_, oldest ? std::optional(oldest->enqueued) : std::nullopt);
+  // A client held back by this worker's adaptive limit is not worth another worker's
+  // connection: moved here, it would rest idle or be moved back at the next release. Told as
+  // waiting, two workers at their limits traded connections 2-5 times per transaction.
+  const auto oldest = at_limit() ? nullptr : oldest_unserved().first;
+  const auto since = oldest ? std::optional(oldest->enqueued) : std::nullopt;
+  if (since == published_waiting_) return;  // no store to the shared line when nothing changed
+  published_waiting_ = since;
+  budget_.set_waiting(member_, since);
 }
 
 // Hands free room under the cap to the oldest waiters, across pools.
@@ -435,6 +446,8 @@ void PoolManager::move_to(std::shared_ptr<ServerConnection> connection, size_t m
   --total_;  // the room under the cap moves with it: the budget stays as it is
   connection.reset();
   const auto& target = budget_.member(member);
+  ctx_.metrics.database_connections_moved.add(1);
+  ctx_.metrics.worker_cross_posts.add(1);
   asio::post(target.ex, [pools = target.pools, database, credential, moved] {
     pools->adopt(database, credential, std::move(*moved));
   });
@@ -463,6 +476,7 @@ awaitable<std::shared_ptr<ServerConnection>> PoolManager::fetch_idle_elsewhere(P
   if (!from) co_return nullptr;
   auto handoff = std::make_shared<IdleHandoff>(ctx_.io.get_executor());
   const auto& giver = budget_.member(*from);
+  ctx_.metrics.worker_cross_posts.add(1);
   asio::post(giver.ex,
              [pools = giver.pools, database = pool.database, user = pool.credential->username,
               handoff] { pools->give_idle(database, user, handoff); });
@@ -487,6 +501,7 @@ std::shared_ptr<ServerConnection> PoolManager::take_over(Pool& pool,
 void PoolManager::give_idle(const std::string& database, const std::string& user,
                             const std::shared_ptr<IdleHandoff>& handoff) {
   auto reply = [&] {
+    ctx_.metrics.worker_cross_posts.add(1);
     asio::post(handoff->done.get_executor(), [handoff] { handoff->done.notify(); });
   };
   auto it = pools_.find(std::make_pair(database, user));
@@ -505,10 +520,11 @@ void PoolManager::give_idle(const std::string& database, const std::string& user
     return;
   }
   handoff->moved = connection->move_out();
+  ctx_.metrics.database_connections_moved.add(1);
   --pool.open;
   // The asking worker holds room for this connection already: this worker's goes back.
   --total_;
-  budget_.put_back(member_);
+  ctx_.metrics.worker_cross_posts.add(budget_.put_back(member_));
   reply();
 }
 
@@ -521,7 +537,9 @@ void PoolManager::adopt(const std::string& database, std::shared_ptr<const Crede
     return;
   }
   connection->last_used = ctx_.coarse_now;
-  give_back(std::move(connection), true);  // to the oldest waiter, as any connection coming back
+  // To the oldest waiter, as any connection coming back; not on to a third worker (or back).
+  give_back(std::move(connection), true, false);
+  note_waiting();
 }
 
 void PoolManager::admit_waiters() {
@@ -618,8 +636,9 @@ void PoolManager::expire_waiters(Clock::time_point now) {
   // Another worker's cap change and freed room are posted here too; this catches any missed,
   // and asks again for an idle connection of another worker's while clients wait at the cap.
   room_freed();
-  if (!at_limit() && oldest_unserved().first && !holds_idle() && budget_.used() >= budget_.cap())
-    budget_.want_room(member_);
+  if (!at_limit() && oldest_unserved().first && !holds_idle() && budget_.used() >= budget_.cap() &&
+      budget_.want_room(member_))
+    ctx_.metrics.worker_cross_posts.add(1);
   for (auto& [key, pool] : pools_)
     for (auto& waiter : pool->waiters)
       if (!waiter->handed && !waiter->slot_granted && waiter->deadline <= now)

@@ -186,7 +186,8 @@ class PoolManager {
   friend class ServerLease;
   // The lease's accounting (see ServerLease).
   void pin(ServerConnection& connection);
-  void give_back(std::shared_ptr<ServerConnection> connection, bool reusable);
+  // `may_move` false: a connection just moved here from another worker is not sent on again.
+  void give_back(std::shared_ptr<ServerConnection> connection, bool reusable, bool may_move = true);
   void cancel_done(const std::shared_ptr<ServerConnection>& connection);
   ServerLease lease(std::shared_ptr<ServerConnection> connection) {
     return ServerLease(*this, std::move(connection));
@@ -205,7 +206,8 @@ class PoolManager {
   void grant_slots();
   void grant(Waiter& waiter);
   bool holds_idle() const;
-  // Tells the budget since when this worker's oldest client waits (if one does).
+  // Tells the budget since when this worker's oldest client waits, if one does that this worker
+  // could lend a connection to now (not one held back by the adaptive limit).
   void note_waiting();
   // Idle connections came (+1) or went (-1): the budget tells other workers where to ask.
   void note_idle(int change);
@@ -268,6 +270,7 @@ class PoolManager {
   bool paused_ = false;
   static constexpr std::chrono::seconds kLookAtIdleAfterLoss{2};
   Clock::time_point look_at_idle_until_{};  // see server_lost()
+  std::optional<Clock::time_point> published_waiting_;  // what note_waiting() told the budget
 };
 
 }  // namespace sluice::proxy

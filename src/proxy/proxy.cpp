@@ -61,6 +61,7 @@ Proxy::Proxy(Config config, std::string config_path)
       shared_{config_, secrets_, statements_,    client_tls_,     target_tls_.get(),
               health_, budget_,  client_counts_, config_.workers, descriptor_limit()} {
   for (const auto& warning : secrets_->warnings()) spdlog::warn("{}", warning);
+  client_counts_.per_worker = std::make_unique<ClientCounts::PerWorker[]>(config_.workers);
   for (size_t i = 0; i < config_.workers; ++i)
     workers_.push_back(std::make_unique<Worker>(i, shared_));
   admin_ = std::make_unique<AdminHub>(config_, health_, budget_, workers_);
@@ -70,6 +71,12 @@ Proxy::Proxy(Config config, std::string config_path)
     worker->clients().forward_cancel = [this](size_t owner, uint32_t pid, uint32_t key) {
       Worker& target = *workers_[owner];
       asio::post(target.io(), [&target, pid, key] { target.clients().cancel(pid, key); });
+    };
+  // A client one worker accepted for another (client_placement.hpp).
+  for (auto& worker : workers_)
+    worker->hand_client = [this](size_t to, int fd, const tcp::endpoint& remote,
+                                 const std::string& label) {
+      workers_[to]->take_handed(fd, remote, label);
     };
 }
 

@@ -43,13 +43,17 @@ bool ServerBudget::try_take() {
   return true;
 }
 
-void ServerBudget::put_back(size_t member) {
+size_t ServerBudget::put_back(size_t member) {
   used_.fetch_sub(1);
   // seq_cst with set_waiting(): a worker that is about to wait either sees this room in its
   // last try_take() or is seen waiting here.
+  size_t told = 0;
   for (size_t i = 0; i < members_.size(); ++i)
-    if (i != member && waiting_since_[i].load() != kNotWaiting)
+    if (i != member && waiting_since_[i].load() != kNotWaiting) {
       asio::post(members_[i].ex, [pools = members_[i].pools] { pools->room_freed(); });
+      ++told;
+    }
+  return told;
 }
 
 void ServerBudget::set_waiting(size_t member, std::optional<Clock::time_point> since) {
@@ -84,12 +88,13 @@ void ServerBudget::set_default_parameters(const std::string& database, const std
   defaults_.try_emplace({database, user}, parameters);
 }
 
-void ServerBudget::want_room(size_t member) {
+bool ServerBudget::want_room(size_t member) {
   // Only a worker that has an idle connection is asked: a post wakes its thread.
   const auto from = most_idle_other(member);
-  if (!from) return;
+  if (!from) return false;
   asio::post(members_[*from].ex,
              [pools = members_[*from].pools, member] { pools->move_one_idle_to(member); });
+  return true;
 }
 
 }  // namespace sluice::proxy

@@ -55,8 +55,9 @@ class ServerBudget {
 
   // Room for one more connection (opened, opening or reserved for a waiter), if under the cap.
   bool try_take();
-  // One fewer. Workers whose clients wait are told there is room (on their own threads).
-  void put_back(size_t member);
+  // One fewer. Workers whose clients wait are told there is room (on their own threads);
+  // returns how many were.
+  size_t put_back(size_t member);
   // `member`'s oldest client waiting for room came at `since` (nullopt: none waits). Set before
   // the worker's last try_take(), so that a put_back() either sees it or frees room that the
   // try_take() sees.
@@ -65,7 +66,8 @@ class ServerBudget {
   std::optional<std::pair<size_t, Clock::time_point>> oldest_waiting_other(size_t member) const;
   // `member` waits at the cap and has no idle connection to give up: the worker with the most
   // idle connections (if any has one) is asked to move one to it, unless its own clients wait.
-  void want_room(size_t member);
+  // Whether one was asked.
+  bool want_room(size_t member);
   // How many idle connections `member` holds (a hint: it may have lent them since).
   void set_idle(size_t member, size_t count) {
     if (!members_.empty()) idle_[member].store(count, std::memory_order_relaxed);

@@ -10,8 +10,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <system_error>
 
+#include "proxy/client_placement.hpp"
 #include "proxy/client_session.hpp"
 #include "proxy/slab_pool.hpp"
 
@@ -206,13 +208,55 @@ awaitable<void> Worker::accept_loop(tcp_acceptor& acceptor, std::string label) {
       co_await pause.async_wait(as_tuple_awaitable);
       continue;
     }
-    take_client(fd, remote, label);
+    if (const size_t to = placement(); to != index_ && hand_client)
+      hand_client(to, fd, remote, label);
+    else
+      take_client(fd, remote, label);
     if (++accepted_this_turn == kAcceptsPerTurn) {
       // A storm's backlog is taken a few at a time, with the other clients' work in between.
       accepted_this_turn = 0;
       co_await asio::post(io_.get_executor(), use_awaitable);
     }
   }
+}
+
+size_t Worker::placement() const {
+  const auto& per_worker = shared_.clients.per_worker;
+  if (config_.spread_clients || shared_.workers < 2 || !per_worker) return index_;
+  WorkerLoad loads[kMaxPlacedWorkers];
+  const size_t n = std::min(shared_.workers, kMaxPlacedWorkers);
+  for (size_t i = 0; i < n; ++i)
+    loads[i] = {per_worker[i].clients.load(std::memory_order_relaxed),
+                per_worker[i].busy_permille.load(std::memory_order_relaxed) / 1000.0};
+  return place_client(std::span(loads, n), std::min(index_, n - 1));
+}
+
+void Worker::take_handed(int fd, const tcp::endpoint& remote, const std::string& label) {
+  // A post per new client, not per message: nothing is shared while its session runs.
+  asio::post(io_, [this, fd, remote, label] {
+    if (ctx_.draining) {  // the listeners closed meanwhile: as if it came after them
+      ::close(fd);
+      return;
+    }
+    take_client(fd, remote, label);
+  });
+}
+
+void Worker::publish_busy(std::chrono::steady_clock::time_point now) {
+  timespec cpu{};
+  if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) != 0) return;
+  const int64_t cpu_ns = int64_t{cpu.tv_sec} * 1'000'000'000 + cpu.tv_nsec;
+  if (busy_measured_at_ != std::chrono::steady_clock::time_point{} && shared_.clients.per_worker) {
+    const auto wall_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now - busy_measured_at_).count();
+    if (wall_ns > 0)
+      shared_.clients.per_worker[index_].busy_permille.store(
+          static_cast<uint32_t>(
+              std::clamp<int64_t>((cpu_ns - busy_cpu_ns_) * 1000 / wall_ns, 0, 1000)),
+          std::memory_order_relaxed);
+  }
+  busy_measured_at_ = now;
+  busy_cpu_ns_ = cpu_ns;
 }
 
 void Worker::take_client(int fd, const tcp::endpoint& remote, const std::string& label) {
@@ -331,6 +375,7 @@ awaitable<void> Worker::housekeeping() {
     co_await timer.async_wait(as_tuple_awaitable);
     const auto now = std::chrono::steady_clock::now();
     ctx_.coarse_now = now;
+    publish_busy(now);
     if (admission_) admission_->refresh();
     pools_.expire_waiters(now);
     if (ctx_.draining) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +79,12 @@ class Worker {
   void begin_shutdown(std::chrono::steady_clock::time_point deadline, bool handed_over = false);
   // Whether a probe borrow or anything else of the proxy's still needs this worker's pools.
   void set_busy_elsewhere(bool busy) { busy_elsewhere_ = busy; }
+  // Passes a client this worker accepted to worker `to` (set by the proxy).
+  std::function<void(size_t to, int fd, const tcp::endpoint& remote, const std::string& label)>
+      hand_client;
+  // From any thread: takes over a client another worker accepted for this one, on this
+  // worker's thread.
+  void take_handed(int fd, const tcp::endpoint& remote, const std::string& label);
 
  private:
   // Takes clients with accept4 as the listener becomes readable, at most kAcceptsPerTurn
@@ -94,6 +101,10 @@ class Worker {
   // How long a client must have been idle before a drain closes it.
   std::chrono::steady_clock::duration idle_grace() const;
   awaitable<void> hold_back_watch();
+  // The worker a client just accepted here should go to (client_placement.hpp).
+  size_t placement() const;
+  // Tells the other workers how much CPU this one used since the last call.
+  void publish_busy(std::chrono::steady_clock::time_point now);
 
   void start_hold_back_watch();
 
@@ -111,6 +122,7 @@ class Worker {
   LoginGate login_gate_;
   static constexpr size_t kReservedDescriptors = 64;
   static constexpr size_t kAcceptsPerTurn = 16;
+  static constexpr size_t kMaxPlacedWorkers = 256;  // the most workers a config may ask for
   uint64_t accept_failures_ = 0;
   static constexpr auto kTrimPeriod = std::chrono::seconds(10);
   std::chrono::steady_clock::time_point next_trim_{};
@@ -124,6 +136,8 @@ class Worker {
   bool hold_back_watch_running_ = false;
   std::unique_ptr<AdmissionFile> admission_;  // null: every source is admitted
   bool busy_elsewhere_ = false;
+  std::chrono::steady_clock::time_point busy_measured_at_{};
+  int64_t busy_cpu_ns_ = 0;  // this thread's CPU time then
 };
 
 }  // namespace sluice::proxy

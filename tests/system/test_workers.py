@@ -1,6 +1,8 @@
 """Worker threads (`workers`): each has its own listening socket (SO_REUSEPORT), clients and pools,
 and the cap on server connections is shared exactly. A client's process id in BackendKeyData names
-its worker (pid % workers), which is how these tests see that both workers served clients."""
+its worker (pid % workers), which is how these tests see that both workers served clients. New
+clients go to as few workers as their load needs; the tests that want clients on both workers set
+`spread_clients` (every worker takes those the kernel gives it)."""
 import threading
 import time
 
@@ -34,7 +36,7 @@ def clients_on_both_workers(proxy, app, per_worker, **kw):
 
 
 def test_the_cap_is_exact_across_workers_under_load(proxy_factory, pg, app):
-    proxy = proxy_factory(workers=WORKERS, connection_pool={"max_connections_percent": 5,
+    proxy = proxy_factory(workers=WORKERS, spread_clients=True, connection_pool={"max_connections_percent": 5,
                                                              "max_idle_connections_percent": 5})
     by_worker = clients_on_both_workers(proxy, app, 12)
     conns = [c for v in by_worker.values() for c in v]
@@ -69,7 +71,7 @@ def test_one_connection_serves_both_workers_without_new_logins(proxy_factory, pg
     """A cap of one: the connection moves between the workers' event loops as their clients need
     it (socket and session intact, over TLS its record keys and sequence numbers too), with its
     prepared statements, instead of being closed and opened again."""
-    proxy = proxy_factory(workers=WORKERS, target={"tls": target_tls},
+    proxy = proxy_factory(workers=WORKERS, spread_clients=True, target={"tls": target_tls},
                           connection_pool={"max_connections_percent": 1,
                                            "max_idle_connections_percent": 1})
     by_worker = clients_on_both_workers(proxy, app, 2, prepare_threshold=0)
@@ -96,7 +98,7 @@ def test_one_connection_serves_both_workers_without_new_logins(proxy_factory, pg
 def test_busy_worker_does_not_starve_the_other(proxy_factory, app):
     """At the cap, clients of both workers are served oldest first: a worker whose own clients keep
     borrowing still hands connections to the other's waiting clients."""
-    proxy = proxy_factory(workers=WORKERS, connection_pool={"max_connections_percent": 2,
+    proxy = proxy_factory(workers=WORKERS, spread_clients=True, connection_pool={"max_connections_percent": 2,
                                                              "max_idle_connections_percent": 2,
                                                              "connection_borrow_timeout": 20})
     by_worker = clients_on_both_workers(proxy, app, 6)
@@ -128,10 +130,31 @@ def test_busy_worker_does_not_starve_the_other(proxy_factory, app):
     assert min(served.values()) > 0.2 * max(served.values()), f"served per worker: {served}"
 
 
+def test_a_light_load_keeps_its_clients_on_one_worker(proxy_factory, app):
+    """A few quiet clients all go to the first worker, whichever worker the kernel gave them to
+    (the other stays asleep instead of waking for a share of them), and work there, cancels
+    included."""
+    proxy = proxy_factory(workers=WORKERS)
+    conns = [proxy.connect(app.app_user, app.app_password) for _ in range(8)]
+    try:
+        assert [worker_of(c) for c in conns] == [0] * len(conns)
+        for i, c in enumerate(conns):
+            assert c.execute("select %s::int", (i,)).fetchone() == (i,)
+        timer = threading.Timer(0.3, conns[-1].cancel)
+        timer.start()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conns[-1].execute("select pg_sleep(20)")
+        timer.join()
+        assert proxy.metrics().get("sluice_client_connections") == len(conns)
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_a_cancel_reaches_a_session_on_any_worker(proxy_factory, app):
     """A CancelRequest comes on a connection of its own, which the kernel may give to the other
     worker: it is passed to the worker whose session the key names."""
-    proxy = proxy_factory(workers=WORKERS)
+    proxy = proxy_factory(workers=WORKERS, spread_clients=True)
     by_worker = clients_on_both_workers(proxy, app, 4)
     try:
         for w, conns in by_worker.items():

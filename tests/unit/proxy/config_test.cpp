@@ -47,6 +47,13 @@ TEST(Config, AdaptiveConcurrency) {
             "connection_pool.adaptive_concurrency");
 }
 
+TEST(Config, SpreadClients) {
+  const std::string rest = "[[auth]]\nsecret_file = \"s.json\"\n[target]\n";
+  EXPECT_FALSE(parse_config(rest, "").spread_clients);  // placed by load
+  EXPECT_TRUE(parse_config("spread_clients = true\n" + rest, "").spread_clients);
+  EXPECT_EQ(key_of_error("spread_clients = 1\n" + rest), "spread_clients");
+}
+
 TEST(Config, TheIssueExampleParses) {
   Config c = parse_config(R"(
 name = "meal-planner-proxy"
