@@ -417,9 +417,12 @@ awaitable<void> ClientSession::attach(ServerLease lease, bool woken) {
   } else {
     const auto start = woken ? active_->borrowing_since : last_activity_;
     active_->borrowing_since = start;
-    auto borrowed = co_await ctx_.pools->acquire(
-        *pool_, start + std::chrono::seconds(ctx_.config.connection_borrow_timeout), {},
-        woken ? active_->waiter : nullptr);
+    // Made before the co_await: GCC 12 destroys a conditional's temporaries there twice (the
+    // waiter, still in the pool's line, was freed).
+    std::shared_ptr<Waiter> resumed;
+    if (woken) resumed = active_->waiter;
+    const auto deadline = start + std::chrono::seconds(ctx_.config.connection_borrow_timeout);
+    auto borrowed = co_await ctx_.pools->acquire(*pool_, deadline, {}, std::move(resumed));
     note_borrowed_after(start);
     if (!borrowed.lease) {
       reply_error(*borrowed.error);

@@ -244,8 +244,9 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
     }
     if (woken) {
       const auto waiter = std::move(woken);  // `woken` is empty again
-      if (ServerLease handed = leave_line(pool, waiter))
-        co_return Borrowed{std::move(handed), std::nullopt};
+      // Not declared in the if's condition: GCC 12 mishandles such locals in coroutines.
+      ServerLease handed = leave_line(pool, waiter);
+      if (handed) co_return Borrowed{std::move(handed), std::nullopt};
       if (!waiter->slot_granted) {
         if (Clock::now() >= deadline) break;
         continue;
