@@ -136,6 +136,26 @@ void BackendLink::release() {
   owner_.server_released();
 }
 
+namespace {
+// From `at`, steps over whole server messages that the link passes on untouched inside a simple
+// query's reply (anything but ReadyForQuery, ParameterStatus and an error) by their length words
+// alone; returns where the first other one starts. A message not whole yet, or one whose length
+// word peek_frame() would refuse, is left to the general path.
+size_t skip_plain_replies(pgwire::Bytes data, size_t at) {
+  const uint8_t* bytes = data.data();
+  const size_t size = data.size();
+  while (size - at >= 5) {
+    const uint8_t type = bytes[at];
+    if (type == 'Z' || type == 'S' || type == 'E') break;
+    const uint32_t length = pgwire::read_be32(bytes + at + 1);
+    // (Below kMaxServerMessage, which is under 2^31: never negative on the wire.)
+    if (length < 4 || length >= kMaxServerMessage || size - at - 1 < length) break;
+    at += 1 + size_t{length};
+  }
+  return at;
+}
+}  // namespace
+
 BackendLink::Batch BackendLink::read_batch(pgwire::Bytes data, ServerConnection& server) {
   ClientStatements& statements = owner_.client_statements();
   Batch batch;
@@ -146,6 +166,9 @@ BackendLink::Batch BackendLink::read_batch(pgwire::Bytes data, ServerConnection&
   // inserts a message; then the batch is rebuilt in reshaped_.
   bool reshaping = false;
   while (server_unread_ == 0) {
+    // The body of a simple query's reply (descriptions, rows, completions), as below but without
+    // a frame each: about 30 instructions less per message.
+    if (!reshaping && tracker_.inside_simple_query()) forward = skip_plain_replies(data, forward);
     pgwire::Frame frame;
     const pgwire::Bytes rest = data.subspan(forward);
     auto status = pgwire::peek_frame(rest, kMaxServerMessage, frame);

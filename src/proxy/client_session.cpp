@@ -151,8 +151,16 @@ awaitable<ClientSession::Relayed> ClientSession::relay() {
       }
       // Borrowing is the only wait a message may need; everything else is decided at once.
       if (!a.link.attached() && needs_server(frame)) {
-        ServerLease idle;
-        if (!attach_now(idle)) co_await attach(std::move(idle));
+        ServerLease lease;
+        if (!attach_now(lease)) {
+          // At the cap: the common wait is this reader's own, with no coroutine of its own.
+          bool woken = false;
+          if (!lease && join_line()) {
+            co_await a.waiter->wakeup.wait();
+            woken = true;
+          }
+          if (!woken || !attach_from_line(lease)) co_await attach(std::move(lease), woken);
+        }
       }
       a.passed_on = false;
       const Step step = handle_frame(frame);
@@ -361,31 +369,61 @@ ClientSession::Step ClientSession::handle_sync(const pgwire::Frame& frame) {
 bool ClientSession::attach_now(ServerLease& idle) {
   if (!active_->to_client.empty())
     return false;  // the proxy's own replies go first: attach() sends them
-  idle = ctx_.pools->take_idle(*pool_);
+  idle = ctx_.pools->take_idle(*pool_, last_activity_);  // lent since the request came
   if (!idle || !same_settings(idle->applied, settings_.wanted)) return false;
   ctx_.metrics.database_connections_borrow_latency.observe(0);  // no wait at all
   active_->link.attach(std::move(idle));
   return true;
 }
 
-awaitable<void> ClientSession::attach(ServerLease lease) {
-  // Our own replies (an earlier Sync, an error) go ahead of the server's.
-  if (!send_to_client()) {
+bool ClientSession::join_line() {
+  Active& a = *active_;
+  if (!a.to_client.empty()) return false;  // attach() sends the proxy's own replies first
+  if (!a.waiter) a.waiter = std::make_shared<Waiter>(client_.get_executor(), Clock::time_point{});
+  // From when the request arrived (microseconds earlier): one clock read less per borrow.
+  const auto start = last_activity_;
+  if (!ctx_.pools->join_line(*pool_, a.waiter,
+                             start + std::chrono::seconds(ctx_.config.connection_borrow_timeout)))
+    return false;
+  a.borrowing_since = start;
+  return true;
+}
+
+void ClientSession::note_borrowed_after(Clock::time_point start) {
+  active_->borrowing_since = {};
+  const uint64_t waited = micros_since(start);
+  ctx_.metrics.database_connections_borrow_latency.observe(waited);
+  pool_->stats.wait_us += waited;
+}
+
+bool ClientSession::attach_from_line(ServerLease& lease) {
+  lease = ctx_.pools->leave_line(*pool_, active_->waiter);
+  if (!lease) return false;  // no connection came: attach() goes on (room granted, or timed out)
+  note_borrowed_after(active_->borrowing_since);
+  if (!same_settings(lease->applied, settings_.wanted)) return false;
+  active_->link.attach(std::move(lease));
+  return true;
+}
+
+awaitable<void> ClientSession::attach(ServerLease lease, bool woken) {
+  // Our own replies (an earlier Sync, an error) go ahead of the server's. (None after a wait
+  // in line: it was joined with none, and only this reader queues them.)
+  if (!woken && !send_to_client()) {
     if (lease) lease.release(true);
     co_return;
   }
   if (lease) {
-    ctx_.metrics.database_connections_borrow_latency.observe(0);
+    if (!woken) ctx_.metrics.database_connections_borrow_latency.observe(0);  // no wait at all
   } else {
-    // From when the request arrived (microseconds earlier): one clock read less per borrow.
-    const auto start = last_activity_;
+    const auto start = woken ? active_->borrowing_since : last_activity_;
     active_->borrowing_since = start;
-    auto borrowed = co_await ctx_.pools->acquire(
-        *pool_, start + std::chrono::seconds(ctx_.config.connection_borrow_timeout));
-    active_->borrowing_since = {};
-    const uint64_t waited = micros_since(start);
-    ctx_.metrics.database_connections_borrow_latency.observe(waited);
-    pool_->stats.wait_us += waited;
+    // Made before the co_await: GCC 12 destroys a conditional's temporaries there twice (the
+    // waiter, still in the pool's line, was freed).
+    std::shared_ptr<Waiter> resumed;
+    if (woken) resumed = active_->waiter;
+    const auto deadline = start + std::chrono::seconds(ctx_.config.connection_borrow_timeout);
+    auto borrowed = co_await ctx_.pools->acquire(*pool_, deadline, {}, std::move(resumed));
+    note_borrowed_after(start);
     if (!borrowed.lease) {
       reply_error(*borrowed.error);
       co_return;

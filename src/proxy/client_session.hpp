@@ -31,6 +31,7 @@ namespace sluice::proxy {
 
 class Pool;
 struct ServerError;
+struct Waiter;
 
 class ClientSession final : public std::enable_shared_from_this<ClientSession>,
                             private BackendLink::Owner,
@@ -123,9 +124,18 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   // Borrowing without suspending: an idle connection that already carries the client's
   // settings is attached at once. Otherwise the lease taken, if any, is left in `idle`.
   bool attach_now(ServerLease& idle);
+  // No idle connection: at the cap, the client joins the pool's line with the session's own
+  // waiter (true: the reader waits on it, then calls attach_from_line()).
+  bool join_line();
+  // After that wait: the connection handed over, carrying the client's settings, is attached
+  // (true); otherwise `lease` is what was handed, if anything, and attach() does the rest.
+  bool attach_from_line(ServerLease& lease);
+  // The borrow that started at `start` ended (the latency metrics, SHOW STATS).
+  void note_borrowed_after(Clock::time_point start);
   // Borrows (or takes `lease`), applies the client's settings and attaches the connection.
-  // On failure the error is queued for the client and no server is attached.
-  awaitable<void> attach(ServerLease lease);
+  // On failure the error is queued for the client and no server is attached. `woken`: after a
+  // wait in line (join_line()) that did not end with a connection attached.
+  awaitable<void> attach(ServerLease lease, bool woken = false);
   awaitable<void> leave();
   // Queue our own replies on the transport (sent at once as far as the socket takes them, in
   // order with everything else written).
@@ -171,6 +181,8 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
     } streaming;
     // Waiting for a server connection since then (the admin console's cl_waiting); zero: not.
     Clock::time_point borrowing_since{};
+    // In the pool's line at the cap (join_line()); made at the first wait, then reused.
+    std::shared_ptr<Waiter> waiter;
   };
 
   ProxyContext& ctx_;

@@ -112,38 +112,51 @@ bool Poller::dispatch() {
     if (n <= 0) return any;  // drained (EINTR: the re-armed wait comes back at once)
     any = true;
     batch_size_ = n;
+    // Server sockets first (see Watch::first_in_batch), each entry cleared once handled;
+    // remove() clears those of watches that go meanwhile, from batch_next_ on.
+    batch_next_ = 0;
+    for (int i = 0; i < n; ++i) {
+      auto* watch = static_cast<Watch*>(events_[i].data.ptr);
+      if (!watch || !watch->first_in_batch) continue;
+      const epoll_event event = events_[i];
+      events_[i].data.ptr = nullptr;
+      dispatch_one(event);
+    }
     for (batch_next_ = 0; batch_next_ < batch_size_;) {
       const epoll_event event = events_[batch_next_++];
-      auto* watch = static_cast<Watch*>(event.data.ptr);
-      if (!watch) continue;
-      // Both waiters are taken out before either runs: a resumed coroutine may close the
-      // socket, or finish and free the transport once nobody else waits on it.
-      std::optional<Resume> reader, writer;
-      ParkedReader* parked = nullptr;
-      if (event.events & kReadEvents) {
-        watch->readable = true;
-        if (event.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) watch->peer_closing = true;
-        if (watch->on_readable) {
-          reader.emplace(std::move(*watch->on_readable));
-          watch->on_readable.reset();
-        } else if (watch->parked) {
-          parked = std::exchange(watch->parked, nullptr);
-        }
-      }
-      if (event.events & kWriteEvents) {
-        watch->writable = true;
-        if (watch->on_writable) {
-          writer.emplace(std::move(*watch->on_writable));
-          watch->on_writable.reset();
-        }
-      }
-      if (reader) std::move (*reader)();
-      if (writer) std::move (*writer)();
-      if (parked) parked->resume_reading();
+      if (event.data.ptr) dispatch_one(event);
     }
     batch_size_ = batch_next_ = 0;
     if (n < static_cast<int>(events_.size())) return any;
   }
+}
+
+void Poller::dispatch_one(const epoll_event& event) {
+  auto* watch = static_cast<Watch*>(event.data.ptr);
+  // Both waiters are taken out before either runs: a resumed coroutine may close the
+  // socket, or finish and free the transport once nobody else waits on it.
+  std::optional<Resume> reader, writer;
+  ParkedReader* parked = nullptr;
+  if (event.events & kReadEvents) {
+    watch->readable = true;
+    if (event.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) watch->peer_closing = true;
+    if (watch->on_readable) {
+      reader.emplace(std::move(*watch->on_readable));
+      watch->on_readable.reset();
+    } else if (watch->parked) {
+      parked = std::exchange(watch->parked, nullptr);
+    }
+  }
+  if (event.events & kWriteEvents) {
+    watch->writable = true;
+    if (watch->on_writable) {
+      writer.emplace(std::move(*watch->on_writable));
+      watch->on_writable.reset();
+    }
+  }
+  if (reader) std::move (*reader)();
+  if (writer) std::move (*writer)();
+  if (parked) parked->resume_reading();
 }
 
 }  // namespace sluice::proxy

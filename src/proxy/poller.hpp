@@ -48,6 +48,10 @@ class Poller {
     std::optional<Resume> on_readable;
     std::optional<Resume> on_writable;
     ParkedReader* parked = nullptr;  // instead of on_readable
+    // A server connection's: in a batch of ready sockets its replies are relayed (and its
+    // connection returned to the pool) before the clients' requests are read, so that a request
+    // arriving with a reply finds the connection idle rather than waiting in line for it.
+    bool first_in_batch = false;
   };
 
   explicit Poller(executor ex);
@@ -83,6 +87,8 @@ class Poller {
   void poll_again_later();
   // Resumes the waiters of every ready socket; false when none was ready.
   bool dispatch();
+  // Resumes what waits on `event`'s socket.
+  void dispatch_one(const epoll_event& event);
   void post_resume(std::optional<Resume>& waiter);
   void post_resume(ParkedReader*& parked);
 

@@ -88,10 +88,10 @@ void PoolManager::pin(ServerConnection& connection) {
   if (limiter_) admit_waiters();
 }
 
-void PoolManager::lend(ServerConnection& connection) {
+void PoolManager::lend(ServerConnection& connection, Clock::time_point now) {
   connection.set_state(ServerState::kLent);
   ++lent_;
-  connection.lent_at = Clock::now();  // the adaptive limit's sample, and SHOW STATS
+  connection.lent_at = now;  // the adaptive limit's sample, and SHOW STATS
   if (limiter_ && queued_waiters_ > 0) note_waiting();  // at the limit now: no more wanted
 }
 
@@ -128,8 +128,8 @@ void PoolManager::update_cap(int server_max_connections) {
   grant_slots();
 }
 
-ServerLease PoolManager::take_idle(Pool& pool) {
-  auto connection = take_idle_connection(pool);
+ServerLease PoolManager::take_idle(Pool& pool, Clock::time_point now) {
+  auto connection = take_idle_connection(pool, now);
   if (!connection) return {};
   return lease(std::move(connection));
 }
@@ -146,7 +146,8 @@ bool PoolManager::retired(const ServerConnection& connection) const {
   return primary >= 0 && connection.host_index() != static_cast<size_t>(primary);
 }
 
-std::shared_ptr<ServerConnection> PoolManager::take_idle_connection(Pool& pool) {
+std::shared_ptr<ServerConnection> PoolManager::take_idle_connection(Pool& pool,
+                                                                    Clock::time_point now) {
   if (at_limit()) return nullptr;
   while (!pool.idle.empty()) {
     auto connection = std::move(pool.idle.back());
@@ -157,7 +158,7 @@ std::shared_ptr<ServerConnection> PoolManager::take_idle_connection(Pool& pool) 
       continue;
     }
     if (!connection->server_went_away(ctx_.coarse_now < look_at_idle_until_)) {
-      lend(*connection);
+      lend(*connection, now);
       return connection;
     }
     spdlog::info("idle server connection {} was closed by the server", connection->id());
@@ -166,48 +167,90 @@ std::shared_ptr<ServerConnection> PoolManager::take_idle_connection(Pool& pool) 
   return nullptr;
 }
 
+void PoolManager::raise_limit_if_stuck() {
+  if (limiter_ && !holding() && at_limit() && lent_ + pending_grants_ < cap() &&
+      lent_connections_stuck(Clock::now())) {
+    // Nothing came back for a while: the lent connections wait on their clients (or on
+    // something slow), not on the server's CPU. Holding this client back would gain nothing.
+    limiter_->raise_above(lent_ + pending_grants_);
+    publish_limit();
+  }
+}
+
+void PoolManager::enqueue(Pool& pool, const std::shared_ptr<Waiter>& waiter,
+                          Clock::time_point now) {
+  waiter->order = next_waiter_order_++;
+  waiter->enqueued = now;
+  ctx_.metrics.database_connections_borrow_waits.add(1);
+  pool.waiters.push_back(waiter);
+  ++queued_waiters_;
+  if (!at_limit()) {
+    // At the shared cap. Room freed meanwhile by another worker is taken now; if this
+    // worker holds no idle connection to give up, the others are asked to move one here.
+    grant_slots();
+    if (!waiter->slot_granted && !holds_idle() && budget_.want_room(member_))
+      ctx_.metrics.worker_cross_posts.add(1);
+  }
+}
+
+bool PoolManager::join_line(Pool& pool, const std::shared_ptr<Waiter>& waiter,
+                            Clock::time_point deadline) {
+  // What acquire() does before it waits, for the case where it would wait (take_idle() found no
+  // idle connection of this pool): anything else is left to acquire().
+  raise_limit_if_stuck();
+  if (!at_limit() && (!pool.idle.empty() || budget_.used() < budget_.cap() || holds_idle()))
+    return false;  // a connection may be had (or opened, or room made for one) now
+  const auto now = Clock::now();
+  if (now >= deadline) return false;  // acquire() reports the timeout
+  waiter->deadline = deadline;
+  waiter->handed.reset();
+  waiter->slot_granted = false;
+  waiter->wakeup.forget_notification();  // a late one from its last wait
+  enqueue(pool, waiter, now);
+  return true;
+}
+
+ServerLease PoolManager::leave_line(Pool& pool, const std::shared_ptr<Waiter>& waiter) {
+  // Mostly at the front (served oldest first): popped there (a deque's erase costs more), else
+  // erased where found.
+  if (!pool.waiters.empty() && pool.waiters.front() == waiter) {
+    pool.waiters.pop_front();
+    --queued_waiters_;
+  } else if (auto it = std::find(pool.waiters.begin(), pool.waiters.end(), waiter);
+             it != pool.waiters.end()) {
+    pool.waiters.erase(it);
+    --queued_waiters_;
+  }
+  note_waiting();
+  if (!waiter->handed) return {};
+  return lease(std::move(waiter->handed));
+}
+
 awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
-                                         AcquireOptions options) {
+                                         AcquireOptions options, std::shared_ptr<Waiter> woken) {
   auto executor = co_await asio::this_coro::executor;
   std::optional<ServerError> last_error;
   for (;;) {
-    if (limiter_ && !holding() && at_limit() && lent_ + pending_grants_ < cap() &&
-        lent_connections_stuck(Clock::now())) {
-      // Nothing came back for a while: the lent connections wait on their clients (or on
-      // something slow), not on the server's CPU. Holding this client back would gain nothing.
-      limiter_->raise_above(lent_ + pending_grants_);
-      publish_limit();
+    if (!woken) {
+      raise_limit_if_stuck();
+      if (!options.fresh_login)
+        if (auto connection = take_idle_connection(pool))
+          co_return Borrowed{lease(std::move(connection)), std::nullopt};
+      bool may_open = !at_limit() && take_room();
+      if (!may_open && !at_limit() && close_idle_elsewhere(pool)) may_open = take_room();
+      if (!may_open) {
+        const auto now = Clock::now();
+        if (now >= deadline) break;
+        woken = std::make_shared<Waiter>(executor, deadline);
+        enqueue(pool, woken, now);
+        co_await woken->wakeup.wait();
+      }
     }
-    if (!options.fresh_login)
-      if (auto connection = take_idle_connection(pool))
-        co_return Borrowed{lease(std::move(connection)), std::nullopt};
-    bool may_open = !at_limit() && take_room();
-    if (!may_open && !at_limit() && close_idle_elsewhere(pool)) may_open = take_room();
-    if (!may_open) {
-      const auto now = Clock::now();
-      if (now >= deadline) break;
-      auto waiter = std::make_shared<Waiter>(executor, deadline);
-      waiter->order = next_waiter_order_++;
-      waiter->enqueued = now;
-      ctx_.metrics.database_connections_borrow_waits.add(1);
-      pool.waiters.push_back(waiter);
-      ++queued_waiters_;
-      if (!at_limit()) {
-        // At the shared cap. Room freed meanwhile by another worker is taken now; if this
-        // worker holds no idle connection to give up, the others are asked to move one here.
-        grant_slots();
-        if (!waiter->slot_granted && !holds_idle() && budget_.want_room(member_))
-          ctx_.metrics.worker_cross_posts.add(1);
-      }
-      co_await waiter->wakeup.wait();
-      // Mostly at the front (served oldest first): erased where found, not by a walk over all.
-      if (auto it = std::find(pool.waiters.begin(), pool.waiters.end(), waiter);
-          it != pool.waiters.end()) {
-        pool.waiters.erase(it);
-        --queued_waiters_;
-      }
-      note_waiting();
-      if (waiter->handed) co_return Borrowed{lease(std::move(waiter->handed)), std::nullopt};
+    if (woken) {
+      const auto waiter = std::move(woken);  // `woken` is empty again
+      // Not declared in the if's condition: GCC 12 mishandles such locals in coroutines.
+      ServerLease handed = leave_line(pool, waiter);
+      if (handed) co_return Borrowed{std::move(handed), std::nullopt};
       if (!waiter->slot_granted) {
         if (Clock::now() >= deadline) break;
         continue;
@@ -337,7 +380,8 @@ void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool r
   const auto elsewhere = oldest_unserved(&pool).first;
   if (auto waiter = first_unserved(pool);
       waiter && (!elsewhere || waiter->order < elsewhere->order)) {
-    lend(*connection);
+    lend(*connection,
+         was == ServerState::kLent || was == ServerState::kPinned ? now : Clock::now());
     waiter->handed = std::move(connection);
     // Straight to the waiter: the connection carries its next query at once instead of
     // idling while the executor's queue drains.
@@ -400,9 +444,10 @@ void PoolManager::note_waiting() {
 // Hands free room under the cap to the oldest waiters, across pools.
 void PoolManager::grant_slots() {
   while (!at_limit()) {
-    // Said before trying for room: see ServerBudget::set_waiting.
-    note_waiting();
     const auto oldest = oldest_unserved().first;
+    // Said before trying for room: see ServerBudget::set_waiting. (note_waiting(), without
+    // looking for the oldest twice: this runs whenever a client joins the line.)
+    budget_.set_waiting(member_, oldest ? std::optional(oldest->enqueued) : std::nullopt);
     if (!oldest || !take_room()) return;
     grant(*oldest);
   }

@@ -118,9 +118,23 @@ class PoolManager {
   Pool& pool_for(const std::string& database, std::shared_ptr<const Credential> credential);
 
   // An idle connection of `pool`, or an empty lease. Never suspends: the common case of a borrow.
-  ServerLease take_idle(Pool& pool);
-  // A connection for `pool`, waiting in line until `deadline` if the cap is reached.
-  awaitable<Borrowed> acquire(Pool& pool, Clock::time_point deadline, AcquireOptions options = {});
+  // `now`: a clock reading the caller has anyway (when the request arrived), for the lent time.
+  ServerLease take_idle(Pool& pool, Clock::time_point now = Clock::now());
+  // A connection for `pool`, waiting in line until `deadline` if the cap is reached. `woken`: a
+  // waiter that joined the line with join_line() and woke without a connection (room was
+  // granted to it, or its deadline passed): acquire() goes on from there.
+  awaitable<Borrowed> acquire(Pool& pool, Clock::time_point deadline, AcquireOptions options = {},
+                              std::shared_ptr<Waiter> woken = nullptr);
+  // A client's common wait at the cap, without acquire()'s coroutine frame and Waiter
+  // allocation (a fifth of the borrows under load wait, and those two cost more than the rest
+  // of the transaction's borrowing). Call after take_idle() found nothing: when neither room
+  // under the cap nor an idle connection elsewhere can be had now, `waiter` (kept by its owner
+  // from one wait to the next) joins the line and true is returned; the caller co_awaits
+  // `waiter->wakeup.wait()`, then calls leave_line(). False: nothing joined; acquire() borrows.
+  bool join_line(Pool& pool, const std::shared_ptr<Waiter>& waiter, Clock::time_point deadline);
+  // After a wake in line: out of the line, with the connection handed to the waiter, if one was
+  // (else an empty lease: acquire(pool, deadline, {}, waiter) goes on).
+  ServerLease leave_line(Pool& pool, const std::shared_ptr<Waiter>& waiter);
 
   // Cancels what the leased connection runs now. Until the server has taken the request the
   // connection is parked (state cancelling) if it comes back: never lent while a late signal
@@ -192,7 +206,8 @@ class PoolManager {
   ServerLease lease(std::shared_ptr<ServerConnection> connection) {
     return ServerLease(*this, std::move(connection));
   }
-  std::shared_ptr<ServerConnection> take_idle_connection(Pool& pool);
+  std::shared_ptr<ServerConnection> take_idle_connection(Pool& pool,
+                                                         Clock::time_point now = Clock::now());
   // Not to be lent again: older than server_lifetime, or (with [target] hosts) logged in to a
   // host that is no longer the primary.
   bool retired(const ServerConnection& connection) const;
@@ -202,6 +217,11 @@ class PoolManager {
     std::optional<ServerError> error;
   };
   awaitable<Opened> open_new(Pool& pool, Clock::time_point deadline);
+  // Puts `waiter` at the end of `pool`'s line (room freed meanwhile is granted at once).
+  void enqueue(Pool& pool, const std::shared_ptr<Waiter>& waiter, Clock::time_point now);
+  // The adaptive limit holds clients back while the lent connections seem stuck on their
+  // clients rather than on the server: then it is raised instead.
+  void raise_limit_if_stuck();
   void forget(const std::shared_ptr<ServerConnection>& connection);
   void grant_slots();
   void grant(Waiter& waiter);
@@ -241,7 +261,7 @@ class PoolManager {
   }
   // A connection the pool may not lend now (paused) waits idle.
   void rest(std::shared_ptr<ServerConnection> connection);
-  void lend(ServerConnection& connection);
+  void lend(ServerConnection& connection, Clock::time_point now = Clock::now());
   void publish_limit();
   // No lent connection came back for several borrow latencies (adaptive limit only).
   bool lent_connections_stuck(Clock::time_point now) const;

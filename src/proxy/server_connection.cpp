@@ -100,6 +100,7 @@ ServerConnection::ServerConnection(ProxyContext& ctx, Pool& pool, uint64_t id, M
     : ServerConnection(ctx, pool, id) {
   transport_ =
       std::make_unique<Transport>(*ctx_.poller, ctx_.io.get_executor(), std::move(moved.transport));
+  transport_->serve_first_in_batch();
   backend_key_ = moved.backend_key;
   parameters = std::move(moved.parameters);
   applied = std::move(moved.applied);
@@ -294,6 +295,7 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
       spdlog::warn("server connection {}: keepalive not set: {}", id_, refused);
     // The socket is moved into the transport; a next try connects it afresh.
     transport_ = std::make_unique<Transport>(*ctx_.poller, std::move(*socket));
+    transport_->serve_first_in_batch();
 
     if (mode != TargetTls::kDisable) {
       outcome.step = LoginStep::kTls;

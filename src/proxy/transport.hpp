@@ -172,6 +172,8 @@ class Transport {
   awaitable<bool> read_some(ReadBuffer& buffer, size_t min_free = 16384);
   // False only while nothing can have arrived since read_now() last found the socket drained.
   bool may_have_input() const { return fd_ < 0 || watch_.readable; }
+  // A server connection's socket (see Poller::Watch::first_in_batch).
+  void serve_first_in_batch() { watch_.first_in_batch = true; }
   // See Poller::wake_reader() and Poller::park_reader().
   void wake_reader() { poller_.wake_reader(watch_); }
   void park_reader(Poller::ParkedReader& reader);

@@ -37,6 +37,10 @@ class Wakeup {
         use_awaitable);
   }
 
+  // A Wakeup reused for another wait: a notify() that came after the last wait's resumption
+  // (nobody waiting) is dropped rather than ending the next wait at once.
+  void forget_notification() { notified_ = false; }
+
   // A coroutine is suspended in wait().
   bool waiting() const { return handler_.has_value(); }
 

@@ -538,6 +538,29 @@ TEST_F(Link, ALargeRowStreamsToTheClientAsItArrives) {
   EXPECT_EQ(received, row + tail);
 }
 
+TEST_F(Link, ASimpleQueryReplyInPiecesGoesThroughAsItCame) {
+  // Descriptions and rows are stepped over by their length words: split anywhere (inside a
+  // length word, a body, between messages), the reply still reaches the client byte for byte
+  // and the connection goes back at its ReadyForQuery only.
+  query();
+  std::string replies = message('T', std::string(30, 't'));
+  for (int row = 0; row < 5; ++row) replies += message('D', std::string(10 + row, 'd'));
+  replies += message('N', std::string("SNOTICE\0Mhello\0\0", 16));
+  replies += complete("SELECT 5") + ready('I');
+  std::string received;
+  for (size_t at = 0; at < replies.size(); at += 7) {
+    server_sends(replies.substr(at, 7));
+    run_until([] { return false; }, std::chrono::milliseconds(2));
+    received += client_received();
+    if (at + 7 < replies.size()) {
+      EXPECT_EQ(owner.released, 0) << "released before the end";
+    }
+  }
+  ASSERT_TRUE(released());
+  received += client_received();
+  EXPECT_EQ(received, replies);
+}
+
 TEST_F(Link, ServerLossHalfwayThroughARowToTheClientEndsTheSession) {
   query();
   const std::string row = message('D', std::string(1024 * 1024, 'r'));

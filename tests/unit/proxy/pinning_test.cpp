@@ -28,6 +28,11 @@ TEST(Pinning, ShortcutForPlainStatementsMissesNothing) {
   EXPECT_FALSE(pin("  select a from b ;  "));
   EXPECT_FALSE(pin("UPDATE t SET a = 1 WHERE id = 2"));
   EXPECT_FALSE(pin("select intox, a from t"));
+  // SELECT is recognised by its six letters and what follows them.
+  EXPECT_FALSE(pin("select"));
+  EXPECT_FALSE(pin("SeLeCt\t1"));
+  EXPECT_EQ(pin("select\n* INTO TEMP t FROM u"), PinReason::kTemporaryObject);
+  EXPECT_EQ(pin("select$1 ; LISTEN c"), PinReason::kListen);
   EXPECT_EQ(pin("SELECT * INTO TEMPORARY t FROM u"), PinReason::kTemporaryObject);
   EXPECT_EQ(pin("select * into temp t from u;"), PinReason::kTemporaryObject);
   EXPECT_EQ(pin("SELECT 1; SET a.b = 1"), PinReason::kSetStatement);

@@ -166,6 +166,125 @@ TEST_F(PoolTest, BorrowTimesOutAtTheDeadline) {
   first->lease().release(true);
 }
 
+// A client's wait at the cap without acquire(): its own waiter, reused from one wait to the next.
+struct LineTest : PoolTest {
+  std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>(io.get_executor(), Clock::time_point{});
+  bool woken = false;
+  // Waits on the waiter as the client reader does; `woken` once it resumed.
+  void wait_in_line() {
+    woken = false;
+    asio::co_spawn(
+        io,
+        [this]() -> awaitable<void> {
+          co_await waiter->wakeup.wait();
+          woken = true;
+        },
+        asio::detached);
+    run();
+  }
+};
+
+TEST_F(LineTest, BelowTheCapNobodyJoinsTheLine) {
+  EXPECT_FALSE(pools.join_line(pool, waiter, Clock::now() + std::chrono::seconds(30)))
+      << "room to open a connection: acquire() opens it";
+  auto first = start_borrow();
+  first->lease().release(true);
+  EXPECT_FALSE(pools.join_line(pool, waiter, Clock::now() + std::chrono::seconds(30)))
+      << "an idle connection";
+  EXPECT_TRUE(pool.waiters.empty());
+}
+
+TEST_F(LineTest, AReleasedConnectionIsHandedToTheWaiterInLineAgainAndAgain) {
+  auto first = start_borrow();
+  ServerLease held = std::move(first->lease());
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(pools.join_line(pool, waiter, Clock::now() + std::chrono::seconds(30)));
+    wait_in_line();
+    ASSERT_FALSE(woken) << "at the cap of one connection";
+    EXPECT_EQ(pool.waiters.size(), 1u);
+    const uint64_t id = held->id();
+    held.release(true);  // handed over and resumed inside this call
+    EXPECT_TRUE(woken);
+    held = pools.leave_line(pool, waiter);
+    ASSERT_TRUE(held);
+    EXPECT_EQ(held->id(), id);
+    EXPECT_EQ(held->state(), ServerState::kLent);
+    EXPECT_TRUE(pool.waiters.empty());
+    EXPECT_EQ(metrics.database_connections_currently_borrowed.load(), 1);
+  }
+  EXPECT_EQ(connector.opened, 1);
+  held.release(true);
+}
+
+TEST_F(LineTest, AWaiterGrantedRoomOpensThroughAcquire) {
+  auto first = start_borrow();
+  ASSERT_TRUE(pools.join_line(pool, waiter, Clock::now() + std::chrono::seconds(30)));
+  wait_in_line();
+  first->lease().discard();  // its room goes to the waiter
+  run();
+  ASSERT_TRUE(woken);
+  EXPECT_FALSE(pools.leave_line(pool, waiter)) << "room, not a connection";
+  std::optional<Borrowed> result;
+  asio::co_spawn(
+      io,
+      [&]() -> awaitable<void> {
+        result = co_await pools.acquire(pool, Clock::now() + std::chrono::seconds(30), {}, waiter);
+      },
+      asio::detached);
+  run();
+  ASSERT_TRUE(result && result->lease);
+  EXPECT_EQ(connector.opened, 2);
+  EXPECT_EQ(pools.total(), 1u) << "the granted room became the new connection";
+  result->lease.release(true);
+}
+
+TEST_F(LineTest, AWaiterPastItsDeadlineTimesOutThroughAcquire) {
+  auto first = start_borrow();
+  ASSERT_TRUE(pools.join_line(pool, waiter, Clock::now() + std::chrono::milliseconds(1)));
+  wait_in_line();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // past its deadline
+  pools.expire_waiters(Clock::now());
+  run();
+  ASSERT_TRUE(woken);
+  EXPECT_FALSE(pools.leave_line(pool, waiter));
+  std::optional<Borrowed> result;
+  asio::co_spawn(
+      io,
+      [&]() -> awaitable<void> {
+        result = co_await pools.acquire(pool, Clock::now() - std::chrono::seconds(1), {}, waiter);
+      },
+      asio::detached);
+  run();
+  ASSERT_TRUE(result);
+  EXPECT_FALSE(result->lease);
+  ASSERT_TRUE(result->error);
+  EXPECT_EQ(result->error->sqlstate, "08000");
+  EXPECT_TRUE(pool.waiters.empty());
+  first->lease().release(true);
+}
+
+TEST_F(LineTest, ALateNotificationDoesNotEndTheNextWait) {
+  auto first = start_borrow();
+  ServerLease held = std::move(first->lease());
+  ASSERT_TRUE(pools.join_line(pool, waiter, Clock::now() + std::chrono::milliseconds(1)));
+  wait_in_line();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  pools.expire_waiters(Clock::now());  // posted: the waiter resumes later
+  held.release(true);                  // handed to it meanwhile: a second, late notification
+  run();
+  ASSERT_TRUE(woken);
+  held = pools.leave_line(pool, waiter);
+  ASSERT_TRUE(held) << "the connection handed over is taken, deadline or not";
+  ASSERT_TRUE(pools.join_line(pool, waiter, Clock::now() + std::chrono::seconds(30)));
+  wait_in_line();
+  EXPECT_FALSE(woken) << "nothing was handed in this wait";
+  held.release(true);
+  EXPECT_TRUE(woken);
+  held = pools.leave_line(pool, waiter);
+  EXPECT_TRUE(held);
+  held.release(true);
+}
+
 TEST_F(PoolTest, CancelRacingReleaseParksTheConnectionUntilTheServerTookIt) {
   auto first = start_borrow();
   auto second = start_borrow();

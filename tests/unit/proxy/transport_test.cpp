@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "proxy/tls.hpp"
 
@@ -75,6 +76,41 @@ TEST(Transport, ReadsWhatArrivesAfterTheSocketWasDrained) {
   ASSERT_TRUE(finish(io, later)) << "the edge was lost";
   EXPECT_TRUE(later.get());
   EXPECT_EQ(text(inbound), "second");
+}
+
+TEST(Transport, AServerSocketReadyInTheSameBatchIsServedBeforeTheClients) {
+  // A server's reply returns its connection to the pool before a client's request that came
+  // in the same batch looks for one: the request then finds it idle instead of waiting.
+  asio::io_context io;
+  Poller poller(io.get_executor());
+  auto first_client = connected_pair(io, poller);
+  auto second_client = connected_pair(io, poller);
+  auto server = connected_pair(io, poller);
+  server.ours->serve_first_in_batch();
+  std::vector<std::string> order;
+  auto read_then_note = [&](Transport& transport, std::string name) -> awaitable<void> {
+    ReadBuffer inbound;
+    while (transport.read_now(inbound) != ReadStatus::kWouldBlock)
+      inbound.consume(inbound.readable().size());
+    co_await transport.readable();
+    order.push_back(name);
+  };
+  asio::co_spawn(io, read_then_note(*first_client.ours, "first client"), asio::detached);
+  asio::co_spawn(io, read_then_note(*second_client.ours, "second client"), asio::detached);
+  asio::co_spawn(io, read_then_note(*server.ours, "server"), asio::detached);
+  io.poll();
+  ASSERT_TRUE(order.empty());
+  // Ready in this order, all before the loop looks.
+  asio::write(first_client.theirs, asio::buffer(std::string("Q")));
+  asio::write(second_client.theirs, asio::buffer(std::string("Q")));
+  asio::write(server.theirs, asio::buffer(std::string("Z")));
+  io.restart();
+  while (order.size() < 3)
+    if (io.run_one_for(std::chrono::seconds(5)) == 0) break;
+  ASSERT_EQ(order.size(), 3u);
+  EXPECT_EQ(order[0], "server");
+  EXPECT_EQ(order[1], "first client");
+  EXPECT_EQ(order[2], "second client");
 }
 
 TEST(Transport, ReportsTheEndOfTheStream) {
