@@ -417,6 +417,19 @@ awaitable<void> Proxy::probe_target() {
           reason == TargetHealthReason::kConnectionFailed)
         break;
     }
+    // Split brain shows only at a login to each host: every host but the primary is looked at
+    // (as the first user), so a former primary that came back is fenced and reported.
+    const auto credentials = secrets->credentials();
+    if (!draining && !config_.target_hosts.empty() && !credentials.empty()) {
+      Pool& pool =
+          pools.pool_for(kProbeDatabase, secrets->find_shared(credentials.front()->username));
+      for (size_t host = 0; host < health_.host_count() && !draining; ++host) {
+        if (static_cast<int>(host) == health_.primary()) continue;
+        worker.set_busy_elsewhere(true);
+        co_await pools.check_host(pool, host, std::chrono::steady_clock::now() + kProbeDeadline);
+        worker.set_busy_elsewhere(false);
+      }
+    }
     if (verify_logins_) continue;  // a reload during this round: verify its secrets now
     probe_timer_->expires_after(interval);
     co_await probe_timer_->async_wait(as_tuple_awaitable);

@@ -124,6 +124,8 @@ class Worker {
   bool hold_back_watch_running_ = false;
   std::unique_ptr<AdmissionFile> admission_;  // null: every source is admitted
   bool busy_elsewhere_ = false;
+  uint64_t seen_fence_epoch_ = 0;  // TargetHealth::fence_epoch() as cut_fenced_servers saw it
+  void cut_fenced_servers();
 };
 
 }  // namespace sluice::proxy
