@@ -229,8 +229,8 @@ void TargetHealth::decide_primary() {
     host.fenced = fenced;
     newly_fenced = newly_fenced || fenced;
     if (fenced) {
-      spdlog::error("split brain: {} accepts writes beside the primary {}: fenced. {}",
-                    host.address.label(), label(choice.primary), host.fenced_because);
+      spdlog::error("split brain: {} fenced (primary: {}). {}", host.address.label(),
+                    label(choice.primary), host.fenced_because);
     } else {
       spdlog::info("{} is no longer fenced ({})", host.address.label(),
                    static_cast<int>(i) == choice.primary ? "it is the primary"

@@ -61,9 +61,10 @@ std::string_view to_string(HostRole role);              // "primary", "standby",
 HostRole role_from(const std::optional<std::string>& in_hot_standby,
                    const std::optional<std::string>& in_recovery);
 
-// A primary's timeline from the first 8 hex digits of pg_walfile_name(pg_current_wal_lsn())
-// (any user may call both; pg_control_checkpoint() needs pg_monitor, and lags a promotion
-// until the next checkpoint). Nullopt unless exactly 8 hex digits.
+// A primary's timeline from the first 8 hex digits of pg_walfile_name(pg_current_wal_lsn()):
+// any user may call both (checked on PostgreSQL 15), and it is the timeline WAL is written on
+// now. pg_control_checkpoint() (also callable by any user there) names the latest checkpoint's,
+// which may trail a promotion until its checkpoint is done. Nullopt unless 8 hex digits.
 std::optional<uint32_t> timeline_from(std::string_view walfile_prefix);
 
 // Split brain: which of the hosts that accept writes takes read-write traffic. Pure, for tests.
