@@ -1,5 +1,7 @@
 #include "proxy/proxy.hpp"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
@@ -418,11 +420,18 @@ awaitable<void> Proxy::probe_target() {
         break;
     }
     // Split brain shows only at a login to each host: every host but the primary is looked at
-    // (as the first user), so a former primary that came back is fenced and reported.
+    // (as one user, not an admin's if another is there: those need not be database roles), so
+    // a former primary that came back is fenced and reported.
     const auto credentials = secrets->credentials();
     if (!draining && !config_.target_hosts.empty() && !credentials.empty()) {
-      Pool& pool =
-          pools.pool_for(kProbeDatabase, secrets->find_shared(credentials.front()->username));
+      const Credential* as = credentials.front();
+      for (const Credential* credential : credentials)
+        if (std::find(config_.admin_users.begin(), config_.admin_users.end(),
+                      credential->username) == config_.admin_users.end()) {
+          as = credential;
+          break;
+        }
+      Pool& pool = pools.pool_for(kProbeDatabase, secrets->find_shared(as->username));
       for (size_t host = 0; host < health_.host_count() && !draining; ++host) {
         if (static_cast<int>(host) == health_.primary()) continue;
         worker.set_busy_elsewhere(true);
