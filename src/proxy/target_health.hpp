@@ -129,6 +129,7 @@ class TargetHealth {
   bool fenced(size_t host) const {
     return host < 64 && ((fenced_mask_.load(std::memory_order_relaxed) >> host) & 1u);
   }
+  bool any_fenced() const { return fenced_mask_.load(std::memory_order_relaxed) != 0; }
   // Changes whenever a host is fenced: workers then cut their lent connections to it.
   uint64_t fence_epoch() const { return fence_epoch_.load(std::memory_order_relaxed); }
   // Lent connections cut because their host was fenced

@@ -363,9 +363,11 @@ awaitable<void> Worker::housekeeping() {
 // by the fenced host would be lost when it is rewound or rebuilt, so to its client this is a
 // server loss like a restart (the session is kept, an error for the statement in flight, a
 // transaction under way fails) and its next transaction goes to the primary.
+// Looked at again at every period while a host stays fenced: a login to it that was accepted
+// just before the fence (another worker's probe decided meanwhile) may be lent after a look.
 void Worker::cut_fenced_servers() {
   const uint64_t epoch = ctx_.health->fence_epoch();
-  if (epoch == seen_fence_epoch_) return;
+  if (epoch == seen_fence_epoch_ && !ctx_.health->any_fenced()) return;
   seen_fence_epoch_ = epoch;
   uint64_t cut = 0;
   clients_.for_each([&](const ClientSession& session) {

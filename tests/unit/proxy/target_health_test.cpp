@@ -267,6 +267,7 @@ TEST(SplitBrain, AFormerPrimaryThatComesBackIsFencedAndReported) {
   EXPECT_EQ(health.primary(), 1);
   EXPECT_TRUE(health.fenced(0));
   EXPECT_FALSE(health.fenced(1));
+  EXPECT_TRUE(health.any_fenced());
   EXPECT_NE(health.fence_epoch(), epoch);
   EXPECT_EQ(health.status().state, TargetState::kAvailable);  // the primary speaks for the target
   auto doc = boost::json::parse(health.render_json()).as_object();
@@ -302,6 +303,7 @@ TEST(SplitBrain, AFormerPrimaryThatComesBackIsFencedAndReported) {
   // Rebuilt as a standby of the new primary (pg_rewind): no longer fenced.
   health.record(0, classify_login("app", ok()), HostRole::kStandby);
   EXPECT_FALSE(health.fenced(0));
+  EXPECT_FALSE(health.any_fenced());
   metrics = health.render_prometheus();
   EXPECT_NE(metrics.find("sluice_target_split_brain 0\n"), std::string::npos) << metrics;
   // A reload forgets the timelines.
