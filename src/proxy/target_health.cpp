@@ -214,11 +214,14 @@ void TargetHealth::decide_primary() {
       const std::string own =
           host.timeline ? " on timeline " + std::to_string(*host.timeline) : std::string();
       if (host.timeline.value_or(0) < newest_timeline_)
-        host.fenced_because = "Split brain: this host accepts writes" + own + ", but " +
-                              (choice.primary >= 0 ? "another host (" + label(choice.primary) + ")"
-                                                   : std::string("another host")) +
-                              " with a newer timeline (" + std::to_string(newest_timeline_) +
-                              ") accepts writes; the proxy sends it no read-write traffic.";
+        host.fenced_because =
+            "Split brain: this host accepts writes" + own + ", but " +
+            (choice.primary >= 0 ? "another host (" + label(choice.primary) + ")"
+                                 : std::string("another host")) +
+            " with a newer timeline (" + std::to_string(newest_timeline_) +
+            (choice.primary >= 0 ? ") accepts writes"
+                                 : ") has accepted writes (it does not answer now)") +
+            "; the proxy sends it no read-write traffic.";
       else
         host.fenced_because = "Split brain: this host accepts writes" + own + ", and so does " +
                               label(choice.primary) +
@@ -239,7 +242,7 @@ void TargetHealth::decide_primary() {
   }
   fenced_mask_.store(mask, std::memory_order_relaxed);
   // After the mask: a worker that sees the new epoch sees the host fenced.
-  if (newly_fenced) fence_epoch_.fetch_add(1, std::memory_order_relaxed);
+  if (newly_fenced) fence_epoch_.fetch_add(1, std::memory_order_release);
 }
 
 TargetHealth::HostReport TargetHealth::report_of(const Host& host) const {

@@ -131,7 +131,7 @@ class TargetHealth {
   }
   bool any_fenced() const { return fenced_mask_.load(std::memory_order_relaxed) != 0; }
   // Changes whenever a host is fenced: workers then cut their lent connections to it.
-  uint64_t fence_epoch() const { return fence_epoch_.load(std::memory_order_relaxed); }
+  uint64_t fence_epoch() const { return fence_epoch_.load(std::memory_order_acquire); }
   // Lent connections cut because their host was fenced
   // (sluice_target_fenced_connections_cut_total).
   void note_connections_cut(uint64_t n) {
