@@ -140,6 +140,8 @@ bool PoolManager::retired(const ServerConnection& connection) const {
       ctx_.coarse_now - connection.opened_at >= std::chrono::seconds(cfg.server_lifetime))
     return true;
   if (cfg.target_hosts.empty() || !ctx_.health) return false;
+  // A fenced host (split brain) never gets read-write traffic, primary known or not.
+  if (ctx_.health->fenced(connection.host_index())) return true;
   // While no primary is known the liveness check decides: a failed login is no reason to drop
   // connections that still work.
   const int primary = ctx_.health->primary();
@@ -315,6 +317,16 @@ awaitable<PoolManager::Opened> PoolManager::open_new(Pool& pool, Clock::time_poi
   if (connection->server_max_connections) update_cap(*connection->server_max_connections);
   if (!pool.default_parameters) learn_default_parameters(pool, connection->parameters);
   co_return Opened{std::move(connection), std::nullopt};
+}
+
+awaitable<void> PoolManager::check_host(Pool& pool, size_t host, Clock::time_point deadline) {
+  if (!take_room()) co_return;  // at the cap: clients first
+  ++pool.open;
+  auto connection = std::make_shared<ServerConnection>(ctx_, pool, budget_.next_connection_id());
+  co_await connection->check_host(host, deadline);
+  connection->close();
+  --pool.open;
+  give_room();
 }
 
 void PoolManager::give_back(std::shared_ptr<ServerConnection> connection, bool reusable,

@@ -149,6 +149,9 @@ class PoolManager {
   // Drops idle connections the server closed, and closes idle connections unused for the
   // configured time while more than the idle allowance are open. Called periodically.
   void reap_idle(Clock::time_point now);
+  // The health probe's look at one of [target] hosts (not the primary: split brain shows there):
+  // a login under the cap (skipped at it), recorded in the target's health, then closed.
+  awaitable<void> check_host(Pool& pool, size_t host, Clock::time_point deadline);
   // Wakes the waiters whose borrow deadline has passed (they then report the timeout).
   // Called periodically: a timer per waiter would cost more on every borrow.
   void expire_waiters(Clock::time_point now);

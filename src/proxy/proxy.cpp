@@ -1,5 +1,7 @@
 #include "proxy/proxy.hpp"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
@@ -423,6 +425,26 @@ awaitable<void> Proxy::probe_target() {
       if (reason == TargetHealthReason::kUnreachable ||
           reason == TargetHealthReason::kConnectionFailed)
         break;
+    }
+    // Split brain shows only at a login to each host: every host but the primary is looked at
+    // (as one user, not an admin's if another is there: those need not be database roles), so
+    // a former primary that came back is fenced and reported.
+    const auto credentials = secrets->credentials();
+    if (!draining && !config_.target_hosts.empty() && !credentials.empty()) {
+      const Credential* as = credentials.front();
+      for (const Credential* credential : credentials)
+        if (std::find(config_.admin_users.begin(), config_.admin_users.end(),
+                      credential->username) == config_.admin_users.end()) {
+          as = credential;
+          break;
+        }
+      Pool& pool = pools.pool_for(kProbeDatabase, secrets->find_shared(as->username));
+      for (size_t host = 0; host < health_.host_count() && !draining; ++host) {
+        if (static_cast<int>(host) == health_.primary()) continue;
+        worker.set_busy_elsewhere(true);
+        co_await pools.check_host(pool, host, std::chrono::steady_clock::now() + kProbeDeadline);
+        worker.set_busy_elsewhere(false);
+      }
     }
     if (verify_logins_) continue;  // a reload during this round: verify its secrets now
     probe_timer_->expires_after(interval);

@@ -165,31 +165,74 @@ awaitable<std::optional<ServerError>> ServerConnection::open(Clock::time_point d
   HostRole role = HostRole::kUnknown;
   if (!roles_matter) {
     auto error = co_await attempt(0, deadline, roles_matter, role);
+    if (!error) count_opened();
     co_return error;
   }
 
-  const std::vector<size_t> order = ctx_.health->login_order();
+  std::vector<size_t> order = ctx_.health->login_order();
   const std::vector<HostPort> servers = ctx_.config.servers();  // a reload may change them
   std::string why;
+  bool asked_again = false;
   for (size_t k = 0; k < order.size(); ++k) {
-    if (order[k] >= servers.size()) continue;  // a host a reload has just removed
+    const size_t index = order[k];
+    if (index >= servers.size()) continue;  // a host a reload has just removed
     // A host that does not answer must not keep the others from being tried.
     const auto limit =
         k + 1 < order.size() ? std::min(deadline, Clock::now() + kHostLoginLimit) : deadline;
     role = HostRole::kUnknown;
-    auto error = co_await attempt(order[k], limit, roles_matter, role);
-    if (!error) co_return std::nullopt;
-    const std::string name = servers[order[k]].label();
-    why += (why.empty() ? "" : "; ") + name + ": " +
-           (role == HostRole::kStandby ? std::string("a standby") : error->message);
-    if (role == HostRole::kStandby) continue;
-    // The server refused this user or database: every host of the cluster would.
-    if (!error->transient && error->sqlstate != "08006" && error->sqlstate != "08P01")
-      co_return error;
+    auto error = co_await attempt(index, limit, roles_matter, role);
+    const std::string name = servers[index].label();
+    if (!error) {
+      // Read after recording this login: it may have changed the decision.
+      const int primary = ctx_.health->primary();
+      const bool unchecked = ctx_.health->any_unchecked();
+      if (primary == static_cast<int>(index) && !unchecked) {
+        count_opened();
+        co_return std::nullopt;
+      }
+      why += (why.empty() ? "" : "; ") + name +
+             (ctx_.health->fenced(index) ? std::string(": fenced (another host accepts writes)")
+                                         : std::string(": a primary, other hosts not checked yet"));
+    } else {
+      why += (why.empty() ? "" : "; ") + name + ": " +
+             (role == HostRole::kStandby ? std::string("a standby") : error->message);
+      // The server refused this user or database: every host of the cluster would.
+      if (role != HostRole::kStandby && !error->transient && error->sqlstate != "08006" &&
+          error->sqlstate != "08P01")
+        co_return error;
+    }
     if (Clock::now() >= deadline) break;
+    // Every host has answered now; the primary they chose was passed over (another host was
+    // not checked yet): once more to it.
+    if (k + 1 == order.size() && !asked_again) {
+      asked_again = true;
+      const int primary = ctx_.health->primary();
+      if (primary >= 0 && primary != static_cast<int>(index) && !ctx_.health->any_unchecked())
+        order.push_back(static_cast<size_t>(primary));
+    }
   }
   co_return ServerError{"FATAL", "08006", "no primary among the database servers (" + why + ")",
                         true};
+}
+
+awaitable<void> ServerConnection::check_host(size_t index, Clock::time_point deadline) {
+  HostRole role = HostRole::kUnknown;
+  co_await attempt(index, deadline, true, role);
+}
+
+void ServerConnection::cut() {
+  broken = true;
+  if (transport_) transport_->shut_down();
+}
+
+void ServerConnection::count_opened() {
+  auto& metrics = ctx_.metrics;
+  opened = true;
+  last_used = Clock::now();
+  opened_at = last_used;
+  metrics.database_connections_setup_succeeded.add(1);
+  metrics.database_connections.add(1);
+  if (transport_->tls()) metrics.database_connections_with_tls.add(1);
 }
 
 awaitable<std::optional<ServerError>> ServerConnection::attempt(size_t index,
@@ -202,6 +245,7 @@ awaitable<std::optional<ServerError>> ServerConnection::attempt(size_t index,
   parameters.clear();
   backend_key_ = {};
   server_max_connections.reset();
+  timeline_.reset();
   const std::vector<HostPort> servers = ctx_.config.servers();
   host_index_ = std::min(index, servers.size() - 1);
   host_ = servers[host_index_];
@@ -213,7 +257,7 @@ awaitable<std::optional<ServerError>> ServerConnection::attempt(size_t index,
     outcome.sqlstate = error->sqlstate;
     outcome.message = error->message;
   }
-  ctx_.health->record(index, classify_login(pool_.credential->username, outcome), role);
+  ctx_.health->record(index, classify_login(pool_.credential->username, outcome), role, timeline_);
   co_return error;
 }
 
@@ -349,7 +393,7 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
   if (auto it = parameters.find("in_hot_standby"); it != parameters.end())
     in_hot_standby = it->second;
   std::optional<std::string> in_recovery;
-  auto setup_error = co_await run_setup(roles_matter && !in_hot_standby, in_recovery);
+  auto setup_error = co_await run_setup(roles_matter, in_recovery);
   role = role_from(in_hot_standby, in_recovery);
   if (roles_matter && role == HostRole::kStandby) {
     // Logged in, but a standby takes no writes: never lent (init_query may have failed there).
@@ -362,13 +406,7 @@ awaitable<std::optional<ServerError>> ServerConnection::establish(Clock::time_po
   if (roles_matter && role != HostRole::kPrimary)
     co_return fail("the database server " + target.label() + " did not say whether it is a standby",
                    true);
-  opened = true;
-  last_used = Clock::now();
-  opened_at = last_used;
-  metrics.database_connections_setup_succeeded.add(1);
-  metrics.database_connections.add(1);
-  if (transport_->tls()) metrics.database_connections_with_tls.add(1);
-  co_return std::nullopt;
+  co_return std::nullopt;  // open() counts it, if it keeps it
 }
 
 awaitable<std::optional<ServerError>> ServerConnection::login(const Credential& cred,
@@ -419,14 +457,20 @@ awaitable<std::optional<ServerError>> ServerConnection::login(const Credential& 
 }
 
 awaitable<std::optional<ServerError>> ServerConnection::run_setup(
-    bool ask_recovery, std::optional<std::string>& in_recovery) {
-  // The recovery check, init_query and the max_connections probe go in one write; a
+    bool ask_role, std::optional<std::string>& in_recovery) {
+  // The role check, init_query and the max_connections probe go in one write; a
   // ReadyForQuery ends each. The check comes first: on a standby a writing init_query fails.
+  // A primary's timeline is the first 8 hex digits of its current WAL file's name (any user may
+  // ask; a standby may not, hence the CASE), so split brain is judged at no round trip more.
   enum class Step { kRecovery, kInitQuery, kMaxConnections };
   std::vector<Step> steps;
   std::string out;
-  if (ask_recovery) {
-    pgwire::write_query(out, "SELECT pg_catalog.pg_is_in_recovery()");
+  if (ask_role) {
+    pgwire::write_query(out,
+                        "SELECT pg_catalog.pg_is_in_recovery(), CASE WHEN "
+                        "pg_catalog.pg_is_in_recovery() THEN NULL ELSE "
+                        "pg_catalog.substr(pg_catalog.pg_walfile_name("
+                        "pg_catalog.pg_current_wal_lsn()), 1, 8) END");
     steps.push_back(Step::kRecovery);
   }
   if (!ctx_.config.init_query.empty()) {
@@ -445,6 +489,12 @@ awaitable<std::optional<ServerError>> ServerConnection::run_setup(
       co_return ServerError{"FATAL", "08006", "the database server closed the connection", true};
     const Step now = steps[step];
     if (frame.type == 'E') {
+      // A role check that failed (a promotion between its two calls) leaves the role to
+      // in_hot_standby and the timeline unknown: no reason to refuse the login.
+      if (now == Step::kRecovery) {
+        consume_frame(frame);
+        continue;
+      }
       if (auto fields = pgwire::decode_error_fields(frame.body); fields && !error) {
         error = server_error_from(*fields);
         if (now == Step::kInitQuery) error->message = "init_query failed: " + error->message;
@@ -454,6 +504,7 @@ awaitable<std::optional<ServerError>> ServerConnection::run_setup(
         const std::string value(*(*row)[0]);
         if (now == Step::kRecovery) {
           in_recovery = value;
+          if (row->size() > 1 && (*row)[1]) timeline_ = timeline_from(*(*row)[1]);
         } else {
           try {
             server_max_connections = std::stoi(value);

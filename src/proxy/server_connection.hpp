@@ -77,7 +77,16 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // other hosts in their order; a standby's login is closed at once (never lent). When no host
   // is the primary (a failover under way) the error is transient, so the pool retries until the
   // client's borrow deadline.
+  // A login that finds a primary is kept only if that host is the one read-write traffic goes
+  // to (TargetHealth decides: the newest timeline wins, see choose_primary) and every host has
+  // been checked once, so a proxy started beside a split brain never writes to the stale side.
   awaitable<std::optional<ServerError>> open(Clock::time_point deadline);
+  // The probe's look at one host of [target] hosts: a login whose verdict, role and timeline go
+  // to the target's health; the caller closes the connection after it.
+  awaitable<void> check_host(size_t index, Clock::time_point deadline);
+  // Cuts the connection while it is lent (its host was fenced): the lease's next read or write
+  // fails as when the server goes away, and it is closed when it comes back.
+  void cut();
 
   // Makes the session's settings equal `wanted` (one round trip, only when they differ).
   // On an error from the server the settings are unchanged (the batch runs as one
@@ -164,10 +173,13 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
                                                   bool roles_matter, HostRole& role);
   awaitable<std::optional<ServerError>> login(const Credential& cred,
                                               const StagedPassword& password);
-  // `ask_recovery`: also SELECT pg_is_in_recovery() (servers before 14 do not report
-  // in_hot_standby), its answer going to `in_recovery`. In the same write: no round trip more.
-  awaitable<std::optional<ServerError>> run_setup(bool ask_recovery,
+  // `ask_role`: also SELECT pg_is_in_recovery() (servers before 14 do not report
+  // in_hot_standby) and a primary's timeline, the answers going to `in_recovery` and
+  // `timeline_`. In the same write: no round trip more.
+  awaitable<std::optional<ServerError>> run_setup(bool ask_role,
                                                   std::optional<std::string>& in_recovery);
+  // Counts a login that open() keeps (database_connections and the like).
+  void count_opened();
   // One simple-protocol query of the proxy's own, read to its ReadyForQuery. Status 0 means the
   // connection was lost; ParameterStatus updates `parameters`.
   struct QueryOutcome {
@@ -188,7 +200,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   std::chrono::system_clock::time_point since_ = std::chrono::system_clock::now();
   size_t host_index_ = 0;
   HostPort host_;
-  uint64_t attempts_ = 0;  // logins tried: a late watchdog must not close the next one
+  std::optional<uint32_t> timeline_;  // a primary's, learned at the latest login
+  uint64_t attempts_ = 0;             // logins tried: a late watchdog must not close the next one
   std::unique_ptr<Transport> transport_;
   ReadBuffer inbound_;
   pgwire::BackendKeyData backend_key_;

@@ -74,6 +74,8 @@ std::string_view to_string(HostRole role) {
       return "primary";
     case HostRole::kStandby:
       return "standby";
+    case HostRole::kFenced:
+      return "fenced";
     case HostRole::kUnknown:
       return "unknown";
   }
@@ -93,6 +95,45 @@ HostRole role_from(const std::optional<std::string>& in_hot_standby,
   return HostRole::kUnknown;
 }
 
+std::optional<uint32_t> timeline_from(std::string_view walfile_prefix) {
+  if (walfile_prefix.size() != 8) return std::nullopt;
+  uint32_t timeline = 0;
+  for (char c : walfile_prefix) {
+    uint32_t digit = 0;
+    if (c >= '0' && c <= '9')
+      digit = static_cast<uint32_t>(c - '0');
+    else if (c >= 'A' && c <= 'F')
+      digit = static_cast<uint32_t>(c - 'A' + 10);
+    else if (c >= 'a' && c <= 'f')
+      digit = static_cast<uint32_t>(c - 'a' + 10);
+    else
+      return std::nullopt;
+    timeline = timeline * 16 + digit;
+  }
+  return timeline;
+}
+
+PrimaryChoice choose_primary(const std::vector<HostStanding>& hosts, int current,
+                             uint32_t newest_seen) {
+  PrimaryChoice choice;
+  choice.newest_timeline = newest_seen;
+  choice.fenced.assign(hosts.size(), false);
+  for (const HostStanding& host : hosts)
+    if (host.writable && host.timeline)
+      choice.newest_timeline = std::max(choice.newest_timeline, *host.timeline);
+  auto eligible = [&](size_t i) {
+    return hosts[i].writable && hosts[i].timeline.value_or(0) == choice.newest_timeline;
+  };
+  if (current >= 0 && static_cast<size_t>(current) < hosts.size() &&
+      eligible(static_cast<size_t>(current)))
+    choice.primary = current;
+  for (size_t i = 0; i < hosts.size() && choice.primary < 0; ++i)
+    if (eligible(i)) choice.primary = static_cast<int>(i);
+  for (size_t i = 0; i < hosts.size(); ++i)
+    choice.fenced[i] = hosts[i].writable && static_cast<int>(i) != choice.primary;
+  return choice;
+}
+
 TargetHealth::TargetHealth(std::vector<HostPort> hosts, bool roles_matter) {
   reset(std::move(hosts), roles_matter);
 }
@@ -109,11 +150,14 @@ void TargetHealth::reset(std::vector<HostPort> hosts, bool roles_matter) {
   }
   if (hosts_.empty()) hosts_.emplace_back();
   latest_ = 0;
+  newest_timeline_ = 0;
   primary_.store(-1);
+  fenced_mask_.store(0);
+  fence_epoch_.fetch_add(1);
 }
 
 void TargetHealth::record(size_t index, TargetHealthStatus status, HostRole role,
-                          Clock::time_point at) {
+                          std::optional<uint32_t> timeline, Clock::time_point at) {
   std::lock_guard lock(mutex_);
   if (index >= hosts_.size()) return;
   Host& host = hosts_[index];
@@ -128,30 +172,87 @@ void TargetHealth::record(size_t index, TargetHealthStatus status, HostRole role
       spdlog::warn("target health{}: {} {} ({})", name, to_string(status.state),
                    to_string(status.reason), status.description);
   }
-  const int was_primary = primary_.load(std::memory_order_relaxed);
-  if (roles_matter_) {
-    int self = static_cast<int>(index);
-    if (status.state == TargetState::kAvailable && role == HostRole::kPrimary) {
-      if (was_primary != self) {
-        primary_.store(self, std::memory_order_relaxed);
-        spdlog::info("primary is now {} (was {})", host.address.label(),
-                     was_primary < 0 ? std::string("unknown")
-                                     : hosts_[static_cast<size_t>(was_primary)].address.label());
-      }
-    } else if (was_primary == self &&
-               (role == HostRole::kStandby || status.state != TargetState::kAvailable)) {
-      // Not there, or demoted: the next login looks for the primary among all hosts.
-      primary_.store(-1, std::memory_order_relaxed);
-      spdlog::warn("primary {} is gone: looking for the primary among the hosts",
-                   host.address.label());
-    }
-  }
   // A failed login leaves what is known of the role unknown; a login that did not get as far as
   // learning it but did log in (53300) keeps the last.
-  if (role != HostRole::kUnknown || status.state != TargetState::kAvailable) host.role = role;
+  if (role != HostRole::kUnknown || status.state != TargetState::kAvailable) {
+    host.role = role;
+    host.timeline = role == HostRole::kPrimary ? timeline : std::nullopt;
+  }
   host.status = std::move(status);
   host.checked_at = at;
   latest_ = index;
+  if (roles_matter_) decide_primary();
+}
+
+void TargetHealth::decide_primary() {
+  std::vector<HostStanding> standings;
+  for (const Host& host : hosts_)
+    standings.push_back(
+        {host.status.state == TargetState::kAvailable && host.role == HostRole::kPrimary,
+         host.timeline});
+  const int was = primary_.load(std::memory_order_relaxed);
+  const PrimaryChoice choice = choose_primary(standings, was, newest_timeline_);
+  newest_timeline_ = choice.newest_timeline;
+  auto label = [this](int i) {
+    return i < 0 ? std::string("unknown") : hosts_[static_cast<size_t>(i)].address.label();
+  };
+  if (choice.primary != was) {
+    primary_.store(choice.primary, std::memory_order_relaxed);
+    fence_epoch_.fetch_add(1, std::memory_order_relaxed);
+    if (choice.primary >= 0)
+      spdlog::info("primary is now {} (was {})", label(choice.primary), label(was));
+    else  // Not there, demoted or fenced: the next login looks for the primary among all hosts.
+      spdlog::warn("primary {} is gone: looking for the primary among the hosts", label(was));
+  }
+  uint64_t mask = 0;
+  bool newly_fenced = false;
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    Host& host = hosts_[i];
+    const bool fenced = choice.fenced[i];
+    if (fenced) {
+      if (i < 64) mask |= uint64_t{1} << i;
+      const std::string own =
+          host.timeline ? " on timeline " + std::to_string(*host.timeline) : std::string();
+      if (host.timeline.value_or(0) < newest_timeline_)
+        host.fenced_because =
+            "Split brain: this host accepts writes" + own + ", but " +
+            (choice.primary >= 0 ? "another host (" + label(choice.primary) + ")"
+                                 : std::string("another host")) +
+            " with a newer timeline (" + std::to_string(newest_timeline_) +
+            (choice.primary >= 0 ? ") accepts writes"
+                                 : ") has accepted writes (it does not answer now)") +
+            "; the proxy sends it no read-write traffic.";
+      else
+        host.fenced_because = "Split brain: this host accepts writes" + own + ", and so does " +
+                              label(choice.primary) +
+                              " on the same timeline, which the proxy uses; the proxy sends "
+                              "this host no read-write traffic.";
+    }
+    if (fenced == host.fenced) continue;
+    host.fenced = fenced;
+    newly_fenced = newly_fenced || fenced;
+    if (fenced) {
+      spdlog::error("split brain: {} fenced (primary: {}). {}", host.address.label(),
+                    label(choice.primary), host.fenced_because);
+    } else {
+      spdlog::info("{} is no longer fenced ({})", host.address.label(),
+                   static_cast<int>(i) == choice.primary ? "it is the primary"
+                                                         : "it no longer accepts writes");
+    }
+  }
+  fenced_mask_.store(mask, std::memory_order_relaxed);
+  // After the mask: a worker that sees the new epoch sees the host fenced.
+  if (newly_fenced) fence_epoch_.fetch_add(1, std::memory_order_release);
+}
+
+TargetHealth::HostReport TargetHealth::report_of(const Host& host) const {
+  HostReport report{host.address, host.role, host.status, host.checked_at, host.timeline};
+  if (host.fenced) {
+    report.role = HostRole::kFenced;
+    report.status = {TargetState::kUnavailable, TargetHealthReason::kInvalidReplicationState,
+                     host.fenced_because};
+  }
+  return report;
 }
 
 TargetHealthStatus TargetHealth::status() const {
@@ -160,12 +261,17 @@ TargetHealthStatus TargetHealth::status() const {
   if (const int p = primary(); p >= 0) return hosts_[static_cast<size_t>(p)].status;
   bool any_checked = false;
   std::vector<std::string> standbys;
+  std::string fenced;
   for (const Host& host : hosts_) {
     any_checked = any_checked || host.checked_at.has_value();
     if (host.status.state == TargetState::kAvailable && host.role == HostRole::kStandby)
       standbys.push_back(host.address.label());
+    if (host.fenced && fenced.empty()) fenced = host.address.label() + ": " + host.fenced_because;
   }
   if (!any_checked) return hosts_.front().status;  // REGISTERING
+  if (!fenced.empty())
+    return {TargetState::kUnavailable, TargetHealthReason::kInvalidReplicationState,
+            "No host may take writes now. " + fenced};
   if (!standbys.empty()) {
     std::string list;
     for (const auto& s : standbys) list += (list.empty() ? "" : ", ") + s;
@@ -195,13 +301,24 @@ std::vector<size_t> TargetHealth::login_order() const {
   std::lock_guard lock(mutex_);
   std::vector<size_t> order;
   const int p = primary();
+  for (size_t i = 0; i < hosts_.size(); ++i)
+    if (!hosts_[i].checked_at && static_cast<int>(i) != p) order.push_back(i);
   if (p >= 0) order.push_back(static_cast<size_t>(p));
-  for (bool answered : {true, false})
+  // 0: answered, 1: did not, 2: fenced (a login there is only worth it to see it change).
+  auto group = [this](size_t i) {
+    return hosts_[i].fenced ? 2 : hosts_[i].status.state != TargetState::kUnavailable ? 0 : 1;
+  };
+  for (int g : {0, 1, 2})
     for (size_t i = 0; i < hosts_.size(); ++i)
-      if (static_cast<int>(i) != p &&
-          (hosts_[i].status.state != TargetState::kUnavailable) == answered)
-        order.push_back(i);
+      if (static_cast<int>(i) != p && hosts_[i].checked_at && group(i) == g) order.push_back(i);
   return order;
+}
+
+bool TargetHealth::any_unchecked() const {
+  std::lock_guard lock(mutex_);
+  for (const Host& host : hosts_)
+    if (!host.checked_at) return true;
+  return false;
 }
 
 std::vector<size_t> TargetHealth::report_order() const {
@@ -211,8 +328,8 @@ std::vector<size_t> TargetHealth::report_order() const {
   // Without a primary an available standby does not go first: the first entry speaks for the
   // target, and the target takes no writes then.
   auto standby = [this](size_t i) {
-    return roles_matter_ && hosts_[i].role == HostRole::kStandby &&
-           hosts_[i].status.state == TargetState::kAvailable;
+    return roles_matter_ && hosts_[i].status.state == TargetState::kAvailable &&
+           (hosts_[i].role == HostRole::kStandby || hosts_[i].fenced);
   };
   for (bool standbys : {false, true})
     for (size_t i = 0; i < hosts_.size(); ++i) {
@@ -225,10 +342,7 @@ std::vector<size_t> TargetHealth::report_order() const {
 std::vector<TargetHealth::HostReport> TargetHealth::report() const {
   std::lock_guard lock(mutex_);
   std::vector<HostReport> hosts;
-  for (size_t i : report_order()) {
-    const Host& host = hosts_[i];
-    hosts.push_back({host.address, host.role, host.status, host.checked_at});
-  }
+  for (size_t i : report_order()) hosts.push_back(report_of(hosts_[i]));
   return hosts;
 }
 
@@ -236,7 +350,7 @@ std::string TargetHealth::render_json() const {
   std::lock_guard lock(mutex_);
   boost::json::array targets;
   for (size_t i : report_order()) {
-    const Host& host = hosts_[i];
+    const HostReport host = report_of(hosts_[i]);
     boost::json::object entry;
     entry["host"] = host.address.host;
     entry["port"] = host.address.port;
@@ -248,6 +362,10 @@ std::string TargetHealth::render_json() const {
       entry["checked_at"] = utc_timestamp(*host.checked_at);
     else
       entry["checked_at"] = nullptr;
+    if (host.timeline)
+      entry["timeline"] = *host.timeline;
+    else
+      entry["timeline"] = nullptr;
     targets.push_back(std::move(entry));
   }
   boost::json::object body;
@@ -274,14 +392,28 @@ std::string TargetHealth::render_prometheus() const {
       "# HELP sluice_target_available 1 while the proxy can log in to the host (AVAILABLE), else "
       "0; by host, role (primary, standby, unknown), state and reason as RDS names them.\n"
       "# TYPE sluice_target_available gauge\n";
+  bool split_brain = false;
   for (size_t i : report_order()) {
-    const Host& host = hosts_[i];
+    const HostReport host = report_of(hosts_[i]);
+    split_brain = split_brain || host.role == HostRole::kFenced;
     out += "sluice_target_available{host=\"" + label(host.address.host) + "\",port=\"" +
            std::to_string(host.address.port) + "\",role=\"" + std::string(to_string(host.role)) +
            "\",state=\"" + std::string(to_string(host.status.state)) + "\",reason=\"" +
            std::string(to_string(host.status.reason)) + "\"} " +
            (host.status.state == TargetState::kAvailable ? "1" : "0") + "\n";
   }
+  out +=
+      "# HELP sluice_target_split_brain 1 while a host other than the primary accepts writes "
+      "(it is fenced: role \"fenced\" above), else 0.\n"
+      "# TYPE sluice_target_split_brain gauge\n"
+      "sluice_target_split_brain " +
+      std::string(split_brain ? "1" : "0") +
+      "\n"
+      "# HELP sluice_target_fenced_connections_cut_total Lent server connections cut because "
+      "their host was fenced (their clients saw a server loss).\n"
+      "# TYPE sluice_target_fenced_connections_cut_total counter\n"
+      "sluice_target_fenced_connections_cut_total " +
+      std::to_string(connections_cut_.load(std::memory_order_relaxed)) + "\n";
   return out;
 }
 

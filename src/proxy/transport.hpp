@@ -15,6 +15,8 @@
 // cost measurably more CPU per transaction than PgBouncer (see docs/architecture.md).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -198,6 +200,11 @@ class Transport {
   bool is_open() const { return fd_ >= 0; }
   // Closes now (after a TLS close_notify, as far as the socket takes it).
   void close();
+  // Shuts the socket down both ways but keeps it open: a read under way ends (EOF) and writes
+  // fail, as if the peer had gone, and the owner closes it as it would then.
+  void shut_down() {
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  }
   // Ends the connection so that the peer reads everything written first (a FATAL, say) rather
   // than a reset: `still_to_come` more bytes of what it is sending are read and dropped (or
   // until it goes quiet for half a second), then a close_notify for TLS and the write side shut,

@@ -392,6 +392,7 @@ awaitable<void> Worker::housekeeping() {
     }
     clients_.sweep(now);
     pools_.reap_idle(now);
+    if (ctx_.health && !ctx_.config.target_hosts.empty()) cut_fenced_servers();
     if (index_ == 0 && now >= next_trim_) {
       // What idle clients and finished transfers gave back returns to the system (glibc keeps
       // freed pages otherwise, in every thread's arena); a few milliseconds every ten seconds.
@@ -399,6 +400,30 @@ awaitable<void> Worker::housekeeping() {
       next_trim_ = now + kTrimPeriod;
     }
   }
+}
+
+// Split brain: a host was fenced (another accepts writes on a newer timeline, or is in use on
+// the same one). Its pooled connections are closed by the pool (retired); a lent one is cut here,
+// within a housekeeping period, rather than left to finish its transaction: a commit acknowledged
+// by the fenced host would be lost when it is rewound or rebuilt, so to its client this is a
+// server loss like a restart (the session is kept, an error for the statement in flight, a
+// transaction under way fails) and its next transaction goes to the primary.
+// Looked at again at every period while a host stays fenced: a login to it that was accepted
+// just before the fence (another worker's probe decided meanwhile) may be lent after a look.
+void Worker::cut_fenced_servers() {
+  const uint64_t epoch = ctx_.health->fence_epoch();
+  if (epoch == seen_fence_epoch_ && !ctx_.health->any_fenced()) return;
+  seen_fence_epoch_ = epoch;
+  uint64_t cut = 0;
+  clients_.for_each([&](const ClientSession& session) {
+    ServerConnection* server = session.held_server();
+    if (!server || server->broken || !ctx_.health->fenced(server->host_index())) return;
+    spdlog::error("server connection {} to {} cut: the host is fenced (split brain)", server->id(),
+                  server->host().label());
+    server->cut();
+    ++cut;
+  });
+  if (cut > 0) ctx_.health->note_connections_cut(cut);
 }
 
 }  // namespace sluice::proxy

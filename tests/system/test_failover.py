@@ -144,6 +144,113 @@ def test_no_primary_means_writes_wait_and_then_time_out(proxy_factory, cluster, 
     assert proxy.metrics().get("sluice_availability_percentage") == 0
 
 
+ADMIN, ADMIN_PASSWORD = "ops", "ops-split-brain-console-4c1d"
+
+
+def _split_brain_proxy(proxy_factory, app, hosts, probe=True, console=False):
+    """A proxy on `hosts` whose probe looks at every host each second. With the admin console:
+    its user must be a database role too, since the probe logs in as every user."""
+    users = [(app.app_user, app.app_password)] + ([(ADMIN, ADMIN_PASSWORD)] if console else [])
+    return proxy_factory(
+        users=users, admin_users=[ADMIN] if console else [],
+        target={"host": None, "port": None, "hosts": [f"127.0.0.1:{h.port}" for h in hosts],
+                "health_check_interval": 1 if probe else 0},
+        connection_pool={"max_connections_percent": 20, "connection_borrow_timeout": 60})
+
+
+def _ledger(server):
+    with server.superuser_conn("appdb") as s:
+        return {k for (k,) in s.execute("select id from failover_ledger").fetchall()}
+
+
+def _show_targets(proxy):
+    with proxy.connect(ADMIN, ADMIN_PASSWORD, dbname="sluice", prepare_threshold=None) as c:
+        cur = c.execute("SHOW TARGETS")
+        names = [d.name for d in cur.description]
+        return {row["port"]: row for row in (dict(zip(names, r)) for r in cur.fetchall())}
+
+
+def _fenced(proxy, server):
+    return _roles(proxy).get(server.port, (None,))[0] == "fenced"
+
+
+def test_a_former_primary_that_comes_back_gets_no_writes(proxy_factory, cluster, app):
+    """Split brain: the old primary is started again after its standby was promoted. It accepts
+    writes on its old timeline; the proxy fences it (the newest timeline wins) and every write
+    lands on the promoted one. A proxy started afresh with both up picks the promoted one too."""
+    primary, standby = cluster
+    with primary.superuser_conn() as s:
+        s.execute(f"create role {ADMIN} login password '{ADMIN_PASSWORD}'")
+    proxy = _split_brain_proxy(proxy_factory, app, [primary, standby], console=True)
+    clients = [proxy.connect(app.app_user, app.app_password, autocommit=True) for _ in range(3)]
+    try:
+        for i, c in enumerate(clients):
+            assert _write(c, f"before-{i}") == primary.port
+        primary.stop("fast")
+        standby.promote()
+        for i, c in enumerate(clients):
+            assert _write(c, f"promoted-{i}") == standby.port
+
+        primary.start()  # a careless restart: a primary again, on timeline 1
+        assert primary.psql("select pg_is_in_recovery()").strip() == "f"
+        harness.wait_for(lambda: _fenced(proxy, primary), 15 * harness.SLOW, 0.1,
+                         "the former primary to be fenced")
+        for r in range(3):
+            for i, c in enumerate(clients):
+                assert _write(c, f"after-{r}-{i}") == standby.port
+        # Counted on each server directly: nothing reached the former primary after the stop.
+        assert _ledger(primary) == {f"before-{i}" for i in range(3)}
+        assert _ledger(standby) == ({f"before-{i}" for i in range(3)} |
+                                    {f"promoted-{i}" for i in range(3)} |
+                                    {f"after-{r}-{i}" for r in range(3) for i in range(3)})
+
+        fenced = next(t for t in _targets(proxy) if t["port"] == primary.port)
+        assert (fenced["role"], fenced["state"], fenced["reason"]) == (
+            "fenced", "UNAVAILABLE", "INVALID_REPLICATION_STATE"), fenced
+        assert "newer timeline (2)" in fenced["description"] and fenced["timeline"] == 1, fenced
+        assert _targets(proxy)[0]["port"] == standby.port  # the primary speaks for the target
+        rows = _show_targets(proxy)
+        assert rows[primary.port]["role"] == "fenced" and rows[primary.port]["state"] == "UNAVAILABLE"
+        assert rows[standby.port]["role"] == "primary" and rows[standby.port]["state"] == "AVAILABLE"
+        assert proxy.metrics().get("sluice_target_split_brain") == 1
+        assert "split brain" in proxy.log_text()
+    finally:
+        for c in clients:
+            c.close()
+
+    # Started with both up, the former primary listed first: it picks the promoted one.
+    fresh = _split_brain_proxy(proxy_factory, app, [primary, standby], probe=False)
+    with fresh.connect(app.app_user, app.app_password, autocommit=True) as c:
+        assert _write(c, "fresh") == standby.port
+    assert "fresh" not in _ledger(primary)
+    assert _fenced(fresh, primary)
+
+
+def test_a_transaction_on_the_old_primary_is_cut_when_its_standby_is_promoted(
+        proxy_factory, cluster, app):
+    """The standby is promoted while the primary runs on (both accept writes): the proxy moves to
+    the newer timeline and cuts a transaction under way on the old one, as a server loss: the
+    client keeps its session, the transaction fails, the next one lands on the new primary."""
+    primary, standby = cluster
+    proxy = _split_brain_proxy(proxy_factory, app, [primary, standby])
+    with proxy.connect(app.app_user, app.app_password, autocommit=True) as c:
+        c.execute("begin")
+        assert _write(c, "in-transaction") == primary.port
+        standby.promote()
+        # Cut within a housekeeping period (250 ms) of the probe's finding.
+        harness.wait_for(
+            lambda: proxy.metrics().get("sluice_target_fenced_connections_cut_total") == 1,
+            15 * harness.SLOW, 0.1, "the transaction on the old primary to be cut")
+        assert _fenced(proxy, primary)
+        with pytest.raises(psycopg.OperationalError) as lost:
+            c.execute("select 1")
+        assert lost.value.sqlstate in KEPT_SQLSTATES, lost.value
+        c.execute("rollback")
+        assert _write(c, "next") == standby.port
+    assert "in-transaction" not in _ledger(primary) | _ledger(standby)
+    assert "next" not in _ledger(primary)
+
+
 def test_server_lifetime_recycles_idle_connections_never_lent_ones(proxy_factory, pg, app):
     proxy = proxy_factory(connection_pool={"max_connections_percent": 5, "server_lifetime": 1})
     with proxy.connect(app.app_user, app.app_password, autocommit=True) as c:

@@ -37,7 +37,9 @@ def test_available_after_startup_with_probe(proxy_factory, pg, app):
     t = wait_state(proxy, "AVAILABLE")
     content_type, _ = targets(proxy)
     assert content_type == "application/json"
-    assert set(t) == {"host", "port", "role", "state", "reason", "description", "checked_at"}
+    assert set(t) == {"host", "port", "role", "state", "reason", "description", "checked_at",
+                      "timeline"}
+    assert t["timeline"] is None  # learned with [target] hosts only (split brain)
     assert (t["host"], t["port"]) == ("127.0.0.1", pg.port)
     assert TIMESTAMP.match(t["checked_at"]), t
     assert t["description"]

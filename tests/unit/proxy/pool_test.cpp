@@ -474,5 +474,29 @@ TEST_F(PoolTest, ConnectionsToAHostThatIsNoLongerThePrimaryAreDropped) {
   ctx.health = nullptr;
 }
 
+TEST_F(PoolTest, AFencedHostsConnectionsAreNeverLentEvenWithoutAPrimary) {
+  config.target_hosts = {{"db-a", 5432}, {"db-b", 5432}};
+  TargetHealth health(config.servers(), true);
+  ctx.health = &health;
+  LoginOutcome ok;
+  ok.ok = true;
+  health.record(0, classify_login("app", ok), HostRole::kPrimary, 1);
+  auto first = start_borrow();  // to host 0
+  auto connection = first->lease().connection();
+  first->lease().release(true);
+  ASSERT_EQ(connection->state(), ServerState::kIdle);
+
+  // Host 1 accepts writes on a newer timeline, then goes away: host 0 stays fenced.
+  health.record(1, classify_login("app", ok), HostRole::kPrimary, 2);
+  LoginOutcome refused;
+  refused.step = LoginStep::kConnect;
+  health.record(1, classify_login("app", refused));
+  ASSERT_EQ(health.primary(), -1);
+  ASSERT_TRUE(health.fenced(0));
+  EXPECT_FALSE(pools.take_idle(pool));
+  EXPECT_EQ(connection->state(), ServerState::kClosed);
+  ctx.health = nullptr;
+}
+
 }  // namespace
 }  // namespace sluice::proxy

@@ -183,5 +183,149 @@ TEST(TargetHealth, OneHostWithoutRolesIsJudgedByItsLoginsAlone) {
   EXPECT_EQ(health.primary(), -1);  // roles are not tracked
 }
 
+TEST(SplitBrain, TimelineFromTheWalFileNamesFirstEightHexDigits) {
+  EXPECT_EQ(timeline_from("00000001"), 1u);
+  EXPECT_EQ(timeline_from("0000000A"), 10u);
+  EXPECT_EQ(timeline_from("0000001f"), 31u);
+  EXPECT_EQ(timeline_from("FFFFFFFF"), 0xFFFFFFFFu);
+  EXPECT_EQ(timeline_from(""), std::nullopt);
+  EXPECT_EQ(timeline_from("0000001"), std::nullopt);
+  EXPECT_EQ(timeline_from("000000010"), std::nullopt);
+  EXPECT_EQ(timeline_from("0000000G"), std::nullopt);
+  EXPECT_EQ(timeline_from("-0000001"), std::nullopt);
+}
+
+using Fences = std::vector<bool>;
+HostStanding writes(std::optional<uint32_t> timeline) {
+  return {true, timeline};
+}
+const HostStanding kDown{};  // did not answer, or a standby
+
+TEST(SplitBrain, TheNewestTimelineWinsWhateverIsInUse) {
+  // The old primary (timeline 1) came back beside the promoted standby (timeline 2).
+  auto choice = choose_primary({writes(1), writes(2)}, 0, 1);
+  EXPECT_EQ(choice.primary, 1);
+  EXPECT_EQ(choice.newest_timeline, 2u);
+  EXPECT_EQ(choice.fenced, (Fences{true, false}));
+  // The same, found the other way round, and with nothing in use yet (a fresh start).
+  choice = choose_primary({writes(2), writes(1)}, -1, 0);
+  EXPECT_EQ(choice.primary, 0);
+  EXPECT_EQ(choice.fenced, (Fences{false, true}));
+}
+
+TEST(SplitBrain, OnATieTheOneInUseIsKeptWhileItIsWritable) {
+  auto choice = choose_primary({writes(1), writes(1)}, 1, 1);
+  EXPECT_EQ(choice.primary, 1);
+  EXPECT_EQ(choice.fenced, (Fences{true, false}));
+  // Nothing in use: the first in configured order.
+  choice = choose_primary({kDown, writes(3), writes(3)}, -1, 3);
+  EXPECT_EQ(choice.primary, 1);
+  EXPECT_EQ(choice.fenced, (Fences{false, false, true}));
+  // The one in use went away: the other takes over, fenced no more.
+  choice = choose_primary({writes(1), kDown}, 1, 1);
+  EXPECT_EQ(choice.primary, 0);
+  EXPECT_EQ(choice.fenced, (Fences{false, false}));
+}
+
+TEST(SplitBrain, AnOlderTimelineStaysFencedWhileTheNewestIsDown) {
+  // Timeline 2 was seen; its host is down now. The former primary must not take over.
+  auto choice = choose_primary({writes(1), kDown}, -1, 2);
+  EXPECT_EQ(choice.primary, -1);
+  EXPECT_EQ(choice.newest_timeline, 2u);
+  EXPECT_EQ(choice.fenced, (Fences{true, false}));
+  // A timeline the proxy could not learn counts as older than any it knows.
+  choice = choose_primary({writes(std::nullopt), writes(1)}, 0, 0);
+  EXPECT_EQ(choice.primary, 1);
+  EXPECT_EQ(choice.fenced, (Fences{true, false}));
+  // ... and does not stop a lone primary (an old server) from being used.
+  choice = choose_primary({kDown, writes(std::nullopt)}, -1, 0);
+  EXPECT_EQ(choice.primary, 1);
+  EXPECT_EQ(choice.fenced, (Fences{false, false}));
+  // Standbys and hosts that did not answer are never fenced; no writable host, no primary.
+  choice = choose_primary({kDown, kDown}, 0, 4);
+  EXPECT_EQ(choice.primary, -1);
+  EXPECT_EQ(choice.fenced, (Fences{false, false}));
+}
+
+TEST(SplitBrain, AFormerPrimaryThatComesBackIsFencedAndReported) {
+  TargetHealth health({{"db-a", 5432}, {"db-b", 5433}}, true);
+  health.record(0, classify_login("app", ok()), HostRole::kPrimary, 1);
+  EXPECT_TRUE(health.any_unchecked());
+  EXPECT_EQ(health.login_order(), (std::vector<size_t>{1, 0}));  // never checked goes first
+  health.record(1, classify_login("app", ok()), HostRole::kStandby);
+  EXPECT_FALSE(health.any_unchecked());
+  EXPECT_EQ(health.primary(), 0);
+  // A failover: db-a stops, db-b is promoted to timeline 2.
+  health.record(0, classify_login("app", refused()));
+  health.record(1, classify_login("app", ok()), HostRole::kPrimary, 2);
+  EXPECT_EQ(health.primary(), 1);
+  EXPECT_FALSE(health.fenced(0));
+  const uint64_t epoch = health.fence_epoch();
+
+  // db-a comes back as a primary on timeline 1.
+  health.record(0, classify_login("app", ok()), HostRole::kPrimary, 1);
+  EXPECT_EQ(health.primary(), 1);
+  EXPECT_TRUE(health.fenced(0));
+  EXPECT_FALSE(health.fenced(1));
+  EXPECT_TRUE(health.any_fenced());
+  EXPECT_NE(health.fence_epoch(), epoch);
+  EXPECT_EQ(health.status().state, TargetState::kAvailable);  // the primary speaks for the target
+  auto doc = boost::json::parse(health.render_json()).as_object();
+  auto& targets = doc.at("targets").as_array();
+  EXPECT_EQ(targets[0].at("host").as_string(), "db-b");
+  EXPECT_EQ(targets[0].at("timeline").to_number<int64_t>(), 2);
+  EXPECT_EQ(targets[1].at("host").as_string(), "db-a");
+  EXPECT_EQ(targets[1].at("role").as_string(), "fenced");
+  EXPECT_EQ(targets[1].at("state").as_string(), "UNAVAILABLE");
+  EXPECT_EQ(targets[1].at("reason").as_string(), "INVALID_REPLICATION_STATE");
+  EXPECT_NE(std::string(targets[1].at("description").as_string()).find("newer timeline (2)"),
+            std::string::npos)
+      << targets[1].at("description").as_string();
+  const auto reports = health.report();
+  EXPECT_EQ(reports[1].role, HostRole::kFenced);
+  std::string metrics = health.render_prometheus();
+  EXPECT_NE(metrics.find("sluice_target_split_brain 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(
+      metrics.find("role=\"fenced\",state=\"UNAVAILABLE\",reason=\"INVALID_REPLICATION_STATE\"} 0"),
+      std::string::npos)
+      << metrics;
+  health.note_connections_cut(2);
+  EXPECT_NE(health.render_prometheus().find("sluice_target_fenced_connections_cut_total 2\n"),
+            std::string::npos);
+
+  // The promoted primary goes down: the fenced one does not take over.
+  health.record(1, classify_login("app", refused()));
+  EXPECT_EQ(health.primary(), -1);
+  EXPECT_TRUE(health.fenced(0));
+  EXPECT_EQ(health.status().state, TargetState::kUnavailable);
+  EXPECT_EQ(health.status().reason, TargetHealthReason::kInvalidReplicationState);
+  EXPECT_EQ(health.login_order(), (std::vector<size_t>{1, 0}));  // fenced last
+  // Rebuilt as a standby of the new primary (pg_rewind): no longer fenced.
+  health.record(0, classify_login("app", ok()), HostRole::kStandby);
+  EXPECT_FALSE(health.fenced(0));
+  EXPECT_FALSE(health.any_fenced());
+  metrics = health.render_prometheus();
+  EXPECT_NE(metrics.find("sluice_target_split_brain 0\n"), std::string::npos) << metrics;
+  // A reload forgets the timelines.
+  health.reset({{"db-a", 5432}, {"db-b", 5433}}, true);
+  health.record(0, classify_login("app", ok()), HostRole::kPrimary, 1);
+  EXPECT_EQ(health.primary(), 0);
+}
+
+TEST(SplitBrain, TwoUnrelatedPrimariesOnOneTimelineKeepTheOneInUse) {
+  TargetHealth health({{"db-a", 5432}, {"db-b", 5433}}, true);
+  health.record(1, classify_login("app", ok()), HostRole::kPrimary, 1);
+  health.record(0, classify_login("app", ok()), HostRole::kPrimary, 1);
+  EXPECT_EQ(health.primary(), 1);
+  EXPECT_TRUE(health.fenced(0));
+  auto doc = boost::json::parse(health.render_json()).as_object();
+  EXPECT_NE(std::string(doc.at("targets").as_array()[1].at("description").as_string())
+                .find("same timeline"),
+            std::string::npos);
+  // Still healthy at its next login: no switch.
+  health.record(1, classify_login("app", ok()), HostRole::kPrimary, 1);
+  EXPECT_EQ(health.primary(), 1);
+}
+
 }  // namespace
 }  // namespace sluice::proxy
