@@ -292,7 +292,7 @@ class PoolManager {
   Clock::time_point last_release_{};  // of a lent connection (adaptive limit only)
   bool paused_ = false;
   static constexpr std::chrono::seconds kLookAtIdleAfterLoss{2};
-  Clock::time_point look_at_idle_until_{};  // see server_lost()
+  Clock::time_point look_at_idle_until_{};              // see server_lost()
   std::optional<Clock::time_point> published_waiting_;  // what note_waiting() told the budget
 };
 

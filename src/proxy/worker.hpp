@@ -137,7 +137,7 @@ class Worker {
   std::unique_ptr<AdmissionFile> admission_;  // null: every source is admitted
   bool busy_elsewhere_ = false;
   std::chrono::steady_clock::time_point busy_measured_at_{};
-  int64_t busy_cpu_ns_ = 0;  // this thread's CPU time then
+  int64_t busy_cpu_ns_ = 0;        // this thread's CPU time then
   uint64_t seen_fence_epoch_ = 0;  // TargetHealth::fence_epoch() as cut_fenced_servers saw it
   void cut_fenced_servers();
 };
