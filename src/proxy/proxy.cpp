@@ -406,8 +406,19 @@ awaitable<void> Proxy::probe_target() {
     const auto interval = std::chrono::seconds(config_.health_check_interval);
     const std::shared_ptr<const SecretStore> secrets = secrets_;  // a reload may replace it
     const bool verify = std::exchange(verify_logins_, false);
-    for (const Credential* credential : secrets->credentials()) {
+    const auto& admins = config_.admin_users;
+    const auto is_admin = [&](const Credential* credential) {
+      return std::find(admins.begin(), admins.end(), credential->username) != admins.end();
+    };
+    // Users listed in admin_users need not be database roles (the console is the proxy's own):
+    // their failed logins would report the target as AUTH_FAILURE. They are probed only when
+    // nobody else is configured.
+    const auto credentials = secrets->credentials();
+    const bool skip_admins = std::any_of(credentials.begin(), credentials.end(),
+                                         [&](const Credential* c) { return !is_admin(c); });
+    for (const Credential* credential : credentials) {
       if (draining) break;
+      if (skip_admins && is_admin(credential)) continue;
       Pool& pool = pools.pool_for(kProbeDatabase, secrets->find_shared(credential->username));
       const bool fresh = health_.status().state != TargetState::kAvailable || verify;
       if ((fresh || pool.idle.empty()) && budget_.used() >= budget_.cap()) continue;
@@ -429,12 +440,10 @@ awaitable<void> Proxy::probe_target() {
     // Split brain shows only at a login to each host: every host but the primary is looked at
     // (as one user, not an admin's if another is there: those need not be database roles), so
     // a former primary that came back is fenced and reported.
-    const auto credentials = secrets->credentials();
     if (!draining && !config_.target_hosts.empty() && !credentials.empty()) {
       const Credential* as = credentials.front();
       for (const Credential* credential : credentials)
-        if (std::find(config_.admin_users.begin(), config_.admin_users.end(),
-                      credential->username) == config_.admin_users.end()) {
+        if (!is_admin(credential)) {
           as = credential;
           break;
         }

@@ -54,6 +54,23 @@ def test_available_after_startup_with_probe(proxy_factory, pg, app):
         assert c.execute("select 1").fetchone()[0] == 1
 
 
+def test_probe_leaves_out_admin_users_that_are_not_database_roles(proxy_factory, pg, app):
+    # An admin_users entry is the proxy's own console login: it need not exist in the database.
+    # Probed like a database user, it failed every round and the target read AUTH_FAILURE.
+    admin_user, admin_password = "probe_console_admin", harness.new_password("console")
+    proxy = proxy_factory(users=[(app.app_user, app.app_password), (admin_user, admin_password)],
+                          admin_users=[admin_user], target={"health_check_interval": 1})
+    wait_state(proxy, "AVAILABLE")
+    harness.wait_for(lambda: pg.backend_count(app.app_user, "postgres") == 1, 10 * harness.SLOW, 0.1,
+                     "the probe's warm connection")
+    time.sleep(2.5)  # a few more probe rounds
+    _, t = targets(proxy)
+    assert (t["state"], t["reason"]) == ("AVAILABLE", ""), t
+    assert admin_user not in proxy.log_text(), proxy.log_tail()
+    with proxy.connect(admin_user, admin_password, dbname="sluice", prepare_threshold=None) as c:
+        assert c.execute("show version").fetchone()
+
+
 def test_auth_failure_names_the_user_not_the_password(proxy_factory, app):
     wrong = harness.new_password("wrong-pw")
     proxy = proxy_factory(users=[(app.app_user, wrong)], target={"health_check_interval": 1})
