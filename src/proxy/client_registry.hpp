@@ -20,6 +20,10 @@ class ClientSession;
 struct ClientCounts {
   std::atomic<size_t> sessions{0};
   std::atomic<size_t> logged_in{0};
+  // Client descriptors open but not (yet) a session's: on their way to another worker, or being
+  // refused. The descriptor budget counts them, so that a storm one worker accepts for another
+  // cannot overrun the open-file limit before the other takes them.
+  std::atomic<size_t> unsettled{0};
   // Each worker's load, read by the others to place new clients (client_placement.hpp); null
   // with a single registry. Written by the worker's own thread only.
   struct alignas(64) PerWorker {

@@ -76,9 +76,8 @@ Proxy::Proxy(Config config, std::string config_path)
     };
   // A client one worker accepted for another (client_placement.hpp).
   for (auto& worker : workers_)
-    worker->hand_client = [this](size_t to, int fd, const tcp::endpoint& remote,
-                                 const std::string& label) {
-      workers_[to]->take_handed(fd, remote, label);
+    worker->hand_client = [this](size_t to, int fd, const tcp::endpoint& remote) {
+      workers_[to]->take_handed(fd, remote);
     };
 }
 

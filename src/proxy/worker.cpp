@@ -208,10 +208,15 @@ awaitable<void> Worker::accept_loop(tcp_acceptor& acceptor, std::string label) {
       co_await pause.async_wait(as_tuple_awaitable);
       continue;
     }
-    if (const size_t to = placement(); to != index_ && hand_client)
-      hand_client(to, fd, remote, label);
-    else
-      take_client(fd, remote, label);
+    if (screen_client(fd, remote, label)) {
+      if (const size_t to = placement(); to != index_ && hand_client) {
+        // Counted until the other worker takes it, which may be after this one accepted many.
+        shared_.clients.unsettled.fetch_add(1, std::memory_order_relaxed);
+        hand_client(to, fd, remote);
+      } else {
+        take_client(fd, remote);
+      }
+    }
     if (++accepted_this_turn == kAcceptsPerTurn) {
       // A storm's backlog is taken a few at a time, with the other clients' work in between.
       accepted_this_turn = 0;
@@ -231,14 +236,15 @@ size_t Worker::placement() const {
   return place_client(std::span(loads, n), std::min(index_, n - 1));
 }
 
-void Worker::take_handed(int fd, const tcp::endpoint& remote, const std::string& label) {
+void Worker::take_handed(int fd, const tcp::endpoint& remote) {
   // A post per new client, not per message: nothing is shared while its session runs.
-  asio::post(io_, [this, fd, remote, label] {
+  asio::post(io_, [this, fd, remote] {
+    shared_.clients.unsettled.fetch_sub(1, std::memory_order_relaxed);
     if (ctx_.draining) {  // the listeners closed meanwhile: as if it came after them
       ::close(fd);
       return;
     }
-    take_client(fd, remote, label);
+    take_client(fd, remote);
   });
 }
 
@@ -259,15 +265,7 @@ void Worker::publish_busy(std::chrono::steady_clock::time_point now) {
   busy_cpu_ns_ = cpu_ns;
 }
 
-void Worker::take_client(int fd, const tcp::endpoint& remote, const std::string& label) {
-  auto as_socket = [&] {
-    // The rare refusals go through Asio's socket (a drain with a deadline).
-    tcp_socket socket(io_);
-    boost::system::error_code ec;
-    socket.assign(remote.protocol(), fd, ec);
-    if (ec) ::close(fd);
-    return socket;
-  };
+bool Worker::screen_client(int fd, const tcp::endpoint& remote, const std::string& label) {
   if (admission_) {
     // The security groups' decision, as the network would make it: a refused source gets no
     // byte from the proxy.
@@ -278,30 +276,37 @@ void Worker::take_client(int fd, const tcp::endpoint& remote, const std::string&
       spdlog::info("refused a connection from {} on {}: its security groups do not admit it",
                    peer.to_string(), label);
       ::close(fd);
-      return;
+      return false;
     }
   }
-  if (clients_.size() + pools_.cap() + kReservedDescriptors >= shared_.descriptor_limit) {
-    // The open-file limit is near: the descriptors left are kept for the server connections
-    // of clients already here, their cancel requests and the metrics endpoint.
-    asio::co_spawn(io_,
-                   refuse(as_socket(), "53300",
-                          "the proxy has no file descriptors left for new clients (open-file "
-                          "limit " +
-                              std::to_string(shared_.descriptor_limit) + "); try again",
-                          false),
-                   asio::detached);
-    return;
+  if (descriptors_short()) {
+    refuse_at_once(fd, "53300",
+                   "the proxy has no file descriptors left for new clients (open-file limit " +
+                       std::to_string(shared_.descriptor_limit) + "); try again");
+    return false;
   }
+  return true;
+}
+
+void Worker::take_client(int fd, const tcp::endpoint& remote) {
+  auto as_socket = [&] {
+    // The rare refusals go through Asio's socket (a drain with a deadline).
+    tcp_socket socket(io_);
+    boost::system::error_code ec;
+    socket.assign(remote.protocol(), fd, ec);
+    if (ec) ::close(fd);
+    return socket;
+  };
   if (clients_.pending_logins() >= config_.max_pending_logins) {
     // A login storm, or connections left half-open on purpose: those already logging in and
-    // those logged in go on; this one is told to come back.
+    // those logged in go on; this one is told to come back. Counted until closed: a storm of
+    // refusals lingering a second each holds descriptors too.
+    shared_.clients.unsettled.fetch_add(1, std::memory_order_relaxed);
     asio::co_spawn(
         io_,
         refuse(as_socket(), "53300",
                "too many clients are logging in to the proxy at once (" +
-                   std::to_string(config_.max_pending_logins) + ", max_pending_logins); try again",
-               true),
+                   std::to_string(config_.max_pending_logins) + ", max_pending_logins); try again"),
         asio::detached);
     return;
   }
@@ -323,19 +328,29 @@ void Worker::take_client(int fd, const tcp::endpoint& remote, const std::string&
   });
 }
 
-awaitable<void> Worker::refuse(tcp_socket socket, std::string sqlstate, std::string message,
-                               bool linger) {
+bool Worker::descriptors_short() const {
+  const size_t clients =
+      clients_.size() + shared_.clients.unsettled.load(std::memory_order_relaxed);
+  return clients + pools_.cap() + kReservedDescriptors + kReservedPerWorker * shared_.workers >=
+         shared_.descriptor_limit;
+}
+
+void Worker::refuse_at_once(int fd, const std::string& sqlstate, const std::string& message) {
   std::string fatal;
   pgwire::write_error(fatal, "FATAL", sqlstate, message);
-  if (!linger) {
-    // Short of descriptors: this one goes at once (the message fits the empty socket buffer).
-    boost::system::error_code ignored;
-    socket.non_blocking(true, ignored);
-    socket.write_some(asio::buffer(fatal), ignored);
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
-    socket.close(ignored);
-    co_return;
-  }
+  // The socket is non-blocking (accept4) and empty: the message fits, or the client is gone.
+  [[maybe_unused]] const ssize_t sent = ::send(fd, fatal.data(), fatal.size(), MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_RDWR);
+  ::close(fd);
+}
+
+awaitable<void> Worker::refuse(tcp_socket socket, std::string sqlstate, std::string message) {
+  struct Settled {  // however this ends
+    std::atomic<size_t>& unsettled;
+    ~Settled() { unsettled.fetch_sub(1, std::memory_order_relaxed); }
+  } settled{shared_.clients.unsettled};
+  std::string fatal;
+  pgwire::write_error(fatal, "FATAL", sqlstate, message);
   steady_timer limit(io_, std::chrono::seconds(1));
   limit.async_wait([&socket](boost::system::error_code ec) {
     if (ec) return;  // cancelled: the frame holding the socket may be gone

@@ -79,24 +79,31 @@ class Worker {
   void begin_shutdown(std::chrono::steady_clock::time_point deadline, bool handed_over = false);
   // Whether a probe borrow or anything else of the proxy's still needs this worker's pools.
   void set_busy_elsewhere(bool busy) { busy_elsewhere_ = busy; }
-  // Passes a client this worker accepted to worker `to` (set by the proxy).
-  std::function<void(size_t to, int fd, const tcp::endpoint& remote, const std::string& label)>
-      hand_client;
+  // Passes a client this worker accepted and screened to worker `to` (set by the proxy).
+  std::function<void(size_t to, int fd, const tcp::endpoint& remote)> hand_client;
   // From any thread: takes over a client another worker accepted for this one, on this
   // worker's thread.
-  void take_handed(int fd, const tcp::endpoint& remote, const std::string& label);
+  void take_handed(int fd, const tcp::endpoint& remote);
 
  private:
   // Takes clients with accept4 as the listener becomes readable, at most kAcceptsPerTurn
   // before the loop's other work has a turn.
   awaitable<void> accept_loop(tcp_acceptor& acceptor, std::string label);
-  // Admits (or refuses) a client connection just accepted; takes `fd` over.
-  void take_client(int fd, const tcp::endpoint& remote, const std::string& label);
+  // The checks made where a client is accepted: its security groups and the descriptor budget.
+  // False when `fd` was refused (and closed).
+  bool screen_client(int fd, const tcp::endpoint& remote, const std::string& label);
+  // Admits (or refuses) a client connection just accepted and screened; takes `fd` over.
+  void take_client(int fd, const tcp::endpoint& remote);
+  // Whether a client accepted now would eat into the descriptors kept for the server
+  // connections of clients already here, their cancel requests and the metrics endpoint.
+  bool descriptors_short() const;
   // Turns a client away before it logs in: it reads `sqlstate` and `message` as a FATAL, and
   // what it sends meanwhile is dropped (for at most a second) so that the close does not reset
-  // the connection before it read why.
-  // `linger` false: no drain (when descriptors are short, the socket goes at once).
-  awaitable<void> refuse(tcp_socket socket, std::string sqlstate, std::string message, bool linger);
+  // the connection before it read why. The caller counted it in ClientCounts::unsettled.
+  awaitable<void> refuse(tcp_socket socket, std::string sqlstate, std::string message);
+  // The same without the drain, before returning: when descriptors are short, the socket goes at
+  // once (the message fits the empty socket buffer).
+  void refuse_at_once(int fd, const std::string& sqlstate, const std::string& message);
   awaitable<void> housekeeping();
   // How long a client must have been idle before a drain closes it.
   std::chrono::steady_clock::duration idle_grace() const;
@@ -120,7 +127,10 @@ class Worker {
   PoolManager pools_;
   ClientRegistry clients_;
   LoginGate login_gate_;
+  // Kept back from clients: for the proxy's own files, the metrics endpoint, cancel requests
+  // and health probes, plus each worker's pollers and listeners.
   static constexpr size_t kReservedDescriptors = 64;
+  static constexpr size_t kReservedPerWorker = 8;
   static constexpr size_t kAcceptsPerTurn = 16;
   static constexpr size_t kMaxPlacedWorkers = 256;  // the most workers a config may ask for
   uint64_t accept_failures_ = 0;
