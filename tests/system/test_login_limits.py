@@ -119,8 +119,10 @@ def test_near_the_open_file_limit_new_clients_are_refused_and_established_work_g
     wrapper = tmp_path / "sluice-proxy"
     wrapper.write_text(f'#!/bin/sh\nexec prlimit --nofile=200:200 {proxy_binary} "$@"\n')
     wrapper.chmod(0o755)
+    # Two workers: one accepts the flood for the other, and the clients on their way between
+    # them count against the budget too (they once overran the limit).
     proxy = harness.Proxy(str(wrapper), pg.port, users=[(app.app_user, app.app_password)],
-                          require_tls=False, login_timeout=60,
+                          require_tls=False, login_timeout=60, workers=2,
                           connection_pool={"max_connections_percent": 10,
                                            "max_idle_connections_percent": 10})
     proxy.start()
