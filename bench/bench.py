@@ -22,7 +22,7 @@ The CPU time of each proxy process (utime+stime from /proc/PID/stat) is measured
 run, and the whole machine's busy CPU time. Prints a markdown table with TPS, proxy CPU us per transaction (= per new client connection
 for -C runs) and ratios sluice/PgBouncer and sluice/direct.
 
-Usage: PYTHONPATH=python /usr/bin/python3 bench/bench.py --build build [--duration 5] [--rounds 5] [--only pgbouncer,sluice,tls]
+Usage: PYTHONPATH=python /usr/bin/python3 bench/bench.py --build build [--duration 5] [--rounds 5] [--warmup 2] [--only pgbouncer,sluice,tls]
   --only takes a comma list of targets (direct, relay, pgbouncer, sluice1, sluice), modes (persistent,
   prepared, jdbc, connect)
   and TLS settings (tls, notls); each given group restricts that dimension.
@@ -98,6 +98,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=5,
                     help="interleaved repetitions per cell; the table shows medians (default 5)")
     ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--warmup", type=int, default=2,
+                    help="unmeasured seconds of each workload through each target before its rounds "
+                         "(default 2; 0: none)")
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--only", default="", help="comma list from: " + ", ".join(TARGETS + MODES + TLS))
     ap.add_argument("--server-tls", action="store_true",
@@ -151,7 +154,11 @@ def main():
         for mode in modes:
             for tls in tlss:
                 sslmode = "require" if tls == "tls" else "disable"
-                for rnd, target in [(r_, t_) for r_ in range(args.rounds) for t_ in targets]:
+                # Round -1 is the warm-up: each target's server connections have run the workload
+                # before anything is measured (PgBouncer's are shared between the TLS settings,
+                # each sluice's are its own, so a cold first round would count against sluice).
+                first = -1 if args.warmup > 0 else 0
+                for rnd, target in [(r_, t_) for r_ in range(first, args.rounds) for t_ in targets]:
                     if target == "pgbouncer" and mode in ("prepared", "jdbc"):
                         continue  # PgBouncer 1.18 has no prepared statements in transaction mode
                     if target == "direct":
@@ -169,6 +176,9 @@ def main():
                         proxy = proxies[(target, tls)]
                         env = proxy.env(app.app_user, app.app_password, app.dbname, sslmode)
                         pid = proxy.pid
+                    if rnd < 0:
+                        run_one(env, mode, args.warmup, args.clients, args.scale)
+                        continue
                     cpu0 = proc_user_system_seconds(pid) if pid else None
                     busy0 = machine_busy_seconds()
                     r = run_one(env, mode, args.duration, args.clients, args.scale)
