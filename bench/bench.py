@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Side-by-side benchmark: PostgreSQL direct vs PgBouncer (transaction mode) vs sluice-proxy.
 
-Starts a private PostgreSQL 15 (max_connections=100, pgbench -i -s 10), a PgBouncer 1.18
+Starts a private PostgreSQL 15 (max_connections=200, pgbench -i -s 10), a PgBouncer 1.18
 (pool_mode=transaction, default_pool_size=20, auth_type=scram-sha-256, client TLS allowed)
-and sluice-proxy (max_connections_percent=20 -> 20 server connections), then runs pgbench
+and sluice-proxy (max_connections_percent=10 -> 20 server connections), then runs pgbench
 select-only (-S) workloads against each:
 
   persistent : -c 32 -j 2 -T DURATION           (32 long-lived clients)
@@ -123,7 +123,10 @@ def main():
           f"server pool {POOL}, server-side TLS {'on' if args.server_tls else 'off'}, {os.cpu_count()} CPUs",
           flush=True)
     app = harness.AppDatabase()
-    pg = harness.PostgresServer(max_connections=100)
+    # Room for every contender's pool at once (PgBouncer and four sluice instances keep 20
+    # each, direct and relay open 32): with 100, the last proxy to fill its pool found the
+    # server full.
+    pg = harness.PostgresServer(max_connections=200)
     bouncer = None
     relay = None
     proxies = {}
@@ -145,8 +148,8 @@ def main():
                 p = harness.Proxy(binary, pg.port, users=[(app.app_user, app.app_password)],
                                   require_tls=(tls == "tls"), max_client_connections=10000,
                                   target={"tls": "require" if args.server_tls else "disable"},
-                                  connection_pool={"max_connections_percent": 20,
-                                                   "max_idle_connections_percent": 20,
+                                  connection_pool={"max_connections_percent": 10,
+                                                   "max_idle_connections_percent": 10,
                                                    "connection_borrow_timeout": 120}, **extra)
                 p.start()
                 proxies[(name, tls)] = p

@@ -45,8 +45,9 @@ bool PoolManager::take_room() {
 }
 
 void PoolManager::give_room() {
-  // The room goes to this worker's oldest waiter if it may have it; otherwise back to all.
-  if (!at_limit() && budget_.used() <= budget_.cap())
+  // The room goes to this worker's oldest waiter if it may have it; otherwise back to all (and
+  // to waiters once a full server's pause is over: room_freed() at housekeeping).
+  if (!at_limit() && budget_.used() <= budget_.cap() && !budget_.server_full())
     if (auto oldest = oldest_unserved().first) {
       grant(*oldest);  // the room changes hands: total_ and the budget stay
       return;
@@ -288,6 +289,8 @@ awaitable<Borrowed> PoolManager::acquire(Pool& pool, Clock::time_point deadline,
       co_return Borrowed{lease(std::move(result.connection)), std::nullopt};
     }
     last_error = result.error;
+    if (options.retry_logins && result.error->sqlstate == "53300" && budget_.server_full())
+      continue;  // in line for a connection this proxy holds (ServerBudget::note_server_full)
     if (!options.retry_logins || !result.error->transient || Clock::now() + kRetryPause >= deadline)
       co_return Borrowed{{}, std::move(result.error)};
     // The server may be restarting: nothing was sent for the client yet, so try again.
@@ -310,10 +313,13 @@ awaitable<PoolManager::Opened> PoolManager::open_new(Pool& pool, Clock::time_poi
     connection->close();
     spdlog::warn("server connection to {} for user \"{}\" failed: {}", connection->host().label(),
                  pool.credential->username, error->message);
+    // Others of this proxy's open (this one's room is still counted): they will come back.
+    if (error->sqlstate == "53300" && budget_.used() > 1) budget_.note_server_full();
     --pool.open;
     give_room();
     co_return Opened{nullptr, std::move(error)};
   }
+  budget_.note_server_not_full();
   if (connection->server_max_connections) update_cap(*connection->server_max_connections);
   if (!pool.default_parameters) learn_default_parameters(pool, connection->parameters);
   co_return Opened{std::move(connection), std::nullopt};

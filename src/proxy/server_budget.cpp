@@ -39,8 +39,20 @@ bool ServerBudget::try_take() {
   size_t used = used_.load();
   do {
     if (used >= cap_.load()) return false;
+    // With none open, a login is tried anyway: nobody else would give a connection back.
+    if (used > 0 && wait_for_full_server()) return false;
   } while (!used_.compare_exchange_weak(used, used + 1));
   return true;
+}
+
+bool ServerBudget::wait_for_full_server() {
+  int64_t until = full_until_.load(std::memory_order_relaxed);
+  if (until == 0) return false;
+  const auto now = Clock::now();
+  if (now.time_since_epoch().count() < until) return true;
+  // A success clears the mark, a refusal sets it again (PoolManager::open_new).
+  return !full_until_.compare_exchange_strong(
+      until, (now + kServerFullPause).time_since_epoch().count(), std::memory_order_relaxed);
 }
 
 size_t ServerBudget::put_back(size_t member) {

@@ -53,8 +53,28 @@ class ServerBudget {
   // Unique across workers, for logs.
   uint64_t next_connection_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
 
-  // Room for one more connection (opened, opening or reserved for a waiter), if under the cap.
+  // Room for one more connection (opened, opening or reserved for a waiter), if under the cap
+  // and the server is not known to be full.
   bool try_take();
+  // The server refused a login with 53300 (too many connections: other programs or proxies
+  // hold the rest of its max_connections) while this proxy holds others. Until `until`, no
+  // room is given for new connections while any is open: clients wait for the ones held, where
+  // each of them would otherwise cost the server a refused login every retry.
+  void note_server_full() {
+    full_until_.store((Clock::now() + kServerFullPause).time_since_epoch().count(),
+                      std::memory_order_relaxed);
+  }
+  // A login succeeded: the server has room again.
+  void note_server_not_full() {
+    if (full_until_.load(std::memory_order_relaxed) != 0)
+      full_until_.store(0, std::memory_order_relaxed);
+  }
+  bool server_full() const {
+    const int64_t until = full_until_.load(std::memory_order_relaxed);
+    return until != 0 && Clock::now().time_since_epoch().count() < until;
+  }
+  // PgBouncer's server_login_retry is 15 s; a refused login costs the server little.
+  static constexpr auto kServerFullPause = std::chrono::seconds(1);
   // One fewer. Workers whose clients wait are told there is room (on their own threads);
   // returns how many were.
   size_t put_back(size_t member);
@@ -91,6 +111,10 @@ class ServerBudget {
   std::atomic<size_t> used_{0};
   std::atomic<uint64_t> next_id_{1};
   std::atomic<uint64_t> generation_{0};
+  // Whether a connection may not be opened now because the server is full: after the pause,
+  // the first caller may (one login tries the server), and the pause starts again for the rest.
+  bool wait_for_full_server();
+  std::atomic<int64_t> full_until_{0};  // steady clock ticks; 0: not known to be full
   std::vector<Member> members_;
   // Per member: its oldest waiter's enqueue time (steady clock ticks), or kNotWaiting.
   std::unique_ptr<std::atomic<int64_t>[]> waiting_since_;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -18,8 +19,20 @@ using Clock = std::chrono::steady_clock;
 
 struct FakeConnector : ServerConnector {
   int opened = 0;
+  int attempts = 0;
+  // A server with room for this many connections: logins beyond it are refused with 53300, as
+  // PostgreSQL refuses them at max_connections. When set, each login also tells the proxy its
+  // max_connections (server_room_for + 10), which raises the cap.
+  std::optional<int> server_room_for;
   std::vector<std::function<void()>> cancels;  // pending: the server has not taken them yet
-  awaitable<std::optional<ServerError>> open(ServerConnection&, Clock::time_point) override {
+  awaitable<std::optional<ServerError>> open(ServerConnection& connection,
+                                             Clock::time_point) override {
+    ++attempts;
+    if (server_room_for) {
+      if (opened >= *server_room_for)
+        co_return ServerError{"FATAL", "53300", "sorry, too many clients already", true};
+      connection.server_max_connections = *server_room_for + 10;
+    }
     ++opened;
     co_return std::nullopt;
   }
@@ -496,6 +509,93 @@ TEST_F(PoolTest, AFencedHostsConnectionsAreNeverLentEvenWithoutAPrimary) {
   EXPECT_FALSE(pools.take_idle(pool));
   EXPECT_EQ(connection->state(), ServerState::kClosed);
   ctx.health = nullptr;
+}
+
+TEST_F(PoolTest, AFullServerIsNotAskedAgainWhileConnectionsAreHeldAndTheyServeTheWaiters) {
+  // The server has room for two of this proxy's connections (other programs hold the rest of
+  // its max_connections), while the proxy's cap says twelve.
+  connector.server_room_for = 2;
+  auto a = start_borrow();
+  auto b = start_borrow();
+  ASSERT_TRUE(a->done() && a->lease());
+  ASSERT_TRUE(b->done() && b->lease());
+  EXPECT_EQ(pools.cap(), 12u);
+  auto c = start_borrow();
+  EXPECT_EQ(connector.attempts, 3) << "the third login is refused";
+  EXPECT_FALSE(c->done()) << "no error: it waits for a connection the proxy holds";
+  std::vector<std::shared_ptr<Borrow>> more;
+  for (int i = 0; i < 5; ++i) more.push_back(start_borrow());
+  run();
+  EXPECT_EQ(connector.attempts, 3) << "nobody asks the full server again within the pause";
+  for (const auto& waiting : more) EXPECT_FALSE(waiting->done());
+
+  const uint64_t a_id = a->lease()->id();
+  a->lease().release(true);
+  run();
+  ASSERT_TRUE(c->done());
+  ASSERT_TRUE(c->lease()) << "the waiter got the returned connection, not an error";
+  EXPECT_EQ(c->lease()->id(), a_id);
+  b->lease().release(true);
+  run();
+  ASSERT_TRUE(more[0]->done() && more[0]->lease());
+  EXPECT_EQ(connector.attempts, 3);
+
+  // After the pause one login is tried again (at housekeeping); refused, the pause restarts.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  pools.expire_waiters(Clock::now());
+  run();
+  EXPECT_EQ(connector.attempts, 4);
+  for (size_t i = 1; i < more.size(); ++i) EXPECT_FALSE(more[i]->done());
+  pools.expire_waiters(Clock::now());
+  run();
+  EXPECT_EQ(connector.attempts, 4);
+
+  // The server has room again: the next try after the pause opens a third connection.
+  connector.server_room_for = 3;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  pools.expire_waiters(Clock::now());
+  run();
+  EXPECT_EQ(connector.opened, 3);
+  // A login succeeded, so how much room the server has is unknown again: each of the three
+  // still in line tries once, is refused, and the pause starts again.
+  EXPECT_EQ(connector.attempts, 8);
+  size_t served = 0;
+  for (size_t i = 1; i < more.size(); ++i) served += more[i]->done() ? 1 : 0;
+  EXPECT_EQ(served, 1u) << "one waiter has the new connection";
+  // Every connection given back serves the next waiter; all are served.
+  std::vector<std::shared_ptr<Borrow>> holding{c, more[0]};
+  for (size_t i = 1; i < more.size(); ++i)
+    if (more[i]->done()) holding.push_back(more[i]);
+  while (!holding.empty()) {
+    auto next = holding.back();
+    holding.pop_back();
+    ASSERT_TRUE(next->lease());
+    next->lease().release(true);
+    run();
+    for (const auto& waiting : more)
+      if (waiting->done() && waiting->lease() &&
+          std::find(holding.begin(), holding.end(), waiting) == holding.end() && waiting != next)
+        holding.push_back(waiting);
+  }
+  for (const auto& waiting : more) EXPECT_TRUE(waiting->done());
+  EXPECT_EQ(connector.attempts, 8) << "the rest were served by connections given back";
+  EXPECT_EQ(pools.total(), 3u);
+}
+
+TEST_F(PoolTest, AFullServerWithNoConnectionOfTheProxysIsRetried) {
+  connector.server_room_for = 0;
+  auto a = start_borrow(std::chrono::milliseconds(600));
+  EXPECT_EQ(connector.attempts, 1);
+  EXPECT_FALSE(a->done()) << "retried after a pause: nobody would give a connection back";
+  connector.server_room_for = 1;
+  for (int i = 0; i < 50 && !a->done(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    run();
+  }
+  ASSERT_TRUE(a->done());
+  ASSERT_TRUE(a->lease());
+  EXPECT_EQ(connector.attempts, 2);
+  a->lease().release(true);
 }
 
 }  // namespace
