@@ -336,3 +336,35 @@ def test_session_state_pins(proxy_factory, pg, app, state):
         a.close()
         for o in others:
             o.close()
+
+
+def test_a_full_server_is_not_asked_again_by_every_waiting_client(proxy_factory, app):
+    """Other programs hold most of the server's max_connections: the proxy's cap (12) is more
+    than the server will give it (3). Its clients wait for the connections it has instead of
+    each retrying a login every 250 ms (each refusal costs the server a backend's start)."""
+    server = harness.PostgresServer(max_connections=12)  # 9 for non-superusers
+    server.start()
+    others = []
+    try:
+        harness.setup_app_database(server, app, pgbench_scale=1, accounts=app.accounts)
+        dsn = server.direct_env(app.app_user, app.app_password, app.dbname)
+        for _ in range(6):
+            others.append(psycopg.connect(host=dsn["PGHOST"], port=dsn["PGPORT"], user=app.app_user,
+                                          password=app.app_password, dbname=app.dbname))
+        proxy = proxy_factory(target_port=server.port, require_tls=False,
+                              connection_pool={"connection_borrow_timeout": 60})
+        r = harness.run_pgbench(proxy.env(app.app_user, app.app_password, sslmode="disable"),
+                                ["-n", "-S", "-c", "8", "-j", "2", "-T", "4"], timeout=120 * harness.SLOW)
+        assert r.ok(), r.summary()
+        assert r.failed == 0, r.summary()
+        m = proxy.metrics()
+        assert m.get("sluice_database_connections") == 3, "all the server would give"
+        refused = m.get("sluice_database_connections_setup_failed")
+        # The first logins of the burst are refused together; after that one login a second
+        # tries the server. Every waiting client retrying each 250 ms would be about 80.
+        assert 1 <= refused <= 25, f"{refused} refused logins in 4 s"
+        assert "remaining connection slots are reserved" in proxy.log_text()  # 53300
+    finally:
+        for c in others:
+            c.close()
+        server.cleanup()
