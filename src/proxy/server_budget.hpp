@@ -57,9 +57,9 @@ class ServerBudget {
   // and the server is not known to be full.
   bool try_take();
   // The server refused a login with 53300 (too many connections: other programs or proxies
-  // hold the rest of its max_connections) while this proxy holds others. Until `until`, no
-  // room is given for new connections while any is open: clients wait for the ones held, where
-  // each of them would otherwise cost the server a refused login every retry.
+  // hold the rest of its max_connections) while this proxy holds others. For kServerFullPause
+  // no room is given for new connections while any is open: clients wait for the ones held,
+  // where each of them would otherwise cost the server a refused login every retry.
   void note_server_full() {
     full_until_.store((Clock::now() + kServerFullPause).time_since_epoch().count(),
                       std::memory_order_relaxed);
